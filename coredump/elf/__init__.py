@@ -1,0 +1,1 @@
+"""Raw facts read from ELF cores and the files they map."""

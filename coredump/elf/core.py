@@ -1,0 +1,252 @@
+"""
+Core files
+==========
+
+Open an ELF core (ET_CORE) with pyelftools, memory-mapped, and decode its notes into
+threads, signal info, auxv, the mapped-file table and the process's command line.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from coredump.arch import Arch, get_arch
+from coredump.elf import notes as N
+from coredump.elf.memory import AddressSpace, FileReader, Segment
+from coredump.errors import CoreFormatError, MemoryFault, MissingFileError
+
+__all__ = ("CoreThread", "Core", "open_core")
+
+# include/uapi/linux/auxvec.h
+AT_PHDR = 3
+AT_ENTRY = 9
+AT_EXECFN = 31
+AT_SYSINFO_EHDR = 33
+
+
+@dataclass(frozen=True)
+class CoreThread:
+    """One NT_PRSTATUS: a thread's id, pending signal and general registers by name."""
+
+    tid: int
+    cursig: int
+    registers: dict
+    prstatus: N.Prstatus
+
+
+class Core:
+    """An opened core. Use ``open_core(path)``; close with ``close()`` or ``with``."""
+
+    def __init__(self, path: str, fileobj, data, elffile):
+        self.path = path
+        self._file = fileobj
+        self.data = data
+        self.size = len(data)
+        self.elf = elffile
+        self.warnings: List[str] = []
+        self.arch: Optional[Arch] = get_arch(elffile["e_machine"])
+        self.e_machine: str = str(elffile["e_machine"])
+        self.threads: List[CoreThread] = []
+        self.siginfo: Optional[N.Siginfo] = None
+        self.prpsinfo: Optional[N.Prpsinfo] = None
+        self.auxv: Tuple[Tuple[int, int], ...] = ()
+        self.files: Tuple[N.FileMapping, ...] = ()
+        self.segments: List[Segment] = []
+        self.missing_bytes = 0
+        self._read_program_headers()
+        self._memory: Optional[AddressSpace] = None
+
+    # -- program headers and notes -------------------------------------------------------
+
+    def _read_program_headers(self) -> None:
+        try:
+            phdrs = [seg.header for seg in self.elf.iter_segments()]
+        except Exception as exc:  # pyelftools raises ELFParseError and struct errors alike
+            raise CoreFormatError(f"{self.path}: program headers unreadable ({exc})") from None
+        for ph in phdrs:
+            if ph.p_type == "PT_LOAD":
+                available = max(0, min(ph.p_filesz, self.size - ph.p_offset))
+                self.missing_bytes += ph.p_filesz - available
+                self.segments.append(Segment(ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz,
+                                             ph.p_flags, available))
+            elif ph.p_type == "PT_NOTE":
+                self._read_notes(ph.p_offset, ph.p_filesz)
+        if self.missing_bytes:
+            self.warnings.append(
+                f"core is truncated: {self.missing_bytes} bytes of memory "
+                f"({self.missing_bytes * 100 // max(1, self.missing_bytes + self.dumped_bytes)}%) are missing"
+            )
+        if not self.threads:
+            self.warnings.append("core has no NT_PRSTATUS note: no thread registers")
+
+    @property
+    def dumped_bytes(self) -> int:
+        return sum(s.available for s in self.segments)
+
+    @property
+    def truncated(self) -> bool:
+        return self.missing_bytes > 0 or any("note" in w and "truncated" in w for w in self.warnings)
+
+    def _read_notes(self, offset: int, size: int) -> None:
+        data = self.data[offset:offset + size]
+        if len(data) < size:
+            self.warnings.append(f"core is truncated inside its notes (at {offset + len(data):#x})")
+        try:
+            for note in N.iter_raw_notes(data, offset):
+                self._decode_note(note)
+        except CoreFormatError as exc:
+            self.warnings.append(f"notes end early: {exc}")
+
+    def _decode_note(self, note: N.RawNote) -> None:
+        if note.n_name != "CORE" and note.n_name != "LINUX":
+            return
+        try:
+            if note.n_type == N.NT_PRSTATUS and note.n_name == "CORE":
+                self._add_thread(note.desc)
+            elif note.n_type == N.NT_SIGINFO and self.siginfo is None:
+                self.siginfo = N.decode_nt_siginfo(note.desc)
+            elif note.n_type == N.NT_PRPSINFO and self.prpsinfo is None:
+                self.prpsinfo = N.decode_nt_prpsinfo(note.desc)
+            elif note.n_type == N.NT_AUXV and not self.auxv:
+                self.auxv = N.decode_nt_auxv(note.desc)
+            elif note.n_type == N.NT_FILE and not self.files:
+                self.files = N.decode_nt_file(note.desc)
+        except CoreFormatError as exc:
+            self.warnings.append(f"note at {note.offset:#x} skipped: {exc}")
+
+    def _add_thread(self, desc: bytes) -> None:
+        if self.arch is None:
+            status = N.decode_nt_prstatus(desc, 0)
+            self.threads.append(CoreThread(status.pr_pid, status.pr_cursig, {}, status))
+            return
+        status = N.decode_nt_prstatus(desc, len(self.arch.gregs), self.arch.prstatus_reg_offset)
+        regs = dict(zip(self.arch.gregs, status.pr_reg))
+        self.threads.append(CoreThread(status.pr_pid, status.pr_cursig, regs, status))
+
+    # -- derived facts --------------------------------------------------------------------
+
+    def get_auxv(self, a_type: int) -> Optional[int]:
+        for key, value in self.auxv:
+            if key == a_type:
+                return value
+        return None
+
+    def memory(self, open_file: Optional[FileReader] = None) -> AddressSpace:
+        """The address space; `open_file(name)` returns the bytes of a mapped file, or None."""
+        if self._memory is None or open_file is not None:
+            self._memory = AddressSpace(self.data, self.segments, self.files, open_file)
+        return self._memory
+
+    def find_executable_mapping(self) -> Optional[N.FileMapping]:
+        """The NT_FILE entry of the main program: the one holding AT_PHDR (the kernel puts
+        the program headers of the executable there, fs/binfmt_elf.c create_elf_tables)."""
+        for key in (AT_PHDR, AT_ENTRY):
+            addr = self.get_auxv(key)
+            if addr is None:
+                continue
+            for m in self.files:
+                if m.vm_start <= addr < m.vm_end:
+                    return m
+        return self.files[0] if self.files else None
+
+    def get_argv(self) -> Tuple[str, ...]:
+        """argv as the process had it: read from the initial stack when the core holds it
+        (System V psABI §3.4.1 "Initial Stack": argc, argv[], NULL, envp[], NULL, auxv),
+        else the kernel's 80-byte pr_psargs split on spaces."""
+        try:
+            argv = self._argv_from_stack()
+        except MemoryFault:
+            argv = None
+        if argv:
+            return argv
+        if self.prpsinfo is not None:
+            return tuple(self.prpsinfo.pr_psargs.split())
+        return ()
+
+    def _argv_from_stack(self) -> Optional[Tuple[str, ...]]:
+        execfn = self.get_auxv(AT_EXECFN)
+        if execfn is None or not self.auxv:
+            return None
+        mem = self.memory()
+        seg = mem.find_segment(execfn)
+        if seg is None or seg.available < seg.p_memsz:
+            return None
+        blob = bytes(self.data[seg.p_offset:seg.p_offset + seg.available])
+        # The saved auxv (NT_AUXV) is a copy of the auxv on the initial stack.
+        pattern = b"".join(k.to_bytes(8, "little") + v.to_bytes(8, "little") for k, v in self.auxv[:4])
+        at = blob.find(pattern)
+        if at < 0 or at % 8:
+            return None
+        words = memoryview(blob)[:at].cast("Q")
+        i = len(words) - 1
+        if i < 0 or words[i] != 0:
+            return None
+        i -= 1
+        while i >= 0 and words[i] != 0:  # envp[]
+            i -= 1
+        end_argv = i
+        i -= 1
+        argv_ptrs = []
+        while i >= 0 and words[i] != len(argv_ptrs) and len(argv_ptrs) < 100000:
+            argv_ptrs.append(words[i])
+            i -= 1
+        if i < 0 or end_argv < 0:
+            return None
+        return tuple(mem.read_cstring(p, 1 << 16).decode("utf-8", "replace") for p in reversed(argv_ptrs))
+
+    def close(self) -> None:
+        try:
+            if isinstance(self.data, mmap.mmap):
+                self.data.close()
+        except BufferError:
+            pass
+        self._file.close()
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_core(path: str) -> Core:
+    """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CoreFormatError(f"{path} is a directory, not a core file")
+    if st.st_size == 0:
+        raise CoreFormatError(f"{path} is empty")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+    try:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF":
+            raise CoreFormatError(f"{path} is not an ELF file")
+        if head[4] != 2 or head[5] != 1:
+            raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF (only those are supported)")
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            elffile = ELFFile(f)
+        except (ELFError, Exception) as exc:
+            raise CoreFormatError(f"{path}: ELF header unreadable ({exc})") from None
+        if elffile["e_type"] != "ET_CORE":
+            raise CoreFormatError(f"{path} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
+        core = Core(path, f, data, elffile)
+    except BaseException:
+        f.close()
+        raise
+    if core.arch is None:
+        core.warnings.append(f"unsupported architecture {core.e_machine}: no registers decoded")
+    return core

@@ -1,0 +1,198 @@
+"""
+Core notes
+==========
+
+Decoders for the PT_NOTE records of a Linux core that pyelftools leaves as raw bytes,
+each into a frozen dataclass whose fields keep the kernel's names.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator, Optional, Tuple
+
+from coredump.errors import CoreFormatError
+
+__all__ = (
+    "RawNote", "Prstatus", "Siginfo", "Prpsinfo", "FileMapping",
+    "iter_raw_notes", "decode_nt_prstatus", "decode_nt_siginfo", "decode_nt_prpsinfo",
+    "decode_nt_auxv", "decode_nt_file", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
+    "NT_FILE", "NT_GNU_BUILD_ID",
+)
+
+# include/uapi/linux/elf.h
+NT_PRSTATUS = 1
+NT_PRFPREG = 2
+NT_PRPSINFO = 3
+NT_AUXV = 6
+NT_SIGINFO = 0x53494749
+NT_FILE = 0x46494C45
+NT_X86_XSTATE = 0x202
+NT_GNU_BUILD_ID = 3
+
+# The kernel never writes a note anywhere near this big; a larger n_descsz is corruption.
+MAX_NOTE_SIZE = 64 << 20
+
+
+@dataclass(frozen=True)
+class RawNote:
+    n_name: str
+    n_type: int
+    desc: bytes
+    offset: int
+
+
+def iter_raw_notes(data: bytes, base_offset: int = 0) -> Iterator[RawNote]:
+    """Frame the notes of one PT_NOTE segment (ELF gABI "Note Section": Elf64_Nhdr, name and
+    descriptor each padded to 4 bytes). pyelftools' ``iter_notes`` decodes NT_FILE eagerly and
+    raises on a damaged one, losing the notes after it; here a damaged note ends the segment."""
+    pos = 0
+    end = len(data)
+    while pos + 12 <= end:
+        n_namesz, n_descsz, n_type = struct.unpack_from("<III", data, pos)
+        name_start = pos + 12
+        desc_start = name_start + ((n_namesz + 3) & ~3)
+        desc_end = desc_start + n_descsz
+        if n_descsz > MAX_NOTE_SIZE or desc_end > end:
+            raise CoreFormatError(f"note at offset {base_offset + pos:#x} runs past its segment")
+        name = data[name_start:name_start + n_namesz].split(b"\0", 1)[0].decode("latin-1")
+        yield RawNote(name, n_type, bytes(data[desc_start:desc_end]), base_offset + pos)
+        pos = desc_start + ((n_descsz + 3) & ~3)
+
+
+@dataclass(frozen=True)
+class Prstatus:
+    """struct elf_prstatus (include/linux/elfcore.h) of one thread."""
+
+    si_signo: int
+    si_code: int
+    si_errno: int
+    pr_cursig: int
+    pr_sigpend: int
+    pr_sighold: int
+    pr_pid: int
+    pr_ppid: int
+    pr_pgrp: int
+    pr_sid: int
+    pr_reg: Tuple[int, ...]
+
+
+def decode_nt_prstatus(desc: bytes, nregs: int, reg_offset: int = 112) -> Prstatus:
+    """Decode NT_PRSTATUS for a 64-bit little-endian kernel.
+
+    struct elf_prstatus_common: struct elf_siginfo pr_info {int si_signo, si_code, si_errno}
+    at 0, short pr_cursig at 12, unsigned long pr_sigpend at 16 and pr_sighold at 24, pid_t
+    pr_pid, pr_ppid, pr_pgrp, pr_sid at 32..44, four struct timeval (16 bytes each) at 48;
+    then elf_gregset_t pr_reg at 112.
+    """
+    need = reg_offset + 8 * nregs
+    if len(desc) < need:
+        raise CoreFormatError(f"NT_PRSTATUS is {len(desc)} bytes, expected at least {need}")
+    si_signo, si_code, si_errno, pr_cursig = struct.unpack_from("<iiih", desc, 0)
+    pr_sigpend, pr_sighold = struct.unpack_from("<QQ", desc, 16)
+    pr_pid, pr_ppid, pr_pgrp, pr_sid = struct.unpack_from("<iiii", desc, 32)
+    pr_reg = struct.unpack_from(f"<{nregs}Q", desc, reg_offset)
+    return Prstatus(si_signo, si_code, si_errno, pr_cursig, pr_sigpend, pr_sighold,
+                    pr_pid, pr_ppid, pr_pgrp, pr_sid, pr_reg)
+
+
+@dataclass(frozen=True)
+class Siginfo:
+    """siginfo_t (include/uapi/asm-generic/siginfo.h) of the fatal signal."""
+
+    si_signo: int
+    si_errno: int
+    si_code: int
+    si_addr: Optional[int] = None
+    si_pid: Optional[int] = None
+    si_uid: Optional[int] = None
+
+
+# Signals whose siginfo carries _sigfault.si_addr (asm-generic/siginfo.h, "SIGILL, SIGFPE,
+# SIGSEGV, SIGBUS, SIGTRAP, SIGEMT").
+_FAULT_SIGNALS = {4, 5, 7, 8, 11}
+# si_code values <= 0 come from userspace (SI_USER 0, SI_QUEUE -1, SI_TKILL -6 ...): _kill.
+SI_USER = 0
+
+
+def decode_nt_siginfo(desc: bytes) -> Siginfo:
+    """Decode NT_SIGINFO: int si_signo at 0, si_errno at 4, si_code at 8; the union _sifields
+    starts at 16 on 64-bit (aligned to 8). For faults it holds void *si_addr; for kill/tkill
+    it holds pid_t si_pid at 16 and uid_t si_uid at 20."""
+    if len(desc) < 24:
+        raise CoreFormatError(f"NT_SIGINFO is {len(desc)} bytes, expected 128")
+    si_signo, si_errno, si_code = struct.unpack_from("<iii", desc, 0)
+    if si_code <= SI_USER:
+        si_pid, si_uid = struct.unpack_from("<iI", desc, 16)
+        return Siginfo(si_signo, si_errno, si_code, si_pid=si_pid, si_uid=si_uid)
+    if si_signo in _FAULT_SIGNALS:
+        (si_addr,) = struct.unpack_from("<Q", desc, 16)
+        return Siginfo(si_signo, si_errno, si_code, si_addr=si_addr)
+    return Siginfo(si_signo, si_errno, si_code)
+
+
+@dataclass(frozen=True)
+class Prpsinfo:
+    """struct elf_prpsinfo (include/linux/elfcore.h)."""
+
+    pr_state: int
+    pr_sname: str
+    pr_uid: int
+    pr_gid: int
+    pr_pid: int
+    pr_ppid: int
+    pr_fname: str
+    pr_psargs: str
+
+
+def decode_nt_prpsinfo(desc: bytes) -> Prpsinfo:
+    """char pr_state at 0, pr_sname at 1, pr_zomb 2, pr_nice 3, unsigned long pr_flag at 8,
+    __kernel_uid_t pr_uid at 16 and pr_gid at 20 (32-bit on x86_64 and arm64), pid_t pr_pid,
+    pr_ppid, pr_pgrp, pr_sid at 24..36, char pr_fname[16] at 40, char pr_psargs[80] at 56."""
+    if len(desc) < 136:
+        raise CoreFormatError(f"NT_PRPSINFO is {len(desc)} bytes, expected 136")
+    pr_state, pr_sname = struct.unpack_from("<bc", desc, 0)
+    pr_uid, pr_gid, pr_pid, pr_ppid = struct.unpack_from("<IIii", desc, 16)
+    fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
+    psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return Prpsinfo(pr_state, pr_sname.decode("latin-1"), pr_uid, pr_gid, pr_pid, pr_ppid,
+                    fname, psargs)
+
+
+def decode_nt_auxv(desc: bytes) -> Tuple[Tuple[int, int], ...]:
+    """The auxiliary vector: Elf64_auxv_t pairs {a_type, a_val}, ending at AT_NULL (0)."""
+    pairs = []
+    for i in range(len(desc) // 16):
+        a_type, a_val = struct.unpack_from("<QQ", desc, 16 * i)
+        if a_type == 0:
+            break
+        pairs.append((a_type, a_val))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class FileMapping:
+    """One NT_FILE entry: [vm_start, vm_end) maps `filename` from byte `offset`."""
+
+    vm_start: int
+    vm_end: int
+    offset: int
+    filename: str
+
+
+def decode_nt_file(desc: bytes) -> Tuple[FileMapping, ...]:
+    """fs/binfmt_elf.c fill_files_note(): long count, long page_size, then count triples
+    {start, end, file_ofs (in pages)}, then count NUL-terminated file names."""
+    if len(desc) < 16:
+        raise CoreFormatError("NT_FILE is too short")
+    count, page_size = struct.unpack_from("<QQ", desc, 0)
+    if count * 24 + 16 > len(desc):
+        raise CoreFormatError(f"NT_FILE claims {count} entries in {len(desc)} bytes")
+    names = desc[16 + 24 * count:].split(b"\0")
+    out = []
+    for i in range(count):
+        start, end, file_ofs = struct.unpack_from("<QQQ", desc, 16 + 24 * i)
+        name = names[i].decode("utf-8", "surrogateescape") if i < len(names) else ""
+        out.append(FileMapping(start, end, file_ofs * page_size, name))
+    return tuple(out)
