@@ -1,0 +1,106 @@
+"""
+Modules
+=======
+
+The ELF files mapped into the crashed process, from NT_FILE (and the vDSO from
+AT_SYSINFO_EHDR), with the GNU build-id read from the core's copy of each ELF header.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from coredump.elf.core import AT_SYSINFO_EHDR, Core
+from coredump.elf.memory import AddressSpace
+from coredump.errors import MemoryFault
+from coredump.symbols.image import read_build_id_from_notes
+
+__all__ = ("CoreModule", "find_modules", "read_build_id_from_memory", "VDSO_NAME")
+
+VDSO_NAME = "[vdso]"
+PT_NOTE = 4
+
+
+@dataclass
+class CoreModule:
+    """A file mapped in the process: [start, end) spans all its mappings; ``base`` is where
+    file offset 0 is mapped (None when that page was not mapped or not seen)."""
+
+    path: str
+    start: int
+    end: int
+    base: Optional[int]
+    build_id: Optional[str] = None
+    is_executable: bool = False
+
+
+def read_build_id_from_memory(memory: AddressSpace, base: int) -> Optional[str]:
+    """Read the build-id from an ELF image mapped at `base`: Elf64_Ehdr (e_phoff at 0x20,
+    e_phentsize at 0x36, e_phnum at 0x38), then each Elf64_Phdr's PT_NOTE (p_vaddr at 0x10,
+    p_filesz at 0x20). The kernel dumps a file mapping's first page when it holds an ELF
+    header (coredump_filter bit 4, MMF_DUMP_ELF_HEADERS)."""
+    try:
+        ehdr = memory.read(base, 64)
+        if ehdr[:4] != b"\x7fELF":
+            return None
+        e_type = struct.unpack_from("<H", ehdr, 16)[0]
+        (e_phoff,) = struct.unpack_from("<Q", ehdr, 0x20)
+        e_phentsize, e_phnum = struct.unpack_from("<HH", ehdr, 0x36)
+        if e_phentsize != 56 or e_phnum > 512:
+            return None
+        phdrs = memory.read(base + e_phoff, 56 * e_phnum)
+        # ET_EXEC headers hold absolute addresses; ET_DYN ones are relative to the base.
+        bias = 0 if e_type == 2 else base
+        for i in range(e_phnum):
+            p_type, _, _, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, 56 * i)
+            if p_type == PT_NOTE and 0 < p_filesz < 1 << 16:
+                try:
+                    found = read_build_id_from_notes(memory.read(bias + p_vaddr, p_filesz))
+                except MemoryFault:
+                    continue
+                if found:
+                    return found
+    except MemoryFault:
+        return None
+    return None
+
+
+def find_modules(core: Core) -> List[CoreModule]:
+    """One CoreModule per mapped file, in address order, the executable marked."""
+    by_name: Dict[str, CoreModule] = {}
+    exe_mapping = core.find_executable_mapping()
+    memory = core.memory()
+    for m in core.files:
+        mod = by_name.get(m.filename)
+        if mod is None:
+            mod = by_name[m.filename] = CoreModule(m.filename, m.vm_start, m.vm_end, None)
+        mod.start = min(mod.start, m.vm_start)
+        mod.end = max(mod.end, m.vm_end)
+        if m.offset == 0 and mod.base is None:
+            mod.base = m.vm_start
+    modules = []
+    for mod in by_name.values():
+        if mod.base is None:
+            continue  # not an ELF image mapped from its start (data files, fonts, caches)
+        mod.build_id = read_build_id_from_memory(memory, mod.base)
+        if mod.build_id is None and not _looks_like_elf(memory, mod.base):
+            continue
+        mod.is_executable = exe_mapping is not None and exe_mapping.filename == mod.path
+        modules.append(mod)
+    vdso = core.get_auxv(AT_SYSINFO_EHDR)
+    if vdso:
+        seg = memory.find_segment(vdso)
+        if seg is not None:
+            modules.append(CoreModule(VDSO_NAME, vdso, seg.end, vdso, read_build_id_from_memory(memory, vdso)))
+    modules.sort(key=lambda m: m.start)
+    return modules
+
+
+def _looks_like_elf(memory: AddressSpace, base: int) -> bool:
+    try:
+        return memory.read(base, 4) == b"\x7fELF"
+    except MemoryFault:
+        # The header page was not dumped: keep it if the name says shared object or program.
+        return True

@@ -1,0 +1,143 @@
+"""
+File finder
+===========
+
+Find the file behind each module and its separate debug file, the way gdb and elfutils do:
+the path in the core, the sysroot, search directories (by path suffix and basename), then
+by build-id; debug files under ``<debug-dir>/.build-id/xx/yyyy.debug`` and via
+``.gnu_debuglink`` with its CRC checked.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from coredump.symbols.image import ElfImage, open_image
+
+__all__ = ("FinderOptions", "FileFinder")
+
+DEFAULT_DEBUG_DIRS = ("/usr/lib/debug",)
+
+
+@dataclass(frozen=True)
+class FinderOptions:
+    exe: Optional[str] = None
+    sysroot: Optional[str] = None
+    search_paths: Sequence[str] = ()
+    debug_dirs: Sequence[str] = DEFAULT_DEBUG_DIRS
+    # Directories laid out as <build-id>/<name> (an artifact bundle's files/): checked first.
+    build_id_dirs: Sequence[str] = field(default_factory=tuple)
+
+
+class FileFinder:
+    def __init__(self, options: FinderOptions = FinderOptions()):
+        self.options = options
+        self._basename_index: Optional[Dict[str, List[str]]] = None
+
+    # -- the module's own file ------------------------------------------------------------
+
+    def iter_candidates(self, path: str, build_id: Optional[str], is_executable: bool) -> Iterator[str]:
+        opts = self.options
+        if build_id:
+            for d in opts.build_id_dirs:
+                yield from _files_in(os.path.join(d, build_id))
+        if is_executable and opts.exe:
+            yield opts.exe
+        if opts.sysroot:
+            yield os.path.join(opts.sysroot, path.lstrip("/"))
+        for d in opts.search_paths:
+            rel = path.lstrip("/")
+            while rel:
+                yield os.path.join(d, rel)
+                if "/" not in rel:
+                    break
+                rel = rel.split("/", 1)[1]
+        if not opts.sysroot:
+            yield path
+        name = os.path.basename(path)
+        yield from self._by_basename(name)
+        if build_id:
+            for d in opts.debug_dirs:
+                # The debug-dir's .build-id/xx/yyyy link points at the stripped object itself.
+                yield os.path.join(d, ".build-id", build_id[:2], build_id[2:])
+
+    def find_file(self, path: str, build_id: Optional[str], is_executable: bool = False) -> Optional[ElfImage]:
+        """The best ELF image for a module: the first candidate whose build-id matches, else
+        the first readable candidate (its mismatch is the caller's to report)."""
+        fallback = None
+        for cand in self.iter_candidates(path, build_id, is_executable):
+            image = open_image(cand)
+            if image is None:
+                continue
+            if build_id is None or image.build_id == build_id:
+                return image
+            if fallback is None:
+                fallback = image
+            if is_executable and cand == self.options.exe:
+                return image  # an explicit --exe wins even when mismatched
+        return fallback
+
+    def _by_basename(self, name: str) -> List[str]:
+        if self._basename_index is None:
+            index: Dict[str, List[str]] = {}
+            for d in self.options.search_paths:
+                for root, _dirs, files in os.walk(d):
+                    for f in files:
+                        index.setdefault(f, []).append(os.path.join(root, f))
+            self._basename_index = index
+        return self._basename_index.get(name, [])
+
+    # -- separate debug files -------------------------------------------------------------
+
+    def find_debug_file(self, image: ElfImage, build_id: Optional[str]) -> Optional[ElfImage]:
+        """A separate debug file for `image` (gdb manual, "Separate Debug Files")."""
+        build_id = build_id or image.build_id
+        if build_id:
+            for d in self.options.build_id_dirs:
+                for cand in _files_in(os.path.join(d, build_id)):
+                    if cand.endswith(".debug"):
+                        dbg = open_image(cand)
+                        if dbg is not None and dbg.has_debug_info:
+                            return dbg
+            for d in self._debug_dirs():
+                dbg = open_image(os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug"))
+                if dbg is not None and dbg.build_id == build_id and dbg.has_debug_info:
+                    return dbg
+        link = image.debuglink
+        if link is None:
+            return None
+        name, crc = link
+        here = os.path.dirname(os.path.realpath(image.path))
+        candidates = [os.path.join(here, name), os.path.join(here, ".debug", name)]
+        candidates += [os.path.join(d, here.lstrip("/"), name) for d in self._debug_dirs()]
+        for cand in candidates:
+            if os.path.realpath(cand) == os.path.realpath(image.path):
+                continue
+            dbg = open_image(cand)
+            if dbg is not None and _crc32(cand) == crc:
+                return dbg
+        return None
+
+    def _debug_dirs(self) -> List[str]:
+        dirs = list(self.options.debug_dirs)
+        if self.options.sysroot:
+            dirs.insert(0, os.path.join(self.options.sysroot, "usr/lib/debug"))
+        return dirs
+
+
+def _files_in(directory: str) -> List[str]:
+    try:
+        return sorted(os.path.join(directory, f) for f in os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _crc32(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            crc = zlib.crc32(chunk, crc)
+    return crc & 0xFFFFFFFF

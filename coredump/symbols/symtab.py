@@ -1,0 +1,76 @@
+"""
+Symbol tables
+=============
+
+Function names for addresses from an image's ``.symtab``, else ``.dynsym`` (ELF gABI
+"Symbol Table"), searched with bisect.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import List, Optional, Tuple
+
+from coredump.symbols.image import ElfImage
+
+__all__ = ("SymbolTable",)
+
+# Preference among aliases at one address (gdb and elfutils show the strong name: raise, not
+# its weak alias gsignal; a global name rather than a local __GI_ alias).
+_BIND_RANK = {"STB_GLOBAL": 3, "STB_WEAK": 2, "STB_LOCAL": 1, "STB_GNU_UNIQUE": 3}
+_TYPE_RANK = {"STT_FUNC": 2, "STT_GNU_IFUNC": 2, "STT_NOTYPE": 1}
+
+
+class SymbolTable:
+    """Sorted function symbols of one image, in the image's own (unrelocated) addresses."""
+
+    def __init__(self, image: ElfImage):
+        self.source: Optional[str] = None
+        best = {}
+        for name in (".symtab", ".dynsym"):
+            sec = image.elf.get_section_by_name(name)
+            if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "iter_symbols"):
+                continue
+            try:
+                for sym in sec.iter_symbols():
+                    self._consider(best, sym)
+            except Exception:
+                pass
+            if best:
+                self.source = name
+                break
+        entries = sorted(best.values())
+        self._addrs: List[int] = [e[0] for e in entries]
+        self._entries: List[Tuple[int, int, str]] = [(e[0], e[1], e[3]) for e in entries]
+
+    @staticmethod
+    def _consider(best: dict, sym) -> None:
+        st_type = sym["st_info"]["type"]
+        if st_type not in _TYPE_RANK or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
+            return
+        addr = sym["st_value"]
+        if addr == 0:
+            return
+        rank = (_TYPE_RANK[st_type], _BIND_RANK.get(sym["st_info"]["bind"], 0),
+                not sym.name.startswith("_"), -len(sym.name))
+        name = sym.name.split("@", 1)[0]
+        cur = best.get(addr)
+        if cur is None or rank > cur[2]:
+            best[addr] = (addr, sym["st_size"], rank, name)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, address: int) -> Optional[Tuple[str, int]]:
+        """(name, offset) of the function containing `address`, or None.
+
+        A symbol with a size covers only [value, value+size); a size-0 symbol covers up to
+        the next symbol (gdb's minimal-symbol rule)."""
+        i = bisect.bisect_right(self._addrs, address) - 1
+        for j in range(i, max(-1, i - 8), -1):
+            start, size, name = self._entries[j]
+            if size == 0 and j == i:
+                return name, address - start
+            if start <= address < start + size:
+                return name, address - start
+        return None

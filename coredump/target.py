@@ -1,0 +1,145 @@
+"""
+Target
+======
+
+The crashed process as the analysis sees it (drgn's ``Program``): the core, its address
+space with mapped files behind it, and its modules with their files found on disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+from functools import cached_property
+from typing import Dict, List, Optional
+
+from coredump.elf.core import Core
+from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
+from coredump.elf.memory import AddressSpace
+from coredump.errors import MemoryFault
+from coredump.model import Module
+from coredump.symbols.finder import FileFinder
+from coredump.symbols.image import ElfImage
+from coredump.symbols.symtab import SymbolTable
+
+__all__ = ("LoadedModule", "Target")
+
+
+class LoadedModule:
+    """A module with its file on disk (``image``), its debug file and its load bias
+    (runtime address = image address + bias)."""
+
+    def __init__(self, core_module: CoreModule, image: Optional[ElfImage],
+                 debug_image: Optional[ElfImage] = None):
+        self.core_module = core_module
+        self.path = core_module.path
+        self.start = core_module.start
+        self.end = core_module.end
+        self.build_id = core_module.build_id
+        self.image = image
+        self.debug_image = debug_image
+        self.bias = 0
+        if image is not None:
+            base = core_module.base if core_module.base is not None else core_module.start
+            self.bias = base - image.first_load_vaddr
+        if image is None:
+            self.status = "missing"
+        elif self.build_id and image.build_id and image.build_id != self.build_id:
+            self.status = "mismatch"
+        else:
+            self.status = "ok"
+
+    @property
+    def trusted(self) -> bool:
+        """Names and CFI come from the file only when it is the file the process ran."""
+        return self.image is not None and self.status == "ok"
+
+    def contains(self, address: int) -> bool:
+        return self.start <= address < self.end
+
+    @cached_property
+    def symtab(self) -> Optional[SymbolTable]:
+        if not self.trusted:
+            return None
+        table = SymbolTable(self.image)
+        if not len(table) and self.debug_image is not None:
+            table = SymbolTable(self.debug_image)
+        return table if len(table) else None
+
+    @cached_property
+    def dwarf(self):
+        """The DWARF index of the image or its separate debug file, or None."""
+        if not self.trusted:
+            return None
+        from coredump.symbols.dwarf import DwarfIndex
+
+        for img in (self.debug_image, self.image):
+            if img is not None and img.has_debug_info:
+                try:
+                    return DwarfIndex(img)
+                except Exception:
+                    return None
+        return None
+
+    def to_model(self) -> Module:
+        return Module(
+            path=self.path, start=self.start, end=self.end, build_id=self.build_id,
+            file=self.image.path if self.image is not None and self.path != VDSO_NAME else None,
+            file_build_id=self.image.build_id if self.image is not None else None,
+            debug_file=self.debug_image.path if self.debug_image is not None else None,
+            load_bias=self.bias, status=self.status,
+        )
+
+
+class Target:
+    def __init__(self, core: Core, finder: FileFinder):
+        self.core = core
+        self.arch = core.arch
+        self.finder = finder
+        self.warnings: List[str] = []
+        self.modules: List[LoadedModule] = []
+        for cm in find_modules(core):
+            self.modules.append(self._load(cm))
+        self.modules.sort(key=lambda m: m.start)
+        self._starts = [m.start for m in self.modules]
+        self._by_path: Dict[str, LoadedModule] = {m.path: m for m in self.modules}
+        self.memory: AddressSpace = core.memory(self._file_bytes)
+
+    def _load(self, cm: CoreModule) -> LoadedModule:
+        if cm.path == VDSO_NAME:
+            try:
+                data = self.core.memory().read(cm.start, cm.end - cm.start)
+                return LoadedModule(cm, ElfImage(VDSO_NAME, data))
+            except (MemoryFault, Exception):
+                return LoadedModule(cm, None)
+        image = self.finder.find_file(cm.path, cm.build_id, cm.is_executable)
+        debug = None
+        if image is not None and not image.has_debug_info:
+            debug = self.finder.find_debug_file(image, cm.build_id)
+        mod = LoadedModule(cm, image, debug)
+        if mod.status == "mismatch":
+            self.warnings.append(
+                f"{cm.path}: build-id mismatch (core {cm.build_id}, file {image.path} has "
+                f"{image.build_id}); its frames are not named"
+            )
+        elif mod.status == "missing":
+            self.warnings.append(f"{cm.path}: file not found; frames in it show module+offset only")
+        return mod
+
+    def _file_bytes(self, filename: str):
+        mod = self._by_path.get(filename)
+        if mod is None or not mod.trusted or mod.path == VDSO_NAME:
+            return None
+        return mod.image.data
+
+    @property
+    def executable(self) -> Optional[LoadedModule]:
+        for m in self.modules:
+            if m.core_module.is_executable:
+                return m
+        return None
+
+    def find_module(self, address: int) -> Optional[LoadedModule]:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and self.modules[i].contains(address):
+            return self.modules[i]
+        return None

@@ -1,0 +1,93 @@
+"""
+Real kernel cores made at test time from ``c_samples/``.
+
+``make_core(variant, program, *args)`` builds the samples once (``make -C c_samples``), runs
+the program in a fresh directory with RLIMIT_CORE raised, and returns the core the kernel
+wrote. Cores are cached per session. Where this machine cannot write cores into the working
+directory (core_pattern pipes to a program, or names another directory), ``core_skip_reason``
+says why and the tests that need cores skip.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "c_samples"
+BUILD = SAMPLES / "build"
+
+__all__ = ("ROOT", "SAMPLES", "BUILD", "core_skip_reason", "build_samples", "make_core", "run_crash")
+
+
+def core_skip_reason() -> Optional[str]:
+    """None when the kernel writes cores into the crashing process's working directory."""
+    try:
+        pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    except OSError:
+        return "cannot read /proc/sys/kernel/core_pattern (not Linux?)"
+    if pattern.startswith("|"):
+        return f"core_pattern pipes cores to a program ({pattern.split()[0]}); the kernel writes no core file here"
+    if "/" in pattern:
+        return f"core_pattern {pattern!r} writes cores outside the working directory"
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if hard == 0:
+        return "the hard RLIMIT_CORE is 0: no process here may dump core"
+    return None
+
+
+_built = False
+
+
+def build_samples() -> None:
+    global _built
+    if not _built:
+        subprocess.run(["make", "-s", "-C", str(SAMPLES), f"-j{os.cpu_count() or 2}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        _built = True
+
+
+def _raise_core_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+
+def run_crash(argv, cwd: Path, env=None, timeout: float = 60) -> Tuple[int, Optional[Path]]:
+    """Run argv in cwd with cores enabled; (returncode, core path or None)."""
+    proc = subprocess.run(argv, cwd=cwd, preexec_fn=_raise_core_limit, env=env, timeout=timeout,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    cores = sorted(p for p in cwd.iterdir() if p.name == "core" or p.name.startswith("core."))
+    return proc.returncode, (cores[0] if cores else None)
+
+
+_cache: Dict[Tuple, Path] = {}
+_tmp_root: Optional[Path] = None
+
+
+def make_core(variant: str, program: str, *args: str) -> Path:
+    """A core of c_samples/build/<variant>/<program> run with args (cached per session)."""
+    global _tmp_root
+    key = (variant, program, args)
+    if key in _cache and _cache[key].exists():
+        return _cache[key]
+    build_samples()
+    if _tmp_root is None:
+        _tmp_root = Path(tempfile.mkdtemp(prefix="coredump-cores-"))
+    exe = BUILD / variant / program
+    workdir = _tmp_root / f"{variant}-{program}-{len(_cache)}"
+    workdir.mkdir()
+    rc, core = run_crash([str(exe), *args], workdir)
+    if core is None:
+        raise RuntimeError(f"{exe} exited {rc} without leaving a core in {workdir}")
+    _cache[key] = core
+    return core
+
+
+def cleanup() -> None:
+    if _tmp_root is not None:
+        shutil.rmtree(_tmp_root, ignore_errors=True)
