@@ -1,0 +1,122 @@
+"""
+Analysis
+========
+
+From a core file to a ``Crash``: open the core, find its modules' files, walk and
+symbolize every thread, and explain the signal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from coredump.elf.core import Core, open_core
+from coredump.model import CoreInfo, Crash, Process, Signal, Thread
+from coredump.symbols.finder import DEFAULT_DEBUG_DIRS, FileFinder, FinderOptions
+from coredump.target import Target
+from coredump.triage.signals import describe_fault, si_code_name, signal_name
+
+__all__ = ("AnalyzeOptions", "analyze_core", "analyze_target")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    exe: Optional[str] = None
+    sysroot: Optional[str] = None
+    search_paths: Sequence[str] = ()
+    debug_dirs: Sequence[str] = DEFAULT_DEBUG_DIRS
+    build_id_dirs: Sequence[str] = field(default_factory=tuple)
+    max_frames: int = 1024
+
+    def finder(self) -> FileFinder:
+        return FileFinder(FinderOptions(self.exe, self.sysroot, tuple(self.search_paths),
+                                        tuple(self.debug_dirs), tuple(self.build_id_dirs)))
+
+
+def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:
+    """Analyze the core at `path`; raises CoreDumpError only when nothing can be read."""
+    options = options or AnalyzeOptions()
+    core = open_core(path)
+    try:
+        return analyze_target(Target(core, options.finder()), options)
+    finally:
+        core.close()
+
+
+def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
+    from coredump.symbols.symbolize import symbolize_frames
+    from coredump.unwind.walk import walk_thread
+
+    core = target.core
+    warnings: List[str] = list(core.warnings) + list(target.warnings)
+    threads = []
+    for ct in core.threads:
+        if not ct.registers:
+            threads.append(Thread(ct.tid, {}, (), ct.cursig, status="no_registers"))
+            continue
+        try:
+            walked = walk_thread(target, ct.registers, options.max_frames)
+        except Exception as exc:  # a bug in the walk must not cost the other threads
+            warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
+            from coredump.unwind.walk import WalkResult
+
+            walked = WalkResult(())
+        warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
+        frames = symbolize_frames(target, walked.frames)
+        threads.append(Thread(ct.tid, ct.registers, frames, ct.cursig,
+                              status="ok" if frames else "no_stack_memory",
+                              truncated=walked.truncated, frames_omitted=walked.frames_omitted))
+    crashing = _find_crashing_thread(core)
+    signal = _signal(core, crashing)
+    exe = target.executable
+    if options.exe is None and exe is not None and exe.image is None:
+        warnings.append(f"executable {exe.path} not found: pass --exe")
+    crash = Crash(
+        core=CoreInfo(os.path.abspath(core.path), core.size, core.truncated),
+        process=_process(core, target),
+        signal=signal,
+        crashing_thread=crashing,
+        threads=tuple(threads),
+        modules=tuple(m.to_model() for m in target.modules),
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
+    from coredump.triage.explain import explain
+
+    return explain(crash, target)
+
+
+def _find_crashing_thread(core: Core) -> Optional[int]:
+    """The kernel writes the dumping thread's NT_PRSTATUS first (fs/binfmt_elf.c
+    fill_note_info: "dump_task" first); its pr_cursig is the fatal signal."""
+    if not core.threads:
+        return None
+    signo = core.siginfo.si_signo if core.siginfo else None
+    for i, t in enumerate(core.threads):
+        if t.cursig and (signo is None or t.cursig == signo):
+            return i
+    return 0
+
+
+def _signal(core: Core, crashing: Optional[int]) -> Signal:
+    si = core.siginfo
+    if si is not None:
+        number, code = si.si_signo, si.si_code
+        address, sender = si.si_addr, si.si_pid
+    else:
+        # qemu-user and old kernels write no NT_SIGINFO: the signal is pr_cursig.
+        number = core.threads[crashing].cursig if crashing is not None else 0
+        code = address = sender = None
+    name = signal_name(number)
+    return Signal(number, name, code, si_code_name(number, code), address,
+                  describe_fault(number, code, address, sender), sender)
+
+
+def _process(core: Core, target: Target) -> Process:
+    ps = core.prpsinfo
+    pid = ps.pr_pid if ps else (core.threads[0].tid if core.threads else 0)
+    exe = target.executable
+    executable = exe.path if exe is not None else (ps.pr_fname if ps else None)
+    return Process(pid, executable, core.get_argv(), ps.pr_fname if ps else None,
+                   ps.pr_uid if ps else None, core.arch.name if core.arch else core.e_machine)

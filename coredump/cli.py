@@ -1,0 +1,101 @@
+"""
+Command line
+============
+
+The ``coredump`` command: parse arguments, call the library, and turn every
+``CoreDumpError`` into one ``Error: …`` line and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from coredump.errors import CoreDumpError
+
+__all__ = ("main", "handle_errors")
+
+EXIT_ERROR = 1
+
+
+def handle_errors(func):
+    """Run a command body; a CoreDumpError (or any bug) becomes one line on stderr."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CoreDumpError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
+            if os.environ.get("COREDUMP_DEBUG"):
+                raise
+            click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
+                       "(set COREDUMP_DEBUG=1 for details)", err=True)
+            sys.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="coredump")
+def main():
+    """Capture, explain and publish core dumps."""
+
+
+def analysis_options(func):
+    """The options every command that reads a core shares."""
+    opts = [
+        click.option("--exe", type=click.Path(dir_okay=False), help="The executable (overrides the core's path)."),
+        click.option("--sysroot", type=click.Path(file_okay=False), help="Prefix for every module path."),
+        click.option("--search-path", "search_paths", multiple=True, type=click.Path(file_okay=False),
+                     help="Directory to search for modules by path suffix and name (repeatable)."),
+        click.option("--debug-dir", "debug_dirs", multiple=True, type=click.Path(file_okay=False),
+                     help="Debug-file directory (default /usr/lib/debug; repeatable)."),
+        click.option("--max-frames", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
+                     help="Frames per thread before the walk is cut."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, **extra):
+    from coredump.analysis import AnalyzeOptions
+    from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
+
+    return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
+                          debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames, **extra)
+
+
+@main.command()
+@click.argument("core", type=click.Path())
+@analysis_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def analyze(core, fmt, **opts):
+    """Explain one core: signal, faulting address, every thread's backtrace, modules."""
+    from coredump.analysis import analyze_core
+
+    crash = analyze_core(core, make_options(**opts))
+    if fmt == "json":
+        from coredump.report.json import dumps
+
+        click.echo(dumps(crash))
+    else:
+        from coredump.report.text import render_text, use_color
+
+        click.echo(render_text(crash, color=use_color(sys.stdout)), nl=False)
+
+
+if __name__ == "__main__":
+    main()

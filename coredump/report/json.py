@@ -1,0 +1,74 @@
+"""
+JSON
+====
+
+The ``coredump.crash/1`` object (documented in docs/json-schema.md): addresses as hex
+strings, ``crashing_thread`` an index into ``threads``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional
+
+from coredump.model import Crash, Frame, Module, Thread
+
+__all__ = ("SCHEMA", "crash_to_dict", "dumps")
+
+SCHEMA = "coredump.crash/1"
+
+
+def _hex(value: Optional[int]) -> Optional[str]:
+    return None if value is None else f"{value:#x}"
+
+
+def _frame(f: Frame) -> Dict[str, Any]:
+    out = {
+        "index": f.index, "pc": _hex(f.pc), "function": f.function, "offset": f.symbol_offset,
+        "module": f.module, "module_offset": _hex(f.module_offset), "file": f.file, "line": f.line,
+        "inline": f.inline, "trust": f.trust.tag,
+    }
+    if f.mangled:
+        out["mangled"] = f.mangled
+    return out
+
+
+def _thread(t: Thread, with_registers: bool) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"tid": t.tid, "status": t.status, "truncated": t.truncated,
+                           "frames_omitted": t.frames_omitted,
+                           "frames": [_frame(f) for f in t.frames]}
+    if with_registers:
+        out["registers"] = {k: _hex(v) for k, v in t.registers.items()}
+    return out
+
+
+def _module(m: Module) -> Dict[str, Any]:
+    return {"path": m.path, "start": _hex(m.start), "end": _hex(m.end), "build_id": m.build_id,
+            "file": m.file, "file_build_id": m.file_build_id, "debug_file": m.debug_file,
+            "status": m.status}
+
+
+def crash_to_dict(crash: Crash) -> Dict[str, Any]:
+    s = crash.signal
+    return {
+        "schema": SCHEMA,
+        "core": {"path": crash.core.path, "size": crash.core.size, "truncated": crash.core.truncated},
+        "process": {"pid": crash.process.pid, "executable": crash.process.executable,
+                    "argv": list(crash.process.argv), "arch": crash.process.arch},
+        "signal": {"number": s.number, "name": s.name, "code": s.code, "code_name": s.code_name,
+                   "address": _hex(s.address), "description": s.description,
+                   "sender_pid": s.sender_pid},
+        "crashing_thread": crash.crashing_thread,
+        "threads": [_thread(t, i == crash.crashing_thread) for i, t in enumerate(crash.threads)],
+        "modules": [_module(m) for m in crash.modules],
+        "assertion": crash.assertion,
+        "reason": crash.reason,
+        "classification": crash.classification,
+        "signature": crash.signature,
+        "fingerprint": crash.fingerprint,
+        "warnings": list(crash.warnings),
+    }
+
+
+def dumps(crash: Crash) -> str:
+    return json.dumps(crash_to_dict(crash), indent=2, ensure_ascii=False)

@@ -1,0 +1,118 @@
+"""
+Text
+====
+
+The terminal report: one compact ``#N  function (file:line)`` line per frame, the way
+gdb and drgn print stacks, with crash data stripped of control characters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import List, Optional
+
+from coredump.model import Crash, Frame, Thread, Trust
+
+__all__ = ("render_text", "render_summary", "format_frame", "use_color", "clean_text")
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(value) -> str:
+    """Crash data is untrusted: drop ANSI escape sequences and control characters.
+
+    >>> clean_text("ok\\x1b[31mred\\x07")
+    'okred'
+    """
+    return _CONTROL.sub("", str(value))
+
+
+def use_color(stream) -> bool:
+    """Colour only on a TTY and never when NO_COLOR is set (no-color.org)."""
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+class _Style:
+    def __init__(self, color: bool):
+        self.color = color
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+
+def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
+    style = style or _Style(False)
+    name = clean_text(f.function) if f.function else "??"
+    where = ""
+    if f.file:
+        where = f" ({clean_text(f.file)}:{f.line})" if f.line else f" ({clean_text(f.file)})"
+    elif f.module:
+        off = f"+{f.module_offset:#x}" if f.module_offset is not None else ""
+        where = f" ({clean_text(os.path.basename(f.module))}{off})"
+    addr = "" if f.inline else f"{f.pc:#018x} in "
+    tags = []
+    if f.inline:
+        tags.append("inlined")
+    if f.trust in (Trust.SCAN, Trust.FP) and not f.inline:
+        tags.append(f"found by {f.trust.description}")
+    tag = style(f"  [{', '.join(tags)}]", "2") if tags else ""
+    return f"#{f.index:<3} {addr}{style(name, '1')}{where}{tag}"
+
+
+def _thread_lines(i: int, t: Thread, crashing: bool, style: _Style) -> List[str]:
+    head = f"Thread {i + 1} (LWP {t.tid})" + (style(" — crashed", "31;1") if crashing else "")
+    lines = [head]
+    if t.status != "ok":
+        lines.append(f"  ({t.status.replace('_', ' ')})")
+    for f in t.frames:
+        lines.append("  " + format_frame(f, style))
+    if t.frames_omitted:
+        lines.append(f"  ... {t.frames_omitted} frames omitted")
+    return lines
+
+
+def render_text(crash: Crash, color: bool = False) -> str:
+    style = _Style(color)
+    s = crash.signal
+    p = crash.process
+    argv = " ".join(clean_text(a) for a in p.argv) or clean_text(p.command or "")
+    lines = [
+        style(f"{s.name} ({s.code_name or 'no si_code'})", "31;1") + f" in pid {p.pid}: {argv}",
+        f"  {clean_text(crash.reason or s.description)}",
+    ]
+    if crash.assertion:
+        lines.append(f"  message: {clean_text(crash.assertion)}")
+    if crash.signature:
+        lines.append(f"  signature: {clean_text(crash.signature)}")
+    lines.append(f"  executable: {clean_text(p.executable or '?')}")
+    lines.append("")
+    order = list(range(len(crash.threads)))
+    if crash.crashing_thread is not None:
+        order.remove(crash.crashing_thread)
+        order.insert(0, crash.crashing_thread)
+    for i in order:
+        lines += _thread_lines(i, crash.threads[i], i == crash.crashing_thread, style)
+        lines.append("")
+    lines.append("Modules:")
+    for m in crash.modules:
+        flag = {"mismatch": style("  BUILD-ID MISMATCH", "31"), "missing": "  (file not found)"}.get(m.status, "")
+        lines.append(f"  {m.start:#014x}-{m.end:#014x}  {m.build_id or '-':40}  {clean_text(m.path)}{flag}")
+    if crash.warnings:
+        lines.append("")
+        lines.append("Warnings:")
+        lines += [f"  - {clean_text(w)}" for w in crash.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def render_summary(crash: Crash, max_frames: int = 5) -> str:
+    """A few lines for a CI log: signal, reason, the crashing thread's top frames."""
+    s = crash.signal
+    lines = [f"{s.name} in {clean_text(crash.process.executable or '?')} (pid {crash.process.pid}): "
+             f"{clean_text(crash.reason or s.description)}"]
+    if crash.assertion:
+        lines.append(f"  message: {clean_text(crash.assertion)}")
+    if crash.crashing_thread is not None:
+        for f in crash.threads[crash.crashing_thread].frames[:max_frames]:
+            lines.append("    " + format_frame(f))
+    return "\n".join(lines)

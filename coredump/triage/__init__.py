@@ -1,0 +1,1 @@
+"""Explain crashes: signals, reasons, signatures."""

@@ -1,0 +1,1 @@
+"""Stack unwinding: from a thread's registers to its physical frames."""
