@@ -13,8 +13,8 @@ from functools import cached_property
 from typing import Dict, List, Optional
 
 from coredump.elf.core import Core
-from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.elf.memory import AddressSpace
+from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
 from coredump.symbols.finder import FileFinder

@@ -22,8 +22,9 @@ for name, num in re.findall(r"#define\s+(SIG[A-Z0-9]+)\s+(\d+)\b", signal_h):
     signals.setdefault(int(num), name)
 
 codes = {}
-for prefix, name, value, comment in re.findall(
-        r"#\s*define\s+((SI|ILL|FPE|SEGV|BUS|TRAP|CLD|POLL|SYS)_[A-Z0-9_]*)\s+(-?(?:0x)?[0-9a-fA-F]+)\b(?:[ \t]*/\*[ \t]*(.*?)[ \t]*\*/)?",
+for prefix, _group, value, comment in re.findall(
+        r"#\s*define\s+((SI|ILL|FPE|SEGV|BUS|TRAP|CLD|POLL|SYS)_[A-Z0-9_]*)\s+(-?(?:0x)?[0-9a-fA-F]+)\b"
+        r"(?:[ \t]*/\*[ \t]*(.*?)[ \t]*\*/)?",
         siginfo_h):
     group = prefix.split("_")[0]
     codes.setdefault(group, {})[int(value, 0)] = (prefix, comment)

@@ -141,7 +141,7 @@ class ElfImage:
         return raw[:nul].decode("utf-8", "surrogateescape"), struct.unpack_from("<I", raw, crc_at)[0]
 
     def file_offset_to_vaddr(self, offset: int) -> Optional[int]:
-        for vaddr, memsz, off, filesz, _ in self.load_segments:
+        for vaddr, _memsz, off, filesz, _ in self.load_segments:
             if off <= offset < off + max(filesz, 1):
                 return vaddr + (offset - off)
         return None
