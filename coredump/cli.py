@@ -83,10 +83,17 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, **extra):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
 def analyze(core, fmt, **opts):
-    """Explain one core: signal, faulting address, every thread's backtrace, modules."""
-    from coredump.analysis import analyze_core
+    """Explain one crash (a core, a core.zst or a crash directory): signal, faulting
+    address, every thread's backtrace, modules."""
+    import dataclasses
 
-    crash = analyze_core(core, make_options(**opts))
+    from coredump.analysis import analyze_core
+    from coredump.store.bundle import open_input
+
+    with open_input(core) as (core_path, overrides):
+        crash = analyze_core(core_path, make_options(**opts, **overrides))
+    if core_path != core:  # the temporary decompressed core is gone: name the input
+        crash = dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core)))
     if fmt == "json":
         from coredump.report.json import dumps
 

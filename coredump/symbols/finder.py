@@ -43,7 +43,9 @@ class FileFinder:
         opts = self.options
         if build_id:
             for d in opts.build_id_dirs:
-                yield from _files_in(os.path.join(d, build_id))
+                # A bundle's <name>.debug shares the build-id but holds no code (its
+                # .text is SHT_NOBITS): it is a debug file, never the module itself.
+                yield from (f for f in _files_in(os.path.join(d, build_id)) if not f.endswith(".debug"))
         if is_executable and opts.exe:
             yield opts.exe
         if opts.sysroot:
@@ -100,7 +102,7 @@ class FileFinder:
                 for cand in _files_in(os.path.join(d, build_id)):
                     if cand.endswith(".debug"):
                         dbg = open_image(cand)
-                        if dbg is not None and dbg.has_debug_info:
+                        if dbg is not None and dbg.build_id == build_id and dbg.has_debug_info:
                             return dbg
             for d in self._debug_dirs():
                 dbg = open_image(os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug"))
