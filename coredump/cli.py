@@ -104,5 +104,10 @@ def analyze(core, fmt, **opts):
         click.echo(render_text(crash, color=use_color(sys.stdout)), nl=False)
 
 
+from coredump import cli_bundle  # noqa: E402
+
+main.add_command(cli_bundle.gdb)
+main.add_command(cli_bundle.slim)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,77 @@
+"""
+Bundle commands
+===============
+
+``coredump gdb`` (open a crash in gdb with its bundled files) and ``coredump slim`` (write a
+small core that keeps what a backtrace needs); added to the ``coredump`` group by cli.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sys
+
+import click
+
+from coredump.errors import MissingFileError
+
+__all__ = ("gdb", "slim")
+
+
+def handle_errors(func):
+    """cli.handle_errors, looked up at call time: cli.py imports this module at its end."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from coredump.cli import handle_errors as handle
+
+        return handle(func)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.command("gdb", context_settings={"ignore_unknown_options": True})
+@click.argument("path", type=click.Path())
+@click.option("--exe", type=click.Path(dir_okay=False), help="The executable (overrides the bundled one).")
+@click.option("--gdb", "gdb_path", default="gdb", show_default=True, help="The gdb to run.")
+@click.option("--print-only", is_flag=True,
+              help="Print the gdb command and keep its link directory instead of running it.")
+@click.argument("gdb_args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def gdb(path, exe, gdb_path, print_only, gdb_args):
+    """Open a crash (a crash directory, a core or a core.zst) in gdb with the bundled
+    executable, libraries and debug files. Arguments after -- go to gdb."""
+    from coredump.store.gdb_handoff import prepare_gdb
+
+    if not print_only and shutil.which(gdb_path) is None:
+        raise MissingFileError(f"{gdb_path}: gdb is not installed (use --print-only to see the command)")
+    session = prepare_gdb(path, gdb=gdb_path, exe=exe, extra=gdb_args)
+    for w in session.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if print_only:
+        click.echo(session.command)
+        click.echo(f"(links and core kept in {session.workdir}; remove it when done)", err=True)
+        return
+    click.echo(session.command, err=True)
+    try:
+        rc = subprocess.call(session.argv)
+    finally:
+        session.cleanup()
+    sys.exit(rc)
+
+
+@click.command("slim")
+@click.argument("core", type=click.Path())
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the slim core.")
+@handle_errors
+def slim(core, output):
+    """Write a small core that keeps the notes, the stacks, the memory registers and stack
+    words point into, and each module's ELF headers; gdb still gives the same backtrace."""
+    from coredump.store.slim import slim_core
+
+    result = slim_core(core, output)
+    click.echo(f"{output}: {result.size} bytes, {result.ratio:.1f}x smaller than {core} "
+               f"({result.kept_segments} of {result.segments} segments keep bytes)")

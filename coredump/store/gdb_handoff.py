@@ -1,0 +1,154 @@
+"""
+gdb hand-off
+============
+
+Open a crash (a crash directory, a core or a core.zst) in gdb with the bundled files: a
+sysroot-like tree of links for the shared libraries, a debug-file directory of
+``.build-id/xx/yyyy.debug`` links, and the executable that matches the core's build-id.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from coredump.errors import MissingFileError
+from coredump.store.bundle import CrashInput, decompress_to, find_crash_input
+
+__all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundled_file")
+
+
+@dataclass(frozen=True)
+class GdbModule:
+    """A module of the core: its path in the process, build-id, and the file gdb gets."""
+
+    path: str
+    build_id: Optional[str]
+    is_executable: bool
+    file: Optional[str] = None
+    debug_file: Optional[str] = None
+
+
+@dataclass
+class GdbSession:
+    """Everything one gdb run needs; ``workdir`` holds the links (and the decompressed core)."""
+
+    argv: List[str]
+    workdir: str
+    core: str
+    executable: Optional[str]
+    modules: List[GdbModule] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def bundled_file(files_dir: Optional[str], build_id: Optional[str], name: str, debug: bool = False) -> Optional[str]:
+    """``files/<build-id>/<name>`` (or its ``.debug``), else any file of that build-id."""
+    if not files_dir or not build_id:
+        return None
+    d = os.path.join(files_dir, build_id)
+    want = name + ".debug" if debug else name
+    if os.path.isfile(os.path.join(d, want)):
+        return os.path.join(d, want)
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return None
+    return next((os.path.join(d, n) for n in names if n.endswith(".debug") == debug), None)
+
+
+def list_core_modules(core_path: str, files_dir: Optional[str]) -> List[GdbModule]:
+    """The core's file-backed modules (NT_FILE, build-ids from the dumped ELF headers)."""
+    from coredump.elf.core import open_core
+    from coredump.elf.modules import VDSO_NAME, find_modules
+
+    with open_core(core_path) as core:
+        found = find_modules(core)
+    out = []
+    for m in found:
+        if m.path == VDSO_NAME:
+            continue  # gdb reads the vDSO from the core itself
+        name = os.path.basename(m.path)
+        out.append(GdbModule(m.path, m.build_id, m.is_executable, bundled_file(files_dir, m.build_id, name),
+                             bundled_file(files_dir, m.build_id, name, debug=True)))
+    return out
+
+
+def _link(target: str, link: str) -> None:
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.lexists(link):
+        os.symlink(os.path.abspath(target), link)
+
+
+def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
+    """sysroot/<path> and solib/<basename> links to each module's file (the bundled one,
+    else the local file at that path); debug/.build-id/xx/yyyy.debug links (gdb manual,
+    "Separate Debug Files": the build-id method). Returns warnings."""
+    warnings = []
+    for m in modules:
+        file = m.file
+        if file is None:
+            if os.path.isfile(m.path):
+                file = m.path
+                warnings.append(f"{m.path}: not bundled; gdb uses the local file")
+            else:
+                warnings.append(f"{m.path}: not bundled and not on this machine")
+                continue
+        # gdb looks for a shared library at sysroot + l_name, then in solib-search-path by
+        # basename (solib.c solib_find_1); l_name may differ from NT_FILE's path (/lib vs
+        # /usr/lib), so both trees are built.
+        _link(file, os.path.join(workdir, "sysroot", m.path.lstrip("/")))
+        if not m.is_executable:
+            _link(file, os.path.join(workdir, "solib", os.path.basename(m.path)))
+        if m.build_id and m.debug_file:
+            _link(m.debug_file, os.path.join(workdir, "debug", ".build-id", m.build_id[:2],
+                                             m.build_id[2:] + ".debug"))
+    return warnings
+
+
+def prepare_gdb(path: str, gdb: str = "gdb", exe: Optional[str] = None, extra: Sequence[str] = (),
+                workdir: Optional[str] = None) -> GdbSession:
+    """Build the link trees and the gdb command line for the crash at `path`."""
+    from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
+
+    crash: CrashInput = find_crash_input(path)
+    workdir = workdir or tempfile.mkdtemp(prefix="coredump-gdb-")
+    core = crash.core
+    if crash.compressed:
+        core = os.path.join(workdir, "core")
+        with open(core, "wb") as out:
+            decompress_to(crash.core, out)
+    modules = list_core_modules(core, crash.files_dir)
+    warnings = _build_trees(workdir, modules)
+    executable = exe or _executable(modules)
+    if executable is None:
+        warnings.append("executable not found: gdb starts with the core alone")
+    elif not os.path.isfile(executable):
+        raise MissingFileError(f"{executable}: no such file")
+    debug_dirs = [os.path.join(workdir, "debug"), *DEFAULT_DEBUG_DIRS]
+    argv = [gdb,
+            "-iex", f"set sysroot {os.path.join(workdir, 'sysroot')}",
+            "-iex", f"set solib-search-path {os.path.join(workdir, 'solib')}",
+            "-iex", f"set debug-file-directory {os.pathsep.join(debug_dirs)}",
+            *extra]
+    argv += [executable, core] if executable else ["-c", core]
+    return GdbSession(argv, workdir, core, executable, modules, warnings)
+
+
+def _executable(modules: Sequence[GdbModule]) -> Optional[str]:
+    for m in modules:
+        if m.is_executable:
+            if m.file is not None:
+                return m.file
+            return m.path if os.path.isfile(m.path) else None
+    return None
