@@ -1,0 +1,309 @@
+"""
+Slim cores
+==========
+
+Write a small ELF core that still gives the same backtrace: every note, every thread's
+stack, the pages its registers and stack words point into, each module's ELF header and
+data pages, and the dynamic linker's link map; the rest keeps its PT_LOAD with
+``p_filesz = 0`` so a debugger still knows the mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+from coredump.errors import CoreFormatError, MemoryFault, StorageError
+
+__all__ = ("SlimResult", "Phdr", "slim_core", "read_phdrs", "keep_ranges")
+
+PAGE = 4096
+PT_LOAD, PT_NOTE, PT_DYNAMIC, PT_PHDR = 1, 4, 2, 6
+PF_X, PF_W = 1, 2
+PN_XNUM = 0xFFFF  # gABI: e_phnum overflow, the real count is in section 0's sh_info
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+PHDR = struct.Struct("<IIQQQQQQ")
+SHDR = struct.Struct("<IIQQQQIIQQ")
+# System V psABI x86-64 §3.2.2: 128 bytes below %rsp are the leaf function's red zone.
+RED_ZONE = 128
+# include/uapi/linux/auxvec.h
+AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR = 3, 5, 33
+DT_NULL, DT_DEBUG = 0, 21
+LINK_MAP_SIZE = 0x480  # glibc's struct link_map (public head l_addr, l_name, l_ld, l_next, l_prev + private part)
+
+Range = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Phdr:
+    p_type: int
+    p_flags: int
+    p_offset: int
+    p_vaddr: int
+    p_paddr: int
+    p_filesz: int
+    p_memsz: int
+    p_align: int
+
+    def pack(self) -> bytes:
+        return PHDR.pack(self.p_type, self.p_flags, self.p_offset, self.p_vaddr, self.p_paddr,
+                         self.p_filesz, self.p_memsz, self.p_align)
+
+
+@dataclass(frozen=True)
+class SlimResult:
+    src: str
+    dst: str
+    original_size: int
+    size: int
+    segments: int
+    kept_segments: int
+    kept_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        return self.original_size / max(1, self.size)
+
+
+def read_phdrs(f, path: str) -> Tuple[bytes, List[Phdr]]:
+    """The ELF header and every program header of the core open as `f`."""
+    f.seek(0)
+    ehdr = f.read(EHDR.size)
+    if len(ehdr) < EHDR.size or ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
+        raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF file")
+    fields = EHDR.unpack(ehdr)
+    e_type, e_phoff, e_shoff, e_phentsize, e_phnum = fields[1], fields[5], fields[6], fields[9], fields[10]
+    if e_type != 4:  # ET_CORE
+        raise CoreFormatError(f"{path} is not a core (e_type {e_type})")
+    if e_phnum == PN_XNUM and e_shoff:
+        f.seek(e_shoff)
+        e_phnum = SHDR.unpack(f.read(SHDR.size))[7]
+    if e_phentsize != PHDR.size:
+        raise CoreFormatError(f"{path}: e_phentsize {e_phentsize} is not {PHDR.size}")
+    f.seek(e_phoff)
+    raw = f.read(PHDR.size * e_phnum)
+    if len(raw) < PHDR.size * e_phnum:
+        raise CoreFormatError(f"{path}: program headers truncated")
+    return ehdr, [Phdr(*PHDR.unpack_from(raw, i * PHDR.size)) for i in range(e_phnum)]
+
+
+def _pages(lo: int, hi: int) -> Range:
+    return lo & ~(PAGE - 1), (hi + PAGE - 1) & ~(PAGE - 1)
+
+
+def merge(ranges: Iterable[Range]) -> List[Range]:
+    out: List[Range] = []
+    for lo, hi in sorted(r for r in ranges if r[1] > r[0]):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _stack_ranges(core, memory, stack_cap: int) -> List[Range]:
+    """Each thread's stack: from sp minus the red zone up to the end of the mapping that
+    holds sp (the stack grows down, psABI §3.4.1), at most `stack_cap` bytes."""
+    out = []
+    for t in core.threads:
+        sp = t.registers.get(core.arch.sp) if core.arch else None
+        seg = memory.find_segment(sp) if sp is not None else None
+        if seg is None:
+            continue
+        lo = max(seg.p_vaddr, sp - RED_ZONE)
+        out.append(_pages(lo, min(seg.end, lo + stack_cap)))
+    return out
+
+
+def _pointer_pages(core, memory, stacks: Sequence[Range], max_pages: int) -> List[Range]:
+    """The page holding each register value and each stack word that points into a dumped
+    segment, nearest the stack pointer first, at most `max_pages` pages."""
+    values: List[int] = []
+    for t in core.threads:
+        values.extend(t.registers.values())
+    for lo, hi in stacks:
+        try:
+            blob = memory.read(lo, hi - lo)
+        except MemoryFault:
+            continue
+        values.extend(memoryview(blob).cast("Q"))
+    seen = set()
+    out = []
+    for v in values:
+        page = v & ~(PAGE - 1)
+        if page in seen:
+            continue
+        seen.add(page)
+        seg = memory.find_segment(v)
+        if seg is not None and seg.available:
+            out.append((page, page + PAGE))
+            if len(out) >= max_pages:
+                break
+    return out
+
+
+def _module_ranges(core, memory, data_cap: int) -> List[Range]:
+    """Each module's first page (ELF header, program headers, build-id note; kernel
+    coredump_filter bit 4), its dumped data pages (.data, .bss, GOT, RELRO: private
+    copies the file does not hold), and the vDSO."""
+    out = []
+    for m in core.files:
+        if m.offset == 0:
+            out.append((m.vm_start, m.vm_start + PAGE))
+    for seg in memory.segments:
+        if seg.available and not seg.p_flags & PF_X and memory.find_file_mapping(seg.p_vaddr) is not None:
+            out.append((seg.p_vaddr, seg.p_vaddr + min(seg.available, data_cap)))
+    vdso = core.get_auxv(AT_SYSINFO_EHDR)
+    seg = memory.find_segment(vdso) if vdso else None
+    if seg is not None:
+        out.append((seg.p_vaddr, seg.end))
+    return out
+
+
+def _link_map_ranges(core, memory, limit: int = 512) -> List[Range]:
+    """What a debugger reads to list shared libraries (System V gABI dynamic section,
+    glibc <link.h>): the executable's PT_DYNAMIC, DT_DEBUG's r_debug, each link_map,
+    its l_name and l_ld."""
+    out: List[Range] = []
+    try:
+        phdr, phnum = core.get_auxv(AT_PHDR), core.get_auxv(AT_PHNUM)
+        if not phdr or not phnum:
+            return out
+        phdrs = [PHDR.unpack(memory.read(phdr + i * PHDR.size, PHDR.size)) for i in range(phnum)]
+        bias = next((phdr - p[3] for p in phdrs if p[0] == PT_PHDR), None)
+        dyn = next((p for p in phdrs if p[0] == PT_DYNAMIC), None)
+        if bias is None or dyn is None:
+            return out
+        dyn_at = dyn[3] + bias
+        out.append((dyn_at, dyn_at + dyn[6]))
+        r_debug = None
+        for i in range(dyn[6] // 16):
+            d_tag, d_val = struct.unpack("<qQ", memory.read(dyn_at + 16 * i, 16))
+            if d_tag == DT_NULL:
+                break
+            if d_tag == DT_DEBUG:
+                r_debug = d_val
+        if not r_debug:
+            return out
+        out.append((r_debug, r_debug + 40))
+        lm = memory.read_word(r_debug + 8)  # r_map
+        for _ in range(limit):
+            if not lm:
+                break
+            out.append((lm, lm + LINK_MAP_SIZE))
+            l_name, l_ld, l_next = struct.unpack("<QQQ", memory.read(lm + 8, 24))
+            for p in (l_name, l_ld):
+                if p:
+                    out.append((p, p + 512))
+            lm = l_next
+    except MemoryFault:
+        pass
+    return out
+
+
+def keep_ranges(core, stack_cap: int = 8 << 20, max_pointer_pages: int = 4096,
+                data_cap: int = 1 << 20) -> List[Range]:
+    """The page-aligned address ranges a slim core keeps, merged."""
+    memory = core.memory()
+    stacks = _stack_ranges(core, memory, stack_cap)
+    ranges = stacks + _pointer_pages(core, memory, stacks, max_pointer_pages)
+    ranges += _module_ranges(core, memory, data_cap) + _link_map_ranges(core, memory)
+    return merge(_pages(lo, hi) for lo, hi in ranges)
+
+
+def _split(ph: Phdr, keep: Sequence[Range]) -> List[Tuple[Phdr, Optional[int]]]:
+    """`ph` cut into pieces: kept ones (with their source offset) and left-out ones with
+    p_filesz 0, together covering [p_vaddr, p_vaddr + p_memsz) in order."""
+    end, dumped_end = ph.p_vaddr + ph.p_memsz, ph.p_vaddr + ph.p_filesz
+    pieces, at = [], ph.p_vaddr
+    for lo, hi in keep:
+        lo, hi = max(lo, ph.p_vaddr), min(hi, dumped_end)
+        if lo >= hi:
+            continue
+        if lo > at:
+            pieces.append((at, lo, False))
+        pieces.append((lo, hi, True))
+        at = hi
+    if at < end:
+        pieces.append((at, end, False))
+    return [(Phdr(PT_LOAD, ph.p_flags, 0, lo, 0, (hi - lo) if kept else 0, hi - lo, ph.p_align),
+             ph.p_offset + (lo - ph.p_vaddr) if kept else None) for lo, hi, kept in pieces]
+
+
+def _copy(fin, fout, offset: int, size: int, chunk: int = 1 << 20) -> None:
+    fin.seek(offset)
+    while size > 0:
+        data = fin.read(min(chunk, size))
+        if not data:
+            raise CoreFormatError(f"core ends early at {offset:#x}")
+        fout.write(data)
+        size -= len(data)
+
+
+def _layout(ehdr: bytes, phdrs: Sequence[Phdr], keep: Sequence[Range], size: int):
+    """Program headers of the slim core with their offsets, and what to copy where."""
+    out: List[Tuple[Phdr, Optional[int]]] = []
+    for ph in phdrs:
+        if ph.p_type == PT_LOAD:
+            # Bytes past the end of a truncated core do not exist: never claim them.
+            avail = max(0, min(ph.p_filesz, size - ph.p_offset))
+            out.extend(_split(dataclasses.replace(ph, p_filesz=avail), keep))
+        else:
+            out.append((ph, ph.p_offset if ph.p_filesz else None))
+    xnum = len(out) >= PN_XNUM
+    offset = EHDR.size + PHDR.size * len(out)
+    placed = []
+    for ph, src in out:
+        if ph.p_type == PT_NOTE:  # notes first, 4-aligned, as fs/binfmt_elf.c writes them
+            offset = (offset + 3) & ~3
+        elif ph.p_filesz:
+            offset = (offset + PAGE - 1) & ~(PAGE - 1)
+        placed.append((dataclasses.replace(ph, p_offset=offset if ph.p_filesz else 0), src))
+        offset += ph.p_filesz if src is not None else 0
+    return placed, xnum, offset
+
+
+def _write(fin, dst: str, ehdr: bytes, placed, xnum: bool, end: int) -> None:
+    fields = list(EHDR.unpack(ehdr))
+    fields[5] = EHDR.size  # e_phoff
+    fields[6] = end if xnum else 0  # e_shoff: only the PN_XNUM section header
+    fields[10] = PN_XNUM if xnum else len(placed)  # e_phnum
+    fields[11], fields[12], fields[13] = SHDR.size, 1 if xnum else 0, 0  # e_shentsize, e_shnum, e_shstrndx
+    with open(dst, "wb") as fout:
+        fout.write(EHDR.pack(*fields))
+        fout.write(b"".join(ph.pack() for ph, _ in placed))
+        for ph, src in placed:
+            if src is None or not ph.p_filesz:
+                continue
+            fout.write(b"\0" * (ph.p_offset - fout.tell()))
+            _copy(fin, fout, src, ph.p_filesz)
+        if xnum:
+            fout.write(SHDR.pack(0, 0, 0, 0, 0, 0, 0, len(placed), 0, 0))
+
+
+def slim_core(src: str, dst: str, *, stack_cap: int = 8 << 20, max_pointer_pages: int = 4096,
+              data_cap: int = 1 << 20) -> SlimResult:
+    """Write the slim copy of the core `src` to `dst`, streaming (never read whole)."""
+    from coredump.elf.core import open_core
+
+    with open_core(src) as core:
+        keep = keep_ranges(core, stack_cap, max_pointer_pages, data_cap)
+        size = core.size
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    try:
+        with open(src, "rb") as fin:
+            ehdr, phdrs = read_phdrs(fin, src)
+            placed, xnum, end = _layout(ehdr, phdrs, keep, size)
+            _write(fin, tmp, ehdr, placed, xnum, end)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        raise StorageError(f"cannot write {dst}: {exc.strerror}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    loads = [ph for ph, _ in placed if ph.p_type == PT_LOAD]
+    return SlimResult(src, dst, size, os.path.getsize(dst), sum(p.p_type == PT_LOAD for p in phdrs),
+                      sum(1 for p in loads if p.p_filesz), sum(p.p_filesz for p in loads))
