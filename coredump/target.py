@@ -154,10 +154,14 @@ class Target:
             return found
         result = [CoreModule(exe_path, *_span(image, bias), image.first_load_vaddr + bias, None, True)]
         dynamic = next((s.header.p_vaddr for s in image.elf.iter_segments() if s.header.p_type == "PT_DYNAMIC"), None)
+        interp = image.section_bytes(".interp")
+        interp_name = bytes(interp).rstrip(b"\0").decode("utf-8", "surrogateescape") if interp else ""
         for l_addr, name in (read_link_map(memory, dynamic + bias) if dynamic is not None else {}).items():
-            lib = self.finder.find_file(name, None)
+            if l_addr == bias:
+                continue  # the first link_map entry is the executable itself
+            lib = self.finder.find_file(name or interp_name, None) if (name or interp_name) else None
             if lib is not None:
-                result.append(CoreModule(name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
+                result.append(CoreModule(name or interp_name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
         known = {m.start for m in result}
         return sorted(result + [m for m in found if m.start not in known], key=lambda m: m.start)
 

@@ -103,8 +103,13 @@ def read_link_map(memory: AddressSpace, dynamic: int, limit: int = 4096) -> Dict
         while lm and lm not in seen and len(out) < limit:
             seen.add(lm)
             l_addr, l_name, _l_ld, l_next = struct.unpack("<QQQQ", memory.read(lm, 32))
-            name = memory.read_cstring(l_name, 4096).decode("utf-8", "surrogateescape") if l_name else ""
-            if name:
+            try:
+                name = memory.read_cstring(l_name, 4096).decode("utf-8", "surrogateescape") if l_name else ""
+            except MemoryFault:
+                # ld.so's own l_name points into the executable's .interp, in a text page
+                # that may not be dumped: keep the entry nameless for the caller to name.
+                name = ""
+            if l_addr:
                 out[l_addr] = name
             lm = l_next
     except MemoryFault:
