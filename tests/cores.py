@@ -129,6 +129,8 @@ def make_qemu_core(variant: str, program: str, *args: str) -> Path:
     subprocess.run(["qemu-aarch64", "-L", AARCH64_SYSROOT, str(exe), *args], cwd=workdir,
                    preexec_fn=_raise_core_limit, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    stdin=subprocess.DEVNULL, timeout=60)
+    for host_core in workdir.glob("core*"):
+        host_core.unlink()  # qemu itself died of the same signal: the host's core of qemu
     cores = sorted(workdir.glob("qemu_*.core"))
     if not cores:
         raise RuntimeError(f"qemu-aarch64 {exe} left no guest core in {workdir}")
