@@ -1,0 +1,1 @@
+"""Render crashes as text, JSON, HTML and JUnit XML; nothing else."""
