@@ -124,8 +124,11 @@ def render_artifacts(artifact_dir) -> RenderResult:
         crash = _load_crash(root, entry, result.warnings)
         entry["report_html"] = None
         if crash is not None:
-            entry["report_html"], page = _crash_page(root, entry, crash)
-            result.reports.append(page)
+            try:
+                entry["report_html"], page = _crash_page(root, entry, crash)
+                result.reports.append(page)
+            except StorageError as exc:
+                result.warnings.append(str(exc))
         pairs.append((entry, crash))
     _write(result.index, render_index_html(summary, pairs))
     _write(result.junit, render_junit([(e.get("id"), c) for e, c in pairs if c is not None]))
