@@ -161,12 +161,13 @@ def report(inputs, output):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
     crash.json files or cores."""
     from coredump.report.annotations import emit_github_annotations
+    from coredump.report.sanitize import clean_text
 
     try:
         result, crashes = build_report(inputs, output)
     except CoreDumpError as exc:
-        raise click.ClickException(str(exc)) from exc
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        raise click.ClickException(clean_text(exc)) from exc
+    for warning in result.warnings:  # may quote crash ids and file names: crash data
+        click.echo(f"warning: {clean_text(warning)}", err=True)
     emit_github_annotations(crashes)
-    click.echo(f"{len(result.reports)} crash report(s): {result.index}")
+    click.echo(f"{len(result.reports)} crash report(s): {clean_text(result.index)}")

@@ -54,6 +54,17 @@ def test_annotations_under_github_actions(tmp_path):
         "::error file=src/store.c,line=42,")
 
 
+def test_no_escape_sequences_from_crash_data(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"].append({"id": "evil\x1b]0;title\x07\x1b[2J", "crash_json": "nope\x1b[31m.json"})
+    (root / "summary.json").write_text(json.dumps(summary))
+    result = _run(root, env={"GITHUB_ACTIONS": "true"})  # output holds stdout and stderr
+    assert result.exit_code == 0
+    assert "warning: crash evil" in result.output and "::error " in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+
+
 def test_errors_are_one_line(tmp_path):
     result = _run(tmp_path / "missing")
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: ")
