@@ -108,6 +108,23 @@ def _collect(path: Path, taken: Set[str]) -> List[Tuple[str, Dict, Optional[Path
     return [(_new_id(path.name, taken), _analyze(path), path)]
 
 
+def _add_crash(folder: Path, crash: Dict, core: Optional[Path], note: str) -> Dict:
+    """Write <id>/crash.json (and core.zst) and return the summary entry."""
+    folder.mkdir()
+    (folder / "crash.json").write_text(json.dumps(crash, indent=2, ensure_ascii=False) + "\n")
+    stored = None
+    if core is not None and core.name == "core.zst":
+        _link_or_copy(core, folder / "core.zst")
+        stored = f"{folder.name}/core.zst"
+    elif core is not None:
+        stored = _store_core(core, folder)
+    return {"id": folder.name, "signature": crash.get("signature"),
+            "signal": (crash.get("signal") or {}).get("name"),
+            "executable": (crash.get("process") or {}).get("executable"),
+            "crash_json": f"{folder.name}/crash.json", "report_html": None, "core": stored,
+            "stored": stored is not None, "note": note}
+
+
 def build_report(inputs, output=None):
     """Render the inputs; one artifact directory without `output` is rendered in place.
     Returns ``(RenderResult, crash dicts)``."""
@@ -131,21 +148,7 @@ def build_report(inputs, output=None):
     crashes = []
     for path in paths:
         for crash_id, crash, core in _collect(path, taken):
-            folder = out / crash_id
-            folder.mkdir()
-            (folder / "crash.json").write_text(json.dumps(crash, indent=2, ensure_ascii=False) + "\n")
-            stored = None
-            if core is not None:
-                if core.name == "core.zst":
-                    _link_or_copy(core, folder / "core.zst")
-                    stored = f"{crash_id}/core.zst"
-                else:
-                    stored = _store_core(core, folder)
-            signal = crash.get("signal") or {}
-            entries.append({"id": crash_id, "signature": crash.get("signature"), "signal": signal.get("name"),
-                            "executable": (crash.get("process") or {}).get("executable"),
-                            "crash_json": f"{crash_id}/crash.json", "report_html": None, "core": stored,
-                            "stored": stored is not None, "note": f"from {path}"})
+            entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
             crashes.append(crash)
     summary.setdefault("schema", SUMMARY_SCHEMA)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
