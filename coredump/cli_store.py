@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import threading
 
@@ -21,7 +22,8 @@ __all__ = ("upload", "ls", "fetch", "COMMANDS")
 
 
 def _errors(func):
-    """A CoreDumpError becomes click's one ``Error: …`` line on stderr and exit status 1."""
+    """A CoreDumpError (or a bug) becomes click's one ``Error: …`` line on stderr and exit
+    status 1, as ``cli.handle_errors`` does for the other commands."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -29,6 +31,13 @@ def _errors(func):
             return func(*args, **kwargs)
         except CoreDumpError as exc:
             raise click.ClickException(str(exc)) from exc
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
+            if os.environ.get("COREDUMP_DEBUG"):
+                raise
+            raise click.ClickException(f"internal error: {type(exc).__name__}: {exc} "
+                                       "(set COREDUMP_DEBUG=1 for details)") from exc
 
     return wrapper
 
@@ -58,8 +67,10 @@ class _Bar:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.argument("url")
 @click.option("--job", help="Job id under the prefix (default: the summary's start time and host).")
+@click.option("--presign", type=click.IntRange(1, 7 * 24 * 3600), metavar="SECONDS",
+              help="Print presigned addresses valid this long (for a private bucket).")
 @_errors
-def upload(directory, url, job):
+def upload(directory, url, job, presign):
     """Upload an artifact DIRECTORY to URL/<job>/ (URL is s3://BUCKET/PREFIX) and print its addresses."""
     from pathlib import Path
 
@@ -69,7 +80,7 @@ def upload(directory, url, job):
     job = job or default_job_id(read_summary(Path(directory)))
     bar = _Bar("uploading")
     try:
-        urls = upload_artifacts(directory, url, progress=bar, job=job)
+        urls = upload_artifacts(directory, url, progress=bar, job=job, presign=presign)
     finally:
         bar.close()
     click.echo(f"Uploaded {directory} to {parse_s3_url(url).join(job)}/")

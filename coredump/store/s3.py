@@ -84,9 +84,11 @@ class storage_errors:
             return False
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
-        from s3transfer.exceptions import S3TransferFailedError
+        from s3transfer import exceptions as transfer
 
-        if isinstance(exc, (BotoCoreError, ClientError, Boto3Error, S3TransferFailedError, OSError)):
+        failures = (BotoCoreError, ClientError, Boto3Error, OSError, transfer.RetriesExceededError,
+                    transfer.S3UploadFailedError, transfer.S3DownloadFailedError, transfer.CancelledError)
+        if isinstance(exc, failures):
             message = " ".join(str(exc).split())
             raise StorageError(f"{self.what}: {message}") from exc
         return False
@@ -116,6 +118,8 @@ def default_job_id(summary: dict) -> str:
 
 
 def read_summary(directory: Path) -> dict:
+    if not directory.is_dir():
+        raise StorageError(f"{directory} is not a directory")
     try:
         summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -175,16 +179,15 @@ def _object_exists(client, bucket: str, key: str) -> bool:
 
 
 def upload_artifacts(directory, url: str, progress: Optional[Progress] = None, job: Optional[str] = None,
-                     client=None) -> List[str]:
+                     presign: Optional[int] = None, client=None) -> List[str]:
     """Upload the artifact directory to ``url/<job>/``; return the HTTP(S) addresses of its
-    index.html, summary.json and each report.html (what a person opens).
+    index.html, each report.html and summary.json (what a person opens), presigned for
+    ``presign`` seconds when given (a private bucket answers 403 to a plain address).
 
     ``job`` defaults to :func:`default_job_id`. A job whose summary.json is already in the
     bucket is refused, so two runs never mix; a failed upload can simply be repeated.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise StorageError(f"{directory} is not a directory")
     summary = read_summary(directory)
     job = job or default_job_id(summary)
     if "/" in job or job in (".", ".."):
@@ -199,9 +202,12 @@ def upload_artifacts(directory, url: str, progress: Optional[Progress] = None, j
         # summary.json goes up only after everything else has, as the job's commit mark.
         _upload_batch(client, target, [f for f in files if f[0] != SUMMARY], counter)
         _upload_batch(client, target, [f for f in files if f[0] == SUMMARY], counter)
-    endpoint = client.meta.endpoint_url
-    return [http_url(endpoint, target.bucket, target.key(rel)) for rel, _, _ in files
+    keys = [target.key(rel) for rel, _, _ in files
             if rel in ("index.html", SUMMARY) or rel.endswith("/report.html")]
+    if presign:
+        return [client.generate_presigned_url("get_object", Params={"Bucket": target.bucket, "Key": key},
+                                              ExpiresIn=presign) for key in keys]
+    return [http_url(client.meta.endpoint_url, target.bucket, key) for key in keys]
 
 
 def _upload_batch(client, target: S3Url, files, counter: ByteCounter) -> None:

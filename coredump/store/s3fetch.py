@@ -113,15 +113,18 @@ def fetch_artifacts(url: str, dest, progress: Optional[Progress] = None, client=
     client = client or make_client()
     with storage_errors(f"fetch of {base} failed"):
         job, summary, crash = _locate(client, base)
-        listing = _crash_listing(client, job, crash) if crash else _list(client, job, job)
-        listing = [item for item in listing if item[0] != SUMMARY]
+        if crash:
+            listing = [item for item in _crash_listing(client, job, crash) if item[0] != SUMMARY]
+            check = listing + [(SUMMARY, job.key(SUMMARY), 0)]
+        else:
+            listing = check = _list(client, job, job)
         dest.mkdir(parents=True, exist_ok=True)
-        _check(listing + [(SUMMARY, job.key(SUMMARY), 0)], dest, summary, job)
+        _check(check, dest, summary, job)
         counter = ByteCounter(progress, sum(size for _, _, size in listing))
         written = _download_all(client, job, listing, dest, counter)
-        if crash:
-            summary = dict(summary, crashes=[c for c in summary["crashes"] if c.get("id") == crash])
-        written.append(_write_summary(dest, summary))
+        if crash:  # the copy lists the one crash fetched, so DEST is an artifact directory itself
+            written.append(_write_summary(dest, dict(summary, crashes=[
+                c for c in summary["crashes"] if isinstance(c, dict) and c.get("id") == crash])))
     return written
 
 
