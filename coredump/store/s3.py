@@ -55,8 +55,12 @@ def make_client():
         from botocore.config import Config
     except ImportError as exc:
         raise StorageError("S3 support needs boto3: pip install 'coredump[s3]'") from exc
-    retries = {"mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-               "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", MAX_ATTEMPTS))}
+    # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does; the client config's
+    # max_attempts would count retries only (botocore PR #1972).
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+    if not attempts.isdigit() or int(attempts) < 1:
+        raise StorageError(f"AWS_MAX_ATTEMPTS must be a positive integer, not {attempts!r}")
+    retries = {"mode": os.environ.get("AWS_RETRY_MODE", "standard"), "total_max_attempts": int(attempts)}
     s3 = {"addressing_style": "path"} if os.environ.get("AWS_ENDPOINT_URL") else {}
     config = Config(retries=retries, s3=s3, connect_timeout=10, read_timeout=60)
     with storage_errors("cannot create an S3 client"):
