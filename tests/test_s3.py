@@ -191,3 +191,62 @@ def test_fetch_checks_sizes_against_the_summary(s3env, tmp_path):
 def test_library_errors_are_storage_errors(s3env, tmp_path):
     with pytest.raises(StorageError, match="not an S3 URL"):
         upload_artifacts(make_artifact_dir(tmp_path / "a"), "http://example.com/x")
+
+
+def test_real_core_round_trip_brings_the_binaries_gdb_needs(s3env, tmp_path, make_core):
+    """A real kernel core and the files its NT_FILE names, by build-id, up and back down."""
+    import shutil
+
+    import zstandard
+
+    from coredump.elf.core import open_core
+    from coredump.elf.modules import find_modules
+    from coredump.symbols.image import ElfImage
+
+    core_path = make_core("O0", "uselib")
+    modules = [m for m in find_modules(open_core(str(core_path))) if m.build_id and os.path.isfile(m.path)]
+    assert len(modules) >= 3  # the executable, libcrash.so, libc
+    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "00"),),
+                            core_bytes=zstandard.ZstdCompressor().compress(core_path.read_bytes()))
+    shutil.rmtree(art / "files")
+    (art / "c1" / "crash.json").write_text(json.dumps(
+        {"modules": [{"path": m.path, "build_id": m.build_id} for m in modules]}))
+    for m in modules:
+        (art / "files" / m.build_id).mkdir(parents=True, exist_ok=True)
+        shutil.copy(m.path, art / "files" / m.build_id / os.path.basename(m.path))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    assert run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest").exit_code == 0
+    dest = tmp_path / "dest"
+    compressed = (dest / "c1" / "core.zst").read_bytes()
+    restored = zstandard.ZstdDecompressor().decompressobj().decompress(compressed)
+    assert restored == core_path.read_bytes()
+    for m in modules:
+        assert ElfImage(str(dest / "files" / m.build_id / os.path.basename(m.path))).build_id == m.build_id
+
+
+def test_progress_bar_on_a_terminal_only(s3env, tmp_path):
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    art = make_artifact_dir(tmp_path / "art")
+    env = dict(os.environ, **s3env.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    command = [sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p")]
+    master, slave = pty.openpty()
+    with os.fdopen(master, "rb", buffering=0) as terminal:
+        proc = subprocess.Popen(command + ["--job", "tty"], env=env, stderr=slave, stdout=subprocess.PIPE)
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = terminal.read(4096)
+            except OSError:  # EIO once the child has closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert proc.wait(timeout=60) == 0
+    assert b"uploading" in drawn and b"100%" in drawn
+    piped = subprocess.run(command + ["--job", "pipe"], env=env, capture_output=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == b""
