@@ -26,7 +26,8 @@ from coredump.errors import StorageError
 from coredump.store.s3url import S3Url, http_url, parse_s3_url
 
 __all__ = ("upload_artifacts", "list_jobs", "make_client", "transfer_config", "default_job_id",
-           "storage_errors", "get_json", "ByteCounter", "Progress", "MULTIPART_THRESHOLD", "MAX_ATTEMPTS")
+           "read_summary", "storage_errors", "get_json", "ByteCounter", "Progress", "MULTIPART_THRESHOLD",
+           "MAX_ATTEMPTS")
 
 #: ``progress(bytes_done, bytes_total)``, called from transfer threads.
 Progress = Callable[[int, int], None]
@@ -176,7 +177,9 @@ def _object_exists(client, bucket: str, key: str) -> bool:
     try:
         client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        # S3 answers 403 for a missing key when the caller may not s3:ListBucket; a role
+        # allowed only s3:PutObject must still upload, so "cannot tell" counts as absent.
+        if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
             return False
         raise
     return True
