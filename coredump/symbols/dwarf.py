@@ -323,6 +323,8 @@ class DwarfIndex:
                 return shown, linkage
         if name is not None and named is not None:
             name = _qualify(named, name)
+            if _is_cxx(die) and name != "main" and not _has_parameters(cur):
+                name += "()"  # gdb's physname of a C++ function with no linkage name
         return name or linkage, linkage
 
 
@@ -337,6 +339,17 @@ def _qualify(die, name: str) -> str:
     except Exception:
         pass
     return "::".join(reversed(parts))
+
+
+def _is_cxx(die) -> bool:
+    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C_plus_plus, _03, _11, _14 (DWARF 5 Table 7.17)
+    return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21)
+
+
+def _has_parameters(die) -> bool:
+    return any(c.tag in ("DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters")
+               for c in die.iter_children())
 
 
 def _attr(die, name: str):
