@@ -150,10 +150,14 @@ def test_corpus_demangle_core():
     target = _target(DEMANGLE.with_name(case["core"]), DEMANGLE)
     exe = target.executable
     assert exe is not None and exe.dwarf is not None
+    symtab = exe.image.elf.get_section_by_name(".symtab")
     names = {}
-    for name in ("_Z7cxxfunci", "_Z1fv"):
-        value = exe.image.elf.get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
-        frame = exe.dwarf.find_function(value)
+    for name in ("_Z7cxxfunci", "f"):
+        frame = exe.dwarf.find_function(symtab.get_symbol_by_name(name)[0]["st_value"])
         names[frame.function] = frame
     assert set(names) == {"cxxfunc(int)", "f()"}
     assert names["cxxfunc(int)"].linkage_name == "_Z7cxxfunci"
+    pc = target.core.threads[0].registers["rip"]  # frame 0: the faulting instruction
+    frame0 = exe.dwarf.find_frames(pc - exe.bias)
+    assert [(f.function, f.file, f.line) for f in frame0] == [
+        ("cxxfunc(int)", *case["lines"]["cxxfunc(int)"])]
