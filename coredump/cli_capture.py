@@ -14,23 +14,12 @@ import time
 
 import click
 
+from coredump.capture.entry import parse_size
+
 __all__ = ("run", "harvest", "doctor", "parse_size", "parse_since", "main")
 
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``512``, ``100M``, ``2G``, ``1.5GiB`` (powers of 1024).
-
-    >>> parse_size("2G"), parse_size("100MiB"), parse_size("512")
-    (2147483648, 104857600, 512)
-    """
-    m = _SIZE.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not a size: {text!r} (use e.g. 512M or 2G)")
-    return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
 def parse_since(text: str, now: float = None) -> float:

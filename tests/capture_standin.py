@@ -79,7 +79,9 @@ def command(*args: str):
 
 
 def main() -> None:
+    """The console script's path: the entry's fast ``run``, else the click commands."""
     install()
+    from coredump.capture.entry import main as entry
     from coredump.cli_capture import main as cli
 
-    cli(prog_name="coredump")
+    entry(cli=cli)

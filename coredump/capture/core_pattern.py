@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Optional, Tuple
 
 __all__ = (
     "SPECIFIERS", "CorePattern", "parse_core_pattern", "read_core_pattern", "describe_core_pattern",
@@ -49,21 +47,24 @@ SPECIFIERS = {
 GENERIC_CORE_NAME = re.compile(r"core(\.[^/]*)?")
 
 
-@dataclass(frozen=True)
 class CorePattern:
     """A parsed core_pattern.
 
     ``pipe`` is the program argv when the pattern starts with ``|`` (the kernel then
     writes no file); otherwise ``path`` is the file-name template, absolute or relative to
     the crashing process's working directory, ``regex`` matches the names it produces and
-    ``directory`` is the longest leading directory without a specifier.
+    ``directory`` is the longest leading directory without a specifier. (A plain class,
+    not a dataclass: ``dataclasses`` imports ``inspect``, too slow for the run wrapper.)
     """
 
-    raw: str
-    uses_pid: bool = False
-    pipe: Optional[Tuple[str, ...]] = None
-    path: str = ""
-    regex: Optional[re.Pattern] = None
+    __slots__ = ("raw", "uses_pid", "pipe", "path", "regex")
+
+    def __init__(self, raw: str, uses_pid: bool = False, pipe: tuple[str, ...] | None = None,
+                 path: str = "", regex: re.Pattern | None = None):
+        self.raw, self.uses_pid, self.pipe, self.path, self.regex = raw, uses_pid, pipe, path, regex
+
+    def __repr__(self) -> str:
+        return f"CorePattern({self.raw!r}, uses_pid={self.uses_pid})"
 
     @property
     def is_pipe(self) -> bool:
@@ -74,7 +75,7 @@ class CorePattern:
         return self.path.startswith("/")
 
     @property
-    def directory(self) -> Optional[str]:
+    def directory(self) -> str | None:
         """The fixed directory an absolute pattern writes into (or below), else None."""
         if not self.is_absolute:
             return None
@@ -98,7 +99,7 @@ class CorePattern:
         return self.regex is not None and self.regex.fullmatch(path) is not None
 
     @property
-    def program(self) -> Optional[str]:
+    def program(self) -> str | None:
         return self.pipe[0] if self.pipe else None
 
 
@@ -194,7 +195,7 @@ def describe_core_pattern(pattern: CorePattern) -> str:
     return f"cores are written as {pattern.path!r} in the crashing process's working directory{legend}"
 
 
-def pipe_kind(pattern: CorePattern) -> Optional[str]:
+def pipe_kind(pattern: CorePattern) -> str | None:
     """'systemd-coredump', 'apport' or 'other' for a pipe; None for a file pattern."""
     return _pipe_kind(pattern.program or "") if pattern.is_pipe else None
 

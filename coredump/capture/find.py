@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from collections.abc import Iterable, Iterator, Sequence
 
 from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
 
@@ -37,7 +37,7 @@ def is_core_file(path: str) -> bool:
     return e_type == ET_CORE
 
 
-def _walk(root: str, max_depth: Optional[int], exclude: Set[str]) -> Iterator[Tuple[str, str]]:
+def _walk(root: str, max_depth: int | None, exclude: set[str]) -> Iterator[tuple[str, str]]:
     """(path relative to root, absolute path) of every regular file; symlinks not followed."""
     stack = [(root, "", 0)]
     while stack:
@@ -62,7 +62,7 @@ def _tail(rel: str, n: int) -> str:
     return "/".join(rel.split("/")[-n:]) if n > 0 else rel
 
 
-def iter_candidates(roots: Sequence[str], pattern: Optional[CorePattern],
+def iter_candidates(roots: Sequence[str], pattern: CorePattern | None,
                     exclude: Iterable[str] = ()) -> Iterator[str]:
     """Files whose name a core could have: generic names (core, core.PID, core.*) and the
     names `pattern` produces, in every root's tree and in the pattern's own directory."""
@@ -82,11 +82,11 @@ def iter_candidates(roots: Sequence[str], pattern: Optional[CorePattern],
                 yield path
 
 
-def find_cores(roots: Sequence[str], since_ns: int = 0, pattern: Optional[CorePattern] = None,
-               exclude: Iterable[str] = ()) -> List[str]:
+def find_cores(roots: Sequence[str], since_ns: int = 0, pattern: CorePattern | None = None,
+               exclude: Iterable[str] = ()) -> list[str]:
     """Core files in `roots` and the pattern's directory modified at or after `since_ns`
     (nanoseconds since the epoch), oldest first, each file once."""
-    seen: Set[Tuple[int, int]] = set()
+    seen: set[tuple[int, int]] = set()
     found = []
     for path in iter_candidates(roots, pattern, exclude):
         try:

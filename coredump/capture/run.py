@@ -17,7 +17,7 @@ import resource
 import signal
 import sys
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 __all__ = ("FORWARDED_SIGNALS", "raise_core_limit", "exit_status", "run_step", "run")
 
@@ -43,7 +43,7 @@ def _limit_text(value: int) -> str:
     return "unlimited" if value == resource.RLIM_INFINITY else f"{value} bytes"
 
 
-def raise_core_limit() -> Optional[str]:
+def raise_core_limit() -> str | None:
     """Raise RLIMIT_CORE for this process and its children: both limits to unlimited
     when allowed (CAP_SYS_RESOURCE), else the soft limit to the hard one.
 
@@ -112,7 +112,7 @@ def _wait_forwarding(pid: int) -> int:
                 pass
 
 
-def run_step(argv: Sequence[str]) -> Tuple[int, int, int]:
+def run_step(argv: Sequence[str]) -> tuple[int, int, int]:
     """Run the step; (exit status, start and end in ns since the epoch).
 
     A command that cannot be started gets the shell's 127 (not found) or 126.
@@ -133,7 +133,7 @@ def run_step(argv: Sequence[str]) -> Tuple[int, int, int]:
 
 
 def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequence[str] = (),
-        make_options: Optional[Callable[[], object]] = None, echo: Callable[[str], None] = _echo) -> int:
+        make_options: Callable[[], object] | None = None, echo: Callable[[str], None] = _echo) -> int:
     """``coredump run``: the step's exit status, whatever happens to the harvest after it.
 
     Cores are searched in the working directory tree, `core_dirs` and core_pattern's
