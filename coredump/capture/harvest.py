@@ -60,8 +60,11 @@ class HarvestResult:
 
 
 def format_size(n: int) -> str:
-    """>>> format_size(232038400)
-    '221.3 MiB'"""
+    """A size in binary units, as the crash summary prints it.
+
+    >>> format_size(232038400)
+    '221.3 MiB'
+    """
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
