@@ -86,7 +86,8 @@ def _run(cie: Cie, pos: int, end: int, state: _State, initial: Optional[_State],
     """DWARF 5 §6.4.2: run the instructions in [pos, end) of the CIE's section while the
     location stays <= pc (pc < 0: to the end)."""
     remembered = []
-    program = cie.section.data
+    # Bounded by the entry, so an unterminated LEB128 cannot read the next entry.
+    program = memoryview(cie.section.data)[:end]
     caf, daf = cie.code_alignment_factor, cie.data_alignment_factor
     try:
         while pos < end:
