@@ -240,7 +240,8 @@ def _module_key(module) -> tuple:
     image = module.image
     if module.build_id:
         return (module.build_id, image.path)
-    return (None, image.path, id(image))
+    # No build-id: the image object itself (held, so its identity cannot be reused).
+    return (None, image.path, image)
 
 
 def find_cfi_row(module, pc: int, arch) -> Optional[CfiRow]:
