@@ -279,6 +279,16 @@ def clear_caches() -> None:
     _ROWS.clear()
 
 
+_CALLEE_SAVED: Dict[str, Tuple[str, ...]] = {}
+
+
+def _callee_saved(arch) -> Tuple[str, ...]:
+    names = _CALLEE_SAVED.get(arch.name)
+    if names is None:
+        names = _CALLEE_SAVED[arch.name] = tuple(sorted(arch.callee_saved))
+    return names
+
+
 def apply_row(row: CfiRow, regs: Dict[str, int], reader, arch) -> Optional[Tuple[int, Dict[str, int]]]:
     """(CFA, caller's registers) by the rules of `row` (DWARF 5 §6.4.1); None when the
     return address cannot be known.
@@ -297,7 +307,7 @@ def apply_row(row: CfiRow, regs: Dict[str, int], reader, arch) -> Optional[Tuple
         cfa = (regs[row.cfa[0]] + row.cfa[1]) & MASK
     else:
         cfa = evaluate(row.cfa_expr, reader, get)
-    caller = {name: regs[name] for name in arch.callee_saved if name in regs}
+    caller = {name: regs[name] for name in _callee_saved(arch) if name in regs}
     caller[arch.sp] = cfa
     for name, kind, arg in row.rules:
         if kind == OFFSET:

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from coredump.elf.memory import PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
@@ -120,19 +121,38 @@ def _materialize(indexed, sp_name: str) -> Tuple[Frame, ...]:
     return tuple(state.to_frame(i, sp_name) for i, state in indexed)
 
 
+class _Executable:
+    """``memory.is_executable`` remembering the last code segment: a deep stack returns
+    into the same few functions."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.start = self.end = 0
+
+    def __call__(self, address: int) -> bool:
+        if self.start <= address < self.end:
+            return True
+        seg = self.memory.find_segment(address)
+        if seg is None or not seg.p_flags & PF_X:
+            return False
+        self.start, self.end = seg.p_vaddr, seg.end
+        return True
+
+
 def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> Iterator[UnwindState]:
     """Frames from `state` outward until a stop rule ends the stack."""
     reader = get_reader(target)
     arch = target.arch
+    is_executable = _Executable(target.memory)
     index = 0
     yield state
     while True:
-        caller, why = _find_caller(unwinder, state, target, reader)
+        caller, why = _find_caller(unwinder, state, target, reader, is_executable)
         if caller is None:
             if why:
                 warnings.append(f"frame {index} (pc {state.pc:#x}): {why}")
             return
-        stop, keep, why = _stop_rule(state, caller, target, arch)
+        stop, keep, why = _stop_rule(state, caller, is_executable, arch)
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
             state.function = SIGNAL_HANDLER_CALLED
@@ -146,10 +166,11 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
         state = caller
 
 
-def _find_caller(unwinder, state: UnwindState, target, reader) -> Tuple[Optional[UnwindState], Optional[str]]:
+def _find_caller(unwinder, state: UnwindState, target, reader,
+                 is_executable) -> Tuple[Optional[UnwindState], Optional[str]]:
     """(caller, None), or (None, why the stack ends abnormally) or (None, None) at its end."""
     strategies = unwinder.STRATEGIES
-    if state.trust in (Trust.CONTEXT, Trust.SIGNAL) and not target.memory.is_executable(state.pc):
+    if state.trust in (Trust.CONTEXT, Trust.SIGNAL) and not is_executable(state.pc):
         # An interrupted pc outside code: a call through a bad pointer (drgn's bad_call_unwind).
         strategies = (unwinder.BAD_CALL,) + tuple(strategies)
     for strategy in strategies:
@@ -166,7 +187,8 @@ def _find_caller(unwinder, state: UnwindState, target, reader) -> Tuple[Optional
     return None, "no caller found (no CFI, frame pointer or return address on the stack)"
 
 
-def _stop_rule(callee: UnwindState, caller: UnwindState, target, arch) -> Tuple[bool, bool, Optional[str]]:
+def _stop_rule(callee: UnwindState, caller: UnwindState, is_executable,
+               arch) -> Tuple[bool, bool, Optional[str]]:
     """(stop after this caller, keep the caller, warning) for a caller a strategy found."""
     pc, sp, callee_sp = caller.pc, caller.regs.get(arch.sp), callee.regs.get(arch.sp)
     if pc == 0:
@@ -180,7 +202,7 @@ def _stop_rule(callee: UnwindState, caller: UnwindState, target, arch) -> Tuple[
         pc_changed_leaf = callee.trust == Trust.CONTEXT and sp == callee_sp and pc != callee.pc
         if sp < callee_sp or (sp == callee_sp and not pc_changed_leaf):
             return True, False, f"stack pointer did not increase ({sp:#x} after {callee_sp:#x})"
-    if not target.memory.is_executable(pc):
+    if not is_executable(pc):
         # CFI and signal contexts are reliable enough to show where they lead; a
         # frame-pointer guess that leaves code is dropped.
         keep = caller.trust in (Trust.CFI, Trust.SIGNAL)

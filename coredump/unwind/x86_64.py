@@ -53,6 +53,9 @@ def is_non_canonical(address: int) -> bool:
     return top not in (0, 0x1FFFF)
 
 
+_CFI, _SIGNAL = Trust.CFI, Trust.SIGNAL
+
+
 def _cfi(state: UnwindState, target, reader) -> Optional[UnwindState]:
     regs = state.regs
     if regs.get(SP) is None:
@@ -70,7 +73,7 @@ def _cfi(state: UnwindState, target, reader) -> Optional[UnwindState]:
     state.cfa, caller = result
     # An FDE whose CIE has the "S" augmentation describes a signal trampoline: the
     # caller's pc is the interrupted instruction itself (LSB Core §10.6.1.1).
-    return UnwindState(caller[PC], caller, Trust.SIGNAL if row.signal else Trust.CFI)
+    return UnwindState(caller[PC], caller, _SIGNAL if row.signal else _CFI)
 
 
 def _signal_frame(state: UnwindState, target, reader) -> Optional[UnwindState]:
