@@ -85,51 +85,39 @@ def execute_cfa_program(cie: Cie, fde: Optional[Fde], pc: int) -> _State:
 def _run(cie: Cie, pos: int, end: int, state: _State, initial: Optional[_State], loc: int, pc: int) -> None:
     """DWARF 5 §6.4.2: run the instructions in [pos, end) of the CIE's section while the
     location stays <= pc (pc < 0: to the end)."""
-    remembered = []
+    remembered: list = []
     # Bounded by the entry, so an unterminated LEB128 cannot read the next entry.
     program = memoryview(cie.section.data)[:end]
-    caf, daf = cie.code_alignment_factor, cie.data_alignment_factor
     try:
         while pos < end:
             op = program[pos]
-            pos += 1
-            high, low = op & 0xC0, op & 0x3F
-            if high == DW_CFA_advance_loc:
-                delta = low * caf
-            elif high == DW_CFA_offset:
-                off, pos = read_uleb128(program, pos)
-                state.rules[low] = (OFFSET, off * daf)
-                continue
-            elif high == DW_CFA_restore:
-                _restore(state, initial, low)
-                continue
-            elif op in (DW_CFA_advance_loc1, DW_CFA_advance_loc2, DW_CFA_advance_loc4):
-                fmt = {DW_CFA_advance_loc1: "<B", DW_CFA_advance_loc2: "<H", DW_CFA_advance_loc4: "<I"}[op]
-                delta = struct.unpack_from(fmt, program, pos)[0] * caf
-                pos += struct.calcsize(fmt)
-            elif op == DW_CFA_set_loc:
-                new_loc, pos = cie.read_pointer(program, pos)
-                delta = new_loc - loc
-            elif op == DW_CFA_remember_state:
-                if len(remembered) >= MAX_REMEMBERED:
-                    raise CfiError("DW_CFA_remember_state nested too deep")
-                remembered.append(state.copy())
-                continue
-            elif op == DW_CFA_restore_state:
-                if not remembered:
-                    raise CfiError("DW_CFA_restore_state without remember_state")
-                # The CFA is restored with the rules, as GCC's unwinder and gdb do.
-                saved = remembered.pop()
-                state.cfa, state.rules = saved.cfa, saved.rules
-                continue
-            else:
-                pos = _run_one(op, program, pos, state, initial, daf)
-                continue
-            if pc >= 0 and loc + delta > pc:
+            delta, pos = _location_delta(cie, program, pos + 1, op, loc)
+            if delta is None:
+                pos = _run_one(op, program, pos, state, initial, cie.data_alignment_factor, remembered)
+            elif pc >= 0 and loc + delta > pc:
                 return
-            loc += delta
+            else:
+                loc += delta
     except (IndexError, struct.error, ExpressionError, CfiFormatError) as exc:
         raise CfiError(f"truncated call frame instructions ({exc})") from None
+
+
+_ADVANCE = {DW_CFA_advance_loc1: struct.Struct("<B"), DW_CFA_advance_loc2: struct.Struct("<H"),
+            DW_CFA_advance_loc4: struct.Struct("<I")}
+
+
+def _location_delta(cie: Cie, program, pos: int, op: int, loc: int):
+    """(how far the location moves, next position); (None, pos) for other instructions
+    (DWARF 5 §6.4.2.1 "Row Creation Instructions")."""
+    if op & 0xC0 == DW_CFA_advance_loc:
+        return (op & 0x3F) * cie.code_alignment_factor, pos
+    if op in _ADVANCE:
+        fmt = _ADVANCE[op]
+        return fmt.unpack_from(program, pos)[0] * cie.code_alignment_factor, pos + fmt.size
+    if op == DW_CFA_set_loc:
+        new_loc, pos = cie.read_pointer(program, pos)
+        return new_loc - loc, pos
+    return None, pos
 
 
 def _restore(state: _State, initial: Optional[_State], regno: int) -> None:
@@ -148,17 +136,45 @@ def _block(program, pos):
     return bytes(program[pos:pos + size]), pos + size
 
 
-def _run_one(op, program, pos, state: _State, initial, daf) -> int:  # noqa: C901 - one dispatch
-    """The DW_CFA operations that do not move the location; returns the next position."""
-    if op in (DW_CFA_nop, DW_CFA_GNU_window_save):
-        return pos
-    if op == DW_CFA_GNU_args_size:  # only for the personality routine
-        return read_uleb128(program, pos)[1]
+def _run_one(op, program, pos, state: _State, initial, daf, remembered: list) -> int:
+    """One instruction that does not move the location; returns the next position."""
+    high = op & 0xC0
+    if high == DW_CFA_offset:
+        off, pos = read_uleb128(program, pos)
+        state.rules[op & 0x3F] = (OFFSET, off * daf)
+    elif high == DW_CFA_restore:
+        _restore(state, initial, op & 0x3F)
+    elif op == DW_CFA_remember_state:
+        if len(remembered) >= MAX_REMEMBERED:
+            raise CfiError("DW_CFA_remember_state nested too deep")
+        remembered.append(state.copy())
+    elif op == DW_CFA_restore_state:
+        if not remembered:
+            raise CfiError("DW_CFA_restore_state without remember_state")
+        # The CFA is restored with the rules, as GCC's unwinder and gdb do.
+        saved = remembered.pop()
+        state.cfa, state.rules = saved.cfa, saved.rules
+    elif op in (DW_CFA_nop, DW_CFA_GNU_window_save):
+        pass
+    elif op == DW_CFA_GNU_args_size:  # only for the personality routine
+        pos = read_uleb128(program, pos)[1]
+    elif op in _CFA_OPS:
+        pos = _cfa_rule(op, program, pos, state, daf)
+    else:
+        pos = _register_rule(op, program, pos, state, initial, daf)
+    return pos
+
+
+_CFA_OPS = frozenset({DW_CFA_def_cfa, DW_CFA_def_cfa_sf, DW_CFA_def_cfa_register, DW_CFA_def_cfa_offset,
+                      DW_CFA_def_cfa_offset_sf, DW_CFA_def_cfa_expression})
+
+
+def _cfa_rule(op, program, pos, state: _State, daf) -> int:
+    """DWARF 5 §6.4.2.2 "CFA Definition Instructions"."""
     if op == DW_CFA_def_cfa_expression:
         expr, pos = _block(program, pos)
         state.cfa = ("expr", expr)
-        return pos
-    if op in (DW_CFA_def_cfa_offset, DW_CFA_def_cfa_offset_sf):
+    elif op in (DW_CFA_def_cfa_offset, DW_CFA_def_cfa_offset_sf):
         if op == DW_CFA_def_cfa_offset:
             off, pos = read_uleb128(program, pos)
         else:
@@ -167,19 +183,23 @@ def _run_one(op, program, pos, state: _State, initial, daf) -> int:  # noqa: C90
         if state.cfa is None or state.cfa[0] == "expr":
             raise CfiError("DW_CFA_def_cfa_offset without a register CFA")
         state.cfa = (state.cfa[0], off)
-        return pos
-    regno, pos = read_uleb128(program, pos)
-    if op == DW_CFA_def_cfa:
-        off, pos = read_uleb128(program, pos)
+    else:
+        regno, pos = read_uleb128(program, pos)
+        if op == DW_CFA_def_cfa:
+            off, pos = read_uleb128(program, pos)
+        elif op == DW_CFA_def_cfa_sf:
+            off, pos = read_sleb128(program, pos)
+            off *= daf
+        else:  # DW_CFA_def_cfa_register: the offset stays (ill-formed after an expression)
+            off = state.cfa[1] if state.cfa is not None and state.cfa[0] != "expr" else 0
         state.cfa = (regno, off)
-    elif op == DW_CFA_def_cfa_sf:
-        off, pos = read_sleb128(program, pos)
-        state.cfa = (regno, off * daf)
-    elif op == DW_CFA_def_cfa_register:
-        # DWARF 5 §6.4.2.2: the offset stays; after an expression CFA this is ill-formed.
-        old = state.cfa[1] if state.cfa is not None and state.cfa[0] != "expr" else 0
-        state.cfa = (regno, old)
-    elif op in (DW_CFA_offset_extended, DW_CFA_val_offset, DW_CFA_GNU_negative_offset_extended):
+    return pos
+
+
+def _register_rule(op, program, pos, state: _State, initial, daf) -> int:
+    """DWARF 5 §6.4.2.3 "Register Rule Instructions" with a ULEB128 register operand."""
+    regno, pos = read_uleb128(program, pos)
+    if op in (DW_CFA_offset_extended, DW_CFA_val_offset, DW_CFA_GNU_negative_offset_extended):
         off, pos = read_uleb128(program, pos)
         if op == DW_CFA_GNU_negative_offset_extended:
             off = -off
@@ -189,10 +209,8 @@ def _run_one(op, program, pos, state: _State, initial, daf) -> int:  # noqa: C90
         state.rules[regno] = (OFFSET if op == DW_CFA_offset_extended_sf else VAL_OFFSET, off * daf)
     elif op == DW_CFA_restore_extended:
         _restore(state, initial, regno)
-    elif op == DW_CFA_undefined:
-        state.rules[regno] = (UNDEFINED, None)
-    elif op == DW_CFA_same_value:
-        state.rules[regno] = (SAME_VALUE, None)
+    elif op in (DW_CFA_undefined, DW_CFA_same_value):
+        state.rules[regno] = (UNDEFINED if op == DW_CFA_undefined else SAME_VALUE, None)
     elif op == DW_CFA_register:
         other, pos = read_uleb128(program, pos)
         state.rules[regno] = (REGISTER, other)

@@ -178,29 +178,36 @@ def _parse_cie(section: CfiSection, offset: int) -> Cie:
             ra, pos = data[pos], pos + 1
         else:
             ra, pos = read_uleb128(data, pos)
-        fde_enc, signal = DW_EH_PE_absptr, False
-        if aug.startswith("z"):
-            size, pos = read_uleb128(data, pos)
-            aug_end, p = pos + size, pos
-            for ch in aug[1:]:
-                if ch == "R":
-                    fde_enc, p = data[p], p + 1
-                elif ch == "L":
-                    p += 1
-                elif ch == "P":
-                    enc, p = data[p], p + 1
-                    _, p = read_encoded(CfiSection(data, section.vaddr, section.is_eh), p,
-                                        enc & ~DW_EH_PE_indirect)
-                elif ch == "S":
-                    signal = True
-                elif ch not in "BG":  # AArch64 BTI / MTE flags carry no data
-                    break
-            pos = aug_end
-        elif aug and aug != "eh":
-            raise CfiFormatError(f"CIE augmentation {aug!r} without 'z' cannot be skipped")
+        fde_enc, signal, pos = _augmentation(section, pos, aug)
     except (IndexError, ValueError, ExpressionError):
         raise CfiFormatError(f"truncated CIE at {offset:#x}") from None
     return Cie(section, offset, version, aug, caf, daf, ra, fde_enc, aug.startswith("z"), signal, pos, end)
+
+
+def _augmentation(section: CfiSection, pos: int, aug: str):
+    """(FDE pointer encoding, signal frame?, position after the augmentation data) of a
+    CIE whose augmentation data starts at `pos` (LSB Core §10.6.1.1)."""
+    fde_enc, signal = DW_EH_PE_absptr, False
+    if not aug.startswith("z"):
+        if aug and aug != "eh":
+            raise CfiFormatError(f"CIE augmentation {aug!r} without 'z' cannot be skipped")
+        return fde_enc, signal, pos
+    data = section.data
+    size, pos = read_uleb128(data, pos)
+    p = pos
+    for ch in aug[1:]:
+        if ch == "R":
+            fde_enc, p = data[p], p + 1
+        elif ch == "L":
+            p += 1  # the LSDA encoding; the pointer itself is in each FDE
+        elif ch == "P":
+            enc, p = data[p], p + 1
+            _, p = read_encoded(section, p, enc & ~DW_EH_PE_indirect)  # personality: skipped
+        elif ch == "S":
+            signal = True
+        elif ch not in "BG":  # AArch64 BTI / MTE flags carry no data
+            break
+    return fde_enc, signal, pos + size
 
 
 class EhFrameHdr:

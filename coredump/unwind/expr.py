@@ -144,8 +144,9 @@ def evaluate(expr, memory, get_register: Callable[[int], int], initial: Sequence
     return stack[-1] & MASK
 
 
-def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:  # noqa: C901 - one dispatch
-    """Run one operation; returns the position of the next one."""
+def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:
+    """Run one operation; returns the position of the next one. Literals, constants and
+    registers here (DWARF 5 §2.5.1.1, §2.5.1.2), the rest in ``_compute``."""
     if DW_OP_lit0 <= op <= DW_OP_lit31:
         stack.append(op - DW_OP_lit0)
     elif DW_OP_breg0 <= op <= DW_OP_breg31:
@@ -154,15 +155,6 @@ def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:  # noqa: C901
     elif DW_OP_reg0 <= op <= DW_OP_reg31:
         # A register location: the value lives in the register, so its contents are the result.
         stack.append(get_register(op - DW_OP_reg0) & MASK)
-    elif op in _BINARY:
-        b = stack.pop()
-        a = stack.pop()
-        stack.append(_BINARY[op](a, b) & MASK)
-    elif op in _UNARY:
-        stack.append(_UNARY[op](stack.pop()) & MASK)
-    elif op in (DW_OP_div, DW_OP_mod):
-        b = stack.pop()
-        stack.append(_divide(op, stack.pop(), b) & MASK)
     elif op in _FIXED:
         fmt = _FIXED[op]
         stack.append(struct.unpack_from(fmt, expr, pos)[0] & MASK)
@@ -185,6 +177,22 @@ def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:  # noqa: C901
         regno, pos = read_uleb128(expr, pos)
         off, pos = read_sleb128(expr, pos)
         stack.append((get_register(regno) + off) & MASK)
+    else:
+        pos = _compute(op, expr, pos, stack, memory, cfa)
+    return pos
+
+
+def _compute(op, expr, pos, stack, memory, cfa) -> int:
+    """Arithmetic, memory and control-flow operations (DWARF 5 §2.5.1.4, §2.5.1.5)."""
+    if op in _BINARY:
+        b = stack.pop()
+        a = stack.pop()
+        stack.append(_BINARY[op](a, b) & MASK)
+    elif op in _UNARY:
+        stack.append(_UNARY[op](stack.pop()) & MASK)
+    elif op in (DW_OP_div, DW_OP_mod):
+        b = stack.pop()
+        stack.append(_divide(op, stack.pop(), b) & MASK)
     elif op in (DW_OP_deref, DW_OP_deref_size):
         size = 8
         if op == DW_OP_deref_size:
