@@ -287,3 +287,20 @@ def test_undefined_return_address_is_the_outermost_frame():
     assert row.ra_undefined
     with pytest.raises(OutermostFrame):
         apply_row(row, {"rsp": 0x1000}, _Memory({}), X86_64)
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    given = None
+
+if given is not None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=48), st.integers(0x1000, 0x10FF))
+    def test_any_instructions_give_a_row_or_a_cfi_error(program, pc):
+        try:
+            state, fde = run(program, pc)
+        except CfiError:
+            return
+        make_row(state, fde.cie, X86_64)

@@ -153,3 +153,21 @@ def test_hostile_loop_is_bounded():
 def test_malformed(code):
     with pytest.raises(ExpressionError):
         ev(code)
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    given = None
+
+if given is not None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=64))
+    def test_any_bytes_give_a_value_or_an_expression_error(code):
+        memory = Memory({0x7FFC0000: bytes(range(256)) * 4})
+        try:
+            value = ev(code, memory, initial=(0x7FFC0010,), cfa=0x7FFC0000)
+        except (ExpressionError, MemoryFault):
+            return
+        assert 0 <= value <= M
