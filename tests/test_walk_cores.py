@@ -11,7 +11,7 @@ import pytest
 from coredump.elf.core import open_core
 from coredump.symbols.finder import FileFinder, FinderOptions
 from coredump.target import Target
-from coredump.unwind import walk_thread
+from coredump.unwind import walk_thread, x86_64
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 from tests.cores import BUILD
 
@@ -114,6 +114,20 @@ def test_signal_frames(make_core):
     names = [f.function for f in frames]
     i = names.index(SIGNAL_HANDLER_CALLED)
     assert i == 1 and frames[i + 1].trust.tag == "signal" and frames[i + 1].lookup_pc == frames[i + 1].pc
+
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_ucontext_decoding_agrees_with_glibc_cfi(make_core, variant):
+    """glibc describes __restore_rt with CFI expressions over the same ucontext; the
+    signal-frame strategy, which reads the kernel's struct layout, must agree with it."""
+    core = make_core(variant, "sighandler")
+    target = open_target(core, BUILD / variant / "sighandler")
+    frames = walk_thread(target, target.core.threads[0].registers).frames
+    by_ucontext = x86_64.caller_by_signal_frame(frames[1], target)
+    assert by_ucontext is not None and by_ucontext.trust.tag == "signal"
+    for name in ("rip", "rsp", "rbp", "rbx", "r12", "r15"):
+        assert by_ucontext.registers[name] == frames[2].registers[name], name
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
