@@ -34,7 +34,9 @@ def bundle(make_core, tmp_path_factory):
 
 def test_build_machine_analysis_is_clean(bundle):
     assert bundle.expected["warnings"] == []
-    assert any(f["function"] == "lib_parse" for t in bundle.expected["threads"] for f in t["frames"])
+    crashed = bundle.expected["threads"][bundle.expected["crashing_thread"]]["frames"]
+    assert [f["function"] for f in crashed[:4]] == ["lib_parse", "lib_entry", "run_parser", "main"]
+    assert all(f["file"] and f["line"] for f in crashed[:4])
 
 
 def test_crash_dir_equals_build_machine(bundle):
