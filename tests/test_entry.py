@@ -6,9 +6,9 @@ from coredump.cli_capture import parse_since
 
 def test_parse_run_args():
     p = parse_run_args(["-o", "out", "--core-dir", "a", "--core-dir", "b", "--keep-cores", "--no-binaries",
-                        "--max-core-size", "2G", "--", "make", "-k", "--", "x"])
+                        "--max-core-size", "2G", "--upload", "s3://b/p", "--", "make", "-k", "--", "x"])
     assert p.as_options() == {"output": "out", "core_dirs": ("a", "b"), "keep_cores": True,
-                              "no_binaries": True, "max_core_size": 2 << 30}
+                              "no_binaries": True, "max_core_size": 2 << 30, "upload": "s3://b/p"}
     assert p.command == ["make", "-k", "--", "x"]
     assert parse_run_args(["make", "--keep-cores"]).command == ["make", "--keep-cores"]
 
