@@ -26,6 +26,7 @@ class SymbolTable:
 
     def __init__(self, image: ElfImage):
         self.source: Optional[str] = None
+        self._image = image
         best = {}
         for name in (".symtab", ".dynsym"):
             sec = image.elf.get_section_by_name(name)
@@ -73,4 +74,21 @@ class SymbolTable:
                 return name, address - start
             if start <= address < start + size:
                 return name, address - start
+        return None
+
+    def find_symbol(self, name: str) -> Optional[int]:
+        """The image address of the symbol `name` of any type (functions and data, such as
+        glibc's GLIBC_PRIVATE ``__abort_msg``) from ``.symtab``, else ``.dynsym``; None when
+        absent or undefined."""
+        for section in (".symtab", ".dynsym"):
+            sec = self._image.elf.get_section_by_name(section)
+            if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
+                continue
+            try:
+                syms = sec.get_symbol_by_name(name) or ()
+            except Exception:
+                continue
+            for sym in syms:
+                if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
+                    return sym["st_value"]
         return None
