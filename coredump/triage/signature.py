@@ -209,11 +209,13 @@ class SentinelRule(Rule):
 class SkipTopRule(Rule):
     """The frames on top that are the crash's machinery (abort, raise, __assert_fail,
     malloc_printerr, __cxa_throw, std::terminate, the signal trampoline) or that lie in the
-    C/C++ runtime's libraries, named or not, are not the bug: skip to the first other one."""
+    C/C++ runtime's libraries, named or not, are not the bug: skip to the first other one.
+    So is a frame outside every module: the address a bad jump or call went to."""
 
     def action(self, state):
         for i, f in enumerate(state.frames):
-            if not (f.is_irrelevant or f.is_system or f.is_tail):
+            # A frame in no module with no name is where a bad jump landed, not code.
+            if not (f.is_irrelevant or f.is_system or f.is_tail or (f.module is f.function is None)):
                 if i:
                     state.frames = state.frames[i:]
                 return
