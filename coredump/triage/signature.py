@@ -93,7 +93,10 @@ def normalize_function(name: str) -> str:
     >>> normalize_function("__memmove_avx_unaligned_erms")
     'memmove'
     """
-    name = _CLONE_DEMANGLED_RE.sub("", name.strip())
+    name = name.strip()
+    if name.startswith("<") and name.endswith(">"):
+        return name  # gdb-style pseudo-frames: <signal handler called>
+    name = _CLONE_DEMANGLED_RE.sub("", name)
     name = _CLONE_RE.sub("", name)
     name = _RUST_HASH_RE.sub("", name)
     if name.startswith("__GI_"):
@@ -138,6 +141,11 @@ class SigFrame:
         return "??"
 
     @property
+    def key(self) -> Tuple[Optional[str], str]:
+        """What identifies the frame's code: module and name (the offset only when unnamed)."""
+        return self.module, self.text
+
+    @property
     def is_system(self) -> bool:
         return bool(self.module) and bool(load_siglist("system_modules.txt").fullmatch(self.module))
 
@@ -169,6 +177,7 @@ class SignatureState:
     frames: List[SigFrame]
     head: str
     notes: List[str] = field(default_factory=list)
+    fallback: bool = False
 
 
 class Rule:
@@ -222,6 +231,7 @@ class SkipTopRule(Rule):
         state.notes.append("every frame is in the C runtime; the signature names its frames")
         named = [f for f in state.frames if f.function and not f.is_tail]
         state.frames = named or state.frames
+        state.fallback = True
 
 
 class DropNoiseRule(Rule):
@@ -230,7 +240,7 @@ class DropNoiseRule(Rule):
     with libc's version and debug symbols: drop them."""
 
     def predicate(self, state):
-        return len(state.frames) > 1
+        return len(state.frames) > 1 and not state.fallback
 
     def action(self, state):
         rest = [f for f in state.frames[1:] if not (f.is_irrelevant or f.is_system or f.is_tail)]
@@ -244,7 +254,7 @@ class CollapseRecursionRule(Rule):
     def action(self, state):
         out: List[SigFrame] = []
         for f in state.frames:
-            if not out or out[-1] != f:
+            if not out or out[-1].key != f.key:
                 out.append(f)
         state.frames = out
 
