@@ -180,3 +180,11 @@ def test_reason_without_target_memory_keeps_kernel_words():
 
     e = explain_reason(crash, NoTarget(), Facts(where="f"))
     assert (e.classification, e.reason) == ("divide-by-zero", "integer division by zero in f")
+
+
+@pytest.mark.parametrize("variant", ["O0", "O2", "static"])
+def test_division_overflow_is_not_divide_by_zero(crash_of, variant):
+    crash = crash_of("div_overflow", variant)
+    assert crash.signal.code_name == "FPE_INTDIV"  # the kernel cannot tell them apart
+    assert crash.classification == "integer-overflow"
+    assert crash.reason.endswith("(the most negative value divided by -1) in scale")

@@ -20,6 +20,7 @@ from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
 from coredump.triage.assertion import AbortMessage, CxxException
 from coredump.triage.signals import signal_name
+from coredump.triage.x86_divide import decode_divide_fault
 
 __all__ = ("Facts", "Explanation", "explain_reason", "find_handled_signal", "describe_mapping",
            "NULL_PAGE", "STACK_GUARD_GAP")
@@ -266,6 +267,9 @@ def _classify(crash: Crash, target, facts: Facts) -> Explanation:
         return _bus(crash, target, facts, regs)
     if s.name == "SIGFPE":
         if s.code_name == "FPE_INTDIV":
+            if pc is not None and arch.name == "x86_64" and decode_divide_fault(target.memory, pc, regs) == "overflow":
+                return Explanation("integer-overflow", f"integer overflow in a signed division (the most "
+                                                       f"negative value divided by -1){where}")
             return Explanation("divide-by-zero", f"integer division by zero{where}")
         if s.code_name == "FPE_INTOVF":
             return Explanation("integer-overflow", f"integer overflow trap{where}")
