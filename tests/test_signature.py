@@ -19,7 +19,7 @@ from tests.test_reason import make_killed_core
 # One sample per bug (uselib crashes in libcrash.so; wild in its non-canonical mode).
 SAMPLES = ["segv", "fpe", "abort_assert", "recursion", "threads", "sighandler", "illegal", "cxx_throw",
            "uselib", "rodata_write", "exec_heap", "misaligned", "double_free", "heap_overflow", "fortify",
-           "int_overflow", "wild"]
+           "int_overflow", "wild", "div_overflow"]
 
 
 @pytest.fixture(scope="module")
