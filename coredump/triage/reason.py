@@ -151,8 +151,8 @@ def _sent(crash: Crash, facts: Facts) -> Optional[Explanation]:
         return None
     how = {0: "kill()", -1: "sigqueue()", -6: "tkill()/tgkill()"}.get(s.code, "a system call")
     if s.sender_pid and s.sender_pid != crash.process.pid:
-        return Explanation("killed", f"killed by {s.name} sent with {how} by process {s.sender_pid} "
-                                     f"while running{_in(facts)}")
+        running = f" while it ran{_in(facts)}" if facts.where else ""
+        return Explanation("killed", f"killed by {s.name} sent with {how} by process {s.sender_pid}{running}")
     if s.name == "SIGABRT":
         return None  # abort() raises SIGABRT itself: explained by _abort
     return Explanation("raised", f"the process sent itself {s.name} with {how}{_in(facts)}")
@@ -218,7 +218,9 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
     if addr < NULL_PAGE:
         offset = f" at offset {addr:#x}" if addr else ""
         return Explanation("null-deref", f"null pointer dereference{offset}{where}")
-    if addr >= 1 << 47 and addr < (1 << 64) - (1 << 47):
+    # x86_64 4-level paging: bits 63..47 must be equal (SDM Vol. 1 §3.3.7.1 canonical address).
+    x86 = target.arch is not None and target.arch.name == "x86_64"
+    if x86 and (1 << 47) <= addr < (1 << 64) - (1 << 47):
         return Explanation("wild-pointer", f"access through a non-canonical address {addr:#x}{where}")
     seg = target.memory.find_segment(addr)
     if s.code_name == "SEGV_ACCERR" and seg is not None and not seg.p_flags & PF_W:
