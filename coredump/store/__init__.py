@@ -1,0 +1,8 @@
+"""
+Store
+=====
+
+Where crashes go: the artifact directory (``artifacts``) and remote backends.
+"""
+
+__all__ = ()
