@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import List, Optional, Pattern, Sequence, Tuple
 
 from coredump.model import Crash, Frame
+from coredump.triage.tailcall import infer_tail_calls
 
 __all__ = ("SigFrame", "SignatureResult", "RULES", "normalize_function", "generate_signature",
-           "compute_fingerprint", "load_siglist")
+           "compute_fingerprint", "load_siglist", "module_name")
 
 SIGLISTS = Path(__file__).resolve().parent / "siglists"
 # Socorro's MAXIMUM_FRAMES_TO_CONSIDER: deeper frames never change a signature.
@@ -160,8 +161,21 @@ class SigFrame:
         return self.function is not None and bool(load_siglist("tail_frames.txt").fullmatch(self.function))
 
 
+# A shared object's version suffix changes with every library update: libstdc++.so.6.0.30.
+_SO_VERSION_RE = re.compile(r"(\.so)(?:\.\d+)+$")
+
+
+def module_name(path: Optional[str]) -> Optional[str]:
+    """A module as signatures name it: the file name without the shared-object version.
+
+    >>> module_name("/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30")
+    'libstdc++.so'
+    """
+    return _SO_VERSION_RE.sub(r"\1", os.path.basename(path)) if path else None
+
+
 def sig_frame(frame: Frame) -> SigFrame:
-    module = os.path.basename(frame.module) if frame.module else None
+    module = module_name(frame.module)
     function = normalize_function(frame.function) if frame.function else None
     return SigFrame(function or None, module, frame.module_offset)
 
@@ -288,15 +302,23 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES) -> SignatureResult:
-    """Run `rules` over the crashing thread's frames.
+def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES, target=None) -> SignatureResult:
+    """Run `rules` over the crashing thread's frames. With the `target`, frames that tail
+    calls removed are put back first (``tailcall.infer_tail_calls``), so -O2 builds name the
+    same functions as -O0 ones.
 
     A rule that raises is skipped with a note, as Socorro's generator does."""
     frames: Sequence[Frame] = ()
+    notes: List[str] = []
     if crash.crashing_thread is not None and crash.crashing_thread < len(crash.threads):
-        frames = crash.threads[crash.crashing_thread].frames
+        frames = crash.threads[crash.crashing_thread].frames[:MAX_FRAMES_CONSIDERED]
+    if target is not None:
+        try:
+            frames = infer_tail_calls(frames, target)
+        except Exception as exc:  # reading code must not cost the signature
+            notes.append(f"tail-call frames not inferred ({type(exc).__name__}: {exc})")
     state = SignatureState(crash, [sig_frame(f) for f in frames[:MAX_FRAMES_CONSIDERED]],
-                           crash.signal.name)
+                           crash.signal.name, notes)
     for rule in rules:
         try:
             if rule.predicate(state):
