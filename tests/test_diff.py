@@ -100,3 +100,36 @@ def test_not_a_summary(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"schema": "other/1"}))
     with pytest.raises(CoreDumpError, match="not a coredump.summary/1"):
         load_crashes(tmp_path)
+
+
+def _coredump_run(out: Path, program: str, variant: str = "O2") -> None:
+    """One real `coredump run` of a crashing sample, stored into the artifact directory `out`."""
+    import os
+    import subprocess
+    import sys
+
+    from tests import cores
+
+    cores.build_samples()
+    env = dict(os.environ, PYTHONPATH=str(cores.ROOT))
+    proc = subprocess.run([sys.executable, "-m", "coredump.cli", "run", "-o", str(out), "--no-binaries", "--",
+                           str(cores.BUILD / variant / program)], cwd=out.parent, env=env,
+                          capture_output=True, timeout=300)
+    assert proc.returncode >= 128, proc.stderr.decode(errors="replace")
+
+
+def test_diff_of_two_coredump_run_jobs(make_core, tmp_path):
+    """main's last green job crashed in segv and fpe; this job in segv and abort_assert."""
+    (tmp_path / "main").mkdir()
+    (tmp_path / "pr").mkdir()
+    base, new = tmp_path / "main" / "coredump-artifacts", tmp_path / "pr" / "coredump-artifacts"
+    for program in ("segv", "fpe"):
+        _coredump_run(base, program, "O0")
+    for program in ("segv", "abort_assert"):
+        _coredump_run(new, program, "O2")
+    result = CliRunner().invoke(diff, [str(base), str(new), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    assert [e["signature"] for e in data["new"]] == ["SIGABRT in check_balance < withdraw < main"]
+    assert [e["signature"] for e in data["gone"]] == ["SIGFPE in average < report < main"]
+    assert [e["signature"] for e in data["still"]] == ["SIGSEGV in store_value < fill_list < build"]
