@@ -8,6 +8,7 @@ errors, fortify and stack-protector failures) and a C++ exception nobody caught.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ def find_abort_message(target) -> Optional[str]:
     in the GLIBC_PRIVATE global ``struct abort_msg_s *__abort_msg`` before calling abort(): the
     message starts 4 bytes into that block. The symbol is in libc's .dynsym, or in a static
     program's .symtab."""
-    for mod in target.modules:
+    # libc first: a dynamic program's own .symtab never defines it.
+    for mod in sorted(target.modules, key=lambda m: "libc." not in os.path.basename(m.path)):
         table = mod.symtab
         if table is None or not hasattr(table, "find_symbol"):
             continue
