@@ -211,8 +211,11 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
         return Explanation("wild-pointer", f"jump to unmapped address {addr:#x} (a bad function pointer or a "
                                            f"corrupted return address){where}")
     if _is_stack_overflow(target, addr, sp):
-        rec = _recursion(crash.threads[crash.crashing_thread].frames) if crash.crashing_thread is not None else None
-        more = f"; recursion: {rec[0]} repeats {rec[1]} times" if rec else ""
+        thread = crash.threads[crash.crashing_thread] if crash.crashing_thread is not None else None
+        rec = _recursion(thread.frames) if thread is not None else None
+        # A cut walk (max_frames) saw only part of the recursion.
+        at_least = "at least " if thread is not None and (thread.truncated or thread.frames_omitted) else ""
+        more = f"; recursion: {rec[0]} repeats {at_least}{rec[1]} times" if rec else ""
         return Explanation("stack-overflow", f"stack overflow{where}: the access at {addr:#x} hit the guard "
                                              f"gap below the stack (sp {sp:#x}){more}")
     if addr < NULL_PAGE:
