@@ -80,8 +80,8 @@ class SymbolTable:
 
     def find_symbol(self, name: str) -> Optional[int]:
         """The image address of the symbol `name` of any type (functions and data, such as
-        glibc's GLIBC_PRIVATE ``__abort_msg``) from ``.symtab``, else ``.dynsym``; None when
-        absent or undefined."""
+        glibc's GLIBC_PRIVATE ``__abort_msg``): from ``.dynsym`` through its hash table, else
+        ``.symtab``, else a scan of ``.dynsym``; None when absent or undefined."""
         elf = self._image.elf
         # .dynsym through its hash table first (ELF gABI "Hash Table", GNU's DT_GNU_HASH):
         # one bucket instead of a name map of every symbol.
