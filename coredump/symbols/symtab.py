@@ -24,6 +24,7 @@ class SymbolTable:
 
     def __init__(self, image: ElfImage):
         self.source: Optional[str] = None
+        self._image = image
         best = {}
         for name in (".symtab", ".dynsym"):
             sec = image.elf.get_section_by_name(name)
@@ -75,4 +76,34 @@ class SymbolTable:
                 return name, address - start
             if start <= address < start + size:
                 return name, address - start
+        return None
+
+    def find_symbol(self, name: str) -> Optional[int]:
+        """The image address of the symbol `name` of any type (functions and data, such as
+        glibc's GLIBC_PRIVATE ``__abort_msg``): from ``.dynsym`` through its hash table, else
+        ``.symtab``, else a scan of ``.dynsym``; None when absent or undefined."""
+        elf = self._image.elf
+        # .dynsym through its hash table first (ELF gABI "Hash Table", GNU's DT_GNU_HASH):
+        # one bucket instead of a name map of every symbol.
+        for hash_name in (".gnu.hash", ".hash"):
+            sec = elf.get_section_by_name(hash_name)
+            if sec is not None and hasattr(sec, "get_symbol"):
+                try:
+                    sym = sec.get_symbol(name)
+                except Exception:
+                    break
+                if sym is not None and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
+                    return sym["st_value"]
+                break
+        for section in (".symtab", ".dynsym"):
+            sec = elf.get_section_by_name(section)
+            if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
+                continue
+            try:
+                syms = sec.get_symbol_by_name(name) or ()
+            except Exception:
+                continue
+            for sym in syms:
+                if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
+                    return sym["st_value"]
         return None

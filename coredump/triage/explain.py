@@ -2,32 +2,71 @@
 Explain
 =======
 
-Fill in the crash's reason and signature from the facts already gathered.
+Fill in a crash's assertion, reason, classification, signature and fingerprint from the
+facts already gathered and the target's memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+from typing import List, Optional
 
 from coredump.model import Crash
+from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
+from coredump.triage.reason import Facts, explain_reason, find_handled_signal
+from coredump.triage.signature import generate_signature
 
-__all__ = ("explain", "simple_signature")
+__all__ = ("explain", "gather_facts")
 
 
-def simple_signature(crash: Crash, depth: int = 3) -> str:
-    """``SIGNAME in f < g < h`` from the crashing thread's named frames."""
-    if crash.crashing_thread is None:
-        return crash.signal.name
-    frames = crash.threads[crash.crashing_thread].frames
-    names = [f.function.split("(", 1)[0] for f in frames if f.function][:depth]
-    if not names:
-        return f"{crash.signal.name} at {frames[0].pc:#x}" if frames else crash.signal.name
-    return f"{crash.signal.name} in {' < '.join(names)}"
+def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]) -> Facts:
+    """Read what memory tells beyond the registers; a failure costs that fact only."""
+    regs = crash.threads[crash.crashing_thread].registers if crash.crashing_thread is not None else {}
+    sp = regs.get(target.arch.sp) if target.arch is not None else None
+    abort = exception = handled = None
+    try:
+        text = find_abort_message(target)
+        abort = decode_abort_message(text) if text else None
+    except Exception as exc:  # memory of a damaged core must not cost the report
+        warnings.append(f"__abort_msg unreadable ({type(exc).__name__}: {exc})")
+    if crash.signal.name == "SIGABRT" and abort is None:
+        try:
+            exception = find_cxx_exception(target, regs, sp)
+        except Exception as exc:
+            warnings.append(f"C++ exception unreadable ({type(exc).__name__}: {exc})")
+    try:
+        ct = target.core.threads[crash.crashing_thread] if crash.crashing_thread is not None else None
+        handled = find_handled_signal(target, sp, ct.prstatus.pr_sighold if ct is not None else None)
+    except Exception as exc:
+        warnings.append(f"signal frame unreadable ({type(exc).__name__}: {exc})")
+    return Facts(abort, exception, handled, where)
+
+
+def _assertion(facts: Facts) -> Optional[str]:
+    if facts.abort is not None:
+        return facts.abort.text
+    if facts.exception is not None:
+        return f"terminate called after throwing an instance of '{facts.exception.type_name}'" + (
+            f": {facts.exception.what}" if facts.exception.what else "")
+    return None
 
 
 def explain(crash: Crash, target=None) -> Crash:
-    signature = simple_signature(crash)
-    return dataclasses.replace(
-        crash, reason=crash.signal.description, signature=signature,
-        fingerprint=hashlib.sha256(signature.encode()).hexdigest()[:16])
+    """The crash with assertion, reason, classification, signature and fingerprint set."""
+    sig = generate_signature(crash, target=target)
+    warnings = list(crash.warnings) + list(sig.notes)
+    top = sig.frames[0] if sig.frames else None
+    where = top.text if top is not None and not (top.is_system or top.is_irrelevant) else None
+    if target is None:
+        return dataclasses.replace(crash, reason=crash.signal.description, signature=sig.signature,
+                                   fingerprint=sig.fingerprint, warnings=tuple(warnings))
+    facts = gather_facts(crash, target, where, warnings)
+    try:
+        e = explain_reason(crash, target, facts)
+        reason, classification = e.reason, e.classification
+    except Exception as exc:  # an unexpected core layout: keep the kernel's words
+        warnings.append(f"crash reason unavailable ({type(exc).__name__}: {exc})")
+        reason, classification = crash.signal.description, None
+    return dataclasses.replace(crash, assertion=_assertion(facts), reason=reason,
+                               classification=classification, signature=sig.signature,
+                               fingerprint=sig.fingerprint, warnings=tuple(dict.fromkeys(warnings)))

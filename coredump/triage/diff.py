@@ -1,0 +1,173 @@
+"""
+Crash diff
+==========
+
+Compare the crashes of two runs by fingerprint: which are new, gone and still present (a
+CI gate: "no new crash signatures").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from coredump.errors import CoreDumpError, MissingFileError
+
+__all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
+           "diff_to_dict", "render_diff_text")
+
+SUMMARY_SCHEMA = "coredump.summary/1"
+
+
+@dataclass
+class DiffEntry:
+    """One fingerprint of one side or both: how often it crashed and the crash ids."""
+
+    fingerprint: str
+    signature: str
+    base_ids: List[str] = field(default_factory=list)
+    new_ids: List[str] = field(default_factory=list)
+    classification: Optional[str] = None
+    executables: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunCrash:
+    """The crashes of one run that share a fingerprint."""
+
+    fingerprint: str
+    signature: str
+    ids: List[str] = field(default_factory=list)
+    classification: Optional[str] = None
+    executables: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CrashDiff:
+    new: Tuple[DiffEntry, ...]
+    gone: Tuple[DiffEntry, ...]
+    still: Tuple[DiffEntry, ...]
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def has_new(self) -> bool:
+        return bool(self.new)
+
+
+def _summary_path(path: Path) -> Path:
+    if path.is_dir():
+        path = path / "summary.json"
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such summary (give an artifact directory or its summary.json)")
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CoreDumpError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CoreDumpError(f"{path} is not a JSON object")
+    return data
+
+
+def _fingerprint(entry: dict, base: Path, warnings: List[str]) -> Tuple[str, dict]:
+    """The entry's fingerprint; older summaries without one are read from crash.json, and a
+    crash known only by its signature gets the hash of that."""
+    crash: dict = {}
+    rel = entry.get("crash_json")
+    if isinstance(rel, str) and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
+        try:
+            crash = _read_json(base / rel)
+        except CoreDumpError as exc:
+            warnings.append(str(exc))
+    fp = entry.get("fingerprint") or crash.get("fingerprint")
+    if isinstance(fp, str) and fp:
+        return fp, crash
+    sig = str(entry.get("signature") or crash.get("signature") or "")
+    warnings.append(f"crash {entry.get('id')!r} has no fingerprint; its signature is hashed instead")
+    return "sig:" + hashlib.sha256(sig.encode()).hexdigest()[:16], crash
+
+
+def load_crashes(path, warnings: Optional[List[str]] = None) -> Dict[str, RunCrash]:
+    """The crashes of one run (an artifact directory or a summary.json), by fingerprint."""
+    warnings = warnings if warnings is not None else []
+    summary_path = _summary_path(Path(path))
+    summary = _read_json(summary_path)
+    if summary.get("schema") != SUMMARY_SCHEMA:
+        raise CoreDumpError(f"{summary_path} is not a {SUMMARY_SCHEMA} document")
+    out: Dict[str, RunCrash] = {}
+    for i, entry in enumerate(summary.get("crashes") or []):
+        if not isinstance(entry, dict):
+            warnings.append(f"{summary_path}: crash #{i} is not an object; skipped")
+            continue
+        fp, crash = _fingerprint(entry, summary_path.parent, warnings)
+        item = out.setdefault(fp, RunCrash(fp, str(entry.get("signature") or crash.get("signature") or "?"),
+                                            classification=crash.get("classification")))
+        item.ids.append(str(entry.get("id", i)))
+        exe = entry.get("executable")
+        if exe and exe not in item.executables:
+            item.executables.append(exe)
+    return out
+
+
+def diff_crashes(base: Dict[str, RunCrash], new: Dict[str, RunCrash], warnings=()) -> CrashDiff:
+    """New, gone and still-present fingerprints, each list sorted by signature."""
+    def merged(fp: str) -> DiffEntry:
+        b, n = base.get(fp), new.get(fp)
+        ref = n or b
+        return DiffEntry(fp, ref.signature, list(b.ids) if b else [], list(n.ids) if n else [],
+                         ref.classification, list(ref.executables))
+
+    def order(fps):
+        return tuple(sorted((merged(fp) for fp in fps), key=lambda e: (e.signature, e.fingerprint)))
+
+    return CrashDiff(order(new.keys() - base.keys()), order(base.keys() - new.keys()),
+                     order(new.keys() & base.keys()), tuple(warnings))
+
+
+def diff_paths(base_path, new_path, allow_missing_base: bool = False) -> CrashDiff:
+    """Diff two runs; a missing BASE counts as a run without crashes when allowed (a green
+    job that published no artifacts)."""
+    warnings: List[str] = []
+    try:
+        base = load_crashes(base_path, warnings)
+    except MissingFileError:
+        if not allow_missing_base:
+            raise
+        warnings.append(f"{base_path}: no summary; BASE taken as a run without crashes")
+        base = {}
+    return diff_crashes(base, load_crashes(new_path, warnings), warnings)
+
+
+def _entry_dict(e: DiffEntry) -> dict:
+    return {"fingerprint": e.fingerprint, "signature": e.signature, "classification": e.classification,
+            "base_count": len(e.base_ids), "new_count": len(e.new_ids), "base_ids": e.base_ids,
+            "new_ids": e.new_ids, "executables": e.executables}
+
+
+def diff_to_dict(d: CrashDiff) -> dict:
+    return {"schema": "coredump.diff/1", "new": [_entry_dict(e) for e in d.new],
+            "gone": [_entry_dict(e) for e in d.gone], "still": [_entry_dict(e) for e in d.still],
+            "warnings": list(d.warnings)}
+
+
+def render_diff_text(d: CrashDiff) -> str:
+    """
+    >>> print(render_diff_text(CrashDiff((DiffEntry("ab12", "SIGSEGV in f", [], ["c1"]),), (), ())), end="")
+    new crashes: 1, gone: 0, still present: 0
+    NEW    ab12  SIGSEGV in f  (1 crash)
+    """
+    lines = [f"new crashes: {len(d.new)}, gone: {len(d.gone)}, still present: {len(d.still)}"]
+    for label, entries, count in (("NEW", d.new, lambda e: len(e.new_ids)),
+                                  ("GONE", d.gone, lambda e: len(e.base_ids)),
+                                  ("STILL", d.still, lambda e: len(e.new_ids))):
+        for e in entries:
+            n = count(e)
+            lines.append(f"{label:<6} {e.fingerprint}  {e.signature}  ({n} crash{'es' if n != 1 else ''})")
+    lines.extend(f"warning: {w}" for w in d.warnings)
+    return "\n".join(lines) + "\n"
