@@ -123,8 +123,9 @@ def _register_commands() -> None:
     from coredump.cli_capture import doctor, harvest, run
     from coredump.cli_report import report
     from coredump.cli_store import COMMANDS as STORE_COMMANDS
+    from coredump.cli_triage import diff
 
-    for command in (run, harvest, doctor, report, gdb, slim):
+    for command in (run, harvest, doctor, report, gdb, slim, diff):
         main.add_command(command)
     for command in STORE_COMMANDS:
         main.add_command(command)

@@ -137,7 +137,7 @@ def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
     exe = crash.process.executable if crash else None
     record = CrashRecord(id=artifacts.new_id(exe, crash.process.pid if crash else None), source=source)
     if crash is not None:
-        record.signature, record.executable = crash.signature, exe
+        record.signature, record.fingerprint, record.executable = crash.signature, crash.fingerprint, exe
         record.signal = crash.signal.name
     else:
         record.add_note(f"analysis failed: {failure}")

@@ -50,6 +50,7 @@ class CrashRecord:
     id: str
     source: str
     signature: Optional[str] = None
+    fingerprint: Optional[str] = None
     signal: Optional[str] = None
     executable: Optional[str] = None
     crash_json: Optional[str] = None
@@ -67,7 +68,7 @@ class CrashRecord:
 
     def to_dict(self) -> Dict[str, Any]:
         return {
-            "id": self.id, "signature": self.signature, "signal": self.signal,
+            "id": self.id, "signature": self.signature, "fingerprint": self.fingerprint, "signal": self.signal,
             "executable": self.executable, "crash_json": self.crash_json, "core": self.core,
             "stored": self.stored, "note": self.note, "source": self.source, "kept": self.kept,
             "files": list(self.files),
