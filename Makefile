@@ -18,14 +18,15 @@ lint:
 bench: samples
 	$(PYTHON) scripts/bench.py
 
-# Build the null-pointer sample, let it crash in a scratch directory with cores enabled,
-# and explain the core it left.
+# Run the null-pointer sample under `coredump run` (the CI wrapper) in a scratch directory:
+# it crashes, the wrapper explains the crash and writes demo/coredump-artifacts/; then
+# explain the stored crash again from its artifact directory, as a support engineer would.
 demo: samples
 	@rm -rf demo && mkdir -p demo
-	@cd demo && (ulimit -c unlimited; ../c_samples/build/O0/segv >/dev/null 2>&1 || true)
-	@core=$$(ls demo/core* 2>/dev/null | head -n1); \
-	if [ -z "$$core" ]; then echo "no core was written: run 'coredump doctor' to see why" >&2; exit 1; fi; \
-	coredump analyze "$$core"
+	@cd demo && { coredump run -- ../c_samples/build/O0/segv; echo "(the step exited with status $$?)"; }
+	@crash=$$(ls -d demo/coredump-artifacts/segv-* 2>/dev/null | head -n1); \
+	if [ -z "$$crash" ]; then echo "no crash was captured: run 'coredump doctor' to see why" >&2; exit 1; fi; \
+	echo; echo "$$ coredump analyze $$crash"; coredump analyze "$$crash"
 
 clean:
 	$(MAKE) -C c_samples clean

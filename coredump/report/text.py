@@ -94,13 +94,17 @@ def render_text(crash: Crash, color: bool = False) -> str:
 
 
 def render_summary(crash: Crash, max_frames: int = 5) -> str:
-    """A few lines for a CI log: signal, reason, the crashing thread's top frames."""
+    """A few lines for a CI log: signal, reason, the crashing thread's top frames, down to
+    the program's own code when libc or libstdc++ frames come first (at most 12)."""
     s = crash.signal
     lines = [f"{s.name} in {clean_text(crash.process.executable or '?')} (pid {crash.process.pid}): "
              f"{clean_text(crash.reason or s.description)}"]
     if crash.assertion:
         lines.append(f"  message: {clean_text(crash.assertion)}")
     if crash.crashing_thread is not None:
-        for f in crash.threads[crash.crashing_thread].frames[:max_frames]:
+        frames = crash.threads[crash.crashing_thread].frames
+        exe = crash.process.executable
+        own = next((i for i, f in enumerate(frames) if f.module == exe and f.function), 0)
+        for f in frames[:min(12, max(max_frames, own + 2))]:
             lines.append("    " + format_frame(f))
     return "\n".join(lines)
