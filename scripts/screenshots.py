@@ -2,9 +2,10 @@
 Screenshots
 ===========
 
-``make screenshots``: render a sample job (two identical crashes and an assertion
-failure, tests/crash_samples.py) and photograph its pages with headless Chromium into
-docs/screenshots/ for the README.
+``make screenshots``: run a real job under ``coredump run`` (two identical crashes, a
+crash in one thread of many, a failed assertion, from c_samples/) and photograph its pages
+with headless Chromium into docs/screenshots/ for the README. Where this machine writes no
+cores, the sample crash dicts of tests/crash_samples.py stand in.
 """
 
 from __future__ import annotations
@@ -51,6 +52,23 @@ def screenshot(page: Path, out: Path, size=(1280, 1000), dark: bool = False, tim
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def real_job(workdir: Path):
+    """The artifact directory of a real `coredump run` over crashing samples, or None."""
+    from tests.cores import BUILD, build_samples, core_skip_reason
+
+    if core_skip_reason():
+        return None
+    build_samples()
+    # One directory per crash: core_pattern "core" makes crashes in one directory overwrite
+    # each other's core.
+    step = "; ".join(f"mkdir {i} && (cd {i} && {BUILD / 'O2' / prog} {arg})" for i, (prog, arg) in
+                     enumerate((("segv", ""), ("segv", "again"), ("threads", ""), ("abort_assert", ""))))
+    subprocess.run([sys.executable, "-c", "from coredump.capture.entry import main; main()", "run", "--",
+                    "sh", "-c", step], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = workdir / "coredump-artifacts"
+    return root if (root / "summary.json").exists() else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "screenshots"))
@@ -58,9 +76,11 @@ def main(argv=None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="coredump-sample-") as tmp:
-        root = write_artifacts(Path(tmp) / "coredump-artifacts",
-                               [segv_crash(4242), abort_crash(5151), segv_crash(4301)])
+        root = real_job(Path(tmp)) or write_artifacts(Path(tmp) / "coredump-artifacts",
+                                                      [segv_crash(4242), abort_crash(5151), segv_crash(4301)])
         result = render_artifacts(root)
+        threads = [p for p in result.reports if p.parent.name.startswith("threads-")]
+        result.reports[:0] = threads
         shots = [(result.index, "index.png", (1280, 900), False),
                  (result.reports[0], "report.png", (1280, 1500), False),
                  (result.reports[0], "report-dark.png", (1280, 1000), True)]

@@ -83,7 +83,9 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
 
 def _thread_vm(number: int, thread: Dict, start: Optional[Dict] = None) -> Dict[str, Any]:
     frames = [f for f in thread.get("frames") or [] if isinstance(f, dict)]
-    top = frames[0] if frames else None
+    # The headline names where a reader starts (the program's own innermost frame), not
+    # libc's raise() under an abort.
+    top = start or (frames[0] if frames else None)
     return {
         "number": number, "tid": thread.get("tid"), "status": _str(thread.get("status")) or "ok",
         "truncated": bool(thread.get("truncated")), "frames_omitted": thread.get("frames_omitted") or 0,
