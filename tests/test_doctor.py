@@ -74,3 +74,12 @@ def test_cli_on_this_machine(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert "core_pattern is" in r.stdout and "RLIMIT_CORE" in r.stdout
     assert (r.returncode == 0) == r.stdout.endswith("=> cores will be captured\n")
+
+
+@pytest.mark.parametrize("raw,uses_pid,level", [("core", False, WARN), ("core", True, None),
+                                                  ("core.%p.%E", False, None)])
+def test_same_name_for_every_crash_is_a_warning(tmp_path, raw, uses_pid, level):
+    checks = diagnose(parse_core_pattern(raw, uses_pid), (0, INF), str(tmp_path), str(tmp_path / "o"), None)
+    assert cores_capturable(checks)
+    assert (levels(checks)["core_pattern"] == WARN) == (level == WARN)
+    assert ("overwrite each other" in render_checks(checks)) == (level == WARN)

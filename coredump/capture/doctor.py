@@ -74,6 +74,11 @@ def check_pattern(pattern: Optional[CorePattern], in_container: bool) -> Check:
                      f"{file_fix}, or pass --core-dir DIR if that program writes cores to DIR")
     if not pattern.path:
         return Check("core_pattern", PROBLEM, text, file_fix)
+    if "%p" not in pattern.raw and not pattern.uses_pid:
+        # format_corename() appends ".PID" only with kernel.core_uses_pid=1; otherwise every
+        # crash in one directory writes the same file name and the last one wins.
+        return Check("core_pattern", WARN, text + "; two crashes in one directory overwrite each other's core",
+                     f"`sudo sysctl -w kernel.core_uses_pid=1` {where}, or a pattern with %p")
     return Check("core_pattern", OK, text)
 
 
