@@ -186,7 +186,12 @@ def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
     crash = crash or {}
     signal = crash.get("signal") or {}
     thread = view.crashing_thread(crash) or {}
-    top = [_frame_vm(f, False) for f in (thread.get("frames") or [])[:frames] if isinstance(f, dict)]
+    listed = [f for f in thread.get("frames") or [] if isinstance(f, dict)]
+    # Start the excerpt one frame above where a reader starts, so an abort shows
+    # "__assert_fail, check_balance, withdraw" rather than four libc frames.
+    start = view.top_source_frame(crash)
+    first = max(0, next((i for i, f in enumerate(listed) if f is start), 0) - 1)
+    top = [_frame_vm(f, f is start) for f in listed[first:first + frames]]
     members = []
     for entry, member in group["members"]:
         members.append({"id": _str(entry.get("id")), "href": safe_href(entry.get("report_html")),
