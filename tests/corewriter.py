@@ -76,6 +76,11 @@ class Load:
     filesz: Optional[int] = None
     offset: Optional[int] = None
 
+    def __repr__(self) -> str:  # hypothesis prints failing examples: keep stacks short
+        data = repr(self.data) if len(self.data) <= 64 else f"<{len(self.data)} bytes, {self.data.count(0)} zero>"
+        return (f"Load({self.vaddr:#x}, {data}, memsz={self.memsz}, flags={self.flags}, "
+                f"filesz={self.filesz}, offset={self.offset})")
+
 
 @dataclass
 class ThreadDesc:

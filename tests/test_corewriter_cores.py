@@ -257,8 +257,28 @@ def test_pn_xnum_claiming_too_many_headers(tmp_path):
     data[shoff + 44:shoff + 48] = b"\xff\xff\xff\xff"
     path = tmp_path / "core"
     path.write_bytes(bytes(data))
+    crash = analyze_everything(path)
+    assert [t.tid for t in crash.threads] == [1000]
+    assert any("4294967295 program headers claimed" in w for w in crash.warnings), crash.warnings
+
+
+@pytest.mark.parametrize("e_phentsize", [0, 8, 55])
+def test_program_header_size_too_small(tmp_path, e_phentsize):
+    data = bytearray(build_core(simple_process()))
+    data[0x36:0x38] = e_phentsize.to_bytes(2, "little")
+    path = tmp_path / "core"
+    path.write_bytes(bytes(data))
     result = analyze_everything(path)
-    assert isinstance(result, CoreDumpError) or result.warnings
+    assert isinstance(result, CoreDumpError) and "e_phentsize" in str(result)
+
+
+@pytest.mark.parametrize("size", [4, 5, 6, 20, 63])
+def test_file_shorter_than_elf_header(tmp_path, size):
+    """Found by test_fuzz: a 4-byte "\x7fELF" file raised IndexError."""
+    desc = simple_process()
+    desc.truncate = size
+    result = analyze_desc(tmp_path, desc)
+    assert isinstance(result, CoreDumpError) and ("ELF header" in str(result) or "64-bit" in str(result))
 
 
 def test_note_descsz_past_segment(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from typing import List, Optional, Tuple
 
+from coredump.symbols import cache
 from coredump.symbols.image import ElfImage
 
 __all__ = ("SymbolTable",)
@@ -19,12 +20,23 @@ __all__ = ("SymbolTable",)
 # its weak alias gsignal; a global name rather than a local __GI_ alias).
 _BIND_RANK = {"STB_GLOBAL": 3, "STB_WEAK": 2, "STB_LOCAL": 1, "STB_GNU_UNIQUE": 3}
 _TYPE_RANK = {"STT_FUNC": 2, "STT_GNU_IFUNC": 2, "STT_NOTYPE": 1}
+# Version of the cached (source, addresses, entries) triple; bump when the rules above change.
+_FORMAT = 1
 
 
 class SymbolTable:
     """Sorted function symbols of one image, in the image's own (unrelocated) addresses."""
 
     def __init__(self, image: ElfImage):
+        kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
+        cached = cache.get(image.build_id, kind)
+        if cached is not None:
+            self.source, self._addrs, self._entries = cached
+            return
+        self._read(image)
+        cache.put(image.build_id, kind, (self.source, self._addrs, self._entries))
+
+    def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None
         best = {}
         for name in (".symtab", ".dynsym"):
