@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from coredump.analysis import AnalyzeOptions, analyze_core
+from coredump.analysis import MAX_WALKED_THREADS, AnalyzeOptions, analyze_core
 from coredump.errors import CoreDumpError
 from coredump.report.json import dumps
 from coredump.report.text import render_text
@@ -203,9 +203,9 @@ def test_duplicate_notes(tmp_path):
 def test_many_threads_are_bounded(tmp_path):
     desc = simple_process(nthreads=20000)
     crash = analyze_desc(tmp_path, desc)
-    assert 0 < len(crash.threads) <= 20000
-    if len(crash.threads) < 20000:
-        assert any("threads" in w for w in crash.warnings)
+    assert len(crash.threads) == 20000
+    assert any("threads are unwound" in w for w in crash.warnings), crash.warnings
+    assert all(len(t.frames) == 1 for t in crash.threads[MAX_WALKED_THREADS:])
 
 
 def test_stack_that_loops_on_itself(tmp_path):
@@ -381,3 +381,12 @@ def test_one_line_error_for_headers_past_eof(tmp_path):
 def test_note_bytes_layout():
     """The writer's own framing, checked against the gABI by hand."""
     assert note_bytes(Note(b"CORE\0", 1, b"ab")) == b"\x05\0\0\0\x02\0\0\0\x01\0\0\0CORE\0\0\0\0ab\0\0"
+
+
+def test_thread_notes_past_the_limit_are_counted(tmp_path, monkeypatch):
+    import coredump.elf.core
+
+    monkeypatch.setattr(coredump.elf.core, "MAX_THREADS", 10)
+    crash = analyze_desc(tmp_path, simple_process(nthreads=15))
+    assert len(crash.threads) == 10
+    assert any("5 threads past the first 10 ignored" in w for w in crash.warnings), crash.warnings
