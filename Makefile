@@ -2,7 +2,7 @@
 # `make test` runs the whole suite; `make bench` compares speed with gdb.
 PYTHON ?= python3
 
-.PHONY: all samples test lint bench demo clean
+.PHONY: all samples test lint bench demo clean screenshots
 
 all: samples
 
@@ -30,3 +30,7 @@ demo: samples
 clean:
 	$(MAKE) -C c_samples clean
 	rm -rf demo coredump-artifacts bench.json
+
+# README's screenshots, rendered by headless Chromium from a sample crash.
+screenshots: samples
+	$(PYTHON) scripts/screenshots.py

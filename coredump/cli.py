@@ -80,7 +80,8 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, **extra):
 @main.command()
 @click.argument("core", type=click.Path())
 @analysis_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html", "junit"]), default="text",
+              show_default=True)
 @handle_errors
 def analyze(core, fmt, **opts):
     """Explain one core: signal, faulting address, every thread's backtrace, modules."""
@@ -91,11 +92,35 @@ def analyze(core, fmt, **opts):
         from coredump.report.json import dumps
 
         click.echo(dumps(crash))
+    elif fmt in ("html", "junit"):
+        from coredump.report.json import crash_to_dict
+
+        data = crash_to_dict(crash)
+        if fmt == "html":
+            from coredump.report.html import render_crash_html
+
+            click.echo(render_crash_html(data), nl=False)
+        else:
+            from coredump.report.junit import render_junit
+
+            click.echo(render_junit([(None, data)]), nl=False)
     else:
         from coredump.report.text import render_text, use_color
 
         click.echo(render_text(crash, color=use_color(sys.stdout)), nl=False)
 
+
+def _register_commands() -> None:
+    """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from coredump.cli_report import report
+    from coredump.cli_store import COMMANDS as STORE_COMMANDS
+
+    main.add_command(report)
+    for command in STORE_COMMANDS:
+        main.add_command(command)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

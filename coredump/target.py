@@ -13,12 +13,13 @@ from functools import cached_property
 from typing import Dict, List, Optional
 
 from coredump.elf.core import Core
+from coredump.elf.linkmap import locate_image, read_link_map
 from coredump.elf.memory import AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
 from coredump.symbols.finder import FileFinder
-from coredump.symbols.image import ElfImage
+from coredump.symbols.image import ElfImage, open_image
 from coredump.symbols.symtab import SymbolTable
 
 __all__ = ("LoadedModule", "Target")
@@ -90,6 +91,14 @@ class LoadedModule:
         )
 
 
+def _span(image: ElfImage, bias: int):
+    """[start, end) of an image loaded at `bias`, page-aligned (ELF gABI: PT_LOAD p_align)."""
+    segs = image.load_segments
+    start = min(v for v, *_ in segs) & ~0xFFF
+    end = (max(v + m for v, m, *_ in segs) + 0xFFF) & ~0xFFF
+    return start + bias, end + bias
+
+
 class Target:
     def __init__(self, core: Core, finder: FileFinder):
         self.core = core
@@ -97,7 +106,10 @@ class Target:
         self.finder = finder
         self.warnings: List[str] = []
         self.modules: List[LoadedModule] = []
-        for cm in find_modules(core):
+        found = find_modules(core)
+        if not core.files:
+            found = self._locate_without_nt_file(found)
+        for cm in found:
             self.modules.append(self._load(cm))
         self.modules.sort(key=lambda m: m.start)
         self._starts = [m.start for m in self.modules]
@@ -124,6 +136,34 @@ class Target:
         elif mod.status == "missing":
             self.warnings.append(f"{cm.path}: file not found; frames in it show module+offset only")
         return mod
+
+    def _locate_without_nt_file(self, found: List[CoreModule]) -> List[CoreModule]:
+        """Without NT_FILE and without ELF headers in memory (qemu-user cores), place the
+        --exe file by its segment layout, then its libraries from the link map."""
+        exe_path = self.finder.options.exe
+        if not exe_path or any(m.is_executable for m in found):
+            return found
+        image = open_image(exe_path)
+        if image is None:
+            return found
+        memory = self.core.memory()
+        bias = locate_image(memory, [(v, m, f) for v, m, _o, _fs, f in image.load_segments],
+                            2 if image.e_type == "ET_EXEC" else 3)
+        if bias is None:
+            self.warnings.append(f"{exe_path}: no mapping of the core matches its segments")
+            return found
+        result = [CoreModule(exe_path, *_span(image, bias), image.first_load_vaddr + bias, None, True)]
+        dynamic = next((s.header.p_vaddr for s in image.elf.iter_segments() if s.header.p_type == "PT_DYNAMIC"), None)
+        interp = image.section_bytes(".interp")
+        interp_name = bytes(interp).rstrip(b"\0").decode("utf-8", "surrogateescape") if interp else ""
+        for l_addr, name in (read_link_map(memory, dynamic + bias) if dynamic is not None else {}).items():
+            if l_addr == bias:
+                continue  # the first link_map entry is the executable itself
+            lib = self.finder.find_file(name or interp_name, None) if (name or interp_name) else None
+            if lib is not None:
+                result.append(CoreModule(name or interp_name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
+        known = {m.start for m in result}
+        return sorted(result + [m for m in found if m.start not in known], key=lambda m: m.start)
 
     def _file_bytes(self, filename: str):
         mod = self._by_path.get(filename)

@@ -24,3 +24,12 @@ def gdb():
     if path is None:
         pytest.skip("gdb is not installed: the oracle comparison needs it")
     return path
+
+
+@pytest.fixture(scope="session")
+def make_qemu_core():
+    """make_qemu_core(variant, program, *args) -> Path of a core qemu-aarch64 wrote."""
+    reason = cores.qemu_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return cores.make_qemu_core

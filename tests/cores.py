@@ -91,3 +91,48 @@ def make_core(variant: str, program: str, *args: str) -> Path:
 def cleanup() -> None:
     if _tmp_root is not None:
         shutil.rmtree(_tmp_root, ignore_errors=True)
+
+
+AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
+
+
+def qemu_skip_reason() -> Optional[str]:
+    """None when aarch64 samples can be built and run under qemu-user here."""
+    for tool in ("qemu-aarch64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian: qemu-user, gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu)"
+    if not Path(AARCH64_SYSROOT).is_dir():
+        return f"{AARCH64_SYSROOT} is missing (Debian: libc6-dev-arm64-cross)"
+    return None
+
+
+_built_aarch64 = False
+
+
+def make_qemu_core(variant: str, program: str, *args: str) -> Path:
+    """A core written by qemu-aarch64 for c_samples/build/aarch64-<variant>/<program>.
+
+    qemu-user writes the guest's core itself, as qemu_<prog>_<date>-<time>_<pid>.core in the
+    working directory (no NT_FILE, no NT_SIGINFO, no text pages)."""
+    global _built_aarch64, _tmp_root
+    key = ("aarch64", variant, program, args)
+    if key in _cache and _cache[key].exists():
+        return _cache[key]
+    if not _built_aarch64:
+        subprocess.run(["make", "-s", "-C", str(SAMPLES), "-j2", "aarch64"], check=True, stdout=subprocess.DEVNULL)
+        _built_aarch64 = True
+    if _tmp_root is None:
+        _tmp_root = Path(tempfile.mkdtemp(prefix="coredump-cores-"))
+    exe = BUILD / f"aarch64-{variant}" / program
+    workdir = _tmp_root / f"aarch64-{variant}-{program}-{len(_cache)}"
+    workdir.mkdir()
+    subprocess.run(["qemu-aarch64", "-L", AARCH64_SYSROOT, str(exe), *args], cwd=workdir,
+                   preexec_fn=_raise_core_limit, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL, timeout=60)
+    for host_core in workdir.glob("core*"):
+        host_core.unlink()  # qemu itself died of the same signal: the host's core of qemu
+    cores = sorted(workdir.glob("qemu_*.core"))
+    if not cores:
+        raise RuntimeError(f"qemu-aarch64 {exe} left no guest core in {workdir}")
+    _cache[key] = cores[0]
+    return cores[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from coredump.elf.core import AT_SYSINFO_EHDR, Core
+from coredump.elf.linkmap import read_link_map, scan_images
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
 from coredump.symbols.image import read_build_id_from_notes
@@ -69,6 +70,8 @@ def read_build_id_from_memory(memory: AddressSpace, base: int) -> Optional[str]:
 
 def find_modules(core: Core) -> List[CoreModule]:
     """One CoreModule per mapped file, in address order, the executable marked."""
+    if not core.files:
+        return find_modules_in_memory(core)
     by_name: Dict[str, CoreModule] = {}
     exe_mapping = core.find_executable_mapping()
     memory = core.memory()
@@ -95,6 +98,31 @@ def find_modules(core: Core) -> List[CoreModule]:
         if seg is not None:
             modules.append(CoreModule(VDSO_NAME, vdso, seg.end, vdso, read_build_id_from_memory(memory, vdso)))
     modules.sort(key=lambda m: m.start)
+    return modules
+
+
+def find_modules_in_memory(core: Core) -> List[CoreModule]:
+    """Modules of a core without NT_FILE (qemu-user writes none): ELF headers found in the
+    dumped memory, named from the link map; the executable is the image with PT_INTERP (or
+    the ET_EXEC one) and takes the command's name until --exe names the file."""
+    memory = core.memory()
+    images = scan_images(memory)
+    exe = next((i for i in images if i.has_interp), None) or next((i for i in images if i.e_type == 2), None)
+    names = read_link_map(memory, exe.dynamic) if exe is not None and exe.dynamic else {}
+    vdso = core.get_auxv(AT_SYSINFO_EHDR)
+    argv0 = core.prpsinfo.pr_psargs.split(" ", 1)[0] if core.prpsinfo else ""
+    modules = []
+    for image in images:
+        if image is exe:
+            name = argv0 or "[executable]"
+        elif image.base == vdso:
+            name = VDSO_NAME
+        else:
+            name = names.get(image.bias) or f"[module@{image.base:#x}]"
+        modules.append(CoreModule(name, image.base, image.end, image.base,
+                                  read_build_id_from_memory(memory, image.base), image is exe))
+    if core.files or modules:
+        core.warnings.append("core has no NT_FILE note: modules were found from ELF headers in memory")
     return modules
 
 

@@ -9,24 +9,12 @@ gdb and drgn print stacks, with crash data stripped of control characters.
 from __future__ import annotations
 
 import os
-import re
 from typing import List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
+from coredump.report.sanitize import clean_text
 
-__all__ = ("render_text", "render_summary", "format_frame", "use_color", "clean_text")
-
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean_text(value) -> str:
-    """Crash data is untrusted: drop ANSI escape sequences and control characters.
-
-    >>> clean_text("ok\\x1b[31mred\\x07")
-    'okred'
-    """
-    return _CONTROL.sub("", str(value))
-
+__all__ = ("render_text", "render_summary", "format_frame", "use_color")
 
 def use_color(stream) -> bool:
     """Colour only on a TTY and never when NO_COLOR is set (no-color.org)."""

@@ -1,32 +1,84 @@
 """
-Symbolize
-=========
+Symbolization
+=============
 
-Names, files and lines for physical frames (placeholder: ELF symbols only).
+Names, ``file:line`` and inline frames for the physical frames an unwinder found.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Sequence, Tuple
+from dataclasses import replace
+from typing import Iterable, List, Tuple
 
 from coredump.model import Frame
+from coredump.symbols.demangle import demangle
 
-__all__ = ("symbolize_frames",)
+__all__ = ("symbolize_frames", "symbolize_frame")
 
 
-def symbolize_frames(target, frames: Sequence[Frame]) -> Tuple[Frame, ...]:
-    out = []
+def symbolize_frames(target, frames: Iterable[Frame]) -> Tuple[Frame, ...]:
+    """The frames with module, function, file and line filled in, each physical frame
+    preceded by the frames inlined into it at its pc, and numbered as gdb's ``bt`` numbers
+    them (inline frames count).
+
+    Names follow drgn's ``StackFrame.name`` fallback: the DWARF function, then the ELF
+    symbol (demangled; the raw name goes to ``mangled``), else ``function`` stays None and
+    ``module`` + ``module_offset`` say where the pc is.
+    """
+    out: List[Frame] = []
     for frame in frames:
-        mod = target.find_module(frame.pc)
-        if mod is None:
-            out.append(frame)
-            continue
-        changes = {"module": mod.path, "module_offset": frame.pc - mod.start}
-        table = mod.symtab
-        hit = table.lookup(frame.lookup_pc - mod.bias) if table is not None else None
-        if hit is not None and frame.function is None:
-            changes["function"] = hit[0]
-            changes["symbol_offset"] = hit[1] + (frame.pc - frame.lookup_pc)
-        out.append(dataclasses.replace(frame, **changes))
-    return tuple(out)
+        out.extend(symbolize_frame(target, frame))
+    return tuple(replace(f, index=i) for i, f in enumerate(out))
+
+
+def symbolize_frame(target, frame: Frame) -> List[Frame]:
+    """One physical frame as gdb lists it: its inline frames, innermost first, then itself."""
+    module = target.find_module(frame.lookup_pc)
+    if module is None:
+        return [frame]
+    frame = replace(frame, module=module.path, module_offset=frame.pc - module.start)
+    if frame.function is not None or not module.trusted:
+        return [frame]  # named by the unwinder ("<signal handler called>"), or untrusted file
+    vaddr = frame.lookup_pc - module.bias
+    after = frame.pc - frame.lookup_pc  # a caller's pc is one past its lookup address
+    sym = _symbol(module, vaddr)
+    source = []
+    dwarf = module.dwarf
+    if dwarf is not None:
+        source = dwarf.find_frames(vaddr)
+    out: List[Frame] = []
+    for sf in source[:-1]:
+        out.append(replace(frame, function=sf.function, mangled=_mangled(sf.function, sf.linkage_name),
+                           symbol_offset=None, file=sf.file, line=sf.line, inline=True))
+    function = mangled = file = line = None
+    offset = None
+    if sym is not None:
+        name, off = sym
+        shown = demangle(name) or name
+        function, mangled, offset = shown, _mangled(shown, name), off + after
+    if source:
+        physical = source[-1]
+        file, line = physical.file, physical.line
+        if physical.function:
+            function = physical.function
+            mangled = _mangled(physical.function, physical.linkage_name)
+            if sym is None and physical.low_pc is not None:
+                offset = vaddr - physical.low_pc + after
+    out.append(replace(frame, function=function, mangled=mangled, symbol_offset=offset,
+                       file=file, line=line, inline=False))
+    return out
+
+
+def _symbol(module, vaddr: int):
+    table = module.symtab
+    if table is None:
+        return None
+    try:
+        return table.lookup(vaddr)
+    except Exception:
+        return None
+
+
+def _mangled(shown, raw):
+    """The raw linkage name, kept only when it differs from what is shown."""
+    return raw if raw and raw != shown else None

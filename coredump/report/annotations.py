@@ -1,0 +1,92 @@
+"""
+Annotations
+===========
+
+GitHub Actions workflow commands: one ``::error file=…,line=…::`` per crash signature,
+pointing at the crashing thread's innermost frame with source, so the crash shows in
+the pull request's diff and the run summary.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from coredump.report import view
+from coredump.report.sanitize import clean_text
+
+__all__ = ("github_annotations", "emit_github_annotations", "escape_data", "escape_property")
+
+
+def escape_data(value: str) -> str:
+    """The message part, escaped as @actions/core's ``escapeData`` (command.ts)."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """A property value, escaped as @actions/core's ``escapeProperty``."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _relative(path: str, workspace: Optional[str]) -> str:
+    """GitHub resolves ``file=`` against the repository root (GITHUB_WORKSPACE)."""
+    if workspace and os.path.isabs(path):
+        rel = os.path.relpath(path, workspace)
+        if not rel.startswith(".."):
+            return rel
+    return path
+
+
+def _line(frame: Optional[Dict]) -> Optional[int]:
+    try:
+        return int(frame["line"]) if frame is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def github_annotations(crashes: Sequence[Dict], workspace: Optional[str] = None,
+                       details: Optional[Mapping[str, str]] = None) -> List[str]:
+    """One ``::error`` line per distinct signature, in first-seen order.
+
+    `details` maps a signature to a hint appended to the message (e.g. the report path).
+    """
+    lines, seen = [], {}
+    for crash in crashes:
+        signature = str(crash.get("signature") or view.headline(crash))
+        seen[signature] = seen.get(signature, 0) + 1
+        if seen[signature] > 1:
+            continue
+        lines.append((signature, crash))
+    out = []
+    for signature, crash in lines:
+        props = [f"title={escape_property('crash: ' + clean_text(signature))}"]
+        top = view.top_source_frame(crash)
+        line = _line(top)
+        if line is not None:
+            file = _relative(clean_text(top["file"]), workspace)
+            props = [f"file={escape_property(file)}", f"line={line}"] + props
+        count = seen[signature]
+        message = clean_text(view.headline(crash)) + (f" ({count} crashes)" if count > 1 else "")
+        reason = crash.get("reason") or (crash.get("signal") or {}).get("description")
+        message += f": {clean_text(reason)}" if reason else ""
+        message += "\n" + "\n".join(clean_text(line) for line in view.backtrace_lines(crash)[:12])
+        if details and signature in details:
+            message += "\n" + clean_text(details[signature])
+        out.append(f"::error {','.join(props)}::{escape_data(message)}")
+    return out
+
+
+def emit_github_annotations(crashes: Sequence[Dict], stream=None, environ: Optional[Mapping[str, str]] = None,
+                            details: Optional[Mapping[str, str]] = None) -> int:
+    """Print the annotations when running under GitHub Actions (GITHUB_ACTIONS=true);
+    returns how many were printed."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") != "true":
+        return 0
+    stream = stream or sys.stdout
+    lines = github_annotations(crashes, env.get("GITHUB_WORKSPACE"), details)
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()
+    return len(lines)

@@ -1,0 +1,137 @@
+"""
+Render
+======
+
+Fill an artifact directory (DESIGN.md "Artifact directory") with its human-facing
+files: index.html, <id>/report.html and junit.xml, from summary.json and each
+<id>/crash.json; summary.json's ``report_html`` fields are updated to match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from coredump.errors import MissingFileError, StorageError
+
+__all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
+
+SUMMARY_SCHEMA = "coredump.summary/1"
+
+
+@dataclass
+class RenderResult:
+    index: Path
+    junit: Path
+    reports: List[Path] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def _inside(root: Path, relative) -> Optional[Path]:
+    """`relative` resolved under root, or None when it is absent or points outside it."""
+    if not relative or not isinstance(relative, str) or os.path.isabs(relative):
+        return None
+    path = (root / relative).resolve()
+    return path if path == root or root in path.parents else None
+
+
+def _discover(root: Path) -> Dict:
+    """A summary for a directory that has <id>/crash.json files but no summary.json."""
+    entries = [{"id": p.parent.name, "crash_json": f"{p.parent.name}/crash.json",
+                "core": f"{p.parent.name}/core.zst" if (p.parent / "core.zst").exists() else None}
+               for p in sorted(root.glob("*/crash.json"))]
+    return {"schema": SUMMARY_SCHEMA, "crashes": entries}
+
+
+def load_summary(root: Path) -> Dict:
+    path = root / "summary.json"
+    if not path.exists():
+        return _discover(root)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(summary, dict) or not isinstance(summary.get("crashes", []), list):
+        raise StorageError(f"{path} is not a {SUMMARY_SCHEMA} document")
+    return summary
+
+
+def _load_crash(root: Path, entry: Dict, warnings: List[str]) -> Optional[Dict]:
+    crash_id = entry.get("id")
+    path = _inside(root, entry.get("crash_json") or (f"{crash_id}/crash.json" if crash_id else None))
+    if path is None or not path.is_file():
+        warnings.append(f"crash {crash_id}: no crash.json")
+        return None
+    try:
+        crash = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        warnings.append(f"crash {crash_id}: cannot read {path.name}: {exc}")
+        return None
+    return crash if isinstance(crash, dict) else None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a page."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path]:
+    from coredump.report.html import render_crash_html
+
+    crash_id = str(entry.get("id") or "")
+    folder = _inside(root, crash_id) if crash_id else None
+    if folder is None or folder == root:
+        raise StorageError(f"crash id {crash_id!r} does not name a folder of {root}")
+    folder.mkdir(exist_ok=True)
+    links = [("crash.json", os.path.relpath(root / str(entry.get("crash_json") or ""), folder))]
+    core = _inside(root, entry.get("core"))
+    if core is not None and core.exists():
+        links.append((core.name, os.path.relpath(core, folder)))
+    html = render_crash_html(crash, crash_id, links=links, index_href="../index.html",
+                             artifact_name=root.name)
+    _write(folder / "report.html", html)
+    return f"{crash_id}/report.html", folder / "report.html"
+
+
+def render_artifacts(artifact_dir) -> RenderResult:
+    """Write index.html, <id>/report.html and junit.xml into `artifact_dir` and record
+    each report's relative path in summary.json. Unreadable crash.json files become
+    warnings and an index entry without a link, never an exception."""
+    from coredump.report.html import render_index_html
+    from coredump.report.junit import render_junit
+
+    root = Path(artifact_dir).resolve()
+    if not root.is_dir():
+        raise MissingFileError(f"{artifact_dir}: not a directory")
+    summary = load_summary(root)
+    result = RenderResult(root / "index.html", root / "junit.xml")
+    pairs = []
+    for entry in summary.get("crashes") or []:
+        if not isinstance(entry, dict):
+            continue
+        crash = _load_crash(root, entry, result.warnings)
+        entry["report_html"] = None
+        if crash is not None:
+            try:
+                entry["report_html"], page = _crash_page(root, entry, crash)
+                result.reports.append(page)
+            except StorageError as exc:
+                result.warnings.append(str(exc))
+        pairs.append((entry, crash))
+    _write(result.index, render_index_html(summary, pairs))
+    _write(result.junit, render_junit([(e.get("id"), c) for e, c in pairs if c is not None]))
+    summary.setdefault("schema", SUMMARY_SCHEMA)
+    _write(root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return result

@@ -1,0 +1,80 @@
+"""
+Sanitize
+========
+
+Crash data (argv, file and function names, assertion messages) is untrusted: strip what
+could drive a terminal or break an XML document before it is printed or written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+from urllib.parse import quote
+
+__all__ = ("clean_text", "clean_xml", "safe_href")
+
+# ECMA-48: CSI (ESC [ or 8-bit 0x9b) params/intermediates/final; OSC, DCS, SOS, PM, APC
+# strings end with BEL or ST (ESC \); any other ESC takes one following byte (Fe/Fp/Fs).
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -~]?"
+)
+# C0 and C1 controls and DEL; bidirectional overrides and isolates (Unicode TR#9), which
+# reorder what a terminal shows ("Trojan Source", CVE-2021-42574).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_KEEP_NL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# XML 1.0 §2.2 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean_text(value, keep_newlines: bool = False) -> str:
+    """Crash data made safe for a terminal: no escape sequences, no control characters.
+
+    Tabs and (unless `keep_newlines`) line breaks become a space, so a function name
+    cannot forge extra report lines. None becomes the empty string.
+
+    >>> clean_text("ok\\x1b[31mred\\x1b[0m\\x07")
+    'okred'
+    >>> clean_text("a\\nb")
+    'a b'
+    """
+    if value is None:
+        return ""
+    text = _ESCAPES.sub("", str(value))
+    text = text.replace("\t", " ").replace("\r\n", "\n")
+    if keep_newlines:
+        return _CONTROLS_KEEP_NL.sub("", text)
+    return _CONTROLS.sub("", text.replace("\n", " "))
+
+
+def clean_xml(value) -> str:
+    """Crash data made safe for an XML 1.0 text node or attribute (before escaping).
+
+    >>> clean_xml("a\\x00b\\x1b[1mc")
+    'abc'
+    """
+    if value is None:
+        return ""
+    return _NOT_XML.sub("", _ESCAPES.sub("", str(value)))
+
+
+def safe_href(path: Optional[str]) -> Optional[str]:
+    """A relative link (to a file of the artifact directory), or None.
+
+    Absolute paths and anything with a scheme are refused; every path segment is
+    percent-encoded (RFC 3986 §3.3), so ``javascript:`` or quotes in a crash id cannot
+    turn into a live URL.
+
+    >>> safe_href("a b/crash.json")
+    'a%20b/crash.json'
+    >>> safe_href("javascript:alert(1)") is None
+    True
+    """
+    if not path or not isinstance(path, str):
+        return None
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith("/") or ":" in parts[0] or "" in parts:
+        return None
+    return "/".join(quote(p, safe="") if p != ".." else p for p in parts)

@@ -1,0 +1,1 @@
+"""Artifact directories and remote stores."""

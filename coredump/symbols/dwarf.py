@@ -1,0 +1,372 @@
+"""
+DWARF index
+===========
+
+Function names, inline frames and ``file:line`` for an address from an image's DWARF
+(versions 2 to 5), parsing only the compile unit that covers the address.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from coredump.symbols.demangle import demangle
+from coredump.symbols.image import ElfImage
+from coredump.symbols.lines import LineTable
+
+__all__ = ("SourceFrame", "DwarfIndex")
+
+Ranges = List[Tuple[int, int]]
+
+# Tags whose children may hold the address's function (DWARF 5 §3.2, §5.7): clang nests
+# definitions in namespaces, gcc puts them at CU level with DW_AT_specification.
+_CONTAINER_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
+                   "DW_TAG_union_type", "DW_TAG_module")
+_SCOPE_TAGS = ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine", "DW_TAG_try_block",
+               "DW_TAG_catch_block")
+_QUALIFIER_TAGS = _CONTAINER_TAGS + ("DW_TAG_interface_type",)
+# DW_AT_high_pc is an address in DWARF 2-3 and for these forms; else an offset (DWARF 4 §2.17.2).
+_ADDRESS_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
+                  "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index")
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """One source-level frame at an address: an inlined call (``inline``) or the function
+    that holds the code. ``low_pc`` is the function's entry, when known."""
+
+    function: Optional[str]
+    linkage_name: Optional[str]
+    file: Optional[str]
+    line: Optional[int]
+    inline: bool = False
+    low_pc: Optional[int] = None
+
+
+class _Unit:
+    """What one compile unit yields, parsed on first use."""
+
+    def __init__(self, cu):
+        self.cu = cu
+        self.lines: Optional[LineTable] = None
+        self.lines_done = False
+        self.functions: Optional[List[Tuple[int, int, int]]] = None  # (low, high, DIE offset)
+        self.nested: Optional[List[Tuple[int, int, int]]] = None
+        self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
+
+
+_UNITS: Dict[Tuple[str, int], _Unit] = {}
+
+
+class DwarfIndex:
+    """The DWARF of one image (the module's file or its separate debug file).
+
+    Addresses are the image's own (unrelocated) virtual addresses.
+    """
+
+    def __init__(self, image: ElfImage):
+        self.image = image
+        self._key = image.build_id or image.path
+        self._dwarf = None
+        self._aranges = None
+        self._aranged_cus: Optional[set] = None
+        self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
+
+    @property
+    def dwarfinfo(self):
+        if self._dwarf is None:
+            self._dwarf = self.image.elf.get_dwarf_info(relocate_dwarf_sections=False)
+        return self._dwarf
+
+    # ---- public ---------------------------------------------------------------------
+
+    def find_frames(self, address: int) -> List[SourceFrame]:
+        """Innermost first: one frame per DW_TAG_inlined_subroutine holding `address`
+        (deepest first, ``inline=True``), then the DW_TAG_subprogram. Never raises."""
+        try:
+            unit = self._unit_for(address)
+            if unit is None:
+                return []
+            if address not in unit.frames:
+                unit.frames[address] = tuple(self._frames_in(unit, address))
+            return list(unit.frames[address])
+        except Exception:
+            return []
+
+    def find_function(self, address: int) -> Optional[SourceFrame]:
+        """The physical function's frame at `address` (the last of ``find_frames``)."""
+        frames = self.find_frames(address)
+        return frames[-1] if frames else None
+
+    def find_line(self, address: int) -> Optional[Tuple[str, int]]:
+        """(file, line) of the line-table row for `address`, or None."""
+        try:
+            unit = self._unit_for(address)
+            table = self._lines(unit) if unit is not None else None
+            return table.lookup(address) if table is not None else None
+        except Exception:
+            return None
+
+    # ---- compile units ------------------------------------------------------------------
+
+    def _unit_for(self, address: int) -> Optional[_Unit]:
+        offset = self._cu_offset(address)
+        if offset is None:
+            return None
+        key = (self._key, offset)
+        unit = _UNITS.get(key)
+        if unit is None:
+            unit = _UNITS[key] = _Unit(self.dwarfinfo.get_CU_at(offset))
+        return unit
+
+    def _cu_offset(self, address: int) -> Optional[int]:
+        """The CU holding `address`: from .debug_aranges (DWARF 5 §6.1.2), else from CU
+        ranges for the units .debug_aranges does not list."""
+        if self._aranges is None:
+            try:
+                self._aranges = self.dwarfinfo.get_aranges() or False
+            except Exception:
+                self._aranges = False
+        if self._aranges:
+            try:
+                found = self._aranges.cu_offset_at_addr(address)
+            except Exception:
+                found = None
+            if found is not None:
+                return found
+        return self._cu_from_ranges(address)
+
+    def _cu_from_ranges(self, address: int) -> Optional[int]:
+        if self._cu_ranges is None:
+            self._cu_ranges = self._build_cu_ranges()
+        i = bisect.bisect_right(self._cu_ranges, (address, float("inf"), 0))
+        for low, high, offset in reversed(self._cu_ranges[max(0, i - 64):i]):
+            if low <= address < high:
+                return offset
+        return None
+
+    def _build_cu_ranges(self) -> List[Tuple[int, int, int]]:
+        listed = set()
+        if self._aranges:
+            try:
+                listed = {e.info_offset for e in self._aranges.entries}
+            except Exception:
+                listed = set()
+        out = []
+        for cu in self.dwarfinfo.iter_CUs():
+            if cu.cu_offset in listed:
+                continue
+            try:
+                for low, high in self._die_ranges(cu.get_top_DIE()):
+                    out.append((low, high, cu.cu_offset))
+            except Exception:
+                continue
+        out.sort()
+        return out
+
+    def _lines(self, unit: _Unit) -> Optional[LineTable]:
+        if not unit.lines_done:
+            unit.lines_done = True
+            lineprog = self.dwarfinfo.line_program_for_CU(unit.cu)
+            unit.lines = LineTable(lineprog) if lineprog is not None else None
+        return unit.lines
+
+    # ---- DIEs -----------------------------------------------------------------------------
+
+    def _frames_in(self, unit: _Unit, address: int) -> List[SourceFrame]:
+        table = None
+        try:
+            table = self._lines(unit)
+        except Exception:
+            pass
+        row = table.lookup(address) if table is not None else None
+        sub = self._function_at(unit, address)
+        if sub is None:
+            return []
+        chain = [sub] + self._inline_chain(sub, address)
+        frames: List[SourceFrame] = []
+        file, line = row if row else (None, None)
+        for die in reversed(chain):
+            name, linkage = self._names(die)
+            inline = die.tag == "DW_TAG_inlined_subroutine"
+            low = None if inline else _entry_pc(die, self._die_ranges(die))
+            frames.append(SourceFrame(name, linkage, file, line, inline, low))
+            if inline:
+                call_file = _attr(die, "DW_AT_call_file")
+                file = table.file_name(call_file) if table is not None and call_file else None
+                line = _attr(die, "DW_AT_call_line")
+        return frames
+
+    def _function_at(self, unit: _Unit, address: int):
+        if unit.functions is None:
+            unit.functions = self._collect_functions(unit.cu.get_top_DIE(), nested=False)
+        found = self._search(unit, unit.functions, address)
+        if found is None:
+            if unit.nested is None:
+                unit.nested = self._collect_functions(unit.cu.get_top_DIE(), nested=True)
+            found = self._search(unit, unit.nested, address)
+        return found
+
+    def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):
+        i = bisect.bisect_right(table, (address, float("inf"), 0))
+        for low, high, offset in reversed(table[max(0, i - 64):i]):
+            if low <= address < high:
+                return unit.cu.get_DIE_from_refaddr(offset)
+        return None
+
+    def _collect_functions(self, parent, nested: bool) -> List[Tuple[int, int, int]]:
+        """Ranges of the subprograms among `parent`'s children; with `nested`, only those
+        inside namespaces and classes (the second, rarer search)."""
+        out: List[Tuple[int, int, int]] = []
+        stack = [(parent, False)]
+        while stack:
+            die, inside = stack.pop()
+            for child in die.iter_children():
+                if child.tag == "DW_TAG_subprogram" and (inside or not nested):
+                    try:
+                        for low, high in self._die_ranges(child):
+                            out.append((low, high, child.offset))
+                    except Exception:
+                        continue
+                elif nested and child.tag in _CONTAINER_TAGS and child.has_children:
+                    stack.append((child, True))
+        out.sort()
+        return out
+
+    def _inline_chain(self, sub, address: int) -> list:
+        """The DW_TAG_inlined_subroutine DIEs under `sub` holding `address`, outermost first
+        (elfutils' ``dwarf_getscopes``: descend into the child scope that holds the pc)."""
+        chain = []
+        die = sub
+        for _ in range(256):
+            inner = None
+            for child in die.iter_children():
+                if child.tag not in _SCOPE_TAGS:
+                    continue
+                ranges = self._die_ranges(child)
+                if not ranges and child.tag == "DW_TAG_lexical_block" and child.has_children:
+                    ranges = [(address, address + 1)]  # a block without code ranges: look inside
+                if any(low <= address < high for low, high in ranges):
+                    inner = child
+                    break
+            if inner is None:
+                break
+            if inner.tag == "DW_TAG_inlined_subroutine":
+                chain.append(inner)
+            die = inner
+        return chain
+
+    def _die_ranges(self, die) -> Ranges:
+        """[low, high) ranges of a DIE from DW_AT_low_pc/DW_AT_high_pc or DW_AT_ranges
+        (.debug_ranges before DWARF 5, .debug_rnglists from DWARF 5; DWARF 5 §2.17)."""
+        attrs = die.attributes
+        if "DW_AT_ranges" in attrs:
+            return self._range_list(die, attrs["DW_AT_ranges"].value)
+        low = attrs.get("DW_AT_low_pc")
+        high = attrs.get("DW_AT_high_pc")
+        if low is None or high is None:
+            return []
+        hi = high.value if high.form in _ADDRESS_FORMS else low.value + high.value
+        return [(low.value, hi)] if hi > low.value else []
+
+    def _range_list(self, die, offset: int) -> Ranges:
+        from elftools.dwarf.ranges import BaseAddressEntry
+
+        cu = die.cu
+        rl = self.dwarfinfo.range_lists()
+        if rl is None:
+            return []
+        entries = rl.get_range_list_at_offset(offset, cu=cu)
+        top = cu.get_top_DIE()
+        base_attr = top.attributes.get("DW_AT_low_pc")
+        base = base_attr.value if base_attr is not None else 0
+        out = []
+        for e in entries:
+            if isinstance(e, BaseAddressEntry):
+                base = e.base_address
+                continue
+            low, high = e.begin_offset, e.end_offset
+            if not getattr(e, "is_absolute", False):
+                low, high = low + base, high + base
+            if high > low:
+                out.append((low, high))
+        return out
+
+    # ---- names ----------------------------------------------------------------------------
+
+    def _names(self, die) -> Tuple[Optional[str], Optional[str]]:
+        """(display name, linkage name): the demangled DW_AT_linkage_name found through
+        DW_AT_abstract_origin / DW_AT_specification, else DW_AT_name qualified by its
+        enclosing namespaces and classes."""
+        name = linkage = None
+        named = None
+        cur = die
+        for _ in range(16):
+            attrs = cur.attributes
+            if linkage is None:
+                for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+                    if key in attrs:
+                        linkage = _text(attrs[key].value)
+                        break
+            if name is None and "DW_AT_name" in attrs:
+                name, named = _text(attrs["DW_AT_name"].value), cur
+            ref = next((k for k in ("DW_AT_abstract_origin", "DW_AT_specification")
+                        if k in attrs), None)
+            if ref is None:
+                break
+            cur = cur.get_DIE_from_attribute(ref)
+        if linkage is not None:
+            shown = demangle(linkage)
+            if shown:
+                return shown, linkage
+        if name is not None and named is not None:
+            name = _qualify(named, name)
+            if _is_cxx(die) and name != "main" and not _has_parameters(cur):
+                name += "()"  # gdb's physname of a C++ function with no linkage name
+        return name or linkage, linkage
+
+
+def _qualify(die, name: str) -> str:
+    parts = [name]
+    try:
+        parent = die.get_parent()
+        while parent is not None and parent.tag in _QUALIFIER_TAGS:
+            pname = parent.attributes.get("DW_AT_name")
+            parts.append(_text(pname.value) if pname is not None else "(anonymous namespace)")
+            parent = parent.get_parent()
+    except Exception:
+        pass
+    return "::".join(reversed(parts))
+
+
+def _is_cxx(die) -> bool:
+    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C_plus_plus, _03, _11, _14 (DWARF 5 Table 7.17)
+    return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21)
+
+
+def _has_parameters(die) -> bool:
+    return any(c.tag in ("DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters")
+               for c in die.iter_children())
+
+
+def _attr(die, name: str):
+    a = die.attributes.get(name)
+    return a.value if a is not None else None
+
+
+def _entry_pc(die, ranges: Ranges) -> Optional[int]:
+    """DW_AT_entry_pc when it is an address, else the first range's start: gcc lists a
+    split function's hot part first (DWARF 5 §3.3.3)."""
+    entry = die.attributes.get("DW_AT_entry_pc")
+    if entry is not None and entry.form in _ADDRESS_FORMS:
+        return entry.value
+    return ranges[0][0] if ranges else None
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)

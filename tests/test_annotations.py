@@ -1,0 +1,53 @@
+import io
+
+from coredump.report.annotations import (
+    emit_github_annotations,
+    escape_data,
+    escape_property,
+    github_annotations,
+)
+from tests.crash_samples import abort_crash, segv_crash
+
+
+def test_one_error_per_signature_at_top_source_frame():
+    lines = github_annotations([segv_crash(1), abort_crash(2), segv_crash(3)])
+    assert len(lines) == 2
+    assert lines[0].startswith("::error file=src/store.c,line=42,title=crash%3A SIGSEGV in store_value < ")
+    message = lines[0].split("::", 2)[2]
+    assert message.startswith("SIGSEGV (SEGV_MAPERR) at 0x0 (2 crashes)%3A".replace("%3A", ":"))
+    assert "%0A#0   0x5581c3a01139 in store_value (src/store.c:42)" in message
+    assert lines[1].startswith("::error file=src/config.c,line=57,")
+
+
+def test_paths_relative_to_workspace():
+    crash = segv_crash(1, file="/home/runner/work/repo/repo/src/store.c")
+    line = github_annotations([crash], workspace="/home/runner/work/repo/repo")[0]
+    assert line.startswith("::error file=src/store.c,line=42,")
+
+
+def test_no_source_no_file_property():
+    crash = segv_crash(1)
+    for f in crash["threads"][0]["frames"]:
+        f["file"] = f["line"] = None
+    assert github_annotations([crash])[0].startswith("::error title=")
+
+
+def test_crash_data_cannot_inject_workflow_commands():
+    crash = segv_crash(1, function="f\n::add-mask::secret\r\n::set-env name=X::1", file="a,b:c%.c")
+    crash["signature"] = "sig\n::stop-commands::tok\x1b[31m"
+    [line] = github_annotations([crash])
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    title = "title=crash%3A sig %3A%3Astop-commands%3A%3Atok::"
+    assert line.startswith("::error file=a%2Cb%3Ac%25.c,line=42," + title)
+
+
+def test_escaping_matches_actions_toolkit():
+    assert escape_data("50%\r\nx") == "50%25%0D%0Ax"
+    assert escape_property("a:b,c%") == "a%3Ab%2Cc%25"
+
+
+def test_only_under_github_actions():
+    out = io.StringIO()
+    assert emit_github_annotations([segv_crash()], out, environ={}) == 0 and out.getvalue() == ""
+    assert emit_github_annotations([segv_crash()], out, environ={"GITHUB_ACTIONS": "true"}) == 1
+    assert out.getvalue().startswith("::error file=src/store.c,line=42,")

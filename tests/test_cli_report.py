@@ -1,0 +1,90 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from coredump.cli_report import report
+from tests.crash_samples import abort_crash, segv_crash, write_artifacts
+from tests.htmltree import parse_html
+
+
+def _run(*args, env=None):
+    result = CliRunner().invoke(report, [str(a) for a in args], env=env or {"GITHUB_ACTIONS": ""})
+    return result
+
+
+def test_artifact_dir_in_place(tmp_path):
+    root = write_artifacts(tmp_path / "coredump-artifacts", [segv_crash(1), segv_crash(2)])
+    result = _run(root)
+    assert result.exit_code == 0, result.output
+    assert "2 crash report(s)" in result.output
+    assert (root / "index.html").is_file() and (root / "001-1" / "report.html").is_file()
+
+
+def test_crash_json_files_into_output(tmp_path):
+    a = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    b = tmp_path / "abort.json"
+    b.write_text(json.dumps(abort_crash(2)))
+    out = tmp_path / "out"
+    result = _run(a / "001-1" / "crash.json", b, "-o", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["id"] for c in summary["crashes"]] == ["001-1", "abort"]
+    assert [c["core"] for c in summary["crashes"]] == ["001-1/core.zst", None]
+    groups = parse_html((out / "index.html").read_text()).find_all("section", "group")
+    assert len(groups) == 2
+
+
+def test_two_artifact_dirs_merge_with_unique_ids(tmp_path):
+    a = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    b = write_artifacts(tmp_path / "b", [segv_crash(1)])
+    result = _run(a, b, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    ids = [c["id"] for c in json.loads((tmp_path / "out" / "summary.json").read_text())["crashes"]]
+    assert ids == ["001-1", "001-1-2"]
+    group = parse_html((tmp_path / "out" / "index.html").read_text()).find("section", "group")
+    assert group.find("div", "count").text.startswith("×2")
+
+
+def test_annotations_under_github_actions(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    result = _run(root, env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
+    assert result.exit_code == 0
+    assert [line for line in result.output.splitlines() if line.startswith("::error ")][0].startswith(
+        "::error file=src/store.c,line=42,")
+
+
+def test_no_escape_sequences_from_crash_data(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"].append({"id": "evil\x1b]0;title\x07\x1b[2J", "crash_json": "nope\x1b[31m.json"})
+    (root / "summary.json").write_text(json.dumps(summary))
+    result = _run(root, env={"GITHUB_ACTIONS": "true"})  # output holds stdout and stderr
+    assert result.exit_code == 0
+    assert "warning: crash evil" in result.output and "::error " in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_errors_are_one_line(tmp_path):
+    result = _run(tmp_path / "missing")
+    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: ")
+    bad = tmp_path / "x.json"
+    bad.write_text('{"schema": "other"}')
+    result = _run(bad)
+    assert result.exit_code == 1 and "not a coredump.crash/1 document" in result.output
+
+
+def test_raw_core(make_core, tmp_path):
+    pytest.importorskip("coredump.report.json", reason="crash_to_dict is not on this branch yet")
+    pytest.importorskip("coredump.analysis", reason="the analysis layer is not on this branch yet")
+    core = make_core("O0", "segv", "<script>alert(1)</script>")
+    out = tmp_path / "out"
+    result = _run(core, "-o", out)
+    assert result.exit_code == 0, result.output
+    entry = json.loads((out / "summary.json").read_text())["crashes"][0]
+    assert (out / entry["core"]).stat().st_size > 0
+    crash = json.loads((out / entry["crash_json"]).read_text())
+    assert crash["process"]["argv"][1] == "<script>alert(1)</script>"
+    doc = parse_html((out / entry["report_html"]).read_text())
+    assert doc.by_id("crashing-thread").find("td", "fn").text.split()[0] == "store_value"
+    assert len(doc.find_all("script")) == 1

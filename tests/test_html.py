@@ -1,0 +1,205 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from coredump.report.html import TEMPLATES, render_crash_html, render_index_html
+from coredump.report.render import render_artifacts
+from tests.crash_samples import abort_crash, segv_crash, write_artifacts
+from tests.htmltree import parse_html
+
+SCRIPT = (Path(TEMPLATES) / "page.js").read_text()
+ARGV_ATTACKS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(2)>')
+NAME_ATTACK = "operator<< <T&, \"q\" 'a'>"
+FILE_ATTACK = "src/we\"ird' <&>.c"
+
+
+def _job(tmp_path):
+    crashes = [segv_crash(4242), abort_crash(5151), segv_crash(4301)]
+    root = write_artifacts(tmp_path / "coredump-artifacts", crashes)
+    return root, render_artifacts(root)
+
+
+def _resolves_inside(root: Path, page: Path, href: str) -> Path:
+    target = (page.parent / href).resolve()
+    assert root.resolve() in target.parents, href
+    assert target.is_file(), href
+    return target
+
+
+def test_index_groups_by_signature_most_frequent_first(tmp_path):
+    root, result = _job(tmp_path)
+    doc = parse_html(result.index.read_text())
+    groups = doc.find_all("section", "group")
+    assert [g.find("h2").text for g in groups] == [
+        "SIGSEGV in store_value < fill_list < record_insert", "SIGABRT in parse_port < load_config < main"]
+    assert [g.find("div", "count").text.split("crash")[0] for g in groups] == ["×2", "×1"]
+    links = [[a.attrs["href"] for a in g.find_all("a")] for g in groups]
+    assert links == [["001-4242/report.html", "003-4301/report.html"], ["002-5151/report.html"]]
+    for href in sum(links, []):
+        _resolves_inside(root, result.index, href)
+    first_frames = [li.find("strong").text for li in groups[0].find("ol").find_all("li")]
+    assert first_frames == ["store_value", "fill_list", "record_insert", "store_commit"]
+    assert "parse_port: Assertion `port > 0' failed." in groups[1].find("div", "assertion").text
+
+
+def test_index_header_shows_the_job(tmp_path):
+    _, result = _job(tmp_path)
+    header = parse_html(result.index.read_text()).find("header")
+    assert "$ make test" in header.find("pre").text
+    assert "ci-runner-7" in header.text and "2024-05-14 02:11:05" in header.text
+    assert header.find("strong", "status-bad").text == "2"
+
+
+def test_report_page_structure(tmp_path):
+    root, result = _job(tmp_path)
+    page = result.reports[0]
+    doc = parse_html(page.read_text())
+    crashing = doc.by_id("crashing-thread")
+    assert "crashing" in crashing.attrs["class"].split()
+    rows = crashing.find("tbody").find_all("tr")
+    assert [r.find("td", "fn").text.split()[0] for r in rows][:4] == [
+        "store_value", "fill_list", "record_insert", "store_commit"]
+    assert "start" in rows[0].attrs["class"].split()
+    assert [("uncertain" in r.attrs["class"].split()) for r in rows] == [False] * 4 + [True] * 3
+    assert rows[5].find("span", "scan").attrs["title"].startswith("stack scanning")
+    assert rows[2].find("span", "inline") is not None and rows[2].find_all("td")[4].text == ""
+    # the crashing thread comes before the other threads, which are collapsed
+    body = page.read_text()
+    assert body.index('id="crashing-thread"') < body.index('id="threads"')
+    threads = doc.find_all("details", "thread")
+    assert len(threads) == 2 and all("open" not in d.attrs for d in threads)
+    regs = {d.find("span", "name").text: d for d in doc.by_id("registers").find_all("div")[1:]}
+    assert regs["rip"].text.endswith("0x5581c3a01139") and "key" in regs["rip"].attrs["class"]
+
+
+def test_report_modules_warnings_commands_links(tmp_path):
+    root, result = _job(tmp_path)
+    page = result.reports[0]
+    doc = parse_html(page.read_text())
+    problems = doc.by_id("modules").find_all("tr", "problem")
+    names = [r.find("td").attrs["title"].rsplit("/", 1)[1] for r in problems]
+    assert names == ["libstore.so", "libzstd.so.1"]
+    assert "0badc0de" in problems[0].text and problems[0].find("span", "bad").text == "mismatch"
+    notice = [li.text for li in doc.by_id("warnings").find_all("li")]
+    assert any("build-id mismatch" in w for w in notice) and any("not in the core" in w for w in notice)
+    commands = [c.text for c in doc.by_id("open-locally").find_all("code")]
+    assert commands == ["cd coredump-artifacts", "coredump analyze 001-4242", "coredump gdb 001-4242"]
+    hrefs = {a.text: a.attrs["href"] for a in doc.by_id("open-locally").find_all("a")}
+    assert set(hrefs) == {"crash.json", "core.zst"}
+    for href in hrefs.values():
+        _resolves_inside(root, page, href)
+    back = doc.find("nav").find("a").attrs["href"]
+    assert _resolves_inside(root, page, back) == result.index.resolve()
+
+
+def test_summary_records_report_paths(tmp_path):
+    root, result = _job(tmp_path)
+    summary = json.loads((root / "summary.json").read_text())
+    assert [c["report_html"] for c in summary["crashes"]] == [
+        "001-4242/report.html", "002-5151/report.html", "003-4301/report.html"]
+    assert all((root / c["report_html"]).is_file() for c in summary["crashes"])
+
+
+def test_nothing_but_nulls_still_renders():
+    doc = parse_html(render_crash_html({"schema": "coredump.crash/1", "threads": None, "signal": None}))
+    assert "no signal" in doc.find("h1").text
+    assert "no thread" in doc.by_id("crashing-thread").text
+    index = parse_html(render_index_html({}, []))
+    assert "0 crashes" in index.find("h1").text
+
+
+def _hostile_crash(pid=777):
+    crash = segv_crash(pid, argv=("./prog", *ARGV_ATTACKS), function=NAME_ATTACK, file=FILE_ATTACK)
+    crash["assertion"] = "</pre><script>alert(3)</script>"
+    crash["warnings"] = ['<a href="javascript:alert(4)">x</a>']
+    crash["modules"][0]["path"] = '/x/"onmouseover="alert(5)'
+    crash["signature"] = f"SIGSEGV in {NAME_ATTACK} <b>bold</b>"
+    return crash
+
+
+def assert_no_markup_injected(text: str) -> None:
+    """Only our own elements, no event handlers, no URLs with schemes, one hashed script."""
+    doc = parse_html(text)
+    scripts = doc.find_all("script")
+    assert len(scripts) == 1 and scripts[0].text == SCRIPT
+    for tag in ("img", "iframe", "object", "embed", "svg", "b", "form", "base"):
+        assert doc.find_all(tag) == [], tag
+    for element in doc.iter():
+        assert not any(name.startswith("on") for name in element.attrs), (element.tag, element.attrs)
+        href = element.attrs.get("href")
+        assert href is None or not re.match(r"^\s*[a-z][a-z0-9+.-]*:", href, re.I), href
+    csp = next(m.attrs["content"] for m in doc.find_all("meta") if m.attrs.get("http-equiv"))
+    assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+
+
+def check_hostile_job(root: Path, result) -> None:
+    for page in [result.index, *result.reports]:
+        assert_no_markup_injected(page.read_text())
+    doc = parse_html(result.reports[0].read_text())
+    text = doc.text
+    for attack in ARGV_ATTACKS:  # shown as text, not dropped
+        assert attack in text
+
+
+def test_injection_from_crash_data(tmp_path):
+    root = write_artifacts(tmp_path / "a", [_hostile_crash(), _hostile_crash(778)])
+    result = render_artifacts(root)
+    check_hostile_job(root, result)
+    doc = parse_html(result.reports[0].read_text())
+    assert doc.by_id("crashing-thread").find("td", "fn").text.startswith(NAME_ATTACK)
+    assert FILE_ATTACK + ":42" in doc.by_id("crashing-thread").text
+    assert "</pre><script>alert(3)</script>" in doc.find("div", "assertion").text
+    assert doc.by_id("modules").find("td").attrs["title"] == '/x/"onmouseover="alert(5)'
+
+
+def test_hostile_ids_and_paths_stay_inside(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"][0]["crash_json"] = "../../etc/passwd"
+    summary["crashes"][1]["id"] = "../escape"
+    (root / "summary.json").write_text(json.dumps(summary))
+    result = render_artifacts(root)
+    assert result.reports == [] and len(result.warnings) == 2
+    assert not (tmp_path / "escape").exists()
+    doc = parse_html(result.index.read_text())
+    assert doc.find("section", "group").find_all("a") == []
+    assert len(doc.find_all("span", "bad")) == 2
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    pytest.importorskip("coredump.report.json", reason="crash_to_dict is not on this branch yet")
+    return pytest.importorskip("coredump.analysis", reason="the analysis layer is not on this branch yet")
+
+
+def real_crash(make_core, *args, program="segv"):
+    from coredump.analysis import analyze_core
+    from coredump.report.json import crash_to_dict
+
+    crash = crash_to_dict(analyze_core(str(make_core("O0", program, *args))))
+    return json.loads(json.dumps(crash))
+
+
+def test_real_multi_crash_job(analysis, make_core, tmp_path):
+    crashes = [real_crash(make_core, "a"), real_crash(make_core, "b"), real_crash(make_core, program="fpe")]
+    assert crashes[0]["signature"] == crashes[1]["signature"] != crashes[2]["signature"]
+    root = write_artifacts(tmp_path / "coredump-artifacts", crashes)
+    result = render_artifacts(root)
+    groups = parse_html(result.index.read_text()).find_all("section", "group")
+    assert [g.find("h2").text for g in groups] == [crashes[0]["signature"], crashes[2]["signature"]]
+    assert [len(g.find("ul", "members").find_all("a")) for g in groups] == [2, 1]
+    for group, crash in zip(groups, (crashes[0], crashes[2])):
+        expected = crash["threads"][crash["crashing_thread"]]["frames"][0]["function"]
+        for a in group.find_all("a"):
+            page = _resolves_inside(root, result.index, a.attrs["href"])
+            top = parse_html(page.read_text()).by_id("crashing-thread").find("td", "fn").text.split()[0]
+            assert top == expected
+
+
+def test_real_core_with_hostile_argv(analysis, make_core, tmp_path):
+    crash = real_crash(make_core, *ARGV_ATTACKS)
+    assert list(ARGV_ATTACKS) == crash["process"]["argv"][1:]
+    root = write_artifacts(tmp_path / "a", [crash])
+    check_hostile_job(root, render_artifacts(root))

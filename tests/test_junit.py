@@ -1,0 +1,52 @@
+import xml.etree.ElementTree as ET
+
+from coredump.report.junit import crash_failure_text, render_junit
+from coredump.report.render import render_artifacts
+from tests.crash_samples import abort_crash, segv_crash, write_artifacts
+
+
+def test_one_testcase_per_crash_with_signature_and_backtrace():
+    crashes = [("001", segv_crash(1)), ("002", abort_crash(2)), ("003", segv_crash(3))]
+    root = ET.fromstring(render_junit(crashes))
+    suite = root.find("testsuite")
+    assert suite.get("tests") == suite.get("failures") == "3"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [f"{c['signature']} [{i}]" for i, c in crashes]
+    failure = cases[0].find("failure")
+    assert failure.get("message") == crashes[0][1]["signature"] and failure.get("type") == "SIGSEGV"
+    lines = failure.text.splitlines()
+    assert lines[0] == "SIGSEGV (SEGV_MAPERR) at 0x0"
+    start = lines.index("Crashing thread (LWP 1):")
+    assert lines[start + 1].split()[:4] == ["#0", "0x5581c3a01139", "in", "store_value"]
+    assert lines[start + 6].endswith("[found by scan]")
+    assert (cases[0].get("file"), cases[0].get("line")) == ("src/store.c", "42")
+
+
+def test_abort_points_at_own_code_not_libc():
+    case = ET.fromstring(render_junit([("x", abort_crash())])).find("testsuite/testcase")
+    assert (case.get("file"), case.get("line")) == ("src/config.c", "57")
+    assert "Assertion `port > 0' failed." in case.find("failure").text
+
+
+def test_hostile_crash_data_stays_well_formed():
+    argv = ("./p", "<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "]]></failure><x>",
+            "\x00\x1b[31m\x07")
+    crash = segv_crash(7, argv=argv, function="f<&\"'>\x01", file="a\"b'<c>&.c")
+    crash["signature"] = "SIGSEGV in f<&\"'>]]>\x0c"
+    text = render_junit([("id\x00\"<", crash)])
+    case = ET.fromstring(text).find("testsuite/testcase")
+    failure = case.find("failure")
+    assert "<script>alert(1)</script>" in failure.text and "]]></failure><x>" in failure.text
+    assert "f<&\"'>" in failure.text and case.get("file") == "a\"b'<c>&.c"
+    assert "\x1b" not in text and "\x00" not in text and "\x07" not in text
+
+
+def test_artifact_directory_gets_junit(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    render_artifacts(root)
+    cases = ET.parse(root / "junit.xml").getroot().findall("testsuite/testcase")
+    assert [c.get("name").rsplit(" ", 1)[1] for c in cases] == ["[001-1]", "[002-2]"]
+
+
+def test_failure_text_without_threads():
+    assert crash_failure_text({"signal": {"name": "SIGKILL"}}) == "SIGKILL"

@@ -1,0 +1,252 @@
+"""Upload, ls and fetch against a real moto S3 server over HTTP (tests/s3server.py)."""
+
+import json
+import os
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from coredump.cli_store import fetch, ls, upload
+from coredump.errors import StorageError
+from coredump.store.s3 import MULTIPART_THRESHOLD, default_job_id, upload_artifacts
+
+pytest.register_assert_rewrite("tests.s3server")
+pytest_plugins = ("tests.s3server",)  # the moto_server and s3env fixtures
+
+from tests.s3server import make_artifact_dir, tree  # noqa: E402
+
+JOB = "20240501T123456Z-ci-runner-7"
+
+
+def run(command, *args):
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def error_line(result):
+    """The one ``Error:`` line the CLI must print on failure."""
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_upload_prints_urls_that_open_in_a_browser(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    result = run(upload, art, s3env.url("nightly"))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Uploaded {art} to {s3env.url('nightly', JOB)}/"
+    assert lines[1] == f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/index.html"
+    assert f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/c1/report.html" in lines
+    presigned = run(upload, art, s3env.url("nightly"), "--job", "j2", "--presign", 600).stdout.splitlines()
+    for url, name in ((presigned[1], "index.html"), (presigned[2], "c1/report.html")):
+        with urllib.request.urlopen(url) as response:  # what a browser gets from the bucket
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert response.read() == (art / name).read_bytes()
+
+
+def test_upload_stores_every_file_with_its_content_type(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    urls = upload_artifacts(art, s3env.url("p"), job="j1")
+    client = s3env.client()
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3env.bucket)["Contents"]}
+    assert keys == {f"p/j1/{rel}" for rel in tree(art)}
+    types = {rel: client.head_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}")["ContentType"]
+             for rel in tree(art)}
+    assert types["index.html"].startswith("text/html") and types["c2/report.html"].startswith("text/html")
+    assert types["summary.json"] == "application/json" and types["c1/crash.json"] == "application/json"
+    assert types["c1/core.zst"] == "application/zstd" and types["junit.xml"] == "application/xml"
+    assert [u.rsplit("/j1/", 1)[1] for u in urls] == ["index.html", "c1/report.html", "c2/report.html",
+                                                      "summary.json"]
+
+
+def test_large_core_goes_up_in_parts(s3env, tmp_path):
+    core = os.urandom(MULTIPART_THRESHOLD + 1024 * 1024)  # 9 MiB: two 8 MiB parts
+    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "aa11"),), core_bytes=core)
+    seen = []
+    upload_artifacts(art, s3env.url("p"), job="j1", progress=lambda done, total: seen.append((done, total)))
+    client = s3env.client()
+    head = client.head_object(Bucket=s3env.bucket, Key="p/j1/c1/core.zst")
+    assert head["ETag"].strip('"').endswith("-2")  # a multipart ETag is md5-of-md5s "-<parts>"
+    assert "-" not in client.head_object(Bucket=s3env.bucket, Key="p/j1/index.html")["ETag"]
+    assert client.get_object(Bucket=s3env.bucket, Key="p/j1/c1/core.zst")["Body"].read() == core
+    total = sum(len(data) for data in tree(art).values())
+    assert seen[-1] == (total, total)
+
+
+def test_default_job_id_is_start_time_and_host():
+    assert default_job_id({"started": "2024-05-01T12:34:56Z", "host": "ci-runner-7"}) == JOB
+    assert default_job_id({"started": 1714566896, "host": "a b"}) == "20240501T123456Z-a-b"
+
+
+def test_upload_refuses_a_job_that_exists(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    assert run(upload, art, s3env.url("p")).exit_code == 0
+    assert "already holds a job" in error_line(run(upload, art, s3env.url("p")))
+    assert run(upload, art, s3env.url("p"), "--job", "second").exit_code == 0
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d.mkdir(), "has no summary.json"),
+    (lambda d: None, "is not a directory"),
+])
+def test_upload_of_a_non_artifact_directory_is_one_error(s3env, tmp_path, setup, message):
+    setup(tmp_path / "x")
+    assert message in error_line(run(upload, tmp_path / "x", s3env.url("p")))
+
+
+def test_upload_to_a_missing_bucket_is_one_error(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    line = error_line(run(upload, art, f"s3://{s3env.bucket}-missing/p"))
+    assert "NoSuchBucket" in line
+    assert tree(art) == tree(art)  # still readable, nothing removed
+    assert (art / "summary.json").is_file()
+
+
+def test_ls_lists_jobs_and_crashes(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "a"), s3env.url("p"), job="j1")
+    upload_artifacts(make_artifact_dir(tmp_path / "b", crashes=(("c9", "cc33"),),
+                                       started="2024-06-01T00:00:00Z"), s3env.url("p"), job="j2")
+    result = run(ls, s3env.url("p"))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split()[:5] == ["2024-05-01T12:34:56+00:00", "j1/c1", "SIGSEGV", "SIGSEGV", "in"]
+    assert lines[0].endswith("/opt/prog0") and "store_value_0" in lines[0]
+    assert lines[2].split()[1] == "j2/c9"
+
+
+def test_ls_json_and_a_job_url(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "a"), s3env.url("p"), job="j1")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/partial/index.html", Body=b"")  # no summary yet
+    jobs = json.loads(run(ls, s3env.url("p"), "--format", "json").stdout)
+    assert [job["job"] for job in jobs] == ["j1"]
+    assert jobs[0]["host"] == "ci-runner-7" and jobs[0]["exit_status"] == 2
+    assert jobs[0]["crashes"][1] == {"id": "c2", "signature": "SIGSEGV in store_value_1", "signal": "SIGSEGV",
+                                     "executable": "/opt/prog1", "url": s3env.url("p", "j1", "c2")}
+    one = json.loads(run(ls, s3env.url("p", "j1"), "--format", "json").stdout)
+    assert [job["job"] for job in one] == ["j1"]
+
+
+def test_fetch_job_restores_the_directory(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert tree(tmp_path / "dest") == tree(art)
+    assert result.stdout.startswith(f"Fetched {len(tree(art))} files")
+
+
+def test_fetch_one_crash_brings_its_binaries_only(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    assert run(fetch, s3env.url("p", "j1", "c2"), tmp_path / "dest").exit_code == 0
+    got = tree(tmp_path / "dest")
+    assert set(got) == {"summary.json", "c2/crash.json", "c2/report.html", "c2/core.zst", "files/bb22/prog1"}
+    assert got["c2/core.zst"] == (art / "c2" / "core.zst").read_bytes()
+    assert [c["id"] for c in json.loads(got["summary.json"])["crashes"]] == ["c2"]
+
+
+def test_fetch_of_nothing_is_one_error(s3env, tmp_path):
+    assert "no coredump job or crash" in error_line(run(fetch, s3env.url("p", "nope"), tmp_path / "d"))
+
+
+def test_fetch_refuses_keys_that_escape_dest(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+    client = s3env.client()
+    for key in ("p/j1/../../etc/x", "p/j1//abs"):
+        client.put_object(Bucket=s3env.bucket, Key=key, Body=b"owned")
+    dest = tmp_path / "deep" / "er" / "dest"
+    before = tree(tmp_path)
+    line = error_line(run(fetch, s3env.url("p", "j1"), dest))
+    assert "'p/j1/../../etc/x' (parent directory component '..')" in line
+    assert "'p/j1//abs' (absolute path)" in line
+    assert tree(tmp_path) == before  # nothing written anywhere, inside DEST or out
+    assert not (tmp_path / "deep" / "etc").exists() and not os.path.exists(os.path.join(dest, "abs"))
+
+
+def test_fetch_refuses_a_symlink_planted_in_dest(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+    outside, dest = tmp_path / "outside", tmp_path / "dest"
+    outside.mkdir()
+    dest.mkdir()
+    (dest / "files").symlink_to(outside)
+    line = error_line(run(fetch, s3env.url("p", "j1"), dest))
+    assert "'p/j1/files/aa11/prog0'" in line and "is a symlink" in line
+    assert list(outside.iterdir()) == []
+
+
+def test_fetch_checks_sizes_against_the_summary(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "aa11"),))
+    summary = json.loads((art / "summary.json").read_text())
+    summary["crashes"][0]["size"] = (art / "c1" / "core.zst").stat().st_size + 1
+    (art / "summary.json").write_text(json.dumps(summary))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
+    assert "p/j1/c1/core.zst is 4096 bytes but summary.json records 4097" in line
+    assert not (tmp_path / "dest" / "c1").exists()
+
+
+def test_library_errors_are_storage_errors(s3env, tmp_path):
+    with pytest.raises(StorageError, match="not an S3 URL"):
+        upload_artifacts(make_artifact_dir(tmp_path / "a"), "http://example.com/x")
+
+
+def test_real_core_round_trip_brings_the_binaries_gdb_needs(s3env, tmp_path, make_core):
+    """A real kernel core and the files its NT_FILE names, by build-id, up and back down."""
+    import shutil
+
+    import zstandard
+
+    from coredump.elf.core import open_core
+    from coredump.elf.modules import find_modules
+    from coredump.symbols.image import ElfImage
+
+    core_path = make_core("O0", "uselib")
+    modules = [m for m in find_modules(open_core(str(core_path))) if m.build_id and os.path.isfile(m.path)]
+    assert len(modules) >= 3  # the executable, libcrash.so, libc
+    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "00"),),
+                            core_bytes=zstandard.ZstdCompressor().compress(core_path.read_bytes()))
+    shutil.rmtree(art / "files")
+    (art / "c1" / "crash.json").write_text(json.dumps(
+        {"modules": [{"path": m.path, "build_id": m.build_id} for m in modules]}))
+    for m in modules:
+        (art / "files" / m.build_id).mkdir(parents=True, exist_ok=True)
+        shutil.copy(m.path, art / "files" / m.build_id / os.path.basename(m.path))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    assert run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest").exit_code == 0
+    dest = tmp_path / "dest"
+    compressed = (dest / "c1" / "core.zst").read_bytes()
+    restored = zstandard.ZstdDecompressor().decompressobj().decompress(compressed)
+    assert restored == core_path.read_bytes()
+    for m in modules:
+        assert ElfImage(str(dest / "files" / m.build_id / os.path.basename(m.path))).build_id == m.build_id
+
+
+def test_progress_bar_on_a_terminal_only(s3env, tmp_path):
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    art = make_artifact_dir(tmp_path / "art")
+    env = dict(os.environ, **s3env.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    command = [sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p")]
+    master, slave = pty.openpty()
+    with os.fdopen(master, "rb", buffering=0) as terminal:
+        proc = subprocess.Popen(command + ["--job", "tty"], env=env, stderr=slave, stdout=subprocess.PIPE)
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = terminal.read(4096)
+            except OSError:  # EIO once the child has closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert proc.wait(timeout=60) == 0
+    assert b"uploading" in drawn and b"100%" in drawn
+    piped = subprocess.run(command + ["--job", "pipe"], env=env, capture_output=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == b""

@@ -1,0 +1,93 @@
+"""Retries and failures of the S3 store, through a fault-injecting proxy in front of moto."""
+
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.register_assert_rewrite("tests.s3server")
+pytest_plugins = ("tests.s3server",)  # the moto_server, s3env and fault_proxy fixtures
+
+from coredump.cli_store import fetch, upload  # noqa: E402
+from coredump.store.s3 import MULTIPART_THRESHOLD, upload_artifacts  # noqa: E402
+from tests.s3server import make_artifact_dir, tree  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stored(s3env, prefix):
+    client = s3env.client()
+    listing = client.list_objects_v2(Bucket=s3env.bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"][len(prefix):]: client.get_object(Bucket=s3env.bucket, Key=o["Key"])["Body"].read()
+            for o in listing}
+
+
+@pytest.mark.parametrize("mode", ["503", "reset", "drop"])
+def test_upload_retries_throttling_and_connection_failures(s3env, fault_proxy, tmp_path, mode):
+    art = make_artifact_dir(tmp_path / "art")
+    fault_proxy.inject(mode, 3)
+    result = CliRunner().invoke(upload, [str(art), s3env.url("p"), "--job", "j1"])
+    assert result.exit_code == 0, result.stderr
+    assert fault_proxy.count(f"fault:{mode}") == 3
+    first = fault_proxy.log[0][1:3]
+    assert [entry[1:3] for entry in fault_proxy.log[:4]] == [first] * 4  # the same request, again
+    assert fault_proxy.log[3][3] == "pass"
+    assert stored(s3env, "p/j1/") == tree(art)
+
+
+def test_multipart_upload_retries_a_failed_part(s3env, fault_proxy, tmp_path):
+    core = os.urandom(MULTIPART_THRESHOLD + 1024 * 1024)
+    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "aa11"),), core_bytes=core)
+    fault_proxy.inject("503", 2, match=lambda method, target: method == "PUT" and "partNumber=" in target)
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    assert fault_proxy.count("fault:503") == 2
+    head = s3env.client().head_object(Bucket=s3env.bucket, Key="p/j1/c1/core.zst")
+    assert head["ETag"].strip('"').endswith("-2")
+    assert stored(s3env, "p/j1/")["c1/core.zst"] == core
+
+
+def test_fetch_retries_failed_downloads(s3env, fault_proxy, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    fault_proxy.inject("reset", 3, match=lambda method, target: method == "GET" and "core.zst" in target)
+    result = CliRunner().invoke(fetch, [s3env.url("p", "j1"), str(tmp_path / "dest")])
+    assert result.exit_code == 0, result.stderr
+    assert fault_proxy.count("fault:reset") == 3
+    assert tree(tmp_path / "dest") == tree(art)
+
+
+def test_persistent_failure_is_one_error_and_keeps_the_directory(s3env, fault_proxy, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    before = tree(art)
+    fault_proxy.inject("503", math.inf, match=lambda method, target: method == "PUT")
+    env = dict(os.environ, **s3env.env, AWS_MAX_ATTEMPTS="2", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: upload of "), proc.stderr
+    assert "SlowDown" in lines[0] and "max retries" in lines[0]
+    tries = Counter(target for _, method, target, _ in fault_proxy.log if method == "PUT")
+    assert max(tries.values()) == 2  # AWS_MAX_ATTEMPTS counts the first try
+    assert tree(art) == before
+    assert stored(s3env, "p/") == {}
+
+
+def test_persistent_download_failure_leaves_no_partial_files(s3env, fault_proxy, tmp_path, monkeypatch):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    cores = lambda method, target: method == "GET" and "core.zst" in target  # noqa: E731
+    fault_proxy.inject("drop", math.inf, match=cores)
+    result = CliRunner().invoke(fetch, [s3env.url("p", "j1"), str(tmp_path / "dest")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: download of s3://"), result.stderr
+    assert "core.zst" in lines[0]
+    names = [p.name for p in (tmp_path / "dest").rglob("*")]
+    assert "core.zst" not in names and not any(name.endswith(".part") for name in names)

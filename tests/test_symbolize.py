@@ -1,0 +1,70 @@
+"""symbolize_frames against gdb's ``bt``: physical frames in, gdb's numbered frames out."""
+
+from pathlib import Path
+
+import pytest
+
+from coredump.elf.core import open_core
+from coredump.model import Frame, Trust
+from coredump.symbols.finder import FileFinder, FinderOptions
+from coredump.symbols.symbolize import symbolize_frames
+from coredump.target import Target
+from tests import cores
+from tests.gdbbt import gdb_backtrace, strip_params
+
+
+def _physical(frames):
+    """gdb's physical frames (inline callers share a pc and print no address)."""
+    out = []
+    for i, f in enumerate(frames):
+        if i and f.pc == frames[i - 1].pc and not f.shows_address:
+            continue
+        out.append(Frame(index=len(out), pc=f.pc, trust=Trust.CONTEXT if not out else Trust.CFI))
+    return out
+
+
+def _symbolized(gdb, exe: Path, core: Path, exe_for_gdb=None):
+    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
+    want = gdb_backtrace(gdb, str(exe_for_gdb or exe), str(core))
+    return want, symbolize_frames(target, _physical(want))
+
+
+@pytest.mark.parametrize("variant, program", [
+    ("O0", "segv"), ("O2", "segv"), ("static", "segv"), ("O0", "cxx_throw"), ("O2", "cxx_throw"),
+    ("O0", "uselib"), ("O2", "uselib"), ("O2", "abort_assert"),
+])
+def test_frames_match_gdb(make_core, gdb, variant, program):
+    core = make_core(variant, program)
+    want, got = _symbolized(gdb, cores.BUILD / variant / program, core)
+    assert [f.index for f in got] == list(range(len(want)))
+    for g, f in zip(want, got):
+        assert f.pc == g.pc and f.module is not None
+        assert f.module_offset == f.pc - next(m.start for m in Target(
+            open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / variant / program))))
+            .modules if m.path == f.module)
+        if g.file is not None:  # gdb had debug info: the DWARF name and line
+            assert strip_params(f.function).endswith(g.function), (g, f)
+            assert (f.file, f.line) == (g.file, g.line), (g, f)
+        elif g.function is not None:  # an ELF symbol
+            assert f.function == g.function or strip_params(f.function) == g.function, (g, f)
+
+
+def test_cxx_frame_keeps_the_raw_name(make_core, gdb):
+    core = make_core("O0", "cxx_throw")
+    _, got = _symbolized(gdb, cores.BUILD / "O0" / "cxx_throw", core)
+    frame = next(f for f in got if f.function and f.function.startswith("store::"))
+    assert frame.function == "store::load_config(store::Config const&)"
+    assert frame.mangled == "_ZN5store11load_configERKNS_6ConfigE"
+    assert frame.symbol_offset is not None and frame.symbol_offset > 0
+
+
+def test_named_frames_and_unknown_modules_are_kept(make_core):
+    core = make_core("O0", "segv")
+    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / "O0" / "segv"))))
+    pc = target.core.threads[0].registers["rip"]
+    frames = [Frame(0, pc), Frame(1, pc, trust=Trust.SIGNAL, function="<signal handler called>"),
+              Frame(2, 8, trust=Trust.SCAN)]
+    got = symbolize_frames(target, frames)
+    assert got[0].function == "store_value" and got[0].line is not None
+    assert got[1].function == "<signal handler called>" and got[1].file is None
+    assert got[2].function is None and got[2].module is None and got[2].index == 2
