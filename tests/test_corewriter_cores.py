@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import resource
 import signal
 import subprocess
@@ -14,7 +15,9 @@ import pytest
 
 from coredump.analysis import MAX_WALKED_THREADS, AnalyzeOptions, analyze_core
 from coredump.errors import CoreDumpError
+from coredump.report.html import render_crash_html
 from coredump.report.json import dumps
+from coredump.report.junit import render_junit
 from coredump.report.text import render_text
 from tests.corewriter import (
     BUILD_ID,
@@ -71,7 +74,7 @@ def bounded(seconds: float = 10.0, extra_memory: int = 1 << 30):
 
 
 def analyze_everything(path, options=None, seconds: float = 10.0):
-    """analyze_core and every renderer; a Crash, or the CoreDumpError it raised. Anything
+    """analyze_core and every renderer (text, JSON, HTML, JUnit); a Crash, or the CoreDumpError it raised. Anything
     else (a traceback, a hang, MemoryError) propagates and fails the test."""
     with bounded(seconds):
         try:
@@ -79,9 +82,11 @@ def analyze_everything(path, options=None, seconds: float = 10.0):
         except CoreDumpError as exc:
             assert "\n" not in str(exc), repr(str(exc))
             return exc
-        dumps(crash)
+        data = json.loads(dumps(crash))
         render_text(crash)
         render_text(crash, color=True)
+        render_crash_html(data)
+        render_junit([(None, data)])
     return crash
 
 

@@ -40,31 +40,38 @@ SAMPLE_CORES = [("O0", "segv"), ("O2", "threads"), ("O2", "abort_assert"), ("O0"
 
 
 def core_layout(data: bytes):
-    """(boundaries, fields) of an ELF core: file offsets where a note or segment starts or ends,
-    and (offset, size) of every header field and of the note fields the analysis relies on."""
-    fields = [(o, s) for o, s in ((0x10, 2), (0x12, 2), (0x20, 8), (0x28, 8), (0x36, 2), (0x38, 2),
-                                  (0x3A, 2), (0x3C, 2))]
+    """(boundaries, fields, stack) of an ELF core: file offsets where a note or segment starts or
+    ends; (offset, size) of every header field and of the note fields the analysis relies on;
+    and (file offset, address) of the first thread's stack pointer, where unwinding reads."""
+    fields = [(0x12, 2), (0x20, 8), (0x28, 8), (0x36, 2), (0x38, 2), (0x3A, 2), (0x3C, 2)]
     (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
     (e_phnum,) = struct.unpack_from("<H", data, 0x38)
     bounds = {e_phoff, e_phoff + 56 * e_phnum}
+    loads, sps = [], []
     for i in range(e_phnum):
         ph = e_phoff + 56 * i
         fields += [(ph, 4), (ph + 4, 4), (ph + 8, 8), (ph + 16, 8), (ph + 32, 8), (ph + 40, 8)]
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, ph)
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, ph)
         bounds |= {p_offset, p_offset + p_filesz}
-        if p_type == 4:
-            _note_layout(data, p_offset, p_offset + p_filesz, bounds, fields)
-    return sorted(b for b in bounds if 0 < b < len(data)), fields
+        if p_type == 1:
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == 4:
+            _note_layout(data, p_offset, p_offset + p_filesz, bounds, fields, sps)
+    stack = next(((off + sps[0] - va, sps[0]) for va, off, size in loads if sps and va <= sps[0] < va + size),
+                 (bounds and max(bounds), 0))
+    fields = [(o, n) for o, n in fields if o + n <= len(data)]
+    return sorted(b for b in bounds if 0 < b < len(data)), fields, stack
 
 
-def _note_layout(data, pos, end, bounds, fields):
+def _note_layout(data, pos, end, bounds, fields, sps):
     while pos + 12 <= end:
         namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
         desc = pos + 12 + ((namesz + 3) & ~3)
         fields += [(pos, 4), (pos + 4, 4), (pos + 8, 4)]
         bounds |= {pos, desc, desc + descsz}
-        if n_type == 1:  # NT_PRSTATUS: pr_cursig, then rbp, rip, rsp in pr_reg
+        if n_type == 1 and desc + 112 + 8 * 20 <= len(data):  # NT_PRSTATUS: pr_cursig, rbp, rip, rsp
             fields += [(desc + 12, 2)] + [(desc + 112 + 8 * k, 8) for k in (4, 16, 19)]
+            sps.append(struct.unpack_from("<Q", data, desc + 112 + 8 * 19)[0])
         elif n_type == 0x46494C45:  # NT_FILE: count, page_size, the first entries
             fields += [(desc, 8), (desc + 8, 8)] + [(desc + 16 + 8 * k, 8) for k in range(9)]
         elif n_type == 6:  # NT_AUXV values
@@ -72,7 +79,6 @@ def _note_layout(data, pos, end, bounds, fields):
         elif n_type == 0x53494749:  # NT_SIGINFO si_signo, si_code, si_addr
             fields += [(desc, 4), (desc + 8, 4), (desc + 16, 8)]
         pos = desc + ((descsz + 3) & ~3)
-    fields[:] = [(o, s) for o, s in fields if o + s <= len(data)]
 
 
 EDGE_VALUES = [0, 1, 3, 7, 0x7F, 0xFF, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF, 1 << 32, 0x7FFF_FFFF_FFFF_FFFF,
@@ -108,32 +114,42 @@ def check_bytes(scratch: Path, data: bytes, name: str = "core"):
 # -- byte-level mutations of real cores ----------------------------------------------------------
 
 
+MUTATIONS = ["field"] * 4 + ["stack_word"] * 3 + ["flip"] * 2 + ["cut_at_boundary", "truncate", "insert", "delete"]
+
+
 @st.composite
 def mutations(draw, cores):
     """(name, mutated bytes) of one real core."""
-    name, data, bounds, fields = draw(st.sampled_from(cores))
+    name, data, bounds, fields, (sp_off, sp) = draw(st.sampled_from(cores))
     out = bytearray(data)
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["field", "field", "flip", "flip_header", "truncate", "cut_at_boundary",
-                                     "insert", "delete"]))
+        kind = draw(st.sampled_from(MUTATIONS))
         if kind == "field":
             off, size = draw(st.sampled_from(fields))
             value = draw(st.one_of(st.sampled_from(EDGE_VALUES), st.integers(0, (1 << 64) - 1)))
-            if off + size <= len(out):
-                out[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        elif kind in ("flip", "flip_header") and out:
-            limit = len(out) if kind == "flip" else min(len(out), (bounds or [len(out)])[-1])
-            pos = draw(st.integers(0, max(0, limit - 1)))
-            out[pos] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "truncate":
-            del out[draw(st.integers(0, len(out))):]
+            out[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        elif kind == "stack_word":
+            # A word near the stack pointer: saved frame pointers and return addresses live
+            # here; point it at the stack itself (loops), at an edge value, or anywhere.
+            slot = sp_off + 8 * draw(st.integers(-8, 256))
+            value = draw(st.one_of(st.integers(-8, 256).map(lambda k: sp + 8 * k), st.sampled_from(EDGE_VALUES),
+                                   st.integers(0, (1 << 64) - 1)))
+            if 0 <= slot <= len(out) - 8:
+                out[slot:slot + 8] = (value & ((1 << 64) - 1)).to_bytes(8, "little")
+        elif kind == "flip":
+            # Past the ELF magic, inside the headers and notes (memory contents are stack_word's).
+            pos = draw(st.integers(4, max(4, min(len(out), bounds[-1] if bounds else 64) - 1)))
+            if pos < len(out):
+                out[pos] ^= 1 << draw(st.integers(0, 7))
         elif kind == "cut_at_boundary" and bounds:
-            del out[draw(st.sampled_from(bounds)) + draw(st.integers(-2, 2)):]
+            del out[max(64, draw(st.sampled_from(bounds)) + draw(st.integers(-2, 2))):]
+        elif kind == "truncate":
+            del out[draw(st.integers(64, max(64, len(out)))):]
         elif kind == "insert":
-            pos = draw(st.integers(0, len(out)))
+            pos = draw(st.integers(64, max(64, len(out))))
             out[pos:pos] = draw(st.binary(min_size=1, max_size=64))
         elif kind == "delete" and out:
-            pos = draw(st.integers(0, len(out) - 1))
+            pos = draw(st.integers(64, max(64, len(out) - 1)))
             del out[pos:pos + draw(st.integers(1, 64))]
     return name, bytes(out)
 
@@ -150,7 +166,7 @@ def test_mutated_real_cores(real_cores, scratch):
 def test_truncation_at_every_boundary(real_cores, scratch):
     """Cut the real cores at every note and segment boundary (and one byte either side); the
     multi-threaded core (tens of MB of stacks) only within its notes and first segments."""
-    for name, data, bounds, _ in real_cores[:2]:
+    for name, data, bounds, _, _ in real_cores[:2]:
         limit = len(data) if len(data) < 4 << 20 else 1 << 20
         for cut in sorted({c + d for c in bounds for d in (-1, 0, 1) if c + d < limit}):
             result = check_bytes(scratch, data[:cut])
