@@ -26,7 +26,7 @@ from tests import corewriter as W
 from tests.test_corewriter_cores import analyze_everything
 
 LONG_CAMPAIGN = "COREDUMP_FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("COREDUMP_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("COREDUMP_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=not LONG_CAMPAIGN,  # CI: a fixed seed, the same inputs every run

@@ -41,14 +41,14 @@ def test_signal_thread_and_frame0_match_gdb(make_core, gdb, variant, program):
     assert crashed["tid"] == gdb_thread.lwp
     assert {t["tid"] for t in ours["threads"]} == {t.lwp for t in theirs.threads}
 
-    # Frame 0 of every thread: same pc; same function name where gdb has one.
+    # Frame 0 of every thread: same pc, function name and file:line as gdb's #0.
     for thread in ours["threads"]:
         g = theirs.thread_by_lwp(thread["tid"])
-        ours0 = next(f for f in thread["frames"] if not f["inline"])
+        ours0 = thread["frames"][0]
         gdb0 = g.frames[0]
         if gdb0.pc is not None:
             assert int(ours0["pc"], 16) == gdb0.pc
         gdb_name = None if gdb0.function == "??" else gdb0.function
-        our_names = [base_name(f["function"]) for f in thread["frames"] if int(f["pc"], 16) == int(ours0["pc"], 16)]
-        assert base_name(gdb_name) in our_names or (gdb_name is None and ours0["function"] is None), \
-            (our_names, gdb_name)
+        assert base_name(ours0["function"]) == gdb_name, (ours0, gdb0)
+        if gdb0.file:
+            assert (ours0["file"], ours0["line"]) == (gdb0.file, gdb0.line), (ours0, gdb0)

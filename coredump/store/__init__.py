@@ -1,1 +1,8 @@
-"""Artifact directories and remote stores."""
+"""
+Store
+=====
+
+Where crashes go: the artifact directory (``artifacts``) and remote backends.
+"""
+
+__all__ = ()

@@ -16,12 +16,10 @@ from coredump.symbols.image import ElfImage
 
 __all__ = ("SymbolTable",)
 
-# Preference among aliases at one address (gdb and elfutils show the strong name: raise, not
-# its weak alias gsignal; a global name rather than a local __GI_ alias).
-_BIND_RANK = {"STB_GLOBAL": 3, "STB_WEAK": 2, "STB_LOCAL": 1, "STB_GNU_UNIQUE": 3}
-_TYPE_RANK = {"STT_FUNC": 2, "STT_GNU_IFUNC": 2, "STT_NOTYPE": 1}
-# Version of the cached (source, addresses, entries) triple; bump when the rules above change.
-_FORMAT = 1
+# ELF st_info types that name code.
+_CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
+# Version of the cached (source, addresses, entries) triple; bump when the rules below change.
+_FORMAT = 2
 
 
 class SymbolTable:
@@ -57,18 +55,22 @@ class SymbolTable:
 
     @staticmethod
     def _consider(best: dict, sym) -> None:
-        st_type = sym["st_info"]["type"]
-        if st_type not in _TYPE_RANK or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
+        """Among aliases at one address keep the name gdb shows: its minimal symbols are
+        sorted by address then name (minsyms.c compare_minimal_symbols) and a lookup takes
+        the last, so the greatest name wins (raise over gsignal, pause over __libc_pause)."""
+        if sym["st_info"]["type"] not in _CODE_TYPES or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
             return
         addr = sym["st_value"]
-        if addr == 0:
+        # Mapping symbols ($x, $d on aarch64) and assembler locals name no function.
+        if addr == 0 or sym.name[0] == "$" or sym.name.startswith(".L"):
             return
-        rank = (_TYPE_RANK[st_type], _BIND_RANK.get(sym["st_info"]["bind"], 0),
-                not sym.name.startswith("_"), -len(sym.name))
         name = sym.name.split("@", 1)[0]
+        size = sym["st_size"]
         cur = best.get(addr)
-        if cur is None or rank > cur[2]:
-            best[addr] = (addr, sym["st_size"], rank, name)
+        if cur is None:
+            best[addr] = (addr, size, name.encode(), name)
+        else:
+            best[addr] = (addr, max(size, cur[1]), *max((name.encode(), name), cur[2:]))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,0 +1,102 @@
+"""
+Finding cores
+=============
+
+Find the core files written since a moment: in a directory tree (a crashed grandchild
+writes into its own working directory) and where the kernel's core_pattern puts them.
+A file counts when it is an ELF ET_CORE modified at or after that moment.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+
+from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
+
+__all__ = ("is_core_file", "find_cores", "iter_candidates")
+
+ET_CORE = 4  # System V gABI, e_type
+
+
+def is_core_file(path: str) -> bool:
+    """Whether `path` starts with an ELF header whose e_type is ET_CORE.
+
+    e_type is the half-word at offset 16 in both ELF classes, in the byte order of
+    e_ident[EI_DATA] (1 little, 2 big endian).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    if len(head) < 18 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
+        return False
+    (e_type,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 16)
+    return e_type == ET_CORE
+
+
+def _walk(root: str, max_depth: int | None, exclude: set[str]) -> Iterator[tuple[str, str]]:
+    """(path relative to root, absolute path) of every regular file; symlinks not followed."""
+    stack = [(root, "", 0)]
+    while stack:
+        directory, rel, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            sub = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path not in exclude and (max_depth is None or depth + 1 < max_depth):
+                        stack.append((entry.path, sub, depth + 1))
+                elif entry.is_file(follow_symlinks=False):
+                    yield sub, entry.path
+            except OSError:
+                continue
+
+
+def _tail(rel: str, n: int) -> str:
+    return "/".join(rel.split("/")[-n:]) if n > 0 else rel
+
+
+def iter_candidates(roots: Sequence[str], pattern: CorePattern | None,
+                    exclude: Iterable[str] = ()) -> Iterator[str]:
+    """Files whose name a core could have: generic names (core, core.PID, core.*) and the
+    names `pattern` produces, in every root's tree and in the pattern's own directory."""
+    excl = {os.path.abspath(e) for e in exclude}
+    usable = pattern is not None and pattern.regex is not None
+    relative = pattern if usable and not pattern.is_absolute else None
+    for root in roots:
+        for rel, path in _walk(os.path.abspath(root), None, excl):
+            name = rel.rsplit("/", 1)[-1]
+            if GENERIC_CORE_NAME.fullmatch(name) or (
+                    relative is not None and relative.matches(_tail(rel, relative.depth))):
+                yield path
+    if usable and pattern.is_absolute:
+        base = pattern.directory or "/"
+        for _rel, path in _walk(base, pattern.depth, excl):
+            if pattern.matches(path):
+                yield path
+
+
+def find_cores(roots: Sequence[str], since_ns: int = 0, pattern: CorePattern | None = None,
+               exclude: Iterable[str] = ()) -> list[str]:
+    """Core files in `roots` and the pattern's directory modified at or after `since_ns`
+    (nanoseconds since the epoch), oldest first, each file once."""
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for path in iter_candidates(roots, pattern, exclude):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen or st.st_mtime_ns < since_ns:
+            continue
+        seen.add(key)
+        if is_core_file(path):
+            found.append((st.st_mtime_ns, path))
+    return [p for _, p in sorted(found)]

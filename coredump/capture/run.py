@@ -1,0 +1,177 @@
+"""
+Run
+===
+
+Run one CI step with cores enabled: raise RLIMIT_CORE, spawn the command with its
+standard streams untouched, forward termination signals, return the step's own exit
+status (shell convention), then harvest the cores that appeared while it ran.
+
+Only the standard library's cheapest modules are imported here: a step that does
+not crash pays for a spawn, a wait and a directory walk, nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ("FORWARDED_SIGNALS", "raise_core_limit", "exit_status", "run_step", "run")
+
+# The signals a CI runner or a user sends to stop a step; each is passed on to the step.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# include/uapi/asm-generic/siginfo.h: SI_KERNEL, a signal the kernel sent (a terminal's
+# ^C or ^\, a hangup). The kernel sends it to the whole foreground process group, so the
+# step already has it: forwarding would deliver it twice.
+SI_KERNEL = 0x80
+# Python ignores these at start-up; a step expects the defaults (as subprocess restores).
+# signal(7): the signals whose default action is "Core".
+_DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
+    "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, n)}
+_RESTORED = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _limit_text(value: int) -> str:
+    return "unlimited" if value == resource.RLIM_INFINITY else f"{value} bytes"
+
+
+def raise_core_limit() -> str | None:
+    """Raise RLIMIT_CORE for this process and its children: both limits to unlimited
+    when allowed (CAP_SYS_RESOURCE), else the soft limit to the hard one.
+
+    Returns a sentence when cores stay limited, None when they are unlimited.
+    """
+    inf = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (inf, inf))
+        return None
+    except (ValueError, OSError):
+        pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        return f"cannot raise RLIMIT_CORE (soft {_limit_text(soft)}, hard {_limit_text(hard)}): {exc}"
+    if hard == 0:
+        return ("the hard RLIMIT_CORE is 0: no process of this step can dump core (raise it with "
+                "`ulimit -Hc unlimited` as root, or `docker run --ulimit core=-1`)")
+    if hard != inf:
+        return f"the hard RLIMIT_CORE is {_limit_text(hard)}: larger cores will be truncated"
+    return None
+
+
+def exit_status(wait_status: int) -> int:
+    """The shell's status: N for exit(N), 128+N for death by signal N.
+
+    >>> exit_status(7 << 8), exit_status(11)
+    (7, 139)
+    """
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def _coarse_now_ns() -> int:
+    """Now, by the clock file timestamps use (the kernel's coarse realtime clock), so a
+    core written right after this moment never has an earlier mtime."""
+    clock = getattr(time, "CLOCK_REALTIME_COARSE", None)
+    if clock is not None:
+        return time.clock_gettime_ns(clock)
+    return time.time_ns() - 20_000_000  # a jiffy or two of slack
+
+
+def _spawn(argv: Sequence[str]) -> int:
+    # posix_spawn keeps every inheritable fd (a make jobserver's pipe) and the tty, so
+    # colours and isatty() work; the child's signal mask is cleared.
+    return os.posix_spawnp(argv[0], list(argv), os.environ, setsigmask=(), setsigdef=_RESTORED)
+
+
+def _wait_forwarding(pid: int) -> int:
+    """Wait for `pid`, passing on every forwarded signal; its wait status.
+
+    The signals are blocked and taken synchronously with sigwaitinfo, so none is lost
+    between the spawn and the wait, and SIGCHLD ends the wait.
+    """
+    while True:
+        info = signal.sigwaitinfo((signal.SIGCHLD,) + FORWARDED_SIGNALS)
+        if info.si_signo == signal.SIGCHLD:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return status
+        elif info.si_code != SI_KERNEL:
+            try:
+                os.kill(pid, info.si_signo)
+            except ProcessLookupError:
+                pass
+
+
+def run_step(argv: Sequence[str]) -> tuple[int, int, int]:
+    """Run the step; (exit status, start and end in ns since the epoch).
+
+    A command that cannot be started gets the shell's 127 (not found) or 126.
+    """
+    blocked = {signal.SIGCHLD, *FORWARDED_SIGNALS}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    started = _coarse_now_ns()
+    try:
+        try:
+            pid = _spawn(argv)
+        except OSError as exc:
+            _echo(f"coredump: cannot run {argv[0]}: {exc.strerror}")
+            return (127 if isinstance(exc, FileNotFoundError) else 126), started, time.time_ns()
+        status = exit_status(_wait_forwarding(pid))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return status, started, time.time_ns()
+
+
+def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequence[str] = (),
+        make_options: Callable[[], object] | None = None, echo: Callable[[str], None] = _echo) -> int:
+    """``coredump run``: the step's exit status, whatever happens to the harvest after it.
+
+    Cores are searched in the working directory tree, `core_dirs` and core_pattern's
+    directory. `make_options` builds the ``HarvestOptions`` once a core is found (the
+    default stores into `output`); it is not called when nothing crashed.
+    """
+    note = raise_core_limit()
+    if note:
+        echo(f"coredump: {note}")
+    status, started, _finished = run_step(argv)
+    try:
+        _after(argv, status, started, output, core_dirs, make_options, echo)
+    except KeyboardInterrupt:
+        echo("coredump: interrupted while collecting cores; they stay where they were")
+    except Exception as exc:  # the wrapper's own problem never changes the step's status
+        if os.environ.get("COREDUMP_DEBUG"):
+            raise
+        echo(f"coredump: error while collecting cores ({type(exc).__name__}: {exc}); "
+             "the cores stay where they were")
+    return status
+
+
+def _after(argv, status, started, output, core_dirs, make_options, echo) -> None:
+    from coredump.capture.core_pattern import read_core_pattern
+    from coredump.capture.find import find_cores
+
+    try:
+        pattern = read_core_pattern()
+    except OSError:
+        pattern = None
+    cores = find_cores([".", *core_dirs], started, pattern, exclude=[os.path.abspath(output)])
+    if not cores and not (pattern is not None and pattern.is_pipe):
+        if status - 128 in _DUMPING_SIGNALS:
+            echo(f"coredump: the step died of signal {status - 128} but left no core here; "
+                 "`coredump doctor` says where cores go on this machine")
+        return
+    from coredump.capture.harvest import HarvestOptions, harvest
+
+    options = make_options() if make_options else HarvestOptions(output=output, core_dirs=tuple(core_dirs))
+    harvest(options, since=started / 1e9, command=argv, exit_status=status, started=started / 1e9,
+            pattern=pattern, echo=echo, cores=cores, step_failed=status != 0)

@@ -1,0 +1,148 @@
+"""
+Capture commands
+================
+
+The ``run``, ``harvest`` and ``doctor`` commands of the ``coredump`` command line; the
+main group adds them with ``add_command``. Only click and the standard library are
+imported here: the rest comes when a command needs it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import click
+
+from coredump.capture.entry import parse_size
+
+__all__ = ("run", "harvest", "doctor", "parse_size", "parse_since", "main")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: float = None) -> float:
+    """Seconds since the epoch from ``@1700000000``, ``1700000000``, an ISO 8601 time
+    (local unless it has a zone) or a duration ago: ``30m``, ``2h``, ``1d``, ``1h30m``.
+
+    >>> parse_since("2h", now=10000.0), parse_since("@1700000000")
+    (2800.0, 1700000000.0)
+    """
+    now = time.time() if now is None else now
+    text = text.strip()
+    if re.fullmatch(r"@?\d+(\.\d+)?", text):
+        return float(text.lstrip("@"))
+    if re.fullmatch(r"(?:\d+(?:\.\d+)?[smhd])+", text):
+        return now - sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use @EPOCH, an ISO 8601 time or e.g. 2h)") from None
+
+
+class _Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _store_options(func):
+    opts = [
+        click.option("-o", "--output", default="coredump-artifacts", show_default=True,
+                     type=click.Path(file_okay=False), help="The artifact directory."),
+        click.option("--core-dir", "core_dirs", multiple=True, type=click.Path(file_okay=False),
+                     help="Another directory where cores are written (repeatable)."),
+        click.option("--keep-cores", is_flag=True, help="Leave the raw cores in place after storing them."),
+        click.option("--no-binaries", is_flag=True,
+                     help="Do not bundle the executables, libraries and debug files the cores need."),
+        click.option("--max-core-size", type=_Size(), default=None,
+                     help="Store no core larger than SIZE (e.g. 2G); it is still analyzed."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, paths=(".",)):
+    from coredump.capture.harvest import HarvestOptions
+
+    return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
+                          keep_cores=keep_cores, bundle_binaries=not no_binaries,
+                          max_core_size=max_core_size)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_store_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(command, **opts):
+    """Run COMMAND with cores enabled; explain and store every core it leaves.
+
+    Exits with COMMAND's own status (128+N when it was killed by signal N).
+    Put `--` before COMMAND: coredump run -- make test
+    """
+    from coredump.capture.run import run as run_step
+
+    status = run_step(list(command), opts["output"], opts["core_dirs"], lambda: _harvest_options(**opts))
+    click.get_current_context().exit(status)
+
+
+@click.command()
+@click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
+              help="Directory tree to search (repeatable; default: the working directory).")
+@click.option("--since", default=None, metavar="TIME",
+              help="Only cores written after TIME: @EPOCH, ISO 8601, or a duration ago (2h).")
+@_store_options
+def harvest(paths, since, **opts):
+    """Collect, explain and store cores an earlier step left (for on_fail / if: failure()).
+
+    Exits 0 when it did its job, found cores or not; non-zero when it could not.
+    """
+    from coredump.capture.harvest import harvest as do_harvest
+
+    try:
+        when = parse_since(since) if since else 0.0
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when)
+    if not result.records:
+        click.echo("coredump: no cores found", err=True)
+    for error in result.errors:
+        click.echo(f"Error: {error}", err=True)
+    click.get_current_context().exit(0 if result.ok else 1)
+
+
+@click.command()
+@click.option("-o", "--output", default="coredump-artifacts", show_default=True,
+              type=click.Path(file_okay=False), help="The artifact directory to check.")
+def doctor(output):
+    """Say whether cores will be produced on this machine and where; fix each problem.
+
+    Exits non-zero when cores would not be captured.
+    """
+    from coredump.capture.doctor import cores_capturable, diagnose, render_checks
+
+    checks = diagnose(output=output)
+    click.echo(render_checks(checks), nl=False)
+    click.get_current_context().exit(0 if cores_capturable(checks) else 1)
+
+
+@click.group()
+def main():
+    """coredump capture commands (standalone; the coredump command includes them)."""
+
+
+main.add_command(run)
+main.add_command(harvest)
+main.add_command(doctor)
+
+if __name__ == "__main__":
+    main(prog_name="coredump")

@@ -1,0 +1,194 @@
+"""
+Artifact directory
+==================
+
+Write the artifact directory of DESIGN.md: ``summary.json``, one ``<id>/`` per crash
+(``crash.json``, ``core.zst``) and the binaries the cores need, once per build-id under
+``files/<build-id>/`` so another machine can analyze them without the build tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from coredump.errors import StorageError
+
+__all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "CrashRecord", "ArtifactDir", "utc_timestamp")
+
+SUMMARY_SCHEMA = "coredump.summary/1"
+DEFAULT_DIR = "coredump-artifacts"
+FILES_DIR = "files"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def utc_timestamp(seconds: Optional[float] = None) -> str:
+    """RFC 3339 UTC time, as in summary.json's ``started`` / ``finished``.
+
+    >>> utc_timestamp(0)
+    '1970-01-01T00:00:00Z'
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if seconds is None else seconds))
+
+
+@dataclass
+class CrashRecord:
+    """One entry of summary.json's ``crashes``; paths are relative to the artifact root.
+
+    ``stored`` says whether the core is in the artifact directory; ``source`` is where the
+    core was found and ``kept`` whether it is still there; ``note`` says why, in words;
+    ``failed`` marks a storage failure (not written to summary.json: ``note`` says it).
+    """
+
+    id: str
+    source: str
+    signature: Optional[str] = None
+    signal: Optional[str] = None
+    executable: Optional[str] = None
+    crash_json: Optional[str] = None
+    core: Optional[str] = None
+    stored: bool = False
+    kept: bool = True
+    note: Optional[str] = None
+    failed: bool = False
+    files: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    def add_note(self, text: str) -> None:
+        self.notes.append(text)
+        self.note = "; ".join(self.notes)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id, "signature": self.signature, "signal": self.signal,
+            "executable": self.executable, "crash_json": self.crash_json, "core": self.core,
+            "stored": self.stored, "note": self.note, "source": self.source, "kept": self.kept,
+            "files": list(self.files),
+        }
+
+
+class ArtifactDir:
+    """An artifact directory; nothing is created on disk until a crash is stored."""
+
+    def __init__(self, root: str = DEFAULT_DIR):
+        self.root = os.path.abspath(root)
+        self._ids: set = set()
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def ensure(self) -> None:
+        """Create the root; StorageError when it cannot be created or written."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the artifact directory {self.root}: {exc.strerror}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"the artifact directory {self.root} is not writable")
+
+    def new_id(self, executable: Optional[str], pid: Optional[int]) -> str:
+        """A short, unique, sortable crash id: ``<exe-basename>-<pid>`` (``-2``… on reuse).
+
+        >>> ArtifactDir("unused").new_id("/usr/bin/make", 4242)
+        'make-4242'
+        """
+        name = _UNSAFE.sub("_", os.path.basename(executable or "")).strip("._") or "core"
+        base = f"{name[:40]}-{pid}" if pid else name[:40]
+        candidate, n = base, 1
+        while candidate in self._ids or os.path.lexists(self.path(candidate)):
+            n += 1
+            candidate = f"{base}-{n}"
+        self._ids.add(candidate)
+        return candidate
+
+    def crash_dir(self, crash_id: str) -> str:
+        d = self.path(crash_id)
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {d}: {exc.strerror}") from exc
+        return d
+
+    def write_json(self, relpath: str, obj: Any) -> str:
+        """Write `obj` as JSON atomically (temporary file, then rename); returns relpath."""
+        dst = self.path(relpath)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(obj, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+            os.replace(tmp, dst)
+        except OSError as exc:
+            raise StorageError(f"cannot write {dst}: {exc.strerror}") from exc
+        return relpath
+
+    def add_file(self, key: str, src: str, name: str) -> str:
+        """Copy `src` to ``files/<key>/<name>`` unless already there; returns the relative path."""
+        rel = os.path.join(FILES_DIR, _UNSAFE.sub("_", key), _UNSAFE.sub("_", name))
+        dst = self.path(rel)
+        if os.path.exists(dst):
+            return rel
+        try:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            tmp = f"{dst}.tmp-{os.getpid()}"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {src} into {dst}: {exc.strerror}") from exc
+        return rel
+
+    def bundle_modules(self, record: CrashRecord, modules: Sequence[Any]) -> None:
+        """Store each module's file (and separate debug file) once per build-id.
+
+        A module whose file on disk has another build-id than the core's is not stored
+        (it would mislead the analysis elsewhere); one without any build-id cannot be
+        found by build-id, so it is not stored either. Both get a note.
+        """
+        skipped = []
+        for m in modules:
+            if not m.file or m.path.startswith("["):  # [vdso] and friends live in the core
+                continue
+            key = m.build_id or m.file_build_id
+            if key is None or m.status == "mismatch":
+                skipped.append(os.path.basename(m.path))
+                continue
+            base = os.path.basename(m.path) or os.path.basename(m.file)
+            record.files.append(self.add_file(key, m.file, base))
+            if m.debug_file:
+                record.files.append(self.add_file(key, m.debug_file, base + ".debug"))
+        if skipped:
+            record.add_note(f"not bundled (no matching build-id): {', '.join(sorted(set(skipped)))}")
+
+    def read_summary(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.path("summary.json"), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("schema") == SUMMARY_SCHEMA else None
+
+    def write_summary(self, records: Sequence[CrashRecord], command: Optional[Sequence[str]] = None,
+                      exit_status: Optional[int] = None, started: Optional[float] = None,
+                      finished: Optional[float] = None) -> str:
+        """Write summary.json; crashes of an earlier run or harvest of the job are kept."""
+        previous = self.read_summary() or {}
+        new_ids = {r.id for r in records}
+        crashes = [c for c in previous.get("crashes", []) if c.get("id") not in new_ids]
+        crashes += [r.to_dict() for r in records]
+        summary = {
+            "schema": SUMMARY_SCHEMA,
+            "command": list(command) if command is not None else previous.get("command"),
+            "exit_status": exit_status if exit_status is not None else previous.get("exit_status"),
+            "host": socket.gethostname(),
+            "started": utc_timestamp(started) if started is not None else previous.get("started"),
+            "finished": utc_timestamp(finished),
+            "crashes": crashes,
+        }
+        return self.write_json("summary.json", summary)

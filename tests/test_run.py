@@ -1,0 +1,200 @@
+"""``coredump run`` on real processes, through the command line in a subprocess."""
+
+import json
+import os
+import pty
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coredump.capture.run import exit_status
+from tests.capture_standin import command
+from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def samples():
+    reason = core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    build_samples()
+    return BUILD / "O0"
+
+
+def coredump_run(cwd, *args, **kw):
+    return subprocess.run(command("run", *args), cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def summary(cwd, output="coredump-artifacts"):
+    return json.loads((cwd / output / "summary.json").read_text())
+
+
+def cores_in(directory):
+    return sorted(p.relative_to(directory) for p in directory.rglob("core*") if p.is_file()
+                  and "coredump-artifacts" not in p.parts)
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 255])
+def test_exit_status_is_the_steps(tmp_path, code):
+    r = coredump_run(tmp_path, "--", "sh", "-c", f"exit {code}")
+    assert r.returncode == code
+    assert r.stderr == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written without a crash
+
+
+def test_exit_status_convention():
+    statuses = (0, 1 << 8, 255 << 8, signal.SIGSEGV, signal.SIGKILL)
+    assert [exit_status(s) for s in statuses] == [0, 1, 255, 139, 137]
+
+
+def test_command_not_found(tmp_path):
+    r = coredump_run(tmp_path, "--", "./no-such-program")
+    assert r.returncode == 127 and "cannot run ./no-such-program" in r.stderr
+
+
+def test_streams_pass_through(tmp_path):
+    r = coredump_run(tmp_path, "--", "sh", "-c", "cat; echo to-err >&2", input="hello\n")
+    assert (r.stdout, r.stderr) == ("hello\n", "to-err\n")
+
+
+def test_tty_stays_a_tty(tmp_path):
+    primary, secondary = pty.openpty()
+    step = "import sys; print('tty' if sys.stdout.isatty() else 'notty')"
+    proc = subprocess.Popen(command("run", "--", sys.executable, "-c", step), cwd=tmp_path, env=ENV,
+                            stdout=secondary, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    assert proc.wait(timeout=60) == 0
+    assert os.read(primary, 100).strip() == b"tty"
+    os.close(primary)
+
+
+def _soft_core_limit_zero():
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+
+
+def test_rlimit_core_raised_for_the_step(tmp_path):
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    if hard == 0:
+        pytest.skip("the hard RLIMIT_CORE is 0 here")
+    step = "import resource; print(*resource.getrlimit(resource.RLIMIT_CORE))"
+    r = coredump_run(tmp_path, "--", sys.executable, "-c", step, preexec_fn=_soft_core_limit_zero)
+    soft, new_hard = map(int, r.stdout.split())
+    assert soft == new_hard and soft != 0
+
+
+def test_segv(tmp_path, samples):
+    r = coredump_run(tmp_path, "--", str(samples / "segv"))
+    assert r.returncode == 128 + signal.SIGSEGV
+    s = summary(tmp_path)
+    assert s["exit_status"] == 139 and s["command"] == [str(samples / "segv")]
+    (crash,) = s["crashes"]
+    assert crash["signal"] == "SIGSEGV" and crash["stored"] and not crash["kept"]
+    assert crash["id"].startswith("segv-") and crash["id"] in r.stderr
+    assert (tmp_path / "coredump-artifacts" / crash["core"]).stat().st_size > 0
+    crash_json = json.loads((tmp_path / "coredump-artifacts" / crash["crash_json"]).read_text())
+    assert crash_json["signal"]["number"] == 11
+    assert cores_in(tmp_path) == []  # removed once its copy was verified
+    exe = tmp_path / "coredump-artifacts" / next(f for f in crash["files"] if f.endswith("/segv"))
+    assert exe.read_bytes() == (samples / "segv").read_bytes()
+
+
+def test_abort(tmp_path, samples):
+    r = coredump_run(tmp_path, "--", str(samples / "abort_assert"))
+    assert r.returncode == 128 + signal.SIGABRT
+    assert [c["signal"] for c in summary(tmp_path)["crashes"]] == ["SIGABRT"]
+
+
+def test_sigkill_leaves_no_core(tmp_path, samples):
+    r = coredump_run(tmp_path, "--", "sh", "-c", "kill -KILL $$")
+    assert r.returncode == 137
+    assert not (tmp_path / "coredump-artifacts").exists()
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+def test_signal_forwarded_to_a_step_that_traps_it(tmp_path, signo):
+    step = ("import signal, sys\n"
+            f"signal.signal({int(signo)}, lambda *a: sys.exit(100 + {int(signo)}))\n"
+            "print('ready', flush=True)\n"
+            "while True: signal.pause()\n")
+    proc = subprocess.Popen(command("run", "--", sys.executable, "-c", step), cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signo)
+    assert proc.wait(timeout=60) == 100 + signo
+    proc.stdout.close()
+
+
+def test_sigterm_kills_a_step_that_does_not_trap_it(tmp_path):
+    proc = subprocess.Popen(command("run", "--", "sh", "-c", "echo ready; exec cat"), cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    proc.stdout.close()
+    proc.stdin.close()
+
+
+def test_grandchild_crash_in_a_subdirectory(tmp_path, samples):
+    r = coredump_run(tmp_path, "--", "sh", "-c", f"mkdir -p a/b && cd a/b && {samples / 'segv'}; exit 3")
+    assert r.returncode == 3
+    (crash,) = summary(tmp_path)["crashes"]
+    assert crash["source"] == str(tmp_path / "a" / "b" / "core")
+    assert crash["signal"] == "SIGSEGV" and crash["stored"]
+
+
+def test_several_crashes_in_one_step(tmp_path, samples):
+    script = " ; ".join(f"(mkdir {p} && cd {p} && exec {samples / p})" for p in ("segv", "fpe", "uselib"))
+    r = coredump_run(tmp_path, "--", "sh", "-c", script)
+    assert r.returncode == 128 + signal.SIGSEGV  # the last command's status, as sh reports it
+    crashes = summary(tmp_path)["crashes"]
+    assert sorted(c["signal"] for c in crashes) == ["SIGFPE", "SIGSEGV", "SIGSEGV"]
+    assert len({c["id"] for c in crashes}) == 3
+    # the C library is shared by the three: stored once
+    libc = [f for c in crashes for f in c["files"] if "/libc.so" in f]
+    assert len(libc) == 3 and len(set(libc)) == 1
+    assert any(f.endswith("/libcrash.so") for c in crashes for f in c["files"])
+
+
+def test_stale_core_is_ignored(tmp_path, samples, make_core):
+    stale = tmp_path / "old" / "core"
+    stale.parent.mkdir()
+    stale.write_bytes(make_core("O0", "segv").read_bytes())
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    r = coredump_run(tmp_path, "--", "true")
+    assert r.returncode == 0 and not (tmp_path / "coredump-artifacts").exists()
+    r = coredump_run(tmp_path, "--", "sh", "-c", f"mkdir new && cd new && exec {samples / 'fpe'}")
+    assert [c["source"] for c in summary(tmp_path)["crashes"]] == [str(tmp_path / "new" / "core")]
+    assert stale.exists()
+
+
+def test_unwritable_output_keeps_core_and_status(tmp_path, samples):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    r = coredump_run(tmp_path, "--output", "blocker/artifacts", "--", str(samples / "segv"))
+    assert r.returncode == 139
+    assert "blocker/artifacts" in r.stderr and "stays at" in r.stderr
+    assert cores_in(tmp_path) == [Path("core")]
+
+
+def test_core_larger_than_max_core_size(tmp_path, samples):
+    r = coredump_run(tmp_path, "--max-core-size", "4K", "--", str(samples / "segv"))
+    assert r.returncode == 139
+    (crash,) = summary(tmp_path)["crashes"]
+    assert not crash["stored"] and crash["core"] is None and crash["kept"]
+    assert "--max-core-size" in crash["note"]
+    assert crash["crash_json"] is not None  # still analyzed
+    assert (tmp_path / "core").exists()
+
+
+def test_keep_cores_and_no_binaries(tmp_path, samples):
+    r = coredump_run(tmp_path, "--keep-cores", "--no-binaries", "-o", "out", "--", str(samples / "segv"))
+    assert r.returncode == 139
+    (crash,) = summary(tmp_path, "out")["crashes"]
+    assert crash["stored"] and crash["kept"] and crash["files"] == []
+    assert (tmp_path / "core").exists() and not (tmp_path / "out" / "files").exists()
