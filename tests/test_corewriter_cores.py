@@ -109,7 +109,10 @@ def test_well_formed_core(tmp_path):
     crash = analyze_desc(tmp_path, simple_process())
     assert [t.tid for t in crash.threads] == [1000]
     assert crash.signal.name == "SIGSEGV" and crash.signal.address == 0
-    assert crashing_frames(crash)[0].pc == CODE_BASE + PAGE + 4
+    frame = crashing_frames(crash)[0]
+    assert frame.pc == CODE_BASE + PAGE + 4
+    # The binary is missing: the frame still says module+offset.
+    assert (frame.module, frame.module_offset) == (EXE_NAME, PAGE + 4)
     assert crash.process.argv == (EXE_NAME, "arg1")
     (mod,) = crash.modules
     assert (mod.path, mod.start, mod.build_id) == (EXE_NAME, CODE_BASE, BUILD_ID.hex())
