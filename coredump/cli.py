@@ -112,10 +112,12 @@ def analyze(core, fmt, **opts):
 
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from coredump.cli_capture import doctor, harvest, run
     from coredump.cli_report import report
     from coredump.cli_store import COMMANDS as STORE_COMMANDS
 
-    main.add_command(report)
+    for command in (run, harvest, doctor, report):
+        main.add_command(command)
     for command in STORE_COMMANDS:
         main.add_command(command)
 

@@ -64,6 +64,8 @@ def _store_options(func):
         click.option("--keep-cores", is_flag=True, help="Leave the raw cores in place after storing them."),
         click.option("--no-binaries", is_flag=True,
                      help="Do not bundle the executables, libraries and debug files the cores need."),
+        click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
+                     help="Also upload the artifact directory to S3 (needs coredump[s3])."),
         click.option("--max-core-size", type=_Size(), default=None,
                      help="Store no core larger than SIZE (e.g. 2G); it is still analyzed."),
     ]
@@ -72,12 +74,12 @@ def _store_options(func):
     return func
 
 
-def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, paths=(".",)):
+def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",)):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size)
+                          max_core_size=max_core_size, upload=upload)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

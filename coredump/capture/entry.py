@@ -38,16 +38,17 @@ class RunArgs:
         self.keep_cores = False
         self.no_binaries = False
         self.max_core_size = None
+        self.upload = None
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "max_core_size": self.max_core_size}
+                "max_core_size": self.max_core_size, "upload": self.upload}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size"}
+           "--max-core-size": "max_core_size", "--upload": "upload"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 
@@ -78,7 +79,7 @@ def parse_run_args(args) -> RunArgs | None:
                 except ValueError:
                     return None
             else:
-                out.output = value
+                setattr(out, name, value)
         elif arg.startswith("-"):
             return None
         else:  # click's allow_interspersed_args=False: the command starts here
@@ -92,11 +93,9 @@ def _run_fast(parsed: RunArgs) -> int:
     from coredump.capture.run import run
 
     def make_options():
-        from coredump.capture.harvest import HarvestOptions
+        from coredump.cli_capture import _harvest_options
 
-        return HarvestOptions(output=parsed.output, core_dirs=tuple(parsed.core_dirs),
-                              keep_cores=parsed.keep_cores, bundle_binaries=not parsed.no_binaries,
-                              max_core_size=parsed.max_core_size)
+        return _harvest_options(**parsed.as_options())
 
     return run(parsed.command, parsed.output, parsed.core_dirs, make_options)
 

@@ -9,6 +9,7 @@ is verified; whatever fails, it stays where it was and the summary says so.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -43,6 +44,7 @@ class HarvestOptions:
     bundle_binaries: bool = True
     max_core_size: Optional[int] = None
     analyze_options: Any = None
+    upload: Optional[str] = None
 
 
 @dataclass
@@ -241,4 +243,29 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
         echo(f"coredump: {exc}; every core stays where it was")
         return result
     _remove_originals(result.records, echo)
+    _publish(artifacts.root, options, result, echo)
     return result
+
+
+def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Echo) -> None:
+    """The pages people read (index.html, report.html, junit.xml, GitHub annotations), then
+    the upload when asked. The cores are stored already: a failure here loses nothing."""
+    try:
+        from coredump.report.annotations import emit_github_annotations
+        from coredump.report.render import render_artifacts
+
+        rendered = render_artifacts(root)
+        for warning in rendered.warnings:
+            echo(f"coredump: {warning}")
+        emit_github_annotations([json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports])
+        echo(f"coredump: report: {rendered.index}")
+    except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores
+        result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
+    if options.upload:
+        from coredump.store.s3 import upload_artifacts
+
+        try:
+            for url in upload_artifacts(root, options.upload):
+                echo(f"coredump: uploaded {url}")
+        except CoreDumpError as exc:
+            result.errors.append(f"upload failed, {root} is intact: {exc}")

@@ -2,31 +2,210 @@
 Stack walk
 ==========
 
-Frame 0 from the thread's registers (placeholder until the CFI unwinder lands).
+The loop that turns a thread's registers into physical frames: it asks the architecture's
+strategies for each caller and owns every rule that ends a stack (rust-minidump's
+``walk_stack``, drgn's ``drgn_get_stack_trace``).
 """
 
 from __future__ import annotations
 
+import importlib
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
+from coredump.elf.memory import PF_X
+from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
+from coredump.unwind.cfi import CfiError
+from coredump.unwind.cfi_tables import CfiFormatError
+from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
+from coredump.unwind.expr import ExpressionError
 
-__all__ = ("WalkResult", "walk_thread")
+__all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
+
+MAX_FRAMES = 1024
+# Frames kept from the outermost end of a stack that hit the cap (main, _start, ...).
+BOTTOM_FRAMES = 32
+# Past the cap, walking on to the bottom is cheap but not free: stop after this much.
+MAX_HIDDEN_FRAMES = 2_000_000
+MAX_HIDDEN_SECONDS = 3.0
+# The first page is never mapped: a pc there is a corrupt return address (rust-minidump).
+MIN_PC = 4096
+
+# What a strategy may raise to say "not me, try the next one".
+_STRATEGY_ERRORS = (MemoryFault, ExpressionError, CfiError, CfiFormatError, KeyError, OverflowError)
+
+_ARCH_MODULES = {"x86_64": "coredump.unwind.x86_64", "aarch64": "coredump.unwind.aarch64"}
 
 
 @dataclass(frozen=True)
 class WalkResult:
+    """A thread's physical frames, innermost first. When the stack hit the frame cap,
+    ``frames`` holds the top frames then the bottom ones, ``frames_omitted`` counts the
+    frames between them and ``truncated`` is set."""
+
     frames: Tuple[Frame, ...]
     truncated: bool = False
     frames_omitted: int = 0
     warnings: List[str] = field(default_factory=list)
 
 
-def walk_thread(target, registers: dict, max_frames: int = 1024) -> WalkResult:
+def _unwinder(arch_name: str):
+    name = _ARCH_MODULES.get(arch_name)
+    if name is None:
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def walk_thread(target, registers: Dict[str, int], max_frames: int = MAX_FRAMES) -> WalkResult:
+    """The physical frames of the thread whose registers (by name) the core holds.
+
+    Frame 0 has trust ``context``; each caller carries the trust of the strategy that
+    found it. Abnormal ends of the walk are reported in ``warnings``."""
     arch = target.arch
-    if arch is None or arch.pc not in registers:
-        return WalkResult(())
-    frame = Frame(0, registers[arch.pc], sp=registers.get(arch.sp), trust=Trust.CONTEXT,
-                  registers=dict(registers))
-    return WalkResult((frame,))
+    pc = registers.get(arch.pc)
+    if pc is None:
+        return WalkResult((), warnings=["no program counter in the thread's registers"])
+    first = UnwindState(pc, dict(registers), Trust.CONTEXT)
+    unwinder = _unwinder(arch.name)
+    if unwinder is None:
+        return WalkResult((first.to_frame(0, arch.sp),), warnings=[f"no unwinder for {arch.name}"])
+    warnings: List[str] = []
+    states = _iter_states(target, unwinder, first, warnings)
+    max_frames = max(1, max_frames)
+    top: List[UnwindState] = []
+    for state in states:
+        top.append(state)
+        if len(top) > max_frames:
+            break
+    else:
+        return WalkResult(_materialize(enumerate(top), arch.sp), warnings=warnings)
+    return _truncated(top, states, max_frames, arch.sp, warnings)
+
+
+def _truncated(top, states: Iterator[UnwindState], max_frames: int, sp_name: str,
+               warnings: List[str]) -> WalkResult:
+    """Past the cap: walk on to the outermost frames without building frames for the
+    ones between, within a bounded amount of work."""
+    keep_bottom = min(BOTTOM_FRAMES, max_frames // 4)
+    keep_top = max_frames - keep_bottom
+    bottom = deque(top[keep_top:], maxlen=keep_bottom or 1)
+    count = len(top)
+    deadline = time.monotonic() + MAX_HIDDEN_SECONDS
+    reached_bottom = True
+    for state in states:
+        bottom.append(state)
+        count += 1
+        if not count & 0x3FF and (count > MAX_HIDDEN_FRAMES or time.monotonic() > deadline):
+            reached_bottom = False
+            break
+    if not reached_bottom or not keep_bottom:
+        omitted = count - max_frames
+        warnings.append(f"stack walk stopped after {count} frames without reaching the outermost frame"
+                        if not reached_bottom else f"{omitted} frames omitted beyond the cap of {max_frames}")
+        frames = _materialize(enumerate(top[:max_frames]), sp_name)
+        return WalkResult(frames, True, omitted, warnings)
+    omitted = count - keep_top - len(bottom)
+    warnings.append(f"{count} frames: {omitted} frames omitted between frame {keep_top - 1} "
+                    f"and frame {count - len(bottom)}")
+    indexed = list(enumerate(top[:keep_top])) + list(enumerate(bottom, start=count - len(bottom)))
+    return WalkResult(_materialize(indexed, sp_name), True, omitted, warnings)
+
+
+def _materialize(indexed, sp_name: str) -> Tuple[Frame, ...]:
+    return tuple(state.to_frame(i, sp_name) for i, state in indexed)
+
+
+class _Executable:
+    """``memory.is_executable`` remembering the last code segment: a deep stack returns
+    into the same few functions."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.start = self.end = 0
+
+    def __call__(self, address: int) -> bool:
+        if self.start <= address < self.end:
+            return True
+        seg = self.memory.find_segment(address)
+        if seg is None or not seg.p_flags & PF_X:
+            return False
+        self.start, self.end = seg.p_vaddr, seg.end
+        return True
+
+
+def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> Iterator[UnwindState]:
+    """Frames from `state` outward until a stop rule ends the stack."""
+    reader = get_reader(target)
+    arch = target.arch
+    is_executable = _Executable(target.memory)
+    index = 0
+    yield state
+    while True:
+        caller, why = _find_caller(unwinder, state, target, reader, is_executable)
+        if caller is None:
+            if why:
+                warnings.append(f"frame {index} (pc {state.pc:#x}): {why}")
+            return
+        stop, keep, why = _stop_rule(state, caller, is_executable, arch)
+        if caller.trust == Trust.SIGNAL:
+            # The frame that found an interrupted context is the sigreturn trampoline.
+            state.function = SIGNAL_HANDLER_CALLED
+        if keep:
+            index += 1
+            yield caller
+        if stop:
+            if why:
+                warnings.append(f"frame {index} (pc {caller.pc:#x}): {why}")
+            return
+        state = caller
+
+
+def _find_caller(unwinder, state: UnwindState, target, reader,
+                 is_executable) -> Tuple[Optional[UnwindState], Optional[str]]:
+    """(caller, None), or (None, why the stack ends abnormally) or (None, None) at its end."""
+    strategies = unwinder.STRATEGIES
+    if state.trust in (Trust.CONTEXT, Trust.SIGNAL) and not is_executable(state.pc):
+        # An interrupted pc outside code: a call through a bad pointer (drgn's bad_call_unwind).
+        strategies = (unwinder.BAD_CALL,) + tuple(strategies)
+    for strategy in strategies:
+        try:
+            caller = strategy(state, target, reader)
+        except OutermostFrame:
+            return None, None
+        except _STRATEGY_ERRORS:
+            continue
+        if caller is not None:
+            return caller, None
+    if state.trust in (Trust.FP, Trust.SCAN):
+        return None, None  # a heuristic chain that runs out is the expected end
+    return None, "no caller found (no CFI, frame pointer or return address on the stack)"
+
+
+def _stop_rule(callee: UnwindState, caller: UnwindState, is_executable,
+               arch) -> Tuple[bool, bool, Optional[str]]:
+    """(stop after this caller, keep the caller, warning) for a caller a strategy found."""
+    pc, sp, callee_sp = caller.pc, caller.regs.get(arch.sp), callee.regs.get(arch.sp)
+    if pc == 0:
+        return True, False, None  # a zero return address ends a stack
+    if pc < MIN_PC:
+        return True, False, f"caller pc {pc:#x} is in the first page"
+    if sp is None or callee_sp is None:
+        return True, False, "caller's stack pointer is unknown"
+    if caller.trust != Trust.SIGNAL:
+        # An interrupted context may lie anywhere (sigaltstack); everything else lies above.
+        pc_changed_leaf = callee.trust == Trust.CONTEXT and sp == callee_sp and pc != callee.pc
+        if sp < callee_sp or (sp == callee_sp and not pc_changed_leaf):
+            return True, False, f"stack pointer did not increase ({sp:#x} after {callee_sp:#x})"
+    if not is_executable(pc):
+        # CFI and signal contexts are reliable enough to show where they lead; a
+        # frame-pointer guess that leaves code is dropped.
+        keep = caller.trust in (Trust.CFI, Trust.SIGNAL)
+        stop = caller.trust != Trust.SIGNAL
+        return stop, keep, None if not stop else f"pc {pc:#x} is not in an executable mapping"
+    return False, True, None
