@@ -221,6 +221,7 @@ def test_stack_that_loops_on_itself(tmp_path):
     crash = analyze_desc(tmp_path, simple_process(stack=stack))
     frames = crashing_frames(crash)
     assert frames[0].pc == CODE_BASE + PAGE + 4 and len(frames) < 1024
+    assert len({f.sp for f in frames[1:]}) == len(frames) - 1
 
 
 def test_stack_with_a_cycle(tmp_path):
@@ -229,6 +230,8 @@ def test_stack_with_a_cycle(tmp_path):
     crash = analyze_desc(tmp_path, simple_process(stack=stack), options=AnalyzeOptions(max_frames=100000))
     frames = crashing_frames(crash)
     assert frames[0].pc == CODE_BASE + PAGE + 4 and len(frames) < 100
+    sps = [f.sp for f in frames[1:]]
+    assert sps == sorted(set(sps)), "a walk that loops must stop before the stack pointer repeats"
 
 
 def test_pc_in_unmapped_memory(tmp_path):
