@@ -33,7 +33,9 @@ __all__ = ("main",)
 PROGRAMS = ("segv", "threads", "abort_assert", "cxx_throw", "uselib", "sighandler")
 VARIANTS = ("O0", "O2", "stripped", "static")
 TOOLS = ("coredump", "gdb", "eu-stack", "drgn")
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+# Byte-compiled modules, as an installed package has them (a developer's shell may forbid them).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPATH"] = str(ROOT)
 
 PY_THREADS_ABORT = """
 import os, threading, time
@@ -210,6 +212,7 @@ def main() -> int:
     have = {"gdb": bool(shutil.which("gdb")), "eu-stack": bool(shutil.which("eu-stack")),
             "drgn": subprocess.run([sys.executable, "-c", "import drgn"], capture_output=True).returncode == 0}
     cores.build_samples()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "coredump")], env=ENV, check=False)
     scratch = Path(tempfile.mkdtemp(prefix="coredump-bench-"))
     try:
         core_set = make_cores(scratch)
