@@ -18,7 +18,10 @@ from coredump.symbols.finder import DEFAULT_DEBUG_DIRS, FileFinder, FinderOption
 from coredump.target import Target
 from coredump.triage.signals import describe_fault, si_code_name, signal_name
 
-__all__ = ("AnalyzeOptions", "analyze_core", "analyze_target")
+__all__ = ("AnalyzeOptions", "analyze_core", "analyze_target", "MAX_WALKED_THREADS")
+
+# Threads unwound in full; past this many (each walk costs milliseconds) only frame 0 is kept.
+MAX_WALKED_THREADS = 2048
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,15 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     core = target.core
     warnings: List[str] = list(core.warnings) + list(target.warnings)
     threads = []
-    for ct in core.threads:
+    for i, ct in enumerate(core.threads):
         if not ct.registers:
             threads.append(Thread(ct.tid, {}, (), ct.cursig, status="no_registers"))
             continue
+        if i == MAX_WALKED_THREADS:
+            warnings.append(f"only the first {MAX_WALKED_THREADS} of {len(core.threads)} threads are unwound; "
+                            "the others show frame 0")
         try:
-            walked = walk_thread(target, ct.registers, options.max_frames)
+            walked = walk_thread(target, ct.registers, options.max_frames if i < MAX_WALKED_THREADS else 1)
         except Exception as exc:  # a bug in the walk must not cost the other threads
             warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
             from coredump.unwind.walk import WalkResult

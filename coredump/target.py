@@ -19,7 +19,7 @@ from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
 from coredump.symbols.finder import FileFinder
-from coredump.symbols.image import ElfImage, open_image
+from coredump.symbols.image import PT_DYNAMIC, ElfImage, open_image
 from coredump.symbols.symtab import SymbolTable
 
 __all__ = ("LoadedModule", "Target")
@@ -153,7 +153,7 @@ class Target:
             self.warnings.append(f"{exe_path}: no mapping of the core matches its segments")
             return found
         result = [CoreModule(exe_path, *_span(image, bias), image.first_load_vaddr + bias, None, True)]
-        dynamic = next((s.header.p_vaddr for s in image.elf.iter_segments() if s.header.p_type == "PT_DYNAMIC"), None)
+        dynamic = next((ph[3] for ph in image.program_headers if ph[0] == PT_DYNAMIC), None)
         interp = image.section_bytes(".interp")
         interp_name = bytes(interp).rstrip(b"\0").decode("utf-8", "surrogateescape") if interp else ""
         for l_addr, name in (read_link_map(memory, dynamic + bias) if dynamic is not None else {}).items():

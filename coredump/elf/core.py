@@ -27,6 +27,11 @@ AT_ENTRY = 9
 AT_EXECFN = 31
 AT_SYSINFO_EHDR = 33
 
+PHDR_SIZE = 56  # sizeof(Elf64_Phdr)
+# NT_PRSTATUS notes decoded at most (each thread costs a register dict and a walk); the kernel's
+# default threads-max is far higher, but a core with more threads than this is not debugged by stack.
+MAX_THREADS = 32768
+
 
 @dataclass(frozen=True)
 class CoreThread:
@@ -57,16 +62,35 @@ class Core:
         self.files: Tuple[N.FileMapping, ...] = ()
         self.segments: List[Segment] = []
         self.missing_bytes = 0
+        self.threads_ignored = 0
         self._read_program_headers()
         self._memory: Optional[AddressSpace] = None
 
     # -- program headers and notes -------------------------------------------------------
 
-    def _read_program_headers(self) -> None:
+    def _get_program_headers(self) -> list:
+        """Every Elf64_Phdr that the file holds. With e_phnum == PN_XNUM the count is section
+        0's sh_info (gABI "Program Header"), up to 2**32 - 1: a count that cannot fit in the file
+        is cut to what does, with a warning."""
         try:
-            phdrs = [seg.header for seg in self.elf.iter_segments()]
+            count = self.elf.num_segments()
+            e_phoff, e_phentsize = self.elf["e_phoff"], self.elf["e_phentsize"]
+            if count and e_phentsize < PHDR_SIZE:
+                raise CoreFormatError(f"{self.path}: e_phentsize is {e_phentsize}, expected {PHDR_SIZE}")
+            fits = max(0, (self.size - e_phoff) // e_phentsize) if count else 0
+            if count and not fits:
+                raise CoreFormatError(f"{self.path} is truncated inside its program headers")
+            if count > fits:
+                self.warnings.append(f"core is truncated: {count} program headers claimed, {fits} present")
+                count = fits
+            return [self.elf.get_segment(i).header for i in range(count)]
+        except CoreFormatError:
+            raise
         except Exception as exc:  # pyelftools raises ELFParseError and struct errors alike
             raise CoreFormatError(f"{self.path}: program headers unreadable ({exc})") from None
+
+    def _read_program_headers(self) -> None:
+        phdrs = self._get_program_headers()
         for ph in phdrs:
             if ph.p_type == "PT_LOAD":
                 available = max(0, min(ph.p_filesz, self.size - ph.p_offset))
@@ -82,6 +106,8 @@ class Core:
             )
         if not self.threads:
             self.warnings.append("core has no NT_PRSTATUS note: no thread registers")
+        if self.threads_ignored:
+            self.warnings.append(f"{self.threads_ignored} threads past the first {MAX_THREADS} ignored")
 
     @property
     def dumped_bytes(self) -> int:
@@ -119,6 +145,9 @@ class Core:
             self.warnings.append(f"note at {note.offset:#x} skipped: {exc}")
 
     def _add_thread(self, desc: bytes) -> None:
+        if len(self.threads) >= MAX_THREADS:
+            self.threads_ignored += 1
+            return
         if self.arch is None:
             status = N.decode_nt_prstatus(desc, 0)
             self.threads.append(CoreThread(status.pr_pid, status.pr_cursig, {}, status))
@@ -234,6 +263,8 @@ def open_core(path: str) -> Core:
         head = f.read(64)
         if head[:4] != b"\x7fELF":
             raise CoreFormatError(f"{path} is not an ELF file")
+        if len(head) < 64:  # sizeof(Elf64_Ehdr)
+            raise CoreFormatError(f"{path} is truncated inside its ELF header ({len(head)} bytes)")
         if head[4] != 2 or head[5] != 1:
             raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF (only those are supported)")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

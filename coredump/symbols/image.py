@@ -8,6 +8,7 @@ parsed lazily with pyelftools: nothing is read until a property asks for it.
 
 from __future__ import annotations
 
+import functools
 import io
 import mmap
 import os
@@ -15,9 +16,14 @@ import struct
 from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ("ElfImage", "open_image", "LoadSegment", "read_build_id_from_notes")
+__all__ = ("ElfImage", "open_image", "LoadSegment", "ProgramHeader", "read_build_id_from_notes")
 
 LoadSegment = Tuple[int, int, int, int, int]  # p_vaddr, p_memsz, p_offset, p_filesz, p_flags
+ProgramHeader = Tuple[int, int, int, int, int, int]  # p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz
+
+# ELF gABI p_type values.
+PT_LOAD, PT_DYNAMIC, PT_NOTE = 1, 2, 4
+_PT = {"PT_LOAD": PT_LOAD, "PT_DYNAMIC": PT_DYNAMIC, "PT_NOTE": PT_NOTE}
 
 # NT_GNU_BUILD_ID (elf.h), in a note named "GNU".
 NT_GNU_BUILD_ID = 3
@@ -36,6 +42,14 @@ def read_build_id_from_notes(data: bytes) -> Optional[str]:
             return bytes(data[desc_at:desc_at + descsz]).hex()
         pos = desc_at + ((descsz + 3) & ~3)
     return None
+
+
+@functools.cache
+def _sh_type_names() -> Dict[int, str]:
+    """sh_type value -> pyelftools' name for it (its x86-64 table), as ``sec["sh_type"]`` gives."""
+    from elftools.elf.enums import ENUM_SH_TYPE_AMD64
+
+    return {v: k for k, v in ENUM_SH_TYPE_AMD64.items() if not k.startswith("_")}
 
 
 class ElfImage:
@@ -66,36 +80,80 @@ class ElfImage:
         self.e_machine: str = self.elf["e_machine"]
 
     @cached_property
-    def load_segments(self) -> List[LoadSegment]:
+    def program_headers(self) -> List[ProgramHeader]:
+        """(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz) of each Elf64_Phdr (gABI
+        "Program Header": p_type at 0, p_flags 4, p_offset 8, p_vaddr 16, p_filesz 32,
+        p_memsz 40), read with struct: pyelftools' segments parse hash tables for PT_DYNAMIC."""
+        if not self._is_elf64le:
+            return [(_PT.get(seg.header.p_type, 0), seg.header.p_flags, seg.header.p_offset,
+                     seg.header.p_vaddr, seg.header.p_filesz, seg.header.p_memsz)
+                    for seg in self.elf.iter_segments()]
+        e_phoff, e_phentsize, e_phnum = self.elf["e_phoff"], self.elf["e_phentsize"], self.elf.num_segments()
         out = []
-        for seg in self.elf.iter_segments():
-            h = seg.header
-            if h.p_type == "PT_LOAD":
-                out.append((h.p_vaddr, h.p_memsz, h.p_offset, h.p_filesz, h.p_flags))
+        for i in range(e_phnum if e_phentsize >= 56 else 0):
+            at = e_phoff + i * e_phentsize
+            if at + 56 > len(self.data):
+                break
+            p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz = struct.unpack_from("<IIQQQQQ", self.data, at)
+            out.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
         return out
 
     @cached_property
+    def load_segments(self) -> List[LoadSegment]:
+        return [(vaddr, memsz, off, filesz, flags)
+                for p_type, flags, off, vaddr, filesz, memsz in self.program_headers if p_type == PT_LOAD]
+
+    @cached_property
     def build_id(self) -> Optional[str]:
-        for seg in self.elf.iter_segments():
-            h = seg.header
-            if h.p_type == "PT_NOTE":
-                found = read_build_id_from_notes(self.data[h.p_offset:h.p_offset + h.p_filesz])
+        for p_type, _, off, _, filesz, _ in self.program_headers:
+            if p_type == PT_NOTE:
+                found = read_build_id_from_notes(self.data[off:off + filesz])
                 if found:
                     return found
-        sec = self.elf.get_section_by_name(".note.gnu.build-id")
-        if sec is not None and sec["sh_type"] != "SHT_NOBITS":
-            return read_build_id_from_notes(self.section_bytes(".note.gnu.build-id") or b"")
-        return None
+        raw = self.section_bytes(".note.gnu.build-id")
+        return read_build_id_from_notes(raw) if raw is not None else None
+
+    @property
+    def _is_elf64le(self) -> bool:
+        return self.elf.elfclass == 64 and self.elf.little_endian
 
     @cached_property
     def _sections(self) -> Dict[str, Tuple[int, int, int, str]]:
         """name -> (sh_addr, sh_offset, sh_size, sh_type) for every section."""
         out: Dict[str, Tuple[int, int, int, str]] = {}
         try:
+            if self._is_elf64le:
+                return self._read_section_headers()
             for sec in self.elf.iter_sections():
                 out.setdefault(sec.name, (sec["sh_addr"], sec["sh_offset"], sec["sh_size"], sec["sh_type"]))
         except Exception:
             pass
+        return out
+
+    def _read_section_headers(self) -> Dict[str, Tuple[int, int, int, str]]:
+        """Elf64_Shdr (sh_name 0, sh_type 4, sh_addr 16, sh_offset 24, sh_size 32) with names
+        from the e_shstrndx section, read with struct (pyelftools builds a typed object per
+        section, parsing symbol and hash tables as it goes)."""
+        e_shoff, e_shentsize = self.elf["e_shoff"], self.elf["e_shentsize"]
+        count = self.elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
+        headers = []
+        for i in range(count):
+            at = e_shoff + i * e_shentsize
+            if at + 64 > len(self.data):
+                break
+            sh_name, sh_type, _, sh_addr, sh_offset, sh_size = struct.unpack_from("<IIQQQQ", self.data, at)
+            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size))
+        strndx = self.elf.get_shstrndx() if headers else 0
+        if not 0 < strndx < len(headers):
+            return {}
+        _, _, _, str_off, str_size = headers[strndx]
+        names = bytes(self.data[str_off:str_off + str_size])
+        sh_type_names = _sh_type_names()
+        out: Dict[str, Tuple[int, int, int, str]] = {}
+        for sh_name, sh_type, sh_addr, sh_offset, sh_size in headers:
+            end = names.find(b"\0", sh_name)
+            name = names[sh_name:end if end >= 0 else len(names)].decode("utf-8", "replace")
+            out.setdefault(name, (sh_addr, sh_offset, sh_size, sh_type_names.get(sh_type, sh_type)))
         return out
 
     def get_section_info(self, name: str) -> Optional[Tuple[int, int, int, str]]:

@@ -11,18 +11,30 @@ from __future__ import annotations
 import bisect
 from typing import List, Optional, Tuple
 
+from coredump.symbols import cache
 from coredump.symbols.image import ElfImage
 
 __all__ = ("SymbolTable",)
 
 # ELF st_info types that name code.
 _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
+# Version of the cached (source, addresses, entries) triple; bump when the rules below change.
+_FORMAT = 2
 
 
 class SymbolTable:
     """Sorted function symbols of one image, in the image's own (unrelocated) addresses."""
 
     def __init__(self, image: ElfImage):
+        kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
+        cached = cache.get(image.build_id, kind)
+        if cached is not None:
+            self.source, self._addrs, self._entries = cached
+            return
+        self._read(image)
+        cache.put(image.build_id, kind, (self.source, self._addrs, self._entries))
+
+    def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None
         self._image = image
         best = {}

@@ -1,0 +1,87 @@
+"""
+Parse cache
+===========
+
+Parsed symbol tables, DWARF and CFI indexes kept on disk per GNU build-id, so that analysing
+a second core of the same binaries skips the parsing (as debuginfod and gdb's index cache do).
+
+Entries live under ``$XDG_CACHE_HOME/coredump`` (default ``~/.cache/coredump``) as
+``v<CACHE_VERSION>/<xx>/<rest-of-build-id>.<kind>.pickle``. A build-id names the bytes of a
+file, so an entry never goes stale; a ``kind`` names the format of what is stored and must
+change (``"cfi.2"``) when that format does. Writes go to a temporary file that ``os.replace``
+renames into place, so concurrent writers never leave a half-written entry; an unreadable or
+corrupted entry reads as a miss. ``COREDUMP_CACHE=0`` turns the cache off. Entries are pickles:
+the cache directory must be the user's own, like any cache that stores code-bearing data.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from typing import Any, Optional
+
+__all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "entry_path")
+
+CACHE_VERSION = 1
+_MAGIC = "coredump-cache"
+_BUILD_ID = re.compile(r"^[0-9a-f]{8,128}$")
+_KIND = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def enabled() -> bool:
+    return os.environ.get("COREDUMP_CACHE", "1") not in ("0", "off", "no", "false")
+
+
+def cache_dir() -> str:
+    """``$XDG_CACHE_HOME/coredump`` (XDG Base Directory spec), else ``~/.cache/coredump``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "coredump")
+
+
+def entry_path(build_id: str, kind: str) -> Optional[str]:
+    """Where the entry lives, or None when the build-id or kind cannot name a file safely."""
+    if not isinstance(build_id, str) or not _BUILD_ID.match(build_id) or not _KIND.match(kind):
+        return None
+    return os.path.join(cache_dir(), f"v{CACHE_VERSION}", build_id[:2], f"{build_id[2:]}.{kind}.pickle")
+
+
+def get(build_id: Optional[str], kind: str) -> Any:
+    """The object stored for (build_id, kind), or None on a miss, a corrupted entry, or when
+    the cache is off."""
+    path = entry_path(build_id, kind) if build_id and enabled() else None
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            magic, version, got_id, got_kind, obj = pickle.load(f)
+    except Exception:  # missing, truncated, corrupted or from another Python: a miss
+        return None
+    if (magic, version, got_id, got_kind) != (_MAGIC, CACHE_VERSION, build_id, kind):
+        return None
+    return obj
+
+
+def put(build_id: Optional[str], kind: str, obj: Any) -> None:
+    """Store `obj` for (build_id, kind); failures (read-only home, full disk) are ignored."""
+    path = entry_path(build_id, kind) if build_id and enabled() else None
+    if path is None:
+        return
+    directory = os.path.dirname(path)
+    tmp = None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump((_MAGIC, CACHE_VERSION, build_id, kind, obj), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old entry or the new one
+        tmp = None
+    except Exception:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

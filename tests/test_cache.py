@@ -1,0 +1,86 @@
+"""The on-disk parse cache: round trip, misses, corruption, concurrency, opt-out."""
+
+import os
+import pickle
+import threading
+
+from coredump.symbols import cache
+
+BID = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.get(BID, "symtab.1") is None
+    cache.put(BID, "symtab.1", ("x", [1, 2], [(1, 0, "f")]))
+    assert cache.get(BID, "symtab.1") == ("x", [1, 2], [(1, 0, "f")])
+    assert cache.get(BID, "cfi.1") is None
+    path = cache.entry_path(BID, "symtab.1")
+    assert path.startswith(str(tmp_path / "coredump")) and os.path.exists(path)
+    assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".tmp-")]
+
+
+def test_corrupted_entries_are_misses(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache.put(BID, "k", [1])
+    path = cache.entry_path(BID, "k")
+    for junk in (b"", b"garbage", open(path, "rb").read()[:10],
+                 pickle.dumps(("coredump-cache", cache.CACHE_VERSION, "other", "k", [2]))):
+        with open(path, "wb") as f:
+            f.write(junk)
+        assert cache.get(BID, "k") is None
+    cache.put(BID, "k", [3])
+    assert cache.get(BID, "k") == [3]
+
+
+def test_disabled_and_bad_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    cache.put(BID, "k", [1])
+    assert cache.get(BID, "k") is None and not (tmp_path / "coredump").exists()
+    monkeypatch.delenv("COREDUMP_CACHE")
+    for build_id, kind in ((None, "k"), ("../../etc", "k"), (BID, "../x"), (BID, "")):
+        cache.put(build_id, kind, [1])
+        assert cache.get(build_id, kind) is None
+    assert not (tmp_path / "coredump").exists()
+
+
+def test_unwritable_cache_dir_is_ignored(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    cache.put(BID, "k", [1])
+    assert cache.get(BID, "k") is None
+
+
+def test_concurrent_writers(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    payload = list(range(20000))
+    seen = []
+
+    def work():
+        for _ in range(20):
+            cache.put(BID, "k", payload)
+            got = cache.get(BID, "k")
+            seen.append(got is None or got == payload)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(seen) and cache.get(BID, "k") == payload
+
+
+def test_symbol_table_is_cached(tmp_path, monkeypatch, make_core):
+    from coredump.symbols.image import ElfImage
+    from coredump.symbols.symtab import SymbolTable
+    from tests.cores import BUILD
+
+    make_core("O0", "segv")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    image = ElfImage(str(BUILD / "O0" / "segv"))
+    first = SymbolTable(image)
+    assert len(first) and os.listdir(tmp_path / "coredump" / f"v{cache.CACHE_VERSION}")
+    second = SymbolTable(image)
+    assert second._entries == first._entries and second.source == first.source
+    assert second.lookup(first._addrs[0]) == first.lookup(first._addrs[0])

@@ -1,0 +1,262 @@
+"""Property-based fuzzing: whatever the bytes, ``analyze`` in every format ends with a result or
+one ``CoreDumpError``, never another exception, a hang or runaway memory.
+
+Inputs are cores described to tests/corewriter.py and byte-level mutations (bit flips, fields set
+to edge values, truncation at every note and segment boundary and at random lengths, inserted and
+deleted bytes) of real kernel cores from c_samples/. CI runs a short campaign with a fixed seed;
+``COREDUMP_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz.py`` (``make fuzz``) runs a long
+random one (two property tests × 5000 examples).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coredump.errors import CoreDumpError
+from tests import corewriter as W
+from tests.test_corewriter_cores import analyze_everything
+
+LONG_CAMPAIGN = "COREDUMP_FUZZ_EXAMPLES" in os.environ
+EXAMPLES = int(os.environ.get("COREDUMP_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=not LONG_CAMPAIGN,  # CI: a fixed seed, the same inputs every run
+    deadline=None,  # time is bounded per example by analyze_everything's SIGALRM guard instead
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    database=None if not LONG_CAMPAIGN else settings.default.database,
+)
+SAMPLE_CORES = [("O0", "segv"), ("O2", "threads"), ("O2", "abort_assert"), ("O0", "cxx_throw")]
+
+# -- the layout of a real core, read independently of coredump.elf ------------------------------
+
+
+def core_layout(data: bytes):
+    """(boundaries, fields, stack) of an ELF core: file offsets where a note or segment starts or
+    ends; (offset, size) of every header field and of the note fields the analysis relies on;
+    and (file offset, address) of the first thread's stack pointer, where unwinding reads."""
+    fields = [(0x12, 2), (0x20, 8), (0x28, 8), (0x36, 2), (0x38, 2), (0x3A, 2), (0x3C, 2)]
+    (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
+    (e_phnum,) = struct.unpack_from("<H", data, 0x38)
+    bounds = {e_phoff, e_phoff + 56 * e_phnum}
+    loads, sps = [], []
+    for i in range(e_phnum):
+        ph = e_phoff + 56 * i
+        fields += [(ph, 4), (ph + 4, 4), (ph + 8, 8), (ph + 16, 8), (ph + 32, 8), (ph + 40, 8)]
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, ph)
+        bounds |= {p_offset, p_offset + p_filesz}
+        if p_type == 1:
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == 4:
+            _note_layout(data, p_offset, p_offset + p_filesz, bounds, fields, sps)
+    stack = next(((off + sps[0] - va, sps[0]) for va, off, size in loads if sps and va <= sps[0] < va + size),
+                 (bounds and max(bounds), 0))
+    fields = [(o, n) for o, n in fields if o + n <= len(data)]
+    return sorted(b for b in bounds if 0 < b < len(data)), fields, stack
+
+
+def _note_layout(data, pos, end, bounds, fields, sps):
+    while pos + 12 <= end:
+        namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
+        desc = pos + 12 + ((namesz + 3) & ~3)
+        fields += [(pos, 4), (pos + 4, 4), (pos + 8, 4)]
+        bounds |= {pos, desc, desc + descsz}
+        if n_type == 1 and desc + 112 + 8 * 20 <= len(data):  # NT_PRSTATUS: pr_cursig, rbp, rip, rsp
+            fields += [(desc + 12, 2)] + [(desc + 112 + 8 * k, 8) for k in (4, 16, 19)]
+            sps.append(struct.unpack_from("<Q", data, desc + 112 + 8 * 19)[0])
+        elif n_type == 0x46494C45:  # NT_FILE: count, page_size, the first entries
+            fields += [(desc, 8), (desc + 8, 8)] + [(desc + 16 + 8 * k, 8) for k in range(9)]
+        elif n_type == 6:  # NT_AUXV values
+            fields += [(desc + 16 * k + 8, 8) for k in range(min(8, descsz // 16))]
+        elif n_type == 0x53494749:  # NT_SIGINFO si_signo, si_code, si_addr
+            fields += [(desc, 4), (desc + 8, 4), (desc + 16, 8)]
+        pos = desc + ((descsz + 3) & ~3)
+
+
+EDGE_VALUES = [0, 1, 3, 7, 0x7F, 0xFF, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF, 1 << 32, 0x7FFF_FFFF_FFFF_FFFF,
+               1 << 63, (1 << 64) - 1, 0x1000, 0x400000, 0x7FFF_FFFF_F000]
+
+
+@pytest.fixture(scope="module")
+def real_cores(make_core):
+    out = []
+    for variant, program in SAMPLE_CORES:
+        data = make_core(variant, program).read_bytes()
+        out.append((f"{variant}-{program}", data) + core_layout(data))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    with tempfile.TemporaryDirectory(prefix="coredump-fuzz-") as d:
+        yield Path(d)
+
+
+def check_bytes(scratch: Path, data: bytes, name: str = "core"):
+    path = scratch / name
+    path.write_bytes(data)
+    result = analyze_everything(path)
+    if not isinstance(result, CoreDumpError):
+        # analysis.py turns an exception in the walk into a warning: for the fuzzer it is a bug.
+        bugs = [w for w in result.warnings if "unwinding failed" in w]
+        assert not bugs, bugs
+    return result
+
+
+# -- byte-level mutations of real cores ----------------------------------------------------------
+
+
+MUTATIONS = ["field"] * 4 + ["stack_word"] * 3 + ["flip"] * 2 + ["cut_at_boundary", "truncate", "insert", "delete"]
+
+
+@st.composite
+def mutations(draw, cores):
+    """(name, mutated bytes) of one real core."""
+    name, data, bounds, fields, (sp_off, sp) = draw(st.sampled_from(cores))
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(MUTATIONS))
+        if kind == "field":
+            off, size = draw(st.sampled_from(fields))
+            value = draw(st.one_of(st.sampled_from(EDGE_VALUES), st.integers(0, (1 << 64) - 1)))
+            out[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        elif kind == "stack_word":
+            # A word near the stack pointer: saved frame pointers and return addresses live
+            # here; point it at the stack itself (loops), at an edge value, or anywhere.
+            slot = sp_off + 8 * draw(st.integers(-8, 256))
+            value = draw(st.one_of(st.integers(-8, 256).map(lambda k: sp + 8 * k), st.sampled_from(EDGE_VALUES),
+                                   st.integers(0, (1 << 64) - 1)))
+            if 0 <= slot <= len(out) - 8:
+                out[slot:slot + 8] = (value & ((1 << 64) - 1)).to_bytes(8, "little")
+        elif kind == "flip":
+            # Past the ELF magic, inside the headers and notes (memory contents are stack_word's).
+            pos = draw(st.integers(4, max(4, min(len(out), bounds[-1] if bounds else 64) - 1)))
+            if pos < len(out):
+                out[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "cut_at_boundary" and bounds:
+            del out[max(64, draw(st.sampled_from(bounds)) + draw(st.integers(-2, 2))):]
+        elif kind == "truncate":
+            del out[draw(st.integers(64, max(64, len(out)))):]
+        elif kind == "insert":
+            pos = draw(st.integers(64, max(64, len(out))))
+            out[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif kind == "delete" and out:
+            pos = draw(st.integers(64, max(64, len(out) - 1)))
+            del out[pos:pos + draw(st.integers(1, 64))]
+    return name, bytes(out)
+
+
+def test_mutated_real_cores(real_cores, scratch):
+    @FUZZ
+    @given(mutations(real_cores))
+    def run(case):
+        check_bytes(scratch, case[1])
+
+    run()
+
+
+def test_truncation_at_every_boundary(real_cores, scratch):
+    """Cut the real cores at every note and segment boundary (and one byte either side); the
+    multi-threaded core (tens of MB of stacks) only within its notes and first segments."""
+    for name, data, bounds, _, _ in real_cores[:2]:
+        limit = len(data) if len(data) < 4 << 20 else 1 << 20
+        for cut in sorted({c + d for c in bounds for d in (-1, 0, 1) if c + d < limit}):
+            result = check_bytes(scratch, data[:cut])
+            if not isinstance(result, CoreDumpError) and result.threads:
+                assert result.core.truncated, (name, cut)
+
+
+def test_cli_never_prints_a_traceback(real_cores, scratch):
+    @settings(FUZZ, max_examples=4 if not LONG_CAMPAIGN else 50)
+    @given(mutations(real_cores))
+    def run(case):
+        path = scratch / "cli-core"
+        path.write_bytes(case[1])
+        for fmt in ("text", "json"):
+            out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", fmt, str(path)],
+                                 capture_output=True, text=True, timeout=60)
+            assert "Traceback" not in out.stderr and "internal error" not in out.stderr, out.stderr
+            if out.returncode:
+                assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+    run()
+
+
+# -- cores described to the writer ---------------------------------------------------------------
+
+ADDRESSES = st.one_of(
+    st.sampled_from([0, 8, 0xFFF, W.CODE_BASE, W.CODE_BASE + W.PAGE + 4, W.STACK_BASE, W.STACK_BASE + 0x100,
+                     W.STACK_BASE + W.STACK_SIZE - 8, 0x8000_0000_0000_0000, (1 << 64) - 8, (1 << 64) - 1]),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(W.STACK_BASE, W.STACK_BASE + W.STACK_SIZE),
+)
+
+
+@st.composite
+def stacks(draw):
+    """A stack page: a frame-pointer chain (maybe looping), or words that point anywhere."""
+    if draw(st.booleans()):
+        frames = draw(st.lists(st.tuples(st.integers(0, 200), ADDRESSES), min_size=1, max_size=12))
+        loop_to = draw(st.one_of(st.none(), st.integers(0, len(frames) - 1)))
+        return W.fp_stack(frames, loop_to)[0]
+    words = draw(st.lists(ADDRESSES, max_size=64))
+    stack = bytearray(W.STACK_SIZE)
+    start = draw(st.integers(0, W.STACK_SIZE // 8 - len(words))) * 8
+    for i, w in enumerate(words):
+        struct.pack_into("<Q", stack, start + 8 * i, w)
+    return bytes(stack)
+
+
+@st.composite
+def notes(draw):
+    n_type = draw(st.sampled_from([1, 3, 6, 0x53494749, 0x46494C45, 2, 0x202, 0]))
+    desc = draw(st.binary(max_size=400))
+    name = draw(st.sampled_from([b"CORE\0", b"LINUX\0", b"", b"GNU\0", b"CORE"]))
+    descsz = draw(st.one_of(st.none(), st.sampled_from([0, 1, 0xFFFF_FFFF]), st.integers(0, 1 << 20)))
+    return W.Note(name, n_type, desc, descsz=descsz, align=draw(st.sampled_from([4, 4, 4, 1, 8])))
+
+
+@st.composite
+def descriptions(draw):
+    regs = {name: draw(ADDRESSES) for name in draw(st.sets(st.sampled_from(["rip", "rsp", "rbp"])))}
+    desc = W.simple_process(regs, stack=draw(stacks()), signo=draw(st.sampled_from([0, 4, 6, 7, 8, 11, 31, 64, 200])),
+                            si_addr=draw(ADDRESSES), nthreads=draw(st.integers(1, 4)))
+    if draw(st.booleans()):
+        desc.siginfo = None
+    if draw(st.booleans()):
+        desc.loads.reverse()
+    for ld in draw(st.lists(st.builds(W.Load, ADDRESSES, st.binary(max_size=64),
+                                      st.one_of(st.none(), st.integers(0, 1 << 40)),
+                                      st.sampled_from([W.PF_R, W.PF_R | W.PF_X, 0]),
+                                      st.one_of(st.none(), st.integers(0, 1 << 40))), max_size=3)):
+        desc.loads.append(ld)
+    for ld in desc.loads:
+        if draw(st.integers(0, 9)) == 0:
+            ld.filesz = draw(st.integers(0, 1 << 63))
+    desc.files += draw(st.lists(st.builds(W.FileEntry, ADDRESSES, ADDRESSES, st.integers(0, 1 << 50),
+                                          st.sampled_from(["/lib/libc.so.6", "", "x" * 300, "[vdso]"])),
+                                max_size=4))
+    desc.file_count = draw(st.one_of(st.none(), st.sampled_from([0, 1 << 40]), st.integers(0, 10)))
+    desc.auxv += draw(st.lists(st.tuples(st.sampled_from([3, 9, 31, 33, 6, 0]), ADDRESSES), max_size=4))
+    desc.extra_notes = draw(st.lists(notes(), max_size=4))
+    desc.pn_xnum = draw(st.booleans())
+    if draw(st.integers(0, 3)) == 0:
+        desc.truncate = draw(st.integers(0, len(W.build_core(desc))))
+    return desc
+
+
+def test_writer_descriptions(scratch):
+    @FUZZ
+    @given(descriptions())
+    def run(desc):
+        check_bytes(scratch, W.build_core(desc))
+
+    run()
