@@ -2,7 +2,7 @@
 # `make test` runs the whole suite; `make bench` compares speed with gdb.
 PYTHON ?= python3
 
-.PHONY: all samples test lint bench demo clean screenshots
+.PHONY: all samples test lint bench fuzz demo clean screenshots
 
 all: samples
 
@@ -17,6 +17,11 @@ lint:
 
 bench: samples
 	$(PYTHON) scripts/bench.py
+
+# A long fuzzing campaign: 5,000 examples for each of the two property tests (10,000 inputs),
+# random seed. CI runs the same tests with a fixed seed and 150 examples.
+fuzz: samples
+	COREDUMP_FUZZ_EXAMPLES=5000 $(PYTHON) -m pytest tests/test_fuzz.py -q -p no:cacheprovider
 
 # Run the null-pointer sample under `coredump run` (the CI wrapper) in a scratch directory:
 # it crashes, the wrapper explains the crash and writes demo/coredump-artifacts/; then
