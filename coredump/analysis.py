@@ -32,10 +32,11 @@ class AnalyzeOptions:
     debug_dirs: Sequence[str] = DEFAULT_DEBUG_DIRS
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
     max_frames: int = 1024
+    debuginfod_timeout: float = 5.0
 
     def finder(self) -> FileFinder:
-        return FileFinder(FinderOptions(self.exe, self.sysroot, tuple(self.search_paths),
-                                        tuple(self.debug_dirs), tuple(self.build_id_dirs)))
+        return FileFinder(FinderOptions(self.exe, self.sysroot, tuple(self.search_paths), tuple(self.debug_dirs),
+                                        tuple(self.build_id_dirs), self.debuginfod_timeout))
 
 
 def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:

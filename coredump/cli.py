@@ -8,42 +8,14 @@ The ``coredump`` command: parse arguments, call the library, and turn every
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
 import click
 
-from coredump.errors import CoreDumpError
+from coredump.cli_errors import handle_errors
 
 __all__ = ("main", "handle_errors")
-
-EXIT_ERROR = 1
-
-
-def handle_errors(func):
-    """Run a command body; a CoreDumpError (or any bug) becomes one line on stderr."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CoreDumpError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
-            if os.environ.get("COREDUMP_DEBUG"):
-                raise
-            click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
-                       "(set COREDUMP_DEBUG=1 for details)", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,18 +35,21 @@ def analysis_options(func):
                      help="Debug-file directory (default /usr/lib/debug; repeatable)."),
         click.option("--max-frames", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
                      help="Frames per thread before the walk is cut."),
+        click.option("--debuginfod-timeout", default=5.0, show_default=True, type=click.FloatRange(0),
+                     help="Seconds to wait for DEBUGINFOD_URLS servers (only used when that is set)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
-def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, **extra):
+def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=5.0, **extra):
     from coredump.analysis import AnalyzeOptions
     from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
 
     return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
-                          debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames, **extra)
+                          debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames,
+                          debuginfod_timeout=debuginfod_timeout, **extra)
 
 
 @main.command()

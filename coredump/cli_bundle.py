@@ -8,28 +8,16 @@ small core that keeps what a backtrace needs); added to the ``coredump`` group b
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
 import sys
 
 import click
 
+from coredump.cli_errors import handle_errors
 from coredump.errors import MissingFileError
 
 __all__ = ("gdb", "slim")
-
-
-def handle_errors(func):
-    """cli.handle_errors, looked up at call time: cli.py imports this module at its end."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from coredump.cli import handle_errors as handle
-
-        return handle(func)(*args, **kwargs)
-
-    return wrapper
 
 
 @click.command("gdb", context_settings={"ignore_unknown_options": True})

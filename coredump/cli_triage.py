@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from coredump.cli import handle_errors
+from coredump.cli_errors import handle_errors
 
 __all__ = ("diff", "EXIT_NEW_CRASHES")
 

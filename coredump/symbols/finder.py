@@ -30,6 +30,8 @@ class FinderOptions:
     debug_dirs: Sequence[str] = DEFAULT_DEBUG_DIRS
     # Directories laid out as <build-id>/<name> (an artifact bundle's files/): checked first.
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
+    # Seconds to wait for DEBUGINFOD_URLS servers (used only when that variable is set).
+    debuginfod_timeout: float = 5.0
 
 
 class FileFinder:
@@ -80,7 +82,15 @@ class FileFinder:
                 fallback = image
             if is_executable and cand == self.options.exe:
                 return image  # an explicit --exe wins even when mismatched
-        return fallback
+        return self._from_debuginfod(build_id, "executable") or fallback
+
+    def _from_debuginfod(self, build_id: Optional[str], kind: str) -> Optional[ElfImage]:
+        """The last resort, only when DEBUGINFOD_URLS is set (elfutils' and gdb's rule)."""
+        from coredump.symbols import debuginfod
+
+        path = debuginfod.fetch(build_id, kind, self.options.debuginfod_timeout)
+        image = open_image(path) if path else None
+        return image if image is not None and image.build_id == build_id else None
 
     def _by_basename(self, name: str) -> List[str]:
         if self._basename_index is None:
@@ -108,6 +118,9 @@ class FileFinder:
                 dbg = open_image(os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug"))
                 if dbg is not None and dbg.build_id == build_id and dbg.has_debug_info:
                     return dbg
+        return self._find_by_debuglink(image) or self._from_debuginfod(build_id, "debuginfo")
+
+    def _find_by_debuglink(self, image: ElfImage) -> Optional[ElfImage]:
         link = image.debuglink
         if link is None:
             return None

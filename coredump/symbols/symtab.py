@@ -19,13 +19,14 @@ __all__ = ("SymbolTable",)
 # ELF st_info types that name code.
 _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
 # Version of the cached (source, addresses, entries) triple; bump when the rules below change.
-_FORMAT = 2
+_FORMAT = 3
 
 
 class SymbolTable:
     """Sorted function symbols of one image, in the image's own (unrelocated) addresses."""
 
     def __init__(self, image: ElfImage):
+        self._image = image
         kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
         cached = cache.get(image.build_id, kind)
         if cached is not None:
@@ -36,7 +37,6 @@ class SymbolTable:
 
     def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None
-        self._image = image
         best = {}
         for name in (".symtab", ".dynsym"):
             sec = image.elf.get_section_by_name(name)

@@ -1,0 +1,47 @@
+"""
+CLI errors
+==========
+
+How every command reports failure: a ``CoreDumpError`` (or any bug) becomes one ``Error: …``
+line on stderr and a non-zero exit status, never a traceback. Its own module so that command
+modules can use it without importing the command group.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from coredump.errors import CoreDumpError
+
+__all__ = ("EXIT_ERROR", "handle_errors")
+
+EXIT_ERROR = 1
+
+
+def handle_errors(func):
+    """Run a command body; a CoreDumpError (or any bug) becomes one line on stderr."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CoreDumpError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
+            if os.environ.get("COREDUMP_DEBUG"):
+                raise
+            click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
+                       "(set COREDUMP_DEBUG=1 for details)", err=True)
+            sys.exit(EXIT_ERROR)
+
+    return wrapper

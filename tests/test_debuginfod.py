@@ -1,0 +1,124 @@
+"""debuginfod: debug files by build-id from a real HTTP server on 127.0.0.1, used only when
+DEBUGINFOD_URLS is set, cached, and bounded by a timeout."""
+
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from coredump.symbols import debuginfod
+from coredump.symbols.image import ElfImage
+from tests.cores import SAMPLES, run_crash
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def serve(files, hang=None):
+    """A debuginfod-protocol server: GET /buildid/<id>/<kind> -> files[(id, kind)] bytes.
+    `hang` is an Event the handler waits on before answering (a slow server)."""
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            if hang is not None:
+                hang.wait(30)
+            parts = self.path.strip("/").split("/")
+            body = files.get((parts[1], parts[2])) if len(parts) == 3 and parts[0] == "buildid" else None
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, hits
+
+
+@pytest.fixture
+def stripped_crash(tmp_path, make_core):
+    """A program built with -g, split into a stripped binary and its debug file, crashed."""
+    if not shutil.which("objcopy"):
+        pytest.skip("objcopy (binutils) is needed to split a debug file")
+    exe = tmp_path / "segv"
+    subprocess.run(["gcc", "-O0", "-g", "-o", str(exe), str(SAMPLES / "segv.c")], check=True)
+    debug = tmp_path / "segv.debug"
+    subprocess.run(["objcopy", "--only-keep-debug", str(exe), str(debug)], check=True)
+    subprocess.run(["objcopy", "--strip-debug", str(exe)], check=True)
+    work = tmp_path / "run"
+    work.mkdir()
+    _, core = run_crash([str(exe)], work)
+    assert core is not None
+    return exe, debug, core
+
+
+def analyze(core, env, *args):
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(core)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_debug_file_fetched_by_build_id(stripped_crash, tmp_path, monkeypatch):
+    exe, debug, core = stripped_crash
+    build_id = ElfImage(str(exe)).build_id
+    server, hits = serve({(build_id, "debuginfo"): debug.read_bytes()})
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        without = analyze(core, env)
+        env["DEBUGINFOD_URLS"] = f"http://127.0.0.1:{server.server_address[1]}"
+        first = analyze(core, env)
+        second = analyze(core, env)
+    finally:
+        server.shutdown()
+    frame0 = lambda crash: crash["threads"][0]["frames"][0]  # noqa: E731
+    assert frame0(without)["file"] is None  # stripped: no lines without the debug file
+    assert frame0(first)["file"].endswith("segv.c") and frame0(first)["line"] == 9
+    assert frame0(second) == frame0(first)
+    module = next(m for m in first["modules"] if m["path"] == str(exe))
+    assert module["debug_file"].startswith(str(tmp_path / "cache"))
+    asked = [h for h in hits if build_id in h and h.endswith("/debuginfo")]
+    assert len(asked) == 1  # the second analysis used the cache
+
+
+def test_no_urls_means_no_request(monkeypatch, tmp_path):
+    monkeypatch.delenv("DEBUGINFOD_URLS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert debuginfod.fetch("ab" * 20, "debuginfo") is None
+
+
+def test_slow_server_is_abandoned_and_remembered(monkeypatch, tmp_path):
+    release = threading.Event()
+    server, hits = serve({}, hang=release)
+    monkeypatch.setenv("DEBUGINFOD_URLS", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        assert debuginfod.fetch("cd" * 20, "debuginfo", timeout=0.5) is None
+        assert debuginfod.fetch("cd" * 20, "debuginfo", timeout=0.5) is None
+    finally:
+        release.set()
+        server.shutdown()
+    assert len(hits) == 1  # the miss is cached: no second request
+
+
+def test_non_elf_answer_is_not_cached(monkeypatch, tmp_path):
+    server, _ = serve({("ef" * 20, "executable"): b"<html>not found</html>"})
+    monkeypatch.setenv("DEBUGINFOD_URLS", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        assert debuginfod.fetch("ef" * 20, "executable") is None
+    finally:
+        server.shutdown()
+    assert not list((tmp_path / "coredump" / "debuginfod" / ("ef" * 20)).glob("executable"))
