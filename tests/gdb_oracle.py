@@ -51,6 +51,7 @@ _CURRENT = re.compile(r"^\*\s+(\d+)\s+.*?\bLWP (\d+)\b")
 _FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$")
 _ARGS = re.compile(r" \([^()]*\)$")
 _SIGNAL = re.compile(r"Program terminated with signal (SIG\w+)")
+_SHLIB = re.compile(r"^(?:0x[0-9a-f]+\s+0x[0-9a-f]+)?\s+(?:Yes|No)(?: \(\*\))?\s+(/\S.*)$")
 
 
 @dataclass
@@ -101,6 +102,7 @@ class GdbReport:
     current_lwp: Optional[int]
     threads: List[GdbThread]
     raw: str
+    libraries: List[str] = field(default_factory=list)  # `info sharedlibrary`: the link map's names
 
     def thread_by_lwp(self, lwp: int) -> Optional[GdbThread]:
         return next((t for t in self.threads if t.lwp == lwp), None)
@@ -202,7 +204,8 @@ def parse_gdb(text: str) -> GdbReport:
     for t in threads:
         for f in t.frames:
             f.type, f.frame_pc = types.get((t.lwp, f.index), (None, None))
-    return GdbReport(sm.group(1) if sm else None, current, current_lwp, threads, text)
+    libraries = [m.group(1) for m in map(_SHLIB.match, sections.get("shlibs", [])) if m]
+    return GdbReport(sm.group(1) if sm else None, current, current_lwp, threads, text, libraries)
 
 
 def _argv(gdb: str, exe: Optional[str], core: str, commands: List[Tuple[str, str]], extra) -> List[str]:
@@ -221,8 +224,10 @@ def _run(argv: Tuple[str, ...]) -> str:
 
 def run_gdb(exe: Optional[str], core: str, gdb: str = "gdb", extra=(), types_limit: int = 4096) -> GdbReport:
     """``thread apply all bt`` of every thread, with frame types and pcs of the first
-    `types_limit` frames of each. Cached per process: the tests of one session share a run."""
-    commands = [("info threads", "info threads"), ("bt all", "thread apply all bt"),
+    `types_limit` frames of each, and ``info sharedlibrary``. Cached per process: the tests
+    of one session share a run."""
+    commands = [("info threads", "info threads"), ("shlibs", "info sharedlibrary"),
+                ("bt all", "thread apply all bt"),
                 ("types", FRAME_TYPES), ("types run", f"python _oracle_frames({types_limit})")]
     return parse_gdb(_run(tuple(_argv(gdb, str(exe) if exe else None, str(core), commands, extra))))
 

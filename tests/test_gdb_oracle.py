@@ -74,6 +74,7 @@ def assert_stack(crash, thread, gdb_thread, where):
     """Same frames in the same order: physical and inline, `<signal handler called>` where
     gdb has it. gdb's tail-call frames are dropped (GdbThread.physical_frames says why)."""
     expected = gdb_thread.physical_frames()
+    assert all(f.frame_pc is not None for f in expected), "gdb's Python pass missed frames"
     got = [(f["function"], f["file"], f["line"]) for f in thread["frames"]]
     want = [(f.function, f.file, f.line) for f in expected]
     assert len(got) == len(want), (where, got, want)
@@ -88,10 +89,21 @@ def assert_threads(crash, report):
     assert crash["threads"][crash["crashing_thread"]]["tid"] == report.current_lwp
 
 
+def assert_modules(crash, report):
+    """Our modules are gdb's shared libraries (its link-map names, our NT_FILE paths: the
+    same files), the executable and the vDSO; never the data files a process maps
+    (locale archives, gconv caches): those are no modules, and no warning names them."""
+    ours = {os.path.realpath(m["path"]) for m in crash["modules"]
+            if m["path"] not in (crash["process"]["executable"], "[vdso]")}
+    assert ours == {os.path.realpath(p) for p in report.libraries}
+    assert not [w for w in crash["warnings"] if "not found" in w]
+
+
 def assert_matches_gdb(core, exe, gdb, *extra):
     crash = analyze_json(core, exe, *extra)
     report = run_gdb(str(exe), str(core), gdb)
     assert_threads(crash, report)
+    assert_modules(crash, report)
     for thread in crash["threads"]:
         assert not thread["truncated"] and thread["frames_omitted"] == 0
         assert_stack(crash, thread, report.thread_by_lwp(thread["tid"]), thread["tid"])
