@@ -134,6 +134,23 @@ def strip_params(name: Optional[str]) -> Optional[str]:
     return name
 
 
+def _strip_balanced_args(text: str) -> str:
+    """Drop a printed argument list ``f (a=1, b=g(2))``: the last balanced group after a space."""
+    depth, quoted = 0, False
+    for i in range(len(text) - 1, -1, -1):
+        if text[i] == '"' and text[i - 1:i] != "\\":
+            quoted = not quoted  # a string value: its parentheses are text
+        elif quoted:
+            continue
+        elif text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return text[:i - 1] if i > 0 and text[i - 1] == " " else text
+    return text
+
+
 def parse_frame(line: str) -> Optional[GdbFrame]:
     """One ``#N ...`` line of ``bt`` printed with ``set print frame-arguments none``."""
     m = _FRAME.match(line)
@@ -148,18 +165,22 @@ def parse_frame(line: str) -> Optional[GdbFrame]:
     if fm:
         file, lineno, rest = fm.group(1), int(fm.group(2)), rest[:fm.start()]
     # With frame-arguments none the argument list is `(a=..., b=...)` (debug info) or `()`:
-    # no parentheses inside it.
-    rest = _ARGS.sub("", rest)
+    # no parentheses inside it. Text printed with values (other tests' `bt`) may have some.
+    rest = _ARGS.sub("", rest) if _ARGS.search(rest) else _strip_balanced_args(rest)
     function = None if rest == "??" else rest
     return GdbFrame(int(m.group(1)), int(m.group(2), 16) if m.group(2) else None, function, file,
                     lineno, library)
 
 
 def _sections(text: str) -> Dict[str, List[str]]:
-    """gdb's output split at the ``echo`` markers run_gdb puts before each command."""
+    """gdb's output split at the ``echo`` markers run_gdb puts before each command; text
+    without them is taken as the output of ``thread apply all bt``."""
+    lines = text.splitlines()
+    if not any(line.startswith(MARK) for line in lines):
+        return {"bt all": lines, "info threads": lines}  # plain `bt` text, from another test
     out: Dict[str, List[str]] = {"load": []}
     current = "load"
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith(MARK) and not line.startswith(MARK + "frame "):
             current = line[len(MARK):].strip()
             out[current] = []

@@ -225,6 +225,9 @@ def test_oracle_parses_what_gdb_prints():
     assert f.function is None and f.file is None
     f = parse_frame("#1  <signal handler called>")
     assert f.is_signal and f.pc is None
+    # `bt` with values printed (other tests read plain gdb output): strings may hold parentheses.
+    f = parse_frame('#0  lib_parse (s=0x4 "a)\\"b", n=3) at libcrash.c:8')
+    assert (f.function, f.file, f.line) == ("lib_parse", "libcrash.c", 8)
 
 
 # The elfutils corpus: cores made on another machine, through the CLI.
