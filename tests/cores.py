@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -22,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "c_samples"
 BUILD = SAMPLES / "build"
 
-__all__ = ("ROOT", "SAMPLES", "BUILD", "core_skip_reason", "build_samples", "make_core", "run_crash")
+__all__ = ("ROOT", "SAMPLES", "BUILD", "core_skip_reason", "build_samples", "make_core", "run_crash",
+           "run_and_kill")
 
 
 def core_skip_reason() -> Optional[str]:
@@ -63,6 +66,33 @@ def run_crash(argv, cwd: Path, env=None, timeout: float = 60) -> Tuple[int, Opti
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     cores = sorted(p for p in cwd.iterdir() if p.name == "core" or p.name.startswith("core."))
     return proc.returncode, (cores[0] if cores else None)
+
+
+def _state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (proc(5): the field after the parenthesized comm)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+def run_and_kill(argv, cwd: Path, signo: int = signal.SIGABRT, timeout: float = 60) -> Optional[Path]:
+    """Run argv in cwd with cores enabled, send it `signo` once it sleeps in the kernel
+    (state S: it is past exec and loading, blocked in its own code), and return its core."""
+    proc = subprocess.Popen(argv, cwd=cwd, preexec_fn=_raise_core_limit, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while (state := _state(proc.pid)) != "S":
+            if state in "ZX" or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} never went to sleep (state {state})")
+            os.sched_yield()
+        os.kill(proc.pid, signo)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    found = sorted(p for p in cwd.iterdir() if p.name == "core" or p.name.startswith("core."))
+    return found[0] if found else None
 
 
 _cache: Dict[Tuple, Path] = {}

@@ -10,22 +10,22 @@ from coredump.symbols.finder import FileFinder, FinderOptions
 from coredump.symbols.symbolize import symbolize_frames
 from coredump.target import Target
 from tests import cores
-from tests.gdbbt import gdb_backtrace, strip_params
+from tests.gdb_oracle import run_gdb, strip_params
 
 
 def _physical(frames):
-    """gdb's physical frames (inline callers share a pc and print no address)."""
+    """gdb's physical frames, as an unwinder finds them: without its inline frames (they
+    share their caller's pc) and tail-call frames (no stack frame of their own)."""
     out = []
-    for i, f in enumerate(frames):
-        if i and f.pc == frames[i - 1].pc and not f.shows_address:
-            continue
-        out.append(Frame(index=len(out), pc=f.pc, trust=Trust.CONTEXT if not out else Trust.CFI))
+    for f in frames:
+        if not f.is_inline:
+            out.append(Frame(index=len(out), pc=f.frame_pc, trust=Trust.CONTEXT if not out else Trust.CFI))
     return out
 
 
 def _symbolized(gdb, exe: Path, core: Path, exe_for_gdb=None):
     target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
-    want = gdb_backtrace(gdb, str(exe_for_gdb or exe), str(core))
+    want = run_gdb(str(exe_for_gdb or exe), str(core), gdb).crashing.physical_frames()
     return want, symbolize_frames(target, _physical(want))
 
 
@@ -37,16 +37,29 @@ def test_frames_match_gdb(make_core, gdb, variant, program):
     core = make_core(variant, program)
     want, got = _symbolized(gdb, cores.BUILD / variant / program, core)
     assert [f.index for f in got] == list(range(len(want)))
+    starts = {m.path: m.start for m in Target(
+        open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / variant / program)))).modules}
     for g, f in zip(want, got):
-        assert f.pc == g.pc and f.module is not None
-        assert f.module_offset == f.pc - next(m.start for m in Target(
-            open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / variant / program))))
-            .modules if m.path == f.module)
+        assert f.pc == g.frame_pc and f.module is not None
+        assert f.inline == g.is_inline, (g, f)
+        assert f.module_offset == f.pc - starts[f.module]
         if g.file is not None:  # gdb had debug info: the DWARF name and line
-            assert strip_params(f.function).endswith(g.function), (g, f)
+            assert strip_params(f.function) == g.function, (g, f)
             assert (f.file, f.line) == (g.file, g.line), (g, f)
         elif g.function is not None:  # an ELF symbol
             assert f.function == g.function or strip_params(f.function) == g.function, (g, f)
+        else:  # gdb's `??`
+            assert f.function is None, (g, f)
+
+
+def test_frames_past_an_omitted_stretch_keep_their_numbers(make_core):
+    """A walk that hit the frame cap keeps the bottom frames under their own numbers
+    (gdb's `bt -N` numbers); symbolizing must not renumber them into the gap."""
+    core = make_core("O0", "segv")
+    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / "O0" / "segv"))))
+    pc = target.core.threads[0].registers["rip"]
+    frames = [Frame(0, pc), Frame(1, pc + 1, trust=Trust.CFI), Frame(5000, pc + 1, trust=Trust.CFI)]
+    assert [f.index for f in symbolize_frames(target, frames)] == [0, 1, 5000]
 
 
 def test_cxx_frame_keeps_the_raw_name(make_core, gdb):

@@ -22,6 +22,7 @@ __all__ = ("CoreModule", "find_modules", "read_build_id_from_memory", "VDSO_NAME
 
 VDSO_NAME = "[vdso]"
 PT_NOTE = 4
+PF_X = 0x1  # ELF gABI p_flags: executable segment
 
 
 @dataclass
@@ -88,7 +89,8 @@ def find_modules(core: Core) -> List[CoreModule]:
         if mod.base is None:
             continue  # not an ELF image mapped from its start (data files, fonts, caches)
         mod.build_id = read_build_id_from_memory(memory, mod.base)
-        if mod.build_id is None and not _looks_like_elf(memory, mod.base):
+        mappings = [m for m in core.files if m.filename == mod.path]
+        if mod.build_id is None and not _looks_like_elf(memory, mod.base, mappings):
             continue
         mod.is_executable = exe_mapping is not None and exe_mapping.filename == mod.path
         modules.append(mod)
@@ -126,9 +128,16 @@ def find_modules_in_memory(core: Core) -> List[CoreModule]:
     return modules
 
 
-def _looks_like_elf(memory: AddressSpace, base: int) -> bool:
+def _looks_like_elf(memory: AddressSpace, base: int, mappings=()) -> bool:
     try:
         return memory.read(base, 4) == b"\x7fELF"
     except MemoryFault:
-        # The header page was not dumped: keep it if the name says shared object or program.
-        return True
+        # The header page was not dumped (coredump_filter without bit 4): keep the file if
+        # part of it is mapped executable, as ld.so maps a PT_LOAD with PF_X. Data files
+        # (locale archives, gconv caches, fonts) are mapped read-only; the kernel writes a
+        # VMA's VM_EXEC as the PT_LOAD's PF_X (fs/binfmt_elf.c).
+        for m in mappings:
+            seg = memory.find_segment(m.vm_start)
+            if seg is not None and seg.p_flags & PF_X:
+                return True
+        return not mappings

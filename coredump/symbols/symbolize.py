@@ -19,16 +19,21 @@ __all__ = ("symbolize_frames", "symbolize_frame")
 def symbolize_frames(target, frames: Iterable[Frame]) -> Tuple[Frame, ...]:
     """The frames with module, function, file and line filled in, each physical frame
     preceded by the frames inlined into it at its pc, and numbered as gdb's ``bt`` numbers
-    them (inline frames count).
+    them (inline frames count; a stretch the walk omitted keeps its gap in the numbers).
 
     Names follow drgn's ``StackFrame.name`` fallback: the DWARF function, then the ELF
     symbol (demangled; the raw name goes to ``mangled``), else ``function`` stays None and
     ``module`` + ``module_offset`` say where the pc is.
     """
     out: List[Frame] = []
+    inlined = 0
     for frame in frames:
-        out.extend(symbolize_frame(target, frame))
-    return tuple(replace(f, index=i) for i, f in enumerate(out))
+        group = symbolize_frame(target, frame)
+        # Keep the walk's numbering where it left frames out (a stack past the frame cap
+        # keeps its bottom frames under their own numbers); inline frames shift what follows.
+        out.extend(replace(f, index=frame.index + inlined + k) for k, f in enumerate(group))
+        inlined += len(group) - 1
+    return tuple(out)
 
 
 def symbolize_frame(target, frame: Frame) -> List[Frame]:
