@@ -2,7 +2,7 @@
 # `make test` runs the whole suite; `make bench` compares speed with gdb.
 PYTHON ?= python3
 
-.PHONY: all samples test lint bench fuzz demo clean screenshots
+.PHONY: all samples test lint bench fuzz demo clean screenshots snapshots
 
 all: samples
 
@@ -40,3 +40,7 @@ clean:
 # README's screenshots, rendered by headless Chromium from a sample crash.
 screenshots: samples
 	$(PYTHON) scripts/screenshots.py
+
+# Regenerate the text/JSON snapshots of tests/snapshots/ after an intended format change.
+snapshots:
+	COREDUMP_UPDATE_SNAPSHOTS=1 $(PYTHON) -m pytest -q tests/test_snapshots.py

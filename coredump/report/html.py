@@ -86,10 +86,12 @@ def _thread_vm(number: int, thread: Dict, start: Optional[Dict] = None) -> Dict[
     # The headline names where a reader starts (the program's own innermost frame), not
     # libc's raise() under an abort.
     top = start or (frames[0] if frames else None)
+    omitted = bool(thread.get("frames_omitted"))
     return {
         "number": number, "tid": thread.get("tid"), "status": _str(thread.get("status")) or "ok",
         "truncated": bool(thread.get("truncated")), "frames_omitted": thread.get("frames_omitted") or 0,
-        "frames": [_frame_vm(f, f is start) for f in frames],
+        "frames": [dict(_frame_vm(f, f is start), gap_before=omitted and view.gap_before(f, prev))
+                   for prev, f in zip([None] + frames, frames)],
         "top": view.frame_name(top) if top else "no frames",
         "top_location": view.frame_location(top) if top else "",
     }

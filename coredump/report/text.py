@@ -53,9 +53,15 @@ def _thread_lines(i: int, t: Thread, crashing: bool, style: _Style) -> List[str]
     lines = [head]
     if t.status != "ok":
         lines.append(f"  ({t.status.replace('_', ' ')})")
+    previous = None
     for f in t.frames:
+        # A capped walk keeps the top and the bottom of the stack with their real numbers:
+        # the omitted stretch is where the numbering jumps.
+        if previous is not None and f.index > previous + 1 and t.frames_omitted:
+            lines.append(f"  ... {t.frames_omitted} frames omitted")
         lines.append("  " + format_frame(f, style))
-    if t.frames_omitted:
+        previous = f.index
+    if t.frames_omitted and not any(b.index > a.index + 1 for a, b in zip(t.frames, t.frames[1:])):
         lines.append(f"  ... {t.frames_omitted} frames omitted")
     return lines
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ("crashing_thread", "frame_name", "frame_location", "frame_line", "top_source_frame",
+__all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "top_source_frame",
            "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "SYSTEM_PREFIXES")
 
 # rust-minidump's FrameTrust: scanning guesses return addresses from stack words, a
@@ -79,10 +79,24 @@ def top_source_frame(crash: Dict) -> Optional[Dict]:
 
 def backtrace_lines(crash: Dict) -> List[str]:
     thread = crashing_thread(crash)
-    lines = [frame_line(f) for f in _get(thread, "frames") or [] if isinstance(f, dict)]
-    if _get(thread, "frames_omitted"):
-        lines.append(f"... {thread['frames_omitted']} frames omitted")
-    return lines
+    omitted = _get(thread, "frames_omitted")
+    lines, placed = [], False
+    for f in [f for f in _get(thread, "frames") or [] if isinstance(f, dict)]:
+        if omitted and gap_before(f, lines and lines[-1][1]):
+            lines.append((f"... {omitted} frames omitted", None))
+            placed = True
+        lines.append((frame_line(f), f))
+    if omitted and not placed:
+        lines.append((f"... {omitted} frames omitted", None))
+    return [text for text, _ in lines]
+
+
+def gap_before(frame: Dict, previous: Optional[Dict]) -> bool:
+    """True when frames were omitted between `previous` and `frame` (their numbers jump)."""
+    try:
+        return previous is not None and int(frame["index"]) > int(previous["index"]) + 1
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def headline(crash: Dict) -> str:
