@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coredump.model import Frame, Thread, Trust
-from coredump.report.text import _thread_lines, _Style
+from coredump.report.text import _Style, _thread_lines
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "snapshots"
