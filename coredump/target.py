@@ -123,7 +123,10 @@ class Target:
                 return LoadedModule(cm, ElfImage(VDSO_NAME, data))
             except (MemoryFault, Exception):
                 return LoadedModule(cm, None)
-        image = self.finder.find_file(cm.path, cm.build_id, cm.is_executable)
+        if not self.core.files and not cm.is_executable and cm.build_id is None:
+            image = self._find_library(cm.path)  # placed by the link map: see there
+        else:
+            image = self.finder.find_file(cm.path, cm.build_id, cm.is_executable)
         debug = None
         if image is not None and not image.has_debug_info:
             debug = self.finder.find_debug_file(image, cm.build_id)
@@ -159,11 +162,22 @@ class Target:
         for l_addr, name in (read_link_map(memory, dynamic + bias) if dynamic is not None else {}).items():
             if l_addr == bias:
                 continue  # the first link_map entry is the executable itself
-            lib = self.finder.find_file(name or interp_name, None) if (name or interp_name) else None
+            lib = self._find_library(name or interp_name) if (name or interp_name) else None
             if lib is not None:
                 result.append(CoreModule(name or interp_name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
         known = {m.start for m in result}
         return sorted(result + [m for m in found if m.start not in known], key=lambda m: m.start)
+
+    def _find_library(self, name: str) -> Optional[ElfImage]:
+        """A library named by the link map; without a build-id to check, a file of another
+        machine is refused. qemu-user opens a path under its -L prefix and else the path
+        itself (linux-user/syscall.c's path()), so the host path is tried after the sysroot."""
+        lib = self.finder.find_file(name, None)
+        if (lib is None or lib.elf["e_machine"] != self.core.e_machine) and name.startswith("/"):
+            lib = open_image(name)
+        if lib is not None and lib.elf["e_machine"] != self.core.e_machine:
+            return None
+        return lib
 
     def _file_bytes(self, filename: str):
         mod = self._by_path.get(filename)
