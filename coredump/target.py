@@ -9,6 +9,7 @@ space with mapped files behind it, and its modules with their files found on dis
 from __future__ import annotations
 
 import bisect
+import os
 from functools import cached_property
 from typing import Dict, List, Optional
 
@@ -143,7 +144,7 @@ class Target:
     def _locate_without_nt_file(self, found: List[CoreModule]) -> List[CoreModule]:
         """Without NT_FILE and without ELF headers in memory (qemu-user cores), place the
         --exe file by its segment layout, then its libraries from the link map."""
-        exe_path = self.finder.options.exe
+        exe_path = self.finder.options.exe or self._execfn()
         if not exe_path or any(m.is_executable for m in found):
             return found
         image = open_image(exe_path)
@@ -167,6 +168,18 @@ class Target:
                 result.append(CoreModule(name or interp_name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
         known = {m.start for m in result}
         return sorted(result + [m for m in found if m.start not in known], key=lambda m: m.start)
+
+    def _execfn(self) -> Optional[str]:
+        """The program's path as it was executed: the AT_EXECFN string on the initial stack
+        (fs/binfmt_elf.c create_elf_tables; qemu-user's loader writes it the same way)."""
+        from coredump.elf.core import AT_EXECFN
+
+        at = self.core.get_auxv(AT_EXECFN)
+        try:
+            name = self.core.memory().read_cstring(at, 4096).decode("utf-8", "surrogateescape") if at else None
+        except MemoryFault:
+            return None
+        return name if name and os.path.isfile(name) else None
 
     def _find_library(self, name: str) -> Optional[ElfImage]:
         """A library named by the link map; without a build-id to check, a file of another
