@@ -9,6 +9,7 @@ space with mapped files behind it, and its modules with their files found on dis
 from __future__ import annotations
 
 import bisect
+import os
 from functools import cached_property
 from typing import Dict, List, Optional
 
@@ -123,7 +124,10 @@ class Target:
                 return LoadedModule(cm, ElfImage(VDSO_NAME, data))
             except (MemoryFault, Exception):
                 return LoadedModule(cm, None)
-        image = self.finder.find_file(cm.path, cm.build_id, cm.is_executable)
+        if not self.core.files and not cm.is_executable and cm.build_id is None:
+            image = self._find_library(cm.path)  # placed by the link map: see there
+        else:
+            image = self.finder.find_file(cm.path, cm.build_id, cm.is_executable)
         debug = None
         if image is not None and not image.has_debug_info:
             debug = self.finder.find_debug_file(image, cm.build_id)
@@ -140,7 +144,7 @@ class Target:
     def _locate_without_nt_file(self, found: List[CoreModule]) -> List[CoreModule]:
         """Without NT_FILE and without ELF headers in memory (qemu-user cores), place the
         --exe file by its segment layout, then its libraries from the link map."""
-        exe_path = self.finder.options.exe
+        exe_path = self.finder.options.exe or self._execfn()
         if not exe_path or any(m.is_executable for m in found):
             return found
         image = open_image(exe_path)
@@ -159,11 +163,34 @@ class Target:
         for l_addr, name in (read_link_map(memory, dynamic + bias) if dynamic is not None else {}).items():
             if l_addr == bias:
                 continue  # the first link_map entry is the executable itself
-            lib = self.finder.find_file(name or interp_name, None) if (name or interp_name) else None
+            lib = self._find_library(name or interp_name) if (name or interp_name) else None
             if lib is not None:
                 result.append(CoreModule(name or interp_name, *_span(lib, l_addr), lib.first_load_vaddr + l_addr))
         known = {m.start for m in result}
         return sorted(result + [m for m in found if m.start not in known], key=lambda m: m.start)
+
+    def _execfn(self) -> Optional[str]:
+        """The program's path as it was executed: the AT_EXECFN string on the initial stack
+        (fs/binfmt_elf.c create_elf_tables; qemu-user's loader writes it the same way)."""
+        from coredump.elf.core import AT_EXECFN
+
+        at = self.core.get_auxv(AT_EXECFN)
+        try:
+            name = self.core.memory().read_cstring(at, 4096).decode("utf-8", "surrogateescape") if at else None
+        except MemoryFault:
+            return None
+        return name if name and os.path.isfile(name) else None
+
+    def _find_library(self, name: str) -> Optional[ElfImage]:
+        """A library named by the link map; without a build-id to check, a file of another
+        machine is refused. qemu-user opens a path under its -L prefix and else the path
+        itself (linux-user/syscall.c's path()), so the host path is tried after the sysroot."""
+        lib = self.finder.find_file(name, None)
+        if (lib is None or lib.elf["e_machine"] != self.core.e_machine) and name.startswith("/"):
+            lib = open_image(name)
+        if lib is not None and lib.elf["e_machine"] != self.core.e_machine:
+            return None
+        return lib
 
     def _file_bytes(self, filename: str):
         mod = self._by_path.get(filename)

@@ -66,3 +66,13 @@ def test_symlinks_not_followed(tmp_path, make_core):
     os.symlink(target, tmp_path / "tree" / "link")
     os.symlink(target / "core", tmp_path / "tree" / "core")
     assert find_cores([str(tmp_path / "tree")]) == []
+
+
+def test_qemu_user_guest_core_names(tmp_path, make_qemu_core):
+    """qemu-user names the guest's core qemu_<prog>_<date>-<time>_<pid>.core, whatever
+    core_pattern says; other names of that shape that are not ET_CORE are not cores."""
+    core = make_qemu_core("static", "segv")
+    guest = place(tmp_path / "job" / "qemu_segv_20240102-030405_4242.core", core, 1000)
+    place(tmp_path / "qemu_segv_20240102-030405_4243.core.txt", core, 1000)
+    (tmp_path / "qemu_x_20240102-030405_1.core").write_text("not an ELF file")
+    assert find_cores([str(tmp_path)], 0, parse_core_pattern("core")) == [guest]

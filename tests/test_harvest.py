@@ -10,7 +10,7 @@ import pytest
 from coredump.capture.core_pattern import parse_core_pattern
 from coredump.capture.harvest import HarvestOptions, format_size, harvest
 from tests import capture_standin
-from tests.cores import BUILD, ROOT, run_crash
+from tests.cores import BUILD, ROOT, core_skip_reason, run_crash
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -148,3 +148,27 @@ def test_piped_pattern_quiet_when_the_step_succeeded(tmp_path):
 
 def test_format_size():
     assert [format_size(n) for n in (5, 2048, 232038400)] == ["5 B", "2.0 KiB", "221.3 MiB"]
+
+
+def test_qemu_guest_core_is_the_crash_and_the_emulators_is_labelled(tmp_path, make_qemu_core):
+    """`coredump run -- qemu-aarch64 ...`: qemu writes the guest's core, then dies of the
+    same signal, and the kernel may write a core of qemu itself with the same pid."""
+    make_qemu_core("O0", "segv")  # builds the aarch64 samples; skips without qemu
+    exe = BUILD / "aarch64-O0" / "segv"
+    r = subprocess.run(capture_standin.command("run", "--", "qemu-aarch64", "-L", "/usr/aarch64-linux-gnu",
+                                               str(exe)),
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 139, r.stderr
+    crashes = json.loads((tmp_path / "coredump-artifacts" / "summary.json").read_text())["crashes"]
+    guest = next(c for c in crashes if os.path.basename(c["source"]).startswith("qemu_segv_"))
+    assert guest["signature"].startswith("SIGSEGV in store_value") and guest["note"] is None
+    crash = json.loads((tmp_path / "coredump-artifacts" / guest["crash_json"]).read_text())
+    assert crash["process"]["arch"] == "aarch64"
+    hosts = [c for c in crashes if c is not guest]
+    if core_skip_reason() is None:  # the kernel writes qemu's own core into the working directory
+        (host,) = hosts
+        assert host["executable"].endswith("qemu-aarch64")
+        assert host["note"] == f"core of the emulator qemu-aarch64; the guest's core is {guest['id']}"
+        assert host["note"] in r.stderr
+    else:
+        assert hosts == []

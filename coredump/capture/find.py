@@ -10,14 +10,19 @@ A file counts when it is an ELF ET_CORE modified at or after that moment.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 
 from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
 
-__all__ = ("is_core_file", "find_cores", "iter_candidates")
+__all__ = ("is_core_file", "find_cores", "iter_candidates", "QEMU_CORE_NAME")
 
 ET_CORE = 4  # System V gABI, e_type
+# qemu-user writes the guest's core itself, in the working directory, whatever core_pattern
+# says (linux-user/elfload.c core_dump_filename: "qemu_%s_%Y%m%d-%H%M%S_%d.core", the
+# program's base name and the pid).
+QEMU_CORE_NAME = re.compile(r"qemu_.+_\d{8}-\d{6}_\d+\.core")
 
 
 def is_core_file(path: str) -> bool:
@@ -72,7 +77,7 @@ def iter_candidates(roots: Sequence[str], pattern: CorePattern | None,
     for root in roots:
         for rel, path in _walk(os.path.abspath(root), None, excl):
             name = rel.rsplit("/", 1)[-1]
-            if GENERIC_CORE_NAME.fullmatch(name) or (
+            if GENERIC_CORE_NAME.fullmatch(name) or QEMU_CORE_NAME.fullmatch(name) or (
                     relative is not None and relative.matches(_tail(rel, relative.depth))):
                 yield path
     if usable and pattern.is_absolute:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
-from coredump.capture.find import find_cores
+from coredump.capture.find import QEMU_CORE_NAME, find_cores
 from coredump.errors import CoreDumpError, StorageError
 from coredump.store.artifacts import DEFAULT_DIR, ArtifactDir, CrashRecord
 
@@ -130,15 +131,39 @@ def _slim(record, source, artifacts, limit, size):
     return dst, False
 
 
+# qemu-user's executables (qemu-aarch64, qemu-arm, ...; Debian's -static builds too).
+_QEMU_USER = re.compile(r"qemu-[a-z0-9_]+(-static)?")
+
+
+def _guest_pid(source: str) -> Optional[int]:
+    """The pid in a qemu-user guest core's name (qemu_<prog>_<date>-<time>_<pid>.core)."""
+    name = os.path.basename(source)
+    return int(name[:-len(".core")].rsplit("_", 1)[1]) if QEMU_CORE_NAME.fullmatch(name) else None
+
+
+def _label_emulator(record: CrashRecord, crash, guests) -> None:
+    """qemu-user writes the guest's core, then dies of the same signal, so the host may
+    write a core of qemu itself: same pid (the guest runs in qemu's process)."""
+    exe = os.path.basename(crash.process.executable or "") or (crash.process.command or "")
+    if _QEMU_USER.fullmatch(exe):
+        guest = guests.get(crash.process.pid)
+        record.add_note(f"core of the emulator {exe}; the guest's core is {guest.id}" if guest is not None
+                        else f"core of the emulator {exe}, not of the program it ran")
+
+
 def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
-                 echo: Echo = _stderr) -> CrashRecord:
-    """Analyze one core and store it; returns its summary record (``remove`` pending)."""
+                 echo: Echo = _stderr, guests=None) -> CrashRecord:
+    """Analyze one core and store it; returns its summary record (``remove`` pending).
+
+    `guests` maps a pid to the record of a qemu-user guest core stored before: a core of
+    qemu with that pid is labelled as the emulator's."""
     crash, failure = _analyze(source, options.analyze_options)
     exe = crash.process.executable if crash else None
     record = CrashRecord(id=artifacts.new_id(exe, crash.process.pid if crash else None), source=source)
     if crash is not None:
         record.signature, record.fingerprint, record.executable = crash.signature, crash.fingerprint, exe
         record.signal = crash.signal.name
+        _label_emulator(record, crash, guests or {})
     else:
         record.add_note(f"analysis failed: {failure}")
     try:
@@ -228,8 +253,13 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
     try:
         if tmpdir:
             cores += _piped(pattern, since, tmpdir, echo, quiet=step_failed is False)
-        for core in cores:
-            result.records.append(process_core(core, artifacts, options, echo))
+        guests = {}
+        # Guest cores first (qemu writes them before it dies), so the emulator's can name them.
+        for core in sorted(cores, key=lambda c: _guest_pid(c) is None):
+            record = process_core(core, artifacts, options, echo, guests)
+            if _guest_pid(core) is not None:
+                guests[_guest_pid(core)] = record
+            result.records.append(record)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

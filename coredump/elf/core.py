@@ -11,6 +11,7 @@ from __future__ import annotations
 import mmap
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -26,6 +27,8 @@ AT_PHDR = 3
 AT_ENTRY = 9
 AT_EXECFN = 31
 AT_SYSINFO_EHDR = 33
+# include/uapi/linux/elf.h: the arm64 pointer-authentication masks (name "LINUX").
+NT_ARM_PAC_MASK = 0x406
 
 PHDR_SIZE = 56  # sizeof(Elf64_Phdr)
 # NT_PRSTATUS notes decoded at most (each thread costs a register dict and a walk); the kernel's
@@ -60,6 +63,9 @@ class Core:
         self.prpsinfo: Optional[N.Prpsinfo] = None
         self.auxv: Tuple[Tuple[int, int], ...] = ()
         self.files: Tuple[N.FileMapping, ...] = ()
+        # NT_ARM_PAC_MASK's insn_mask: the bits of a code pointer that hold its
+        # pointer-authentication code (aarch64 with PAC only).
+        self.pac_insn_mask: Optional[int] = None
         self.segments: List[Segment] = []
         self.missing_bytes = 0
         self.threads_ignored = 0
@@ -141,6 +147,10 @@ class Core:
                 self.auxv = N.decode_nt_auxv(note.desc)
             elif note.n_type == N.NT_FILE and not self.files:
                 self.files = N.decode_nt_file(note.desc)
+            elif note.n_type == NT_ARM_PAC_MASK and note.n_name == "LINUX" and len(note.desc) >= 16:
+                # struct user_pac_mask { __u64 data_mask; __u64 insn_mask; }
+                # (arch/arm64/include/uapi/asm/ptrace.h)
+                self.pac_insn_mask = struct.unpack_from("<Q", note.desc, 8)[0]
         except CoreFormatError as exc:
             self.warnings.append(f"note at {note.offset:#x} skipped: {exc}")
 

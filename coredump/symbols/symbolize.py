@@ -12,6 +12,7 @@ from typing import Iterable, List, Tuple
 
 from coredump.model import Frame
 from coredump.symbols.demangle import demangle
+from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 
 __all__ = ("symbolize_frames", "symbolize_frame")
 
@@ -38,7 +39,10 @@ def symbolize_frames(target, frames: Iterable[Frame]) -> Tuple[Frame, ...]:
 
 def symbolize_frame(target, frame: Frame) -> List[Frame]:
     """One physical frame as gdb lists it: its inline frames, innermost first, then itself."""
-    module = target.find_module(frame.lookup_pc)
+    # A sigreturn trampoline is found by its code at pc, not by a call before it: it may
+    # start a page of its own right after another module (qemu-user's), so pc - 1 is not its.
+    trampoline = frame.function == SIGNAL_HANDLER_CALLED
+    module = target.find_module(frame.pc if trampoline else frame.lookup_pc)
     if module is None:
         return [frame]
     frame = replace(frame, module=module.path, module_offset=frame.pc - module.start)

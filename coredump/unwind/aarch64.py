@@ -1,0 +1,245 @@
+"""
+aarch64 unwinding
+=================
+
+How to find the caller of an AArch64 frame, one strategy per function, tried in the order
+of ``STRATEGIES`` (rust-minidump's ``arm64.rs``, kept parallel to ``x86_64.py`` on purpose):
+signal frame, CFI, link register, frame record, scan.
+
+Callers are looked up at ``pc - 1`` as on x86_64 (``Frame.lookup_pc``), not at ``pc - 4``
+as rust-minidump does: A64 instructions are 4 bytes and aligned, so ``pc - 1`` lies inside
+the ``bl`` that made the call, and CFI rows and line-table rows cover whole instructions,
+so any byte of the ``bl`` finds the same row as its first byte.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, Optional
+
+from coredump.errors import MemoryFault
+from coredump.model import Frame, Trust
+from coredump.unwind.cfi import apply_row, find_cfi_row
+from coredump.unwind.common import UnwindState, get_reader
+
+__all__ = (
+    "caller_by_cfi", "caller_by_signal_frame", "caller_by_link_register", "caller_by_frame_pointer",
+    "caller_by_scan", "caller_by_bad_call", "STRATEGIES", "is_after_call", "strip_pac",
+)
+
+POINTER_WIDTH = 8
+PC, SP, FP, LR = "pc", "sp", "x29", "x30"
+# AAPCS64 §6.1.1: x19-x28 are callee-saved; x29 (frame pointer) is preserved too.
+CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 30))
+
+# The kernel's __kernel_rt_sigreturn (arch/arm64/kernel/vdso/sigreturn.S), glibc's and
+# qemu-user's trampolines alike: mov x8, #__NR_rt_sigreturn (139); svc #0.
+SIGRETURN_CODE = struct.pack("<II", 0xD2801168, 0xD4000001)
+# arch/arm64/kernel/signal.c: struct rt_sigframe { struct siginfo info; struct ucontext uc; },
+# and setup_return() leaves sp at the rt_sigframe when the handler runs (and returns).
+# siginfo is 128 bytes; arch/arm64/include/uapi/asm/ucontext.h: uc_flags (8), uc_link (8),
+# uc_stack (24), uc_sigmask (8), __unused[120], then uc_mcontext, a struct sigcontext that
+# __reserved's __aligned__(16) puts at 176 (gdb's AARCH64_UCONTEXT_SIGCONTEXT_OFFSET).
+# qemu-user's target_rt_sigframe (linux-user/aarch64/signal.c) copies the kernel's layout.
+RT_SIGFRAME_UC = 128
+UC_MCONTEXT = 176
+# arch/arm64/include/uapi/asm/sigcontext.h, struct sigcontext: fault_address, regs[31],
+# sp, pc, pstate, one u64 each.
+SIGCONTEXT_REGS = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
+SIGCONTEXT_REGS_OFFSET = 8
+
+# Without NT_ARM_PAC_MASK: user addresses have 48 bits (Linux gives a process addresses
+# above 2^48 only when it asks for them with an mmap hint, Documentation/arch/arm64/
+# memory.rst); the pointer-authentication code and the top byte (TBI) sit above them.
+DEFAULT_VA_BITS = 48
+
+# rust-minidump's scan ranges: 40 words, four times as far below a trusted frame.
+SCAN_WORDS = 40
+SCAN_WORDS_TRUSTED = 4 * SCAN_WORDS
+# 128 KiB between frames is already generous (rust-minidump's MAX_REASONABLE_GAP_BETWEEN_FRAMES).
+MAX_FRAME_GAP = 128 * 1024
+
+_CFI, _SIGNAL = Trust.CFI, Trust.SIGNAL
+
+
+def strip_pac(address: int, target) -> int:
+    """A return address without its pointer-authentication code (Arm ARM D8.8): the
+    core's NT_ARM_PAC_MASK insn_mask when it has one, else every bit above the VA range."""
+    mask = getattr(getattr(target, "core", None), "pac_insn_mask", None)
+    if mask:
+        return address & ~mask & ((1 << 64) - 1)
+    return address & ((1 << DEFAULT_VA_BITS) - 1)
+
+
+def _is_sigreturn(pc: int, target) -> bool:
+    try:
+        return target.memory.read(pc, len(SIGRETURN_CODE)) == SIGRETURN_CODE
+    except MemoryFault:
+        return False
+
+
+def _cfi(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    regs = state.regs
+    if regs.get(SP) is None:
+        return None
+    lookup = state.lookup_pc
+    module = target.find_module(lookup)
+    if module is None:
+        return None
+    row = find_cfi_row(module, lookup, target.arch)
+    if row is None:
+        return None
+    result = apply_row(row, regs, reader, target.arch)
+    if result is None:
+        return None
+    state.cfa, caller = result
+    # The return-address column is x30 (GCC's CIEs); the pc is that value, unsigned.
+    caller[PC] = strip_pac(caller[PC], target)
+    # An FDE whose CIE has the "S" augmentation describes a signal trampoline: the
+    # caller's pc is the interrupted instruction itself (LSB Core §10.6.1.1).
+    return UnwindState(caller[PC], caller, _SIGNAL if row.signal else _CFI)
+
+
+def _signal_frame(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    """At ``__kernel_rt_sigreturn``, the interrupted registers from the rt_sigframe at sp.
+
+    Tried before CFI: the vDSO's CFI for the trampoline (``.cfi_signal_frame``, CFA = x29)
+    only restores x29 and x30 from the frame record the kernel pushed, i.e. it names the
+    interrupted function's caller and skips the interrupted function itself."""
+    sp = state.regs.get(SP)
+    if sp is None or not _is_sigreturn(state.pc, target):
+        return None
+    sigcontext = sp + RT_SIGFRAME_UC + UC_MCONTEXT + SIGCONTEXT_REGS_OFFSET
+    caller = {name: reader.read_word(sigcontext + i * POINTER_WIDTH) for i, name in enumerate(SIGCONTEXT_REGS)}
+    state.cfa = sp
+    return UnwindState(caller[PC], caller, Trust.SIGNAL)
+
+
+def _plausible_return(ip: int, target) -> bool:
+    if ip < 4096 or target.find_module(ip) is None or not target.memory.is_executable(ip):
+        return False
+    try:
+        return is_after_call(target.memory.read(ip - 4, 4))
+    except MemoryFault:
+        return False
+
+
+def _link_register(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    """An interrupted leaf without CFI has not saved x30: it still holds the return
+    address, and sp and x29 are the caller's. Used when x30 returns after a ``bl``/``blr``
+    and is not the return address of the frame record x29 points at (a function that
+    has pushed its record has x30 == [x29 + 8]; the frame-record strategy handles it)."""
+    if state.trust not in (Trust.CONTEXT, Trust.SIGNAL):
+        return None
+    lr, sp = state.regs.get(LR), state.regs.get(SP)
+    if lr is None or sp is None:
+        return None
+    ip = strip_pac(lr, target)
+    if ip == state.pc or not _plausible_return(ip, target):
+        return None
+    fp = state.regs.get(FP)
+    if fp is not None:
+        try:
+            if strip_pac(reader.read_word(fp + POINTER_WIDTH), target) == ip:
+                return None
+        except MemoryFault:
+            pass
+    return _leaf_caller(state, ip, sp)
+
+
+def _leaf_caller(state: UnwindState, ip: int, sp: int) -> UnwindState:
+    caller = {name: state.regs[name] for name in CALLEE_SAVED if name in state.regs}
+    caller[PC], caller[SP] = ip, sp
+    state.cfa = sp
+    return UnwindState(ip, caller, Trust.FP)
+
+
+def _frame_pointer(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    """A frame record (AAPCS64 §6.2.3): x29 points at {caller's x29, return address}. The
+    record may sit anywhere in the frame, so x29 + 16 is only a lower bound of the caller's
+    sp (rust-minidump and Breakpad use it the same way)."""
+    fp, sp = state.regs.get(FP), state.regs.get(SP)
+    if fp is None or sp is None or fp >= (1 << 64) - 2 * POINTER_WIDTH:
+        return None
+    caller_ip = strip_pac(reader.read_word(fp + POINTER_WIDTH), target)
+    caller_fp = reader.read_word(fp)
+    caller_sp = fp + 2 * POINTER_WIDTH
+    # Coherent frame records are well ordered (the outermost one holds 0), and lie in memory.
+    if caller_sp <= sp or (caller_fp != 0 and caller_fp < caller_sp):
+        return None
+    if caller_fp:
+        reader.read_word(caller_fp)
+    state.cfa = caller_sp
+    return UnwindState(caller_ip, {PC: caller_ip, SP: caller_sp, FP: caller_fp}, Trust.FP)
+
+
+def is_after_call(code: bytes) -> bool:
+    """Whether the 4-byte instruction before a return address is a branch with link
+    (Arm ARM C6.2: BL imm26, BLR Xn, and the pointer-authenticating BLRAA/BLRAAZ/BLRAB/BLRABZ)."""
+    if len(code) < 4:
+        return False
+    insn = struct.unpack_from("<I", code, len(code) - 4)[0]
+    return (insn & 0xFC000000 == 0x94000000            # BL
+            or insn & 0xFFFFFC1F == 0xD63F0000          # BLR
+            or insn & 0xFFFFF81F == 0xD63F081F          # BLRAAZ, BLRABZ
+            or insn & 0xFFFFF800 == 0xD73F0800)         # BLRAA, BLRAB
+
+
+def _scan(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    """A word on the stack that returns just after a ``bl``/``blr`` into a known module."""
+    sp = state.regs.get(SP)
+    if sp is None:
+        return None
+    words = SCAN_WORDS_TRUSTED if state.trust in (Trust.CONTEXT, Trust.CFI) else SCAN_WORDS
+    for i in range(words):
+        address_of_ip = sp + i * POINTER_WIDTH
+        try:
+            ip = strip_pac(reader.read_word(address_of_ip), target)
+        except MemoryFault:
+            return None
+        if not _plausible_return(ip, target):
+            continue
+        caller_sp = address_of_ip + POINTER_WIDTH
+        caller = {PC: ip, SP: caller_sp}
+        # A return address on the stack was stored by ``stp x29, x30`` as the second word
+        # of a frame record; the first is the caller's x29 when it points further up.
+        if i > 0:
+            fp = reader.read_word(address_of_ip - POINTER_WIDTH)
+            if address_of_ip < fp <= address_of_ip + MAX_FRAME_GAP:
+                caller[FP] = fp
+        state.cfa = caller_sp
+        return UnwindState(ip, caller, Trust.SCAN)
+    return None
+
+
+def _bad_call(state: UnwindState, target, reader) -> Optional[UnwindState]:
+    """A branch to a bad pointer (drgn's ``bad_call_unwind``): nothing ran at the target,
+    so x30 holds the return address the ``blr`` set and every other register is the caller's."""
+    lr, sp = state.regs.get(LR), state.regs.get(SP)
+    if lr is None or sp is None:
+        return None
+    return _leaf_caller(state, strip_pac(lr, target), sp)
+
+
+Strategy = Callable[[UnwindState, object, object], Optional[UnwindState]]
+STRATEGIES = (_signal_frame, _cfi, _link_register, _frame_pointer, _scan)
+BAD_CALL = _bad_call
+
+
+def _public(strategy: Strategy) -> Callable[[Frame, object], Optional[Frame]]:
+    def caller(frame: Frame, target) -> Optional[Frame]:
+        found = strategy(UnwindState.from_frame(frame, PC), target, get_reader(target))
+        return None if found is None else found.to_frame(frame.index + 1, SP)
+
+    caller.__name__ = caller.__qualname__ = f"caller_by_{strategy.__name__.strip('_')}"
+    caller.__doc__ = strategy.__doc__
+    return caller
+
+
+caller_by_cfi = _public(_cfi)
+caller_by_cfi.__doc__ = """The caller by DWARF CFI; raises ``OutermostFrame`` at the end of the stack."""
+caller_by_signal_frame = _public(_signal_frame)
+caller_by_link_register = _public(_link_register)
+caller_by_frame_pointer = _public(_frame_pointer)
+caller_by_scan = _public(_scan)
+caller_by_bad_call = _public(_bad_call)

@@ -1,0 +1,228 @@
+"""aarch64 cores analyzed on any host: qemu-user cores of c_samples/ against gdb-multiarch,
+the kernel-written elfutils corpus core against its expected backtrace, and a committed
+qemu core against a snapshot of our analysis (runs where qemu is absent)."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coredump.elf.core import open_core
+from coredump.symbols.finder import FileFinder, FinderOptions
+from coredump.target import Target
+from coredump.unwind import walk_thread
+from coredump.unwind.common import SIGNAL_HANDLER_CALLED
+from tests.cores import AARCH64_SYSROOT, BUILD
+from tests.gdb_oracle import run_gdb
+
+PROGRAMS = ("segv", "threads", "sighandler", "abort_assert", "cxx_throw", "uselib")
+CASES = [(v, p) for v in ("O0", "static") for p in PROGRAMS if not (v == "static" and p == "uselib")]
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "elfutils"
+DATA = Path(__file__).resolve().parent / "data" / "aarch64"
+
+# qemu-user cores have no NT_FILE and no dumped ELF headers, and gdb only relocates a PIE by
+# reading its program headers from memory: it leaves a dynamic program's symbols unrelocated
+# and finds no libraries. The oracle is given what it lacks, read by gdb itself: the PIE bias
+# from AT_ENTRY, and each library's l_addr and l_name from the r_debug link map (DT_DEBUG).
+GDB_RELOCATE = r"""
+import os, re, gdb
+inf = gdb.selected_inferior()
+def word(a):
+    return int.from_bytes(inf.read_memory(a, 8).tobytes(), "little")
+def cstr(a):
+    out = b""
+    while b"\0" not in out:
+        out += inf.read_memory(a + len(out), 16).tobytes()
+    return out.split(b"\0")[0].decode()
+exe, sysroot = os.environ["ORACLE_EXE"], os.environ["ORACLE_SYSROOT"]
+entry = int(re.search(r"AT_ENTRY.*?(0x[0-9a-f]+)", gdb.execute("info auxv", to_string=True)).group(1), 16)
+bias = entry - int(os.environ["ORACLE_E_ENTRY"])
+gdb.execute("symbol-file -o %#x %s" % (bias, exe))
+d = bias + int(os.environ["ORACLE_DYNAMIC"])
+while word(d) not in (0, 21):  # DT_NULL, DT_DEBUG
+    d += 16
+lm = word(word(d + 8) + 8) if word(d) == 21 else 0  # r_debug.r_map
+while lm:
+    l_addr, name = word(lm), cstr(word(lm + 8)) or os.environ["ORACLE_INTERP"]
+    path = os.path.join(sysroot, name.lstrip("/"))
+    if l_addr and l_addr != bias:
+        gdb.execute("add-symbol-file %s -o %#x" % (path if os.path.exists(path) else name, l_addr))
+    lm = word(lm + 24)
+"""
+GDB_TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def gdb_multiarch():
+    path = shutil.which("gdb-multiarch")
+    if path is None:
+        pytest.skip("gdb-multiarch is not installed: the aarch64 oracle needs it")
+    return path
+
+
+def analyze_json(core, *args):
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(core)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return json.loads(out.stdout)
+
+
+def _elf_facts(exe):
+    from elftools.elf.elffile import ELFFile
+
+    with open(exe, "rb") as f:
+        elf = ELFFile(f)
+        dynamic = next((s.header.p_vaddr for s in elf.iter_segments() if s.header.p_type == "PT_DYNAMIC"), None)
+        interp = next((s.get_interp_name() for s in elf.iter_segments() if s.header.p_type == "PT_INTERP"), "")
+        return elf.header.e_entry, dynamic, interp
+
+
+def gdb_report(gdb, exe, core, tmp_path, monkeypatch):
+    extra = ["-iex", "set auto-load safe-path /nonexistent", "-ex", f"set sysroot {AARCH64_SYSROOT}",
+             "-ex", "set backtrace past-main on", "-ex", "set print frame-arguments none"]
+    e_entry, dynamic, interp = _elf_facts(exe)
+    if dynamic is not None:
+        script = tmp_path / "relocate.py"
+        script.write_text(GDB_RELOCATE)
+        for key, value in (("EXE", str(exe)), ("SYSROOT", AARCH64_SYSROOT), ("E_ENTRY", str(e_entry)),
+                           ("DYNAMIC", str(dynamic)), ("INTERP", interp)):
+            monkeypatch.setenv(f"ORACLE_{key}", value)
+        extra += ["-x", str(script)]
+    return run_gdb(str(exe), str(core), gdb, extra)
+
+
+def base_name(name):
+    """gdb names a C++ frame without its parameter list when it has DWARF."""
+    return name.split("(", 1)[0] if name else "??"
+
+
+def assert_thread_matches(ours, theirs):
+    assert len(ours) == len(theirs), ([f.get("function") for f in ours], [g.function for g in theirs])
+    for frame, g in zip(ours, theirs):
+        if g.pc is not None:
+            assert int(frame["pc"], 16) == g.pc, (frame, g)
+        assert base_name(frame.get("function")) == base_name(g.function), (frame, g)
+        if g.file:
+            assert (frame["file"], frame["line"]) == (g.file, g.line), (frame, g)
+
+
+@pytest.mark.parametrize("variant,program", CASES, ids=[f"{v}-{p}" for v, p in CASES])
+def test_qemu_cores_match_gdb(make_qemu_core, gdb_multiarch, variant, program, tmp_path, monkeypatch):
+    core = make_qemu_core(variant, program)
+    exe = BUILD / f"aarch64-{variant}" / program
+    ours = analyze_json(core, "--exe", str(exe), "--sysroot", AARCH64_SYSROOT)
+    assert ours["process"]["arch"] == "aarch64"
+    names = [f["function"] for f in ours["threads"][ours["crashing_thread"]]["frames"]]
+    if program == "sighandler":
+        # gdb-multiarch 13 never finishes frame 0 of a qemu 7.2 sighandler core (it spins
+        # sniffing qemu's trampoline page): the stack is checked against the sample instead.
+        i = names.index(SIGNAL_HANDLER_CALLED)
+        assert names[0] == "on_usr1" and i == 1 and names.index("busy_loop") > i
+        assert ours["threads"][0]["frames"][i + 1]["trust"] == "signal"
+        return
+    theirs = gdb_report(gdb_multiarch, exe, core, tmp_path, monkeypatch)
+    # gdb takes the signal from the last NT_PRSTATUS (BFD's elfcore_grok_prstatus), and
+    # qemu-user sets pr_cursig only in the crashing thread's (the kernel, in every thread's):
+    # for a qemu core of several threads gdb names no signal.
+    if theirs.signal is not None or len(ours["threads"]) == 1:
+        assert ours["signal"]["name"] == theirs.signal
+    else:
+        assert ours["signal"]["number"] > 0
+    gdb_current = next(t for t in theirs.threads if t.number == theirs.current)
+    assert ours["threads"][ours["crashing_thread"]]["tid"] == gdb_current.lwp
+    assert {t["tid"] for t in ours["threads"]} == {t.lwp for t in theirs.threads}
+    for thread in ours["threads"]:
+        assert_thread_matches(thread["frames"], theirs.thread_by_lwp(thread["tid"]).frames)
+
+
+# -- the kernel-written elfutils core ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_case():
+    if not (CORPUS / "expected.json").exists():
+        pytest.skip("the elfutils corpus is not beside this checkout")
+    cases = json.loads((CORPUS / "expected.json").read_text())["cases"]
+    return next(c for c in cases if c["arch"] == "aarch64")
+
+
+def test_corpus_backtrace_frames_and_lines(corpus_case):
+    ours = analyze_json(CORPUS / corpus_case["core"], "--exe", str(CORPUS / corpus_case["exe"]))
+    assert ours["signal"]["name"] == corpus_case["signal"]
+    assert ours["threads"][ours["crashing_thread"]]["tid"] == corpus_case["crashing_tid"]
+    lines = {name: tuple(where) for name, where in corpus_case["lines"].items()}
+    for thread in ours["threads"]:
+        expected = corpus_case["threads"][str(thread["tid"])]
+        frames = thread["frames"]
+        # elfutils stops at main and clone; frames found past them (by scanning the
+        # initial stack above _start) are not compared.
+        assert [f["function"] for f in frames[:len(expected)]] == expected
+        for f in frames[:len(expected)]:
+            if f["function"] in lines:
+                assert (f["file"], f["line"]) == lines[f["function"]], f
+
+
+def test_corpus_frames_use_cfi_not_guesses(corpus_case):
+    """Every expected frame of the kernel core is found by CFI from the registers."""
+    target = Target(open_core(str(CORPUS / corpus_case["core"])),
+                    FileFinder(FinderOptions(exe=str(CORPUS / corpus_case["exe"]))))
+    for thread in target.core.threads:
+        n = len(corpus_case["threads"][str(thread.tid)])
+        frames = walk_thread(target, thread.registers).frames[:n]
+        assert [f.trust.tag for f in frames] == ["context"] + ["cfi"] * (n - 1)
+
+
+# -- the committed qemu core and the snapshot of its analysis --------------------------------
+
+
+def _decompress(src: Path, dest: Path) -> Path:
+    import zstandard
+
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        zstandard.ZstdDecompressor().copy_stream(fin, fout)
+    return dest
+
+
+def _neutral(value):
+    """The analysis without this machine's paths: absolute paths keep their last component."""
+    if isinstance(value, dict):
+        return {k: _neutral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_neutral(v) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        return os.path.basename(value)
+    return value
+
+
+def snapshot_analysis(workdir: Path) -> dict:
+    core = _decompress(DATA / "segv-static.core.zst", workdir / "segv-static.core")
+    exe = _decompress(DATA / "segv-static.zst", workdir / "segv-static")
+    return _neutral(analyze_json(core, "--exe", str(exe)))
+
+
+def test_snapshot_of_committed_qemu_core(tmp_path):
+    expected = json.loads((DATA / "segv-static.analysis.json").read_text())
+    ours = snapshot_analysis(tmp_path)
+    assert ours == expected, "regenerate with: python -m tests.test_aarch64_cores --regenerate"
+    frames = ours["threads"][0]["frames"]
+    assert [f["function"] for f in frames[:4]] == ["store_value", "fill_list", "build", "main"]
+
+
+def _regenerate(argv) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = snapshot_analysis(Path(tmp))
+    out = io.StringIO()
+    json.dump(snapshot, out, indent=2, sort_keys=True)
+    (DATA / "segv-static.analysis.json").write_text(out.getvalue() + "\n")
+    print(f"wrote {DATA / 'segv-static.analysis.json'}")
+
+
+if __name__ == "__main__" and "--regenerate" in sys.argv:
+    _regenerate(sys.argv)
