@@ -198,6 +198,11 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
     s = crash.signal
     addr = s.address
     where = _in(facts)
+    if s.code is None:
+        # No NT_SIGINFO (qemu-user and old kernels write none): the address is unknown, not
+        # withheld by the kernel as for a general protection fault.
+        return Explanation("memory-fault", f"segmentation fault{where}; the core records no fault address "
+                                           "(no NT_SIGINFO: written by qemu-user or an old kernel)")
     if s.code_name == "SI_KERNEL" or addr is None:
         return Explanation("wild-pointer", f"general protection fault{where}: most likely an access through a "
                                            "non-canonical (wild) pointer; the kernel reports no address for it")
