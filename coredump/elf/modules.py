@@ -74,9 +74,11 @@ def find_modules(core: Core) -> List[CoreModule]:
     if not core.files:
         return find_modules_in_memory(core)
     by_name: Dict[str, CoreModule] = {}
+    mappings_of: Dict[str, list] = {}
     exe_mapping = core.find_executable_mapping()
     memory = core.memory()
     for m in core.files:
+        mappings_of.setdefault(m.filename, []).append(m)
         mod = by_name.get(m.filename)
         if mod is None:
             mod = by_name[m.filename] = CoreModule(m.filename, m.vm_start, m.vm_end, None)
@@ -89,8 +91,7 @@ def find_modules(core: Core) -> List[CoreModule]:
         if mod.base is None:
             continue  # not an ELF image mapped from its start (data files, fonts, caches)
         mod.build_id = read_build_id_from_memory(memory, mod.base)
-        mappings = [m for m in core.files if m.filename == mod.path]
-        if mod.build_id is None and not _looks_like_elf(memory, mod.base, mappings):
+        if mod.build_id is None and not _looks_like_elf(memory, mod.base, mappings_of[mod.path]):
             continue
         mod.is_executable = exe_mapping is not None and exe_mapping.filename == mod.path
         modules.append(mod)
