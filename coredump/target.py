@@ -9,6 +9,7 @@ space with mapped files behind it, and its modules with their files found on dis
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from functools import cached_property
 from typing import Dict, List, Optional
@@ -100,11 +101,29 @@ def _span(image: ElfImage, bias: int):
     return start + bias, end + bias
 
 
+# Where Debian's cross toolchains (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) keep the
+# target's libraries: the root qemu-user is run with (`qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-linux-gnu"}
+
+
+def _with_cross_sysroot(finder: FileFinder, core: Core) -> FileFinder:
+    """A core of another architecture than this machine's, analyzed without --sysroot,
+    looks for its libraries in the cross root when there is one (host files of the wrong
+    architecture are refused anyway)."""
+    import platform
+
+    arch = core.arch.name if core.arch else None
+    root = CROSS_SYSROOTS.get(arch or "")
+    if finder.options.sysroot or not root or arch == platform.machine() or not os.path.isdir(root):
+        return finder
+    return FileFinder(dataclasses.replace(finder.options, sysroot=root))
+
+
 class Target:
     def __init__(self, core: Core, finder: FileFinder):
         self.core = core
         self.arch = core.arch
-        self.finder = finder
+        self.finder = _with_cross_sysroot(finder, core)
         self.warnings: List[str] = []
         self.modules: List[LoadedModule] = []
         found = find_modules(core)

@@ -226,3 +226,24 @@ def _regenerate(argv) -> None:
 
 if __name__ == "__main__" and "--regenerate" in sys.argv:
     _regenerate(sys.argv)
+
+
+def test_cross_sysroot_is_used_without_sysroot_option(make_qemu_core):
+    """A foreign-architecture core analyzed without --sysroot finds its libraries in
+    Debian's cross root, as `coredump run -- qemu-aarch64 …` needs."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.cores import AARCH64_SYSROOT, BUILD
+
+    core = make_qemu_core("O0", "uselib")
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json",
+                          "--exe", str(BUILD / "aarch64-O0" / "uselib"), str(core)],
+                         capture_output=True, text=True, timeout=120)
+    crash = json.loads(out.stdout)
+    libc = next(m for m in crash["modules"] if m["path"].endswith("libc.so.6"))
+    assert libc["file"].startswith(AARCH64_SYSROOT)
+    names = [f["function"] for f in crash["threads"][0]["frames"]]
+    assert names[:4] == ["lib_parse", "lib_entry", "run_parser", "main"]
+    assert "__libc_start_main" in names
