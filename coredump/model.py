@@ -12,7 +12,13 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-__all__ = ("Trust", "Frame", "Thread", "Module", "Signal", "Process", "CoreInfo", "Crash")
+__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "Trust", "Frame", "Thread", "Module", "Signal", "Process", "CoreInfo",
+           "Crash")
+
+
+# The JSON contracts of DESIGN.md (docs/json-schema.md): one crash, and one job's crashes.
+CRASH_SCHEMA = "coredump.crash/1"
+SUMMARY_SCHEMA = "coredump.summary/1"
 
 
 class Trust(enum.IntEnum):

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
 
-__all__ = ("ImageInMemory", "scan_images", "read_link_map", "locate_image")
+__all__ = ("ImageInMemory", "scan_images", "find_r_debug", "read_link_map", "locate_image")
 
 # ELF gABI: e_type, p_type and d_tag values.
 ET_EXEC, ET_DYN = 2, 3
@@ -83,19 +83,26 @@ def scan_images(memory: AddressSpace) -> List[ImageInMemory]:
     return found
 
 
+def find_r_debug(memory: AddressSpace, dynamic: int, max_entries: int = 1024) -> Optional[int]:
+    """The address of the dynamic linker's ``struct r_debug``: DT_DEBUG's d_val in the
+    executable's _DYNAMIC array (Elf64_Dyn {Elf64_Sxword d_tag; Elf64_Xword d_val}), which
+    ld.so fills in at start-up (gABI "Dynamic Section"). Raises MemoryFault."""
+    for i in range(max_entries):
+        d_tag, d_val = struct.unpack("<qQ", memory.read(dynamic + 16 * i, 16))
+        if d_tag == DT_NULL:
+            break
+        if d_tag == DT_DEBUG:
+            return d_val or None
+    return None
+
+
 def read_link_map(memory: AddressSpace, dynamic: int, limit: int = 4096) -> Dict[int, str]:
     """l_addr -> l_name from the executable's DT_DEBUG r_debug (glibc <link.h>: struct r_debug
     {int r_version; struct link_map *r_map at +8}; struct link_map {l_addr at 0, l_name at 8,
     l_ld at 16, l_next at 24})."""
     out: Dict[int, str] = {}
     try:
-        r_debug = None
-        for i in range(1024):
-            d_tag, d_val = struct.unpack("<qQ", memory.read(dynamic + 16 * i, 16))
-            if d_tag == DT_NULL:
-                break
-            if d_tag == DT_DEBUG:
-                r_debug = d_val
+        r_debug = find_r_debug(memory, dynamic)
         if not r_debug:
             return out
         lm = memory.read_word(r_debug + 8)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Optional
 
-from coredump.model import Crash, Frame, Module, Thread
+from coredump.model import CRASH_SCHEMA, Crash, Frame, Module, Thread
 
 __all__ = ("SCHEMA", "crash_to_dict", "dumps")
 
-SCHEMA = "coredump.crash/1"
+SCHEMA = CRASH_SCHEMA
 
 
 def _hex(value: Optional[int]) -> Optional[str]:

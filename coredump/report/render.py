@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
+from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
 
-SUMMARY_SCHEMA = "coredump.summary/1"
 
 
 @dataclass

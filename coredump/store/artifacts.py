@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from coredump.errors import StorageError
+from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "CrashRecord", "ArtifactDir", "utc_timestamp")
 
-SUMMARY_SCHEMA = "coredump.summary/1"
 DEFAULT_DIR = "coredump-artifacts"
 FILES_DIR = "files"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from coredump.elf.linkmap import find_r_debug
 from coredump.errors import CoreFormatError, MemoryFault, StorageError
 
 __all__ = ("SlimResult", "Phdr", "slim_core", "read_phdrs", "keep_ranges")
@@ -31,7 +32,6 @@ SHDR = struct.Struct("<IIQQQQIIQQ")
 RED_ZONE = 128
 # include/uapi/linux/auxvec.h
 AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR = 3, 5, 33
-DT_NULL, DT_DEBUG = 0, 21
 LINK_MAP_SIZE = 0x480  # glibc's struct link_map (public head l_addr, l_name, l_ld, l_next, l_prev + private part)
 
 Range = Tuple[int, int]
@@ -179,13 +179,7 @@ def _link_map_ranges(core, memory, limit: int = 512) -> List[Range]:
             return out
         dyn_at = dyn[3] + bias
         out.append((dyn_at, dyn_at + dyn[6]))
-        r_debug = None
-        for i in range(dyn[6] // 16):
-            d_tag, d_val = struct.unpack("<qQ", memory.read(dyn_at + 16 * i, 16))
-            if d_tag == DT_NULL:
-                break
-            if d_tag == DT_DEBUG:
-                r_debug = d_val
+        r_debug = find_r_debug(memory, dyn_at, dyn[6] // 16)
         if not r_debug:
             return out
         out.append((r_debug, r_debug + 40))

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import CoreDumpError, MissingFileError
+from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
            "diff_to_dict", "render_diff_text")
 
-SUMMARY_SCHEMA = "coredump.summary/1"
 
 
 @dataclass
