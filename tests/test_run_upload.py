@@ -1,0 +1,68 @@
+"""`coredump run --upload s3://…`: a real crash, stored and uploaded in one step to a real S3
+server (moto on 127.0.0.1), then fetched elsewhere and analyzed the same; an upload that
+fails keeps the local directory and the step's own exit status."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.cores import BUILD, build_samples, core_skip_reason
+
+pytest_plugins = ("tests.s3server",)
+
+ENTRY = "from coredump.capture.entry import main; main()"
+
+
+def coredump(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def crash_step():
+    reason = core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    build_samples()
+    return [str(BUILD / "O0" / "segv")]
+
+
+def test_run_uploads_and_the_fetched_crash_analyzes_the_same(s3env, tmp_path, crash_step):
+    work = tmp_path / "job"
+    work.mkdir()
+    out = coredump("run", "--upload", s3env.url("ci"), "--", *crash_step, cwd=work)
+    assert out.returncode == 139, out.stderr  # the step's own status: SIGSEGV
+    assert "uploaded" in out.stderr and "Traceback" not in out.stderr
+    local = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
+    crash_id = local["crashes"][0]["id"]
+    before = json.loads((work / "coredump-artifacts" / crash_id / "crash.json").read_text())
+
+    listed = coredump("ls", "--format", "json", s3env.url("ci"), cwd=tmp_path)
+    jobs = json.loads(listed.stdout)
+    assert len(jobs) == 1 and jobs[0]["crashes"][0]["id"] == crash_id
+
+    dest = tmp_path / "support"
+    got = coredump("fetch", f"{jobs[0]['url']}/{crash_id}", dest, cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    analyzed = coredump("analyze", "--format", "json", dest / crash_id, cwd=tmp_path)
+    assert analyzed.returncode == 0, analyzed.stderr
+    after = json.loads(analyzed.stdout)
+    frames = lambda c: [(f["function"], f["file"], f["line"]) for f in c["threads"][0]["frames"]]  # noqa: E731
+    assert frames(after) == frames(before)
+    assert after["signature"] == before["signature"]
+    assert all(m["status"] == "ok" for m in after["modules"])
+
+
+def test_failed_upload_keeps_directory_and_status(s3env, tmp_path, crash_step):
+    work = tmp_path / "job"
+    work.mkdir()
+    out = coredump("run", "--upload", "s3://no-such-bucket-coredump/ci", "--", *crash_step, cwd=work,
+                   env={"AWS_MAX_ATTEMPTS": "1"})
+    assert out.returncode == 139  # the wrapper's own failure never changes the step's status
+    assert "upload failed" in out.stderr and "Traceback" not in out.stderr
+    summary = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
+    crash = summary["crashes"][0]
+    assert (work / "coredump-artifacts" / crash["core"]).is_file()
