@@ -4,11 +4,13 @@ fails keeps the local directory and the step's own exit status."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from tests.bundles import build_uselib
 from tests.cores import BUILD, build_samples, core_skip_reason
 
 pytest_plugins = ("tests.s3server",)
@@ -31,14 +33,19 @@ def crash_step():
 
 
 def test_run_uploads_and_the_fetched_crash_analyzes_the_same(s3env, tmp_path, crash_step):
+    """A crash in a shared library built for this test (rpath $ORIGIN); the build directory
+    is deleted between the upload and the fetch."""
+    exe, _lib = build_uselib(tmp_path / "build")
     work = tmp_path / "job"
     work.mkdir()
-    out = coredump("run", "--upload", s3env.url("ci"), "--", *crash_step, cwd=work)
+    out = coredump("run", "--upload", s3env.url("ci"), "--", exe, cwd=work)
     assert out.returncode == 139, out.stderr  # the step's own status: SIGSEGV
     assert "uploaded" in out.stderr and "Traceback" not in out.stderr
     local = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
     crash_id = local["crashes"][0]["id"]
     before = json.loads((work / "coredump-artifacts" / crash_id / "crash.json").read_text())
+    shutil.rmtree(tmp_path / "build")
+    shutil.rmtree(work)
 
     listed = coredump("ls", "--format", "json", s3env.url("ci"), cwd=tmp_path)
     jobs = json.loads(listed.stdout)
@@ -52,6 +59,8 @@ def test_run_uploads_and_the_fetched_crash_analyzes_the_same(s3env, tmp_path, cr
     after = json.loads(analyzed.stdout)
     frames = lambda c: [(f["function"], f["file"], f["line"]) for f in c["threads"][0]["frames"]]  # noqa: E731
     assert frames(after) == frames(before)
+    function, file, line = frames(after)[0]
+    assert (function, os.path.basename(file), line) == ("lib_parse", "libcrash.c", 8)
     assert after["signature"] == before["signature"]
     assert all(m["status"] == "ok" for m in after["modules"])
 
