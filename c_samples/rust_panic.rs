@@ -6,6 +6,7 @@
 //
 //   rust_panic          panic!("config value {key:?} out of range: {value} > {limit}")
 //   rust_panic segv     write through a null pointer in `unsafe` code (SIGSEGV)
+//   rust_panic unwrap   Option::unwrap() on None: a panic whose message is a &'static str
 //   rust_panic names    exit 0 (the `names` module only gives the demangler symbols to read:
 //                       const generics, fn pointers, trait objects, lifetimes, punycode)
 use std::collections::HashMap;
@@ -102,6 +103,10 @@ mod names {
 
 fn main() {
     let config = Config::new(1000);
+    if std::env::args().nth(1).as_deref() == Some("unwrap") {
+        let missing: Option<u64> = config.values.get("height").copied();
+        println!("{}", missing.unwrap());
+    }
     if std::env::args().nth(1).as_deref() == Some("names") {
         println!("{}", names::run());
         return;
