@@ -85,7 +85,8 @@ def _base62(n: int) -> str:
 
 def test_backref_bomb_is_cut_short():
     small = _backref_bomb(3)
-    assert demangle_v0(small) == "a::f::<(), ((), ()), (((), ()), ((), ())), ((((), ()), ((), ())), (((), ()), ((), ())))>"
+    assert demangle_v0(small) == ("a::f::<(), ((), ()), (((), ()), ((), ())), "
+                                  "((((), ()), ((), ())), (((), ()), ((), ())))>")
     started = time.perf_counter()
     assert demangle_v0(_backref_bomb(60)) is None  # 2**60 units of output: past MAX_OUTPUT
     assert time.perf_counter() - started < 2
