@@ -2,14 +2,17 @@
 Demangling
 ==========
 
-C++ (Itanium C++ ABI §5.1, ``_Z…``) and Rust legacy symbol names shown the way c++filt
-and gdb show them; ``None`` for a name that is not mangled or not understood.
+C++ (Itanium C++ ABI §5.1, ``_Z…``) symbol names shown the way c++filt and gdb show them,
+and Rust's (v0 ``_R…`` and legacy, in :mod:`coredump.symbols.demangle_rust`) without their
+crate disambiguators and hashes; ``None`` for a name that is not mangled or not understood.
 """
 
 from __future__ import annotations
 
 import re
 from typing import List, Optional
+
+from coredump.symbols.demangle_rust import demangle_legacy, demangle_v0
 
 __all__ = ("demangle",)
 
@@ -481,49 +484,22 @@ def _itanium(name: str) -> Optional[str]:
     return text if not rest else None
 
 
-_RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
-_RUST_ESCAPES = {"$SP$": "@", "$BP$": "*", "$RF$": "&", "$LT$": "<", "$GT$": ">",
-                 "$LP$": "(", "$RP$": ")", "$C$": ",", "$u7e$": "~", "$u20$": " ",
-                 "$u27$": "'", "$u5b$": "[", "$u5d$": "]", "$u7b$": "{", "$u7d$": "}",
-                 "$u3b$": ";", "$u2b$": "+", "$u22$": '"'}
-
-
-def _rust_legacy(name: str) -> Optional[str]:
-    """Rust's legacy mangling: an Itanium nested name whose last element is ``h<hash>``;
-    shown without the hash and with ``$..$`` escapes decoded (rustc-demangle's format)."""
-    m = re.match(r"_ZN((?:\d+[^\d].*?)*)17h[0-9a-f]{16}E$", name)
-    if not m:
-        return None
-    body, i, parts = name[3:], 0, []
-    while i < len(body) and body[i].isdigit():
-        j = i
-        while body[j].isdigit():
-            j += 1
-        n = int(body[i:j])
-        parts.append(body[j:j + n])
-        i = j + n
-    if not parts or not re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
-        return None
-    out = []
-    for part in parts[:-1]:
-        if part.startswith("_$"):
-            part = part[1:]
-        for code, ch in _RUST_ESCAPES.items():
-            part = part.replace(code, ch)
-        out.append(part.replace("..", "::"))
-    return "::".join(out)
-
-
 def demangle(name: str) -> Optional[str]:
     """The demangled form of `name`, or None when it is not a mangled name we understand.
 
     >>> demangle("_ZN5store11load_configERKNS_6ConfigE")
     'store::load_config(store::Config const&)'
+    >>> demangle("_RINvCs1234_7mycrate3fooReEB2_")
+    'mycrate::foo::<&str>'
     """
-    if not name or not name.startswith(("_Z", "__Z")):
+    if not name:
+        return None
+    if name.startswith(("_R", "__R")):
+        return demangle_v0(name)
+    if not name.startswith(("_Z", "__Z")):
         return None
     if name.startswith("_ZN") and "17h" in name:
-        rust = _rust_legacy(name)
+        rust = demangle_legacy(name)
         if rust is not None:
             return rust
     return _itanium(name[1:] if name.startswith("__Z") else name)

@@ -317,7 +317,9 @@ class DwarfIndex:
             if ref is None:
                 break
             cur = cur.get_DIE_from_attribute(ref)
-        if linkage is not None:
+        # A Rust function is named as gdb's bt names it: DW_AT_name (rustc puts the generic
+        # arguments there) under its namespaces ({impl#N} included), not the linkage name.
+        if linkage is not None and not (_is_rust(die) and name is not None):
             shown = demangle(linkage)
             if shown:
                 return shown, linkage
@@ -345,6 +347,11 @@ def _is_cxx(die) -> bool:
     lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
     # DW_LANG_C_plus_plus, _03, _11, _14 (DWARF 5 Table 7.17)
     return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21)
+
+
+def _is_rust(die) -> bool:
+    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
+    return lang is not None and lang.value == 0x1C  # DW_LANG_Rust (DWARF 5 Table 7.17)
 
 
 def _has_parameters(die) -> bool:

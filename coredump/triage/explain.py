@@ -14,6 +14,7 @@ from typing import List, Optional
 from coredump.model import Crash
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
+from coredump.triage.rust import find_rust_panic, is_rust_panic
 from coredump.triage.signature import generate_signature
 
 __all__ = ("explain", "gather_facts")
@@ -29,7 +30,14 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
         abort = decode_abort_message(text) if text else None
     except Exception as exc:  # memory of a damaged core must not cost the report
         warnings.append(f"__abort_msg unreadable ({type(exc).__name__}: {exc})")
-    if crash.signal.name == "SIGABRT" and abort is None:
+    panic = None
+    frames = crash.threads[crash.crashing_thread].frames if crash.crashing_thread is not None else ()
+    if crash.signal.name == "SIGABRT" and abort is None and is_rust_panic(frames):
+        try:
+            panic = find_rust_panic(target, sp)
+        except Exception as exc:
+            warnings.append(f"Rust panic unreadable ({type(exc).__name__}: {exc})")
+    elif crash.signal.name == "SIGABRT" and abort is None:
         try:
             exception = find_cxx_exception(target, regs, sp)
         except Exception as exc:
@@ -39,12 +47,14 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
         handled = find_handled_signal(target, sp, ct.prstatus.pr_sighold if ct is not None else None)
     except Exception as exc:
         warnings.append(f"signal frame unreadable ({type(exc).__name__}: {exc})")
-    return Facts(abort, exception, handled, where)
+    return Facts(abort, exception, handled, where, panic)
 
 
 def _assertion(facts: Facts) -> Optional[str]:
     if facts.abort is not None:
         return facts.abort.text
+    if facts.panic is not None:
+        return facts.panic.text
     if facts.exception is not None:
         return f"terminate called after throwing an instance of '{facts.exception.type_name}'" + (
             f": {facts.exception.what}" if facts.exception.what else "")

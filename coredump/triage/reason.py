@@ -19,6 +19,7 @@ from coredump.elf.memory import PF_R, PF_W, PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
 from coredump.triage.assertion import AbortMessage, CxxException
+from coredump.triage.rust import RustPanic, is_rust_panic
 from coredump.triage.signals import signal_name
 from coredump.triage.x86_divide import decode_divide_fault
 
@@ -50,12 +51,14 @@ _TRAPV_HELPERS = ("__addvsi3", "__addvdi3", "__subvsi3", "__subvdi3", "__mulvsi3
 @dataclass(frozen=True)
 class Facts:
     """What explain() gathered beyond the Crash: the message before abort, the uncaught C++
-    exception, the signal whose handler was running, and the first frame of the signature."""
+    exception, the signal whose handler was running, the first frame of the signature, and
+    the Rust panic whose hook ran."""
 
     abort: Optional[AbortMessage] = None
     exception: Optional[CxxException] = None
     handled_signal: Optional[int] = None
     where: Optional[str] = None
+    panic: Optional[RustPanic] = None
 
 
 @dataclass(frozen=True)
@@ -177,12 +180,16 @@ def _abort(crash: Crash, facts: Facts) -> Explanation:
     trapv = _has_frame(crash, _TRAPV_HELPERS)
     if trapv:
         return Explanation("integer-overflow", f"signed integer overflow trapped by -ftrapv ({trapv}){where}")
-    panic = _has_frame(crash, ("rust_panic", "rust_begin_unwind", "core::panicking::panic_fmt"))
-    if panic:
-        return Explanation("panic", f"Rust panic{where}{': ' + a.text if a else ''}")
+    if facts.panic is not None or _is_panicking(crash):
+        message = facts.panic.message or "Box<dyn Any>" if facts.panic is not None else a.text if a else None
+        return Explanation("panic", f"Rust panic{where}{': ' + message if message else ''}")
     if a is not None:
         return Explanation("abort", f"abort() after a fatal error{where}: {a.text}")
     return Explanation("abort", f"abort() called{where}")
+
+
+def _is_panicking(crash: Crash) -> bool:
+    return crash.crashing_thread is not None and is_rust_panic(crash.threads[crash.crashing_thread].frames)
 
 
 def _has_frame(crash: Crash, names) -> Optional[str]:

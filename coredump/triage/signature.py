@@ -95,7 +95,7 @@ def normalize_function(name: str) -> str:
     'memmove'
     """
     name = name.strip()
-    if name.startswith("<") and name.endswith(">"):
+    if name.startswith("<") and name.endswith(">") and "::" not in name:
         return name  # gdb-style pseudo-frames: <signal handler called>
     name = _CLONE_DEMANGLED_RE.sub("", name)
     name = _CLONE_RE.sub("", name)

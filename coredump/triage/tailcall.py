@@ -62,8 +62,8 @@ def resolve_plt(memory, address: int) -> Optional[int]:
         return None
 
 
-def _function_at(target, address: int, follow_plt: bool = True) -> Optional[Tuple[str, object]]:
-    """(name, module) of the function that starts exactly at `address`, through a PLT stub."""
+def _function_at(target, address: int, follow_plt: bool = True) -> Optional[Tuple[str, object, str]]:
+    """(name, module, symbol) of the function that starts exactly at `address`, through a PLT stub."""
     mod = target.find_module(address)
     if mod is None or mod.symtab is None:
         return None
@@ -74,7 +74,7 @@ def _function_at(target, address: int, follow_plt: bool = True) -> Optional[Tupl
         return _function_at(target, resolved, False) if resolved and not mod.contains(resolved) else None
     from coredump.symbols.demangle import demangle
 
-    return demangle(hit[0]) or hit[0], mod
+    return demangle(hit[0]) or hit[0], mod, hit[0]
 
 
 def _names(group: Sequence[Frame]) -> set:
@@ -114,12 +114,15 @@ def _missing_frame(target, caller: Frame, callee: Sequence[Frame]) -> Optional[F
     hit = _function_at(target, called)
     if hit is None:
         return None
-    name, mod = hit
+    name, mod, symbol = hit
     from coredump.triage.signature import normalize_function
 
     if not callee[-1].function:
         return None  # an unnamed callee may well be the called function: nothing to compare
-    if name in _names(callee) or normalize_function(name) in _names(callee):
+    # The symbol itself against the callee's linkage name: a Rust frame named from DWARF
+    # (rust_panic::Config::value_of<&str>) is not spelled as its demangled symbol.
+    names = _names(callee)
+    if name in names or normalize_function(name) in names or symbol in names:
         return None
     return dataclasses.replace(caller, pc=called, sp=None, cfa=None, trust=Trust.NONE, module=mod.path,
                                module_offset=called - mod.start, function=name, mangled=None,
