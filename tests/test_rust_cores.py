@@ -1,11 +1,13 @@
 """Real cores of c_samples/rust_panic.rs (-C panic=abort): frames against gdb, the panic's
 message and location read back from memory, and the classification."""
 
+import os
 import re
 
 import pytest
 
 from coredump.analysis import AnalyzeOptions, analyze_core
+from tests import cores
 from tests.gdb_oracle import run_gdb
 from tests.rust_samples import build_rust_samples, make_rust_core
 
@@ -82,3 +84,20 @@ def test_unsafe_null_write_is_a_segfault():
     assert crash.classification == "null-deref" and crash.assertion is None
     top = crash.threads[crash.crashing_thread].frames[0].function
     assert top == "rust_panic::store" and crash.signature.startswith("SIGSEGV in rust_panic::store")
+
+
+def test_executable_mapped_twice_is_one_module(tmp_path):
+    """With RUST_BACKTRACE=1 std maps the executable and libc a second time, read-only, to
+    print its backtrace: the loaded (executable) mapping is the module, and libc frames keep
+    their names."""
+    reason = cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    exe = build_rust_samples() / "rust_panic"
+    _, core = cores.run_crash([str(exe)], tmp_path, env={**os.environ, "RUST_BACKTRACE": "1"})
+    crash = analyze_core(str(core), AnalyzeOptions(exe=str(exe)))
+    main = next(m for m in crash.modules if m.path == str(exe))
+    assert main.end - main.start < 64 << 20  # one image, not the span of two mappings
+    frames = crash.threads[crash.crashing_thread].frames
+    assert [f.function for f in frames[1:3]] == ["raise", "abort"]
+    assert all(f.trust.tag != "scan" for f in frames)

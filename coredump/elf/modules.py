@@ -70,31 +70,30 @@ def read_build_id_from_memory(memory: AddressSpace, base: int) -> Optional[str]:
 
 
 def find_modules(core: Core) -> List[CoreModule]:
-    """One CoreModule per mapped file, in address order, the executable marked."""
+    """One CoreModule per loaded ELF image, in address order, the executable marked.
+
+    A file can be mapped more than once (a Rust program with RUST_BACKTRACE=1 maps its own
+    executable and libc again, read-only, to print a backtrace): each mapping at file offset 0
+    starts a new instance, later mappings of the file join the instance below them, and of
+    several instances the one mapped executable is the loaded image."""
     if not core.files:
         return find_modules_in_memory(core)
-    by_name: Dict[str, CoreModule] = {}
-    mappings_of: Dict[str, list] = {}
+    instances: Dict[str, List[list]] = {}
+    for m in sorted(core.files, key=lambda m: m.vm_start):
+        groups = instances.setdefault(m.filename, [])
+        if m.offset == 0 or not groups:
+            groups.append([m])
+        else:
+            groups[-1].append(m)
     exe_mapping = core.find_executable_mapping()
     memory = core.memory()
-    for m in core.files:
-        mappings_of.setdefault(m.filename, []).append(m)
-        mod = by_name.get(m.filename)
-        if mod is None:
-            mod = by_name[m.filename] = CoreModule(m.filename, m.vm_start, m.vm_end, None)
-        mod.start = min(mod.start, m.vm_start)
-        mod.end = max(mod.end, m.vm_end)
-        if m.offset == 0 and mod.base is None:
-            mod.base = m.vm_start
     modules = []
-    for mod in by_name.values():
-        if mod.base is None:
-            continue  # not an ELF image mapped from its start (data files, fonts, caches)
-        mod.build_id = read_build_id_from_memory(memory, mod.base)
-        if mod.build_id is None and not _looks_like_elf(memory, mod.base, mappings_of[mod.path]):
-            continue
-        mod.is_executable = exe_mapping is not None and exe_mapping.filename == mod.path
-        modules.append(mod)
+    for name, groups in instances.items():
+        group = next((g for g in groups if _is_executable(memory, g)), groups[0])
+        mod = _instance(memory, name, group)
+        if mod is not None:
+            mod.is_executable = exe_mapping is not None and exe_mapping.filename == name
+            modules.append(mod)
     vdso = core.get_auxv(AT_SYSINFO_EHDR)
     if vdso:
         seg = memory.find_segment(vdso)
@@ -102,6 +101,26 @@ def find_modules(core: Core) -> List[CoreModule]:
             modules.append(CoreModule(VDSO_NAME, vdso, seg.end, vdso, read_build_id_from_memory(memory, vdso)))
     modules.sort(key=lambda m: m.start)
     return modules
+
+
+def _is_executable(memory: AddressSpace, mappings) -> bool:
+    """The kernel writes a VMA's VM_EXEC as its PT_LOAD's PF_X (fs/binfmt_elf.c)."""
+    for m in mappings:
+        seg = memory.find_segment(m.vm_start)
+        if seg is not None and seg.p_flags & PF_X:
+            return True
+    return False
+
+
+def _instance(memory: AddressSpace, name: str, mappings) -> Optional[CoreModule]:
+    if mappings[0].offset != 0:
+        return None  # not an ELF image mapped from its start (data files, fonts, caches)
+    base = mappings[0].vm_start
+    mod = CoreModule(name, base, max(m.vm_end for m in mappings), base)
+    mod.build_id = read_build_id_from_memory(memory, base)
+    if mod.build_id is None and not _looks_like_elf(memory, base, mappings):
+        return None
+    return mod
 
 
 def find_modules_in_memory(core: Core) -> List[CoreModule]:
@@ -137,8 +156,4 @@ def _looks_like_elf(memory: AddressSpace, base: int, mappings=()) -> bool:
         # part of it is mapped executable, as ld.so maps a PT_LOAD with PF_X. Data files
         # (locale archives, gconv caches, fonts) are mapped read-only; the kernel writes a
         # VMA's VM_EXEC as the PT_LOAD's PF_X (fs/binfmt_elf.c).
-        for m in mappings:
-            seg = memory.find_segment(m.vm_start)
-            if seg is not None and seg.p_flags & PF_X:
-                return True
-        return not mappings
+        return _is_executable(memory, mappings) or not mappings
