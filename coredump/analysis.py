@@ -8,6 +8,7 @@ symbolize every thread, and explain the signal.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -91,7 +92,11 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     )
     from coredump.triage.explain import explain
 
-    return explain(crash, target)
+    try:
+        return explain(crash, target)
+    except Exception as exc:  # noqa: BLE001 - the frames stand without an explanation
+        return dataclasses.replace(crash, warnings=crash.warnings + (
+            f"explaining the crash failed ({type(exc).__name__}: {exc})",))
 
 
 def _find_crashing_thread(core: Core) -> Optional[int]:
