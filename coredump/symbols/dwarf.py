@@ -12,9 +12,10 @@ import bisect
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from coredump.symbols import cache
 from coredump.symbols.demangle import demangle
 from coredump.symbols.image import ElfImage
-from coredump.symbols.lines import LineTable
+from coredump.symbols.lines import LineTable, decode_line_program
 
 __all__ = ("SourceFrame", "DwarfIndex")
 
@@ -58,6 +59,10 @@ class _Unit:
 
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
+
+# Versions of what the parse cache holds per compile unit; bump when its shape or rules change.
+_LINES_KIND = "lines.1"
+_FUNCS_KIND = "funcs.1"
 
 
 class DwarfIndex:
@@ -169,9 +174,33 @@ class DwarfIndex:
     def _lines(self, unit: _Unit) -> Optional[LineTable]:
         if not unit.lines_done:
             unit.lines_done = True
-            lineprog = self.dwarfinfo.line_program_for_CU(unit.cu)
-            unit.lines = LineTable(lineprog) if lineprog is not None else None
+            kind = self._kind(_LINES_KIND, unit)
+            cached = cache.get(self.image.build_id, kind)
+            if cached is not None:
+                unit.lines = LineTable.from_data(cached) if cached else None
+            else:
+                unit.lines = self._read_lines(unit)
+                cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False)
         return unit.lines
+
+    def _read_lines(self, unit: _Unit) -> Optional[LineTable]:
+        """The CU's line table, decoded by our own reader (pyelftools' is ~15 times slower),
+        or by pyelftools where ours does not go (big-endian files)."""
+        attr = unit.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
+        dwarf = self.dwarfinfo
+        if attr is None or dwarf.debug_line_sec is None:
+            return None
+        if not dwarf.config.little_endian:
+            lineprog = dwarf.line_program_for_CU(unit.cu)
+            return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
+        program = decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
+                                      _buffer(dwarf.debug_str_sec), _buffer(dwarf.debug_line_str_sec))
+        return LineTable(program)
+
+    def _kind(self, kind: str, unit: _Unit) -> str:
+        """A cache kind naming one CU of this file (a stripped file and its debug file share
+        a build-id, so the file's size is part of the name, as for symbol tables)."""
+        return f"{kind}.{len(self.image.data)}.{unit.cu.cu_offset}"
 
     # ---- DIEs -----------------------------------------------------------------------------
 
@@ -371,6 +400,11 @@ def _entry_pc(die, ranges: Ranges) -> Optional[int]:
     if entry is not None and entry.form in _ADDRESS_FORMS:
         return entry.value
     return ranges[0][0] if ranges else None
+
+
+def _buffer(section):
+    """A section's bytes without a copy (pyelftools keeps each DWARF section in a BytesIO)."""
+    return section.stream.getbuffer() if section is not None else None
 
 
 def _text(value) -> str:
