@@ -55,6 +55,9 @@ class _Unit:
         self.lines_done = False
         self.functions: Optional[List[Tuple[int, int, int]]] = None  # (low, high, DIE offset)
         self.nested: Optional[List[Tuple[int, int, int]]] = None
+        # Offsets of the CU DIE's children: their parent is no namespace or class, which
+        # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
+        self.top_level: frozenset = frozenset()
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
 
 
@@ -230,12 +233,24 @@ class DwarfIndex:
 
     def _function_at(self, unit: _Unit, address: int):
         if unit.functions is None:
-            unit.functions = self._collect_functions(unit.cu.get_top_DIE(), nested=False)
+            unit.functions, unit.top_level = self._cached_functions(unit, nested=False)
         found = self._search(unit, unit.functions, address)
         if found is None:
             if unit.nested is None:
-                unit.nested = self._collect_functions(unit.cu.get_top_DIE(), nested=True)
+                unit.nested = self._cached_functions(unit, nested=True)[0]
             found = self._search(unit, unit.nested, address)
+        return found
+
+    def _cached_functions(self, unit: _Unit, nested: bool) -> Tuple[List[Tuple[int, int, int]], frozenset]:
+        """``_collect_functions`` of the CU and the offsets of the CU DIE's children, through
+        the parse cache (plain tuples)."""
+        kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
+        found = cache.get(self.image.build_id, kind)
+        if found is None:
+            top = unit.cu.get_top_DIE()
+            found = (self._collect_functions(top, nested),
+                     frozenset() if nested else frozenset(c.offset for c in top.iter_children()))
+            cache.put(self.image.build_id, kind, found)
         return found
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):
@@ -353,7 +368,9 @@ class DwarfIndex:
             if shown:
                 return shown, linkage
         if name is not None and named is not None:
-            name = _qualify(named, name)
+            unit = _UNITS.get((self._key, named.cu.cu_offset))
+            if unit is None or named.offset not in unit.top_level:
+                name = _qualify(named, name)
             if _is_cxx(die) and name != "main" and not _has_parameters(cur):
                 name += "()"  # gdb's physname of a C++ function with no linkage name
         return name or linkage, linkage
