@@ -9,6 +9,7 @@ Function names, inline frames and ``file:line`` for an address from an image's D
 from __future__ import annotations
 
 import bisect
+import struct
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -193,12 +194,15 @@ class DwarfIndex:
         dwarf = self.dwarfinfo
         if attr is None or dwarf.debug_line_sec is None:
             return None
-        if not dwarf.config.little_endian:
-            lineprog = dwarf.line_program_for_CU(unit.cu)
-            return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
-        program = decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
-                                      _buffer(dwarf.debug_str_sec), _buffer(dwarf.debug_line_str_sec))
-        return LineTable(program)
+        if dwarf.config.little_endian:
+            try:
+                return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
+                                                     _buffer(dwarf.debug_str_sec),
+                                                     _buffer(dwarf.debug_line_str_sec)))
+            except (ValueError, IndexError, struct.error):
+                pass  # what ours cannot read (a form it does not know): pyelftools may
+        lineprog = dwarf.line_program_for_CU(unit.cu)
+        return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file (a stripped file and its debug file share
