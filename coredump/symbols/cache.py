@@ -16,10 +16,10 @@ the cache directory must be the user's own, like any cache that stores code-bear
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import re
-import tempfile
 from typing import Any, Optional
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "entry_path")
@@ -64,17 +64,28 @@ def get(build_id: Optional[str], kind: str) -> Any:
 
 
 def put(build_id: Optional[str], kind: str, obj: Any) -> None:
-    """Store `obj` for (build_id, kind); failures (read-only home, full disk) are ignored."""
+    """Store `obj` for (build_id, kind); failures (read-only home, full disk) are ignored.
+
+    The first analysis of a binary writes a dozen entries, so each write is kept to one
+    pickle, one exclusive create of a per-process temporary name and one rename."""
     path = entry_path(build_id, kind) if build_id and enabled() else None
     if path is None:
         return
-    directory = os.path.dirname(path)
     tmp = None
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((_MAGIC, CACHE_VERSION, build_id, kind, obj), f, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=pickle.HIGHEST_PROTOCOL)
+        tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{next(_SERIAL)}")
+        try:
+            fd = os.open(tmp, _CREATE, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, _CREATE, 0o600)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old entry or the new one
         tmp = None
     except Exception:
@@ -85,3 +96,8 @@ def put(build_id: Optional[str], kind: str, obj: Any) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+# O_EXCL: a name left by a crashed writer is never written through (nor a planted symlink).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_SERIAL = itertools.count()

@@ -251,9 +251,9 @@ class DwarfIndex:
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self.image.build_id, kind)
         if found is None:
-            top = unit.cu.get_top_DIE()
-            found = (self._collect_functions(top, nested),
-                     frozenset() if nested else frozenset(c.offset for c in top.iter_children()))
+            top_level: list = []
+            found = (self._collect_functions(unit.cu.get_top_DIE(), nested, top_level),
+                     frozenset(() if nested else top_level))
             cache.put(self.image.build_id, kind, found)
         return found
 
@@ -264,14 +264,17 @@ class DwarfIndex:
                 return unit.cu.get_DIE_from_refaddr(offset)
         return None
 
-    def _collect_functions(self, parent, nested: bool) -> List[Tuple[int, int, int]]:
+    def _collect_functions(self, parent, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
         """Ranges of the subprograms among `parent`'s children; with `nested`, only those
-        inside namespaces and classes (the second, rarer search)."""
+        inside namespaces and classes (the second, rarer search). Appends the offsets of
+        `parent`'s own children to `top_level`."""
         out: List[Tuple[int, int, int]] = []
         stack = [(parent, False)]
         while stack:
             die, inside = stack.pop()
             for child in die.iter_children():
+                if die is parent:
+                    top_level.append(child.offset)
                 if child.tag == "DW_TAG_subprogram" and (inside or not nested):
                     try:
                         for low, high in self._die_ranges(child):
