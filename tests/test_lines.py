@@ -193,3 +193,29 @@ def test_malformed_programs_raise_not_hang():
     # version 9 is no DWARF line table
     with pytest.raises(ValueError):
         decode_line_program(b"\x10\x00\x00\x00\x09\x00" + bytes(14), 0)
+
+
+def test_cached_tables_of_another_shape_are_misses(tmp_path, monkeypatch):
+    """An entry left under our kind by an older format must not break the lookup: the
+    index answers as it does with the cache off."""
+    from coredump.symbols import cache, dwarf
+    from coredump.symbols.image import ElfImage
+
+    cores.build_samples()
+    path = str(cores.BUILD / "O0" / "segv")
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    dwarf._UNITS.clear()
+    image = ElfImage(path)
+    index = dwarf.DwarfIndex(image)
+    fresh = [s for s in image.elf.get_section_by_name(".symtab").iter_symbols() if s.name == "main"][0]
+    address = fresh["st_value"]
+    expected = (index.find_frames(address), index.find_line(address))
+    assert expected[0] and expected[1]
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    unit = index._unit_for(address)
+    for kind in (dwarf._LINES_KIND, dwarf._FUNCS_KIND):
+        cache.put(image.build_id, index._kind(kind, unit), [("not", "this", "shape")])
+    dwarf._UNITS.clear()
+    index = dwarf.DwarfIndex(ElfImage(path))
+    assert (index.find_frames(address), index.find_line(address)) == expected

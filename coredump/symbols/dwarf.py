@@ -66,7 +66,7 @@ _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # Versions of what the parse cache holds per compile unit; bump when its shape or rules change.
 _LINES_KIND = "lines.1"
-_FUNCS_KIND = "funcs.1"
+_FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
 class DwarfIndex:
@@ -180,7 +180,7 @@ class DwarfIndex:
             unit.lines_done = True
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self.image.build_id, kind)
-            if cached is not None:
+            if cached is False or (isinstance(cached, tuple) and len(cached) == 4):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
                 unit.lines = self._read_lines(unit)
@@ -250,7 +250,7 @@ class DwarfIndex:
         the parse cache (plain tuples)."""
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self.image.build_id, kind)
-        if found is None:
+        if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
             top_level: list = []
             found = (self._collect_functions(unit.cu.get_top_DIE(), nested, top_level),
                      frozenset(() if nested else top_level))
