@@ -65,7 +65,7 @@ class _Unit:
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # Versions of what the parse cache holds per compile unit; bump when its shape or rules change.
-_LINES_KIND = "lines.1"
+_LINES_KIND = "lines.2"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 

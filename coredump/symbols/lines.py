@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 import struct
+from array import array
 from typing import Dict, List, Optional, Tuple
 
 __all__ = ("LineTable", "LineProgram", "decode_line_program")
@@ -40,15 +41,32 @@ class LineTable:
         return cls(LineProgram.from_pyelftools(lineprog))
 
     def to_data(self) -> tuple:
-        """Plain data for the parse cache; ``from_data`` rebuilds the table."""
-        return (self.version, self._dirs, self._files, self._subfiles)
+        """Plain data for the parse cache (each file's sorted rows as three arrays, which
+        pickle as raw bytes); ``from_data`` rebuilds the table."""
+        packed = {}
+        for name, rows in self._subfiles.items():
+            try:
+                packed[name] = (array("Q", [r[0] for r in rows]), array("q", [r[1] for r in rows]),
+                                bytes(r[2] for r in rows))
+            except OverflowError:  # a malformed program's address past 64 bits: keep the rows
+                packed[name] = list(rows)
+        return (self.version, self._dirs, self._files, packed)
 
     @classmethod
     def from_data(cls, data: tuple) -> LineTable:
         table = cls.__new__(cls)
-        table.version, table._dirs, table._files, table._subfiles = data
+        table.version, table._dirs, table._files, packed = data
         table._names = {}
-        table._build_index()
+        table._subfiles = {}
+        table._index = []
+        for name, value in packed.items():
+            if isinstance(value, list):
+                rows = value
+            else:
+                addrs, lines, stmts = value
+                rows = list(zip(addrs, lines, map(bool, stmts)))
+            table._subfiles[name] = rows
+            table._index.append((name, [r[0] for r in rows], rows))  # stored sorted
         return table
 
     def _build_index(self) -> None:
