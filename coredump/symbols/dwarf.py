@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from coredump.symbols import cache
 from coredump.symbols.demangle import demangle
+from coredump.symbols.dwarfcache import FramesMemo, entry_kind
 from coredump.symbols.image import ElfImage
 from coredump.symbols.lines import LineTable, decode_line_program
 
@@ -82,6 +83,7 @@ class DwarfIndex:
         self._aranges = None
         self._aranged_cus: Optional[set] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
+        self._memo = FramesMemo(image)
 
     @property
     def dwarfinfo(self):
@@ -94,15 +96,22 @@ class DwarfIndex:
     def find_frames(self, address: int) -> List[SourceFrame]:
         """Innermost first: one frame per DW_TAG_inlined_subroutine holding `address`
         (deepest first, ``inline=True``), then the DW_TAG_subprogram. Never raises."""
+        hit = self._memo.get(address)
+        if hit is not None:
+            return [SourceFrame(*f) for f in hit]
         try:
             unit = self._unit_for(address)
             if unit is None:
-                return []
-            if address not in unit.frames:
-                unit.frames[address] = tuple(self._frames_in(unit, address))
-            return list(unit.frames[address])
+                frames: Tuple[SourceFrame, ...] = ()
+            else:
+                if address not in unit.frames:
+                    unit.frames[address] = tuple(self._frames_in(unit, address))
+                frames = unit.frames[address]
         except Exception:
             return []
+        self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc)
+                                      for f in frames))
+        return list(frames)
 
     def find_function(self, address: int) -> Optional[SourceFrame]:
         """The physical function's frame at `address` (the last of ``find_frames``)."""
@@ -205,9 +214,8 @@ class DwarfIndex:
         return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
-        """A cache kind naming one CU of this file (a stripped file and its debug file share
-        a build-id, so the file's size is part of the name, as for symbol tables)."""
-        return f"{kind}.{len(self.image.data)}.{unit.cu.cu_offset}"
+        """A cache kind naming one CU of this file."""
+        return entry_kind(kind, self.image, unit.cu.cu_offset)
 
     # ---- DIEs -----------------------------------------------------------------------------
 
