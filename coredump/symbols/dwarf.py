@@ -65,7 +65,8 @@ class _Unit:
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
-# Versions of what the parse cache holds per compile unit; bump when its shape or rules change.
+# What the parse cache holds per compile unit; bump when the shape changes (a change of the
+# rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
 _LINES_KIND = "lines.2"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 from coredump.symbols import cache
 
-__all__ = ("code_tag", "entry_kind", "FramesMemo")
+__all__ = ("code_tag", "entry_kind", "FramesMemo", "flush_frames")
 
 # The modules whose rules shape the cached data: gdb's line choices (lines), the DIE walk
 # (dwarf) and the names shown (demangle). A change to any of them names new entries.
@@ -52,7 +52,8 @@ Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 
 class FramesMemo:
     """address -> frames of one image, read from the cache on first use and written back
-    when an address is added: a second analysis of the same crash parses no DWARF at all."""
+    once, when the process exits (an entry per address would cost a write each): a second
+    analysis of the same crash parses no DWARF at all."""
 
     MAX_ADDRESSES = 4096
 
@@ -60,6 +61,7 @@ class FramesMemo:
         self._build_id = image.build_id
         self._image = image
         self._data: Optional[Dict[int, Frames]] = None
+        self._dirty = False
 
     def _load(self) -> Dict[int, Frames]:
         if self._data is None:
@@ -77,4 +79,33 @@ class FramesMemo:
         if address in data or len(data) >= self.MAX_ADDRESSES:
             return
         data[address] = frames
-        cache.put(self._build_id, entry_kind("frames.1", self._image), data)
+        if not self._dirty:
+            self._dirty = True
+            _pending_writes().append(self)
+
+    def flush(self) -> None:
+        if self._dirty and self._data is not None:
+            self._dirty = False
+            cache.put(self._build_id, entry_kind("frames.1", self._image), self._data)
+
+
+@functools.cache
+def _pending_writes() -> list:
+    """The memos with new addresses, written by one exit handler."""
+    import atexit
+
+    pending: list = []
+
+    def flush_all() -> None:
+        while pending:
+            pending.pop().flush()
+
+    atexit.register(flush_all)
+    return pending
+
+
+def flush_frames() -> None:
+    """Write the new addresses of every memo now (the exit handler does it otherwise)."""
+    pending = _pending_writes()
+    while pending:
+        pending.pop().flush()
