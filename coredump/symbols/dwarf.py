@@ -194,7 +194,7 @@ class DwarfIndex:
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
                 unit.lines = self._read_lines(unit)
-                cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False)
+                cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False, wait=False)
         return unit.lines
 
     def _read_lines(self, unit: _Unit) -> Optional[LineTable]:
@@ -263,7 +263,7 @@ class DwarfIndex:
             top_level: list = []
             found = (self._collect_functions(unit.cu.get_top_DIE(), nested, top_level),
                      frozenset(() if nested else top_level))
-            cache.put(self.image.build_id, kind, found)
+            cache.put(self.image.build_id, kind, found, wait=False)
         return found
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):

@@ -38,7 +38,7 @@ class SymbolTable:
             self.source, self._addrs, self._entries = cached
             return
         self._read(image)
-        cache.put(image.build_id, kind, (self.source, self._addrs, self._entries))
+        cache.put(image.build_id, kind, (self.source, self._addrs, self._entries), wait=False)
 
     def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None
