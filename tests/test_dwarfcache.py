@@ -22,6 +22,7 @@ def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant
     cores.build_samples()
     path = str(cores.BUILD / variant / program)
     monkeypatch.setenv("COREDUMP_CACHE", "0")
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # none loaded by earlier tests
     dwarf._UNITS.clear()
     cold_index = dwarf.DwarfIndex(ElfImage(path))
     addresses = _addresses(cold_index.image)
@@ -32,6 +33,7 @@ def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for round_ in ("filling", "warm"):
         dwarf._UNITS.clear()
+        monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # a new process
         index = dwarf.DwarfIndex(ElfImage(path))
         assert {a: index.find_frames(a) for a in addresses} == cold, round_
         dwarfcache.flush_frames()
@@ -63,3 +65,22 @@ def test_memo_is_bounded_and_off_when_the_cache_is(tmp_path, monkeypatch):
     dwarfcache.flush_frames()
     again = dwarfcache.FramesMemo(image)
     assert again.get(1) == (("f", None, "a.c", 1, False, None),) and again.get(3) is None
+
+
+def test_one_memo_per_file_so_no_writer_drops_addresses(tmp_path, monkeypatch):
+    """Two indexes of one file share the memo: the entry written at exit has the
+    addresses both found."""
+    cores.build_samples()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # none loaded by earlier tests
+    path = str(cores.BUILD / "O2" / "cxx_throw")
+    first, second = dwarf.DwarfIndex(ElfImage(path)), dwarf.DwarfIndex(ElfImage(path))
+    assert first._memo is second._memo
+    addresses = _addresses(first.image)
+    first.find_frames(addresses[0])
+    second.find_frames(addresses[-1])
+    dwarfcache.flush_frames()
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})
+    fresh = dwarfcache.frames_memo(ElfImage(path))
+    assert fresh.get(addresses[0]) is not None and fresh.get(addresses[-1]) is not None

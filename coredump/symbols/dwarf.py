@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from coredump.symbols import cache
 from coredump.symbols.demangle import demangle
-from coredump.symbols.dwarfcache import FramesMemo, entry_kind
+from coredump.symbols.dwarfcache import entry_kind, frames_memo
 from coredump.symbols.image import ElfImage
 from coredump.symbols.lines import LineTable, decode_line_program
 
@@ -84,7 +84,7 @@ class DwarfIndex:
         self._aranges = None
         self._aranged_cus: Optional[set] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
-        self._memo = FramesMemo(image)
+        self._memo = frames_memo(image)
 
     @property
     def dwarfinfo(self):

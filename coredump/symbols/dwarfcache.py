@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 from coredump.symbols import cache
 
-__all__ = ("code_tag", "entry_kind", "FramesMemo", "flush_frames")
+__all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames")
 
 # The modules whose rules shape the cached data: gdb's line choices (lines), the DIE walk
 # (dwarf) and the names shown (demangle). A change to any of them names new entries.
@@ -87,6 +87,19 @@ class FramesMemo:
         if self._dirty and self._data is not None:
             self._dirty = False
             cache.put(self._build_id, entry_kind("frames.1", self._image), self._data)
+
+
+_MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
+
+
+def frames_memo(image) -> FramesMemo:
+    """The process's one memo for `image`'s file: two memos of one entry would each write
+    it at exit, the last with only its own addresses."""
+    key = (image.build_id, entry_kind("frames.1", image))
+    memo = _MEMOS.get(key)
+    if memo is None:
+        memo = _MEMOS[key] = FramesMemo(image)
+    return memo
 
 
 @functools.cache
