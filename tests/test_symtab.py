@@ -1,7 +1,8 @@
 """Symbol tables read with struct against the same tables read through pyelftools."""
 
-import ctypes.util
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -23,16 +24,29 @@ def _both(path, monkeypatch):
     return fast, slow
 
 
+def _loaded_libraries():
+    """Shared libraries mapped into this Python (libc, libm, ...), from /proc/self/maps."""
+    found = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if ".so" in os.path.basename(path) and os.path.isfile(path):
+                    found.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted(found)
+
+
 def _paths():
     cores.build_samples()
     out = [str(cores.BUILD / v / p) for v in ("O0", "O2", "static") for p in ("segv", "cxx_throw")]
     out.append(str(cores.BUILD / "O2" / "libcrash.so"))
-    for name in ("c", "stdc++", "m"):
-        found = ctypes.util.find_library(name)
-        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"):
-            if found and os.path.exists(os.path.join(d, found)):
-                out.append(os.path.realpath(os.path.join(d, found)))
-                break
+    out += _loaded_libraries()
+    if shutil.which("g++"):
+        done = subprocess.run(["g++", "-print-file-name=libstdc++.so.6"], capture_output=True, text=True)
+        if done.returncode == 0 and os.path.isfile(done.stdout.strip()):
+            out.append(os.path.realpath(done.stdout.strip()))
     out.append(os.path.realpath(sys.executable))
     return out
 
