@@ -90,20 +90,29 @@ def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optio
     }
 
 
+def _wanted(name: str) -> bool:
+    only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+    return not only or any(w in name for w in only)
+
+
 def make_cores(scratch: Path) -> List[Tuple[str, str, str]]:
-    """(name, executable, core) for every core of the fixed set."""
+    """(name, executable, core) for every core of the fixed set (BENCH_ONLY: a subset)."""
     out = []
     for variant in VARIANTS:
         for program in PROGRAMS:
-            core = cores.make_core(variant, program)
-            out.append((f"{variant}/{program}", str(cores.BUILD / variant / program), str(core)))
+            if _wanted(f"{variant}/{program}"):
+                core = cores.make_core(variant, program)
+                out.append((f"{variant}/{program}", str(cores.BUILD / variant / program), str(core)))
     for name, program in (("O0/bigheap (large heap)", "bigheap"), ("O0/recursion (deep)", "recursion")):
-        out.append((name, str(cores.BUILD / "O0" / program), str(cores.make_core("O0", program))))
+        if _wanted(name):
+            out.append((name, str(cores.BUILD / "O0" / program), str(cores.make_core("O0", program))))
     python = os.path.realpath(sys.executable)
     for name, code in (
         ("python ctypes NULL read", "import ctypes; ctypes.string_at(0)"),
         ("python threads + abort", PY_THREADS_ABORT),
     ):
+        if not _wanted(name):
+            continue
         work = scratch / name.split()[1]
         work.mkdir()
         _, core = cores.run_crash([python, "-c", code], work)
@@ -227,11 +236,13 @@ def main() -> int:
                    if any(r[t] for r in rows)}
         print(f"median ratio coredump/gdb: {median}; median seconds: "
               + ", ".join(f"{t} {s:.3f}" for t, s in medians.items()))
-        run = bench_run_overhead()
-        print(f"run overhead: {run}")
-        bigheap = next(c for n, _, c in core_set if "bigheap" in n)
-        zstd = bench_zstd(bigheap)
-        print(f"zstd on the large-heap core: {zstd}")
+        run = zstd = None
+        bigheap = next((c for n, _, c in core_set if "bigheap" in n), None)
+        if not os.environ.get("BENCH_ONLY"):
+            run = bench_run_overhead()
+            print(f"run overhead: {run}")
+            zstd = bench_zstd(bigheap)
+            print(f"zstd on the large-heap core: {zstd}")
         cache = bench_cache(core_set)
         for row in cache:
             print(f"parse cache: {row}")

@@ -80,7 +80,33 @@ def test_symbol_table_is_cached(tmp_path, monkeypatch, make_core):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     image = ElfImage(str(BUILD / "O0" / "segv"))
     first = SymbolTable(image)
+    cache.flush()  # symbol tables are written in the background
     assert len(first) and os.listdir(tmp_path / "coredump" / f"v{cache.CACHE_VERSION}")
     second = SymbolTable(image)
     assert second._entries == first._entries and second.source == first.source
     assert second.lookup(first._addrs[0]) == first.lookup(first._addrs[0])
+
+
+def test_background_writes_are_read_back_and_reach_the_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kinds = [f"lines.9.{i}" for i in range(20)]
+    for i, kind in enumerate(kinds):
+        cache.put(BID, kind, {"rows": list(range(i))}, wait=False)
+    # Read-your-writes before the writer is done, then every entry on disk after flush.
+    assert cache.get(BID, kinds[7]) == {"rows": list(range(7))}
+    cache.flush()
+    assert not cache._PENDING
+    for i, kind in enumerate(kinds):
+        path = cache.entry_path(BID, kind)
+        assert os.path.exists(path)
+        with open(path, "rb") as f:
+            assert pickle.load(f)[-1] == {"rows": list(range(i))}
+    assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".tmp-")]
+
+
+def test_background_writes_are_off_with_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    cache.put(BID, "k", [1], wait=False)
+    cache.flush()
+    assert not (tmp_path / "coredump").exists() and not cache._PENDING

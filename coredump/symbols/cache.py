@@ -16,13 +16,14 @@ the cache directory must be the user's own, like any cache that stores code-bear
 
 from __future__ import annotations
 
+import _thread
+import itertools
 import os
 import pickle
 import re
-import tempfile
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
-__all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "entry_path")
+__all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path")
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
@@ -54,8 +55,12 @@ def get(build_id: Optional[str], kind: str) -> Any:
     if path is None:
         return None
     try:
-        with open(path, "rb") as f:
-            magic, version, got_id, got_kind, obj = pickle.load(f)
+        blob = _PENDING.get(path)  # written in the background, not yet on disk
+        if blob is not None:
+            magic, version, got_id, got_kind, obj = pickle.loads(blob)
+        else:
+            with open(path, "rb") as f:
+                magic, version, got_id, got_kind, obj = pickle.load(f)
     except Exception:  # missing, truncated, corrupted or from another Python: a miss
         return None
     if (magic, version, got_id, got_kind) != (_MAGIC, CACHE_VERSION, build_id, kind):
@@ -63,25 +68,96 @@ def get(build_id: Optional[str], kind: str) -> Any:
     return obj
 
 
-def put(build_id: Optional[str], kind: str, obj: Any) -> None:
-    """Store `obj` for (build_id, kind); failures (read-only home, full disk) are ignored."""
+def put(build_id: Optional[str], kind: str, obj: Any, wait: bool = True) -> None:
+    """Store `obj` for (build_id, kind); failures (read-only home, full disk) are ignored.
+
+    With ``wait=False`` the object is pickled now and written by a background thread while
+    the caller goes on (the interpreter waits for it at exit; ``flush`` waits sooner): the
+    first analysis of a binary writes a dozen entries, and filling the cache must not make
+    it slower than running without one."""
     path = entry_path(build_id, kind) if build_id and enabled() else None
     if path is None:
         return
-    directory = os.path.dirname(path)
-    tmp = None
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((_MAGIC, CACHE_VERSION, build_id, kind, obj), f, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return
+    if wait:
+        _write(path, blob)
+        return
+    global _WRITER
+    import threading
+
+    with _LOCK:
+        _PENDING[path] = blob
+        if _WRITER is None or not _WRITER.is_alive():
+            _WRITER = threading.Thread(target=_drain, name="coredump-cache-writer")
+            _WRITER.start()  # not a daemon: the interpreter lets it finish
+
+
+def flush() -> None:
+    """Wait until every background write is on disk."""
+    writer = _WRITER
+    if writer is not None:
+        writer.join()
+
+
+def _drain() -> None:
+    while True:
+        with _LOCK:
+            if not _PENDING:
+                return
+            path = next(iter(_PENDING))
+            blob = _PENDING[path]
+        _write(path, blob)
+        with _LOCK:
+            if _PENDING.get(path) is blob:
+                del _PENDING[path]
+
+
+def _write(path: str, blob: bytes) -> None:
+    """One exclusive create of a per-process temporary name, the bytes, one rename."""
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{next(_SERIAL)}")
+    created = False
+    try:
+        try:
+            fd = os.open(tmp, _CREATE, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, _CREATE, 0o600)
+        created = True
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old entry or the new one
-        tmp = None
+        created = False
     except Exception:
         pass
     finally:
-        if tmp is not None:
+        if created:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+# O_EXCL: a name left by a crashed writer is never written through (nor a planted symlink).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_SERIAL = itertools.count()
+_PENDING: Dict[str, bytes] = {}
+_LOCK = _thread.allocate_lock()  # the builtin lock: no import of threading unless a write is queued
+_WRITER = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with no writer and no queue (the parent writes its own)."""
+    global _LOCK, _WRITER
+    _LOCK, _WRITER = _thread.allocate_lock(), None
+    _PENDING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

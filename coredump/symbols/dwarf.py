@@ -9,12 +9,15 @@ Function names, inline frames and ``file:line`` for an address from an image's D
 from __future__ import annotations
 
 import bisect
+import struct
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from coredump.symbols import cache
 from coredump.symbols.demangle import demangle
+from coredump.symbols.dwarfcache import entry_kind, frames_memo
 from coredump.symbols.image import ElfImage
-from coredump.symbols.lines import LineTable
+from coredump.symbols.lines import LineTable, decode_line_program
 
 __all__ = ("SourceFrame", "DwarfIndex")
 
@@ -54,10 +57,18 @@ class _Unit:
         self.lines_done = False
         self.functions: Optional[List[Tuple[int, int, int]]] = None  # (low, high, DIE offset)
         self.nested: Optional[List[Tuple[int, int, int]]] = None
+        # Offsets of the CU DIE's children: their parent is no namespace or class, which
+        # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
+        self.top_level: frozenset = frozenset()
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
 
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
+
+# What the parse cache holds per compile unit; bump when the shape changes (a change of the
+# rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
+_LINES_KIND = "lines.2"  # LineTable.to_data
+_FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
 class DwarfIndex:
@@ -73,6 +84,7 @@ class DwarfIndex:
         self._aranges = None
         self._aranged_cus: Optional[set] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
+        self._memo = frames_memo(image)
 
     @property
     def dwarfinfo(self):
@@ -85,15 +97,22 @@ class DwarfIndex:
     def find_frames(self, address: int) -> List[SourceFrame]:
         """Innermost first: one frame per DW_TAG_inlined_subroutine holding `address`
         (deepest first, ``inline=True``), then the DW_TAG_subprogram. Never raises."""
+        hit = self._memo.get(address)
+        if hit is not None:
+            return [SourceFrame(*f) for f in hit]
         try:
             unit = self._unit_for(address)
             if unit is None:
-                return []
-            if address not in unit.frames:
-                unit.frames[address] = tuple(self._frames_in(unit, address))
-            return list(unit.frames[address])
+                frames: Tuple[SourceFrame, ...] = ()
+            else:
+                if address not in unit.frames:
+                    unit.frames[address] = tuple(self._frames_in(unit, address))
+                frames = unit.frames[address]
         except Exception:
             return []
+        self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc)
+                                      for f in frames))
+        return list(frames)
 
     def find_function(self, address: int) -> Optional[SourceFrame]:
         """The physical function's frame at `address` (the last of ``find_frames``)."""
@@ -169,9 +188,35 @@ class DwarfIndex:
     def _lines(self, unit: _Unit) -> Optional[LineTable]:
         if not unit.lines_done:
             unit.lines_done = True
-            lineprog = self.dwarfinfo.line_program_for_CU(unit.cu)
-            unit.lines = LineTable(lineprog) if lineprog is not None else None
+            kind = self._kind(_LINES_KIND, unit)
+            cached = cache.get(self.image.build_id, kind)
+            if cached is False or (isinstance(cached, tuple) and len(cached) == 4):
+                unit.lines = LineTable.from_data(cached) if cached else None
+            else:
+                unit.lines = self._read_lines(unit)
+                cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False, wait=False)
         return unit.lines
+
+    def _read_lines(self, unit: _Unit) -> Optional[LineTable]:
+        """The CU's line table, decoded by our own reader (pyelftools' is ~15 times slower),
+        or by pyelftools where ours does not go (big-endian files)."""
+        attr = unit.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
+        dwarf = self.dwarfinfo
+        if attr is None or dwarf.debug_line_sec is None:
+            return None
+        if dwarf.config.little_endian:
+            try:
+                return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
+                                                     _buffer(dwarf.debug_str_sec),
+                                                     _buffer(dwarf.debug_line_str_sec)))
+            except (ValueError, IndexError, struct.error):
+                pass  # what ours cannot read (a form it does not know): pyelftools may
+        lineprog = dwarf.line_program_for_CU(unit.cu)
+        return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
+
+    def _kind(self, kind: str, unit: _Unit) -> str:
+        """A cache kind naming one CU of this file."""
+        return entry_kind(kind, self.image, unit.cu.cu_offset)
 
     # ---- DIEs -----------------------------------------------------------------------------
 
@@ -201,12 +246,24 @@ class DwarfIndex:
 
     def _function_at(self, unit: _Unit, address: int):
         if unit.functions is None:
-            unit.functions = self._collect_functions(unit.cu.get_top_DIE(), nested=False)
+            unit.functions, unit.top_level = self._cached_functions(unit, nested=False)
         found = self._search(unit, unit.functions, address)
         if found is None:
             if unit.nested is None:
-                unit.nested = self._collect_functions(unit.cu.get_top_DIE(), nested=True)
+                unit.nested = self._cached_functions(unit, nested=True)[0]
             found = self._search(unit, unit.nested, address)
+        return found
+
+    def _cached_functions(self, unit: _Unit, nested: bool) -> Tuple[List[Tuple[int, int, int]], frozenset]:
+        """``_collect_functions`` of the CU and the offsets of the CU DIE's children, through
+        the parse cache (plain tuples)."""
+        kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
+        found = cache.get(self.image.build_id, kind)
+        if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
+            top_level: list = []
+            found = (self._collect_functions(unit.cu.get_top_DIE(), nested, top_level),
+                     frozenset(() if nested else top_level))
+            cache.put(self.image.build_id, kind, found, wait=False)
         return found
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):
@@ -216,14 +273,17 @@ class DwarfIndex:
                 return unit.cu.get_DIE_from_refaddr(offset)
         return None
 
-    def _collect_functions(self, parent, nested: bool) -> List[Tuple[int, int, int]]:
+    def _collect_functions(self, parent, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
         """Ranges of the subprograms among `parent`'s children; with `nested`, only those
-        inside namespaces and classes (the second, rarer search)."""
+        inside namespaces and classes (the second, rarer search). Appends the offsets of
+        `parent`'s own children to `top_level`."""
         out: List[Tuple[int, int, int]] = []
         stack = [(parent, False)]
         while stack:
             die, inside = stack.pop()
             for child in die.iter_children():
+                if die is parent:
+                    top_level.append(child.offset)
                 if child.tag == "DW_TAG_subprogram" and (inside or not nested):
                     try:
                         for low, high in self._die_ranges(child):
@@ -324,7 +384,9 @@ class DwarfIndex:
             if shown:
                 return shown, linkage
         if name is not None and named is not None:
-            name = _qualify(named, name)
+            unit = _UNITS.get((self._key, named.cu.cu_offset))
+            if unit is None or named.offset not in unit.top_level:
+                name = _qualify(named, name)
             if _is_cxx(die) and name != "main" and not _has_parameters(cur):
                 name += "()"  # gdb's physname of a C++ function with no linkage name
         return name or linkage, linkage
@@ -371,6 +433,11 @@ def _entry_pc(die, ranges: Ranges) -> Optional[int]:
     if entry is not None and entry.form in _ADDRESS_FORMS:
         return entry.value
     return ranges[0][0] if ranges else None
+
+
+def _buffer(section):
+    """A section's bytes without a copy (pyelftools keeps each DWARF section in a BytesIO)."""
+    return section.stream.getbuffer() if section is not None else None
 
 
 def _text(value) -> str:

@@ -10,7 +10,8 @@ that FDE and its CIE are decoded and run up to the pc (DWARF 5 §6.4, LSB Core "
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 from coredump.unwind.cfi_tables import CfiFormatError, Cie, Fde, ModuleTables
@@ -18,7 +19,7 @@ from coredump.unwind.common import OutermostFrame
 from coredump.unwind.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
 
 __all__ = (
-    "CfiRow", "CfiError", "execute_cfa_program", "find_cfi_row", "apply_row", "clear_caches",
+    "CfiRow", "CfiError", "execute_cfa_program", "find_cfi_row", "cfi_row_at", "apply_row", "clear_caches",
     "UNDEFINED", "SAME_VALUE", "OFFSET", "VAL_OFFSET", "REGISTER", "EXPRESSION", "VAL_EXPRESSION",
 )
 
@@ -59,6 +60,8 @@ class CfiRow:
     ra: str
     ra_undefined: bool
     signal: bool
+    # apply_row's precomputed plan, per arch: (arch, plan); not part of the row's value.
+    plan: Optional[tuple] = field(default=None, compare=False, repr=False)
 
 
 class _State:
@@ -292,9 +295,39 @@ def find_cfi_row(module, pc: int, arch) -> Optional[CfiRow]:
     return row
 
 
+def cfi_row_at(target, pc: int) -> Optional[CfiRow]:
+    """``find_cfi_row`` for the module of `target` holding `pc`, remembered per target and
+    pc: a deep recursion asks for the same few pcs tens of thousands of times."""
+    global _MEMO_TARGET, _MEMO
+    if _MEMO_TARGET is None or _MEMO_TARGET() is not target:
+        try:
+            _MEMO_TARGET = weakref.ref(target)
+        except TypeError:  # a target that cannot be referenced weakly: no memo
+            module = target.find_module(pc)
+            return find_cfi_row(module, pc, target.arch) if module is not None else None
+        _MEMO = {}
+    try:
+        return _MEMO[pc]
+    except KeyError:
+        pass
+    module = target.find_module(pc)
+    row = find_cfi_row(module, pc, target.arch) if module is not None else None
+    if len(_MEMO) >= MAX_CACHED_ROWS:
+        _MEMO.clear()
+    _MEMO[pc] = row
+    return row
+
+
+_MEMO_TARGET: Optional[weakref.ref] = None
+_MEMO: Dict[int, Optional[CfiRow]] = {}
+
+
 def clear_caches() -> None:
+    global _MEMO_TARGET
     _TABLES.clear()
     _ROWS.clear()
+    _MEMO.clear()
+    _MEMO_TARGET = None
 
 
 _CALLEE_SAVED: Dict[str, Tuple[str, ...]] = {}
@@ -314,6 +347,39 @@ def apply_row(row: CfiRow, regs: Dict[str, int], reader, arch) -> Optional[Tuple
     Registers without a rule keep their value when the psABI makes them callee-saved and
     are unknown otherwise; the caller's sp is the CFA unless a rule says more.
     Raises ``OutermostFrame``, ``MemoryFault``, ``ExpressionError`` or ``KeyError``."""
+    plan = row.plan
+    if plan is None or plan[0] is not arch:
+        plan = (arch, _plan(row, arch))
+        object.__setattr__(row, "plan", plan)  # a cache on a frozen row, outside its value
+    fast = plan[1]
+    if fast is None:
+        return _apply_general(row, regs, reader, arch)
+    # The common row (every rule "saved at CFA + offset", a register CFA): no closures,
+    # no rule dispatch. The same steps, in the same order, as _apply_general.
+    if row.ra_undefined:
+        raise OutermostFrame()
+    cfa_reg, cfa_off, keep, sp, offsets, ra, pc = fast
+    cfa = (regs[cfa_reg] + cfa_off) & MASK
+    caller = {name: regs[name] for name in keep if name in regs}
+    caller[sp] = cfa
+    read_word = reader.read_word
+    for name, off in offsets:
+        caller[name] = read_word((cfa + off) & MASK)
+    if ra not in caller:
+        return None
+    caller[pc] = caller[ra]
+    return cfa, caller
+
+
+def _plan(row: CfiRow, arch) -> Optional[tuple]:
+    """The fast path's constants, or None when the row needs the general path."""
+    if row.cfa is None or any(kind != OFFSET for _, kind, _ in row.rules):
+        return None
+    return (row.cfa[0], row.cfa[1], _callee_saved(arch), arch.sp,
+            tuple((name, arg) for name, _, arg in row.rules), row.ra, arch.pc)
+
+
+def _apply_general(row: CfiRow, regs: Dict[str, int], reader, arch) -> Optional[Tuple[int, Dict[str, int]]]:
     if row.ra_undefined:
         raise OutermostFrame()
     names = arch.dwarf_regs

@@ -1,0 +1,124 @@
+"""
+DWARF parse cache
+=================
+
+What ``DwarfIndex`` keeps in the parse cache (``coredump.symbols.cache``): entry kinds that
+name the code which produced them, and the frames found at each address of an image.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Dict, Optional, Tuple
+
+from coredump.symbols import cache
+
+__all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames")
+
+# The modules whose rules shape the cached data: gdb's line choices (lines), the DIE walk
+# (dwarf) and the names shown (demangle). A change to any of them names new entries.
+_RULE_MODULES = ("coredump.symbols.lines", "coredump.symbols.dwarf", "coredump.symbols.demangle")
+
+
+@functools.cache
+def code_tag() -> str:
+    """CRC-32 of the sources of the rule modules: a cache entry made by other rules is
+    never read back, whoever forgets to bump a format number."""
+    import importlib
+    import zlib
+
+    crc = 0
+    for name in _RULE_MODULES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        try:
+            with open(module.__file__, "rb") as f:
+                crc = zlib.crc32(f.read(), crc)
+        except (OSError, TypeError):  # no source beside the bytecode: the package version
+            from coredump import __version__
+
+            return f"v{__version__}"
+    return f"{crc:08x}"
+
+
+def entry_kind(kind: str, image, *parts: int) -> str:
+    """``kind.<code tag>.<file size>[.part…]``: a stripped file and its debug file share a
+    build-id, so the file's size is part of the name (as for symbol tables)."""
+    return ".".join((kind, code_tag(), str(len(image.data))) + tuple(str(p) for p in parts))
+
+
+Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
+
+
+class FramesMemo:
+    """address -> frames of one image, read from the cache on first use and written back
+    once, when the process exits (an entry per address would cost a write each): a second
+    analysis of the same crash parses no DWARF at all."""
+
+    MAX_ADDRESSES = 4096
+
+    def __init__(self, image):
+        self._build_id = image.build_id
+        self._image = image
+        self._data: Optional[Dict[int, Frames]] = None
+        self._dirty = False
+
+    def _load(self) -> Dict[int, Frames]:
+        if self._data is None:
+            found = cache.get(self._build_id, entry_kind("frames.1", self._image))
+            self._data = dict(found) if isinstance(found, dict) else {}
+        return self._data
+
+    def get(self, address: int) -> Optional[Frames]:
+        return self._load().get(address) if self._build_id and cache.enabled() else None
+
+    def add(self, address: int, frames: Frames) -> None:
+        if not self._build_id or not cache.enabled():
+            return
+        data = self._load()
+        if address in data or len(data) >= self.MAX_ADDRESSES:
+            return
+        data[address] = frames
+        if not self._dirty:
+            self._dirty = True
+            _pending_writes().append(self)
+
+    def flush(self) -> None:
+        if self._dirty and self._data is not None:
+            self._dirty = False
+            cache.put(self._build_id, entry_kind("frames.1", self._image), self._data)
+
+
+_MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
+
+
+def frames_memo(image) -> FramesMemo:
+    """The process's one memo for `image`'s file: two memos of one entry would each write
+    it at exit, the last with only its own addresses."""
+    key = (image.build_id, entry_kind("frames.1", image))
+    memo = _MEMOS.get(key)
+    if memo is None:
+        memo = _MEMOS[key] = FramesMemo(image)
+    return memo
+
+
+@functools.cache
+def _pending_writes() -> list:
+    """The memos with new addresses, written by one exit handler."""
+    import atexit
+
+    pending: list = []
+
+    def flush_all() -> None:
+        while pending:
+            pending.pop().flush()
+
+    atexit.register(flush_all)
+    return pending
+
+
+def flush_frames() -> None:
+    """Write the new addresses of every memo now (the exit handler does it otherwise)."""
+    pending = _pending_writes()
+    while pending:
+        pending.pop().flush()

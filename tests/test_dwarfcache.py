@@ -1,0 +1,86 @@
+"""The DWARF index through the parse cache: a warm index answers as a cold one, without
+opening the DWARF for addresses it has seen."""
+
+import pytest
+
+from coredump.symbols import dwarf, dwarfcache
+from coredump.symbols.image import ElfImage
+from tests import cores
+
+
+def _addresses(image):
+    """Every function's entry and a pc inside it, from the symbol table."""
+    out = []
+    for sym in image.elf.get_section_by_name(".symtab").iter_symbols():
+        if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] and sym["st_size"] > 4:
+            out += [sym["st_value"], sym["st_value"] + sym["st_size"] // 2]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("variant,program", [("O0", "segv"), ("O2", "cxx_throw"), ("O2", "abort_assert")])
+def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant, program):
+    cores.build_samples()
+    path = str(cores.BUILD / variant / program)
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # none loaded by earlier tests
+    dwarf._UNITS.clear()
+    cold_index = dwarf.DwarfIndex(ElfImage(path))
+    addresses = _addresses(cold_index.image)
+    cold = {a: cold_index.find_frames(a) for a in addresses}
+    assert sum(1 for f in cold.values() if f) >= 2
+
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for round_ in ("filling", "warm"):
+        dwarf._UNITS.clear()
+        monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # a new process
+        index = dwarf.DwarfIndex(ElfImage(path))
+        assert {a: index.find_frames(a) for a in addresses} == cold, round_
+        dwarfcache.flush_frames()
+    assert index._dwarf is None  # every answer came from the cache
+
+
+def test_entry_kinds_name_the_code_and_the_file():
+    cores.build_samples()
+    image = ElfImage(str(cores.BUILD / "O0" / "segv"))
+    tag = dwarfcache.code_tag()
+    assert len(tag) == 8 and int(tag, 16) >= 0 and dwarfcache.code_tag() == tag
+    kind = dwarfcache.entry_kind("lines.2", image, 123)
+    assert kind == f"lines.2.{tag}.{len(image.data)}.123"
+
+
+def test_memo_is_bounded_and_off_when_the_cache_is(tmp_path, monkeypatch):
+    cores.build_samples()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    image = ElfImage(str(cores.BUILD / "O0" / "segv"))
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    memo = dwarfcache.FramesMemo(image)
+    memo.add(1, ())
+    assert memo.get(1) is None and not (tmp_path / "coredump").exists()
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    monkeypatch.setattr(dwarfcache.FramesMemo, "MAX_ADDRESSES", 2)
+    memo = dwarfcache.FramesMemo(image)
+    for address in (1, 2, 3):
+        memo.add(address, (("f", None, "a.c", address, False, None),))
+    dwarfcache.flush_frames()
+    again = dwarfcache.FramesMemo(image)
+    assert again.get(1) == (("f", None, "a.c", 1, False, None),) and again.get(3) is None
+
+
+def test_one_memo_per_file_so_no_writer_drops_addresses(tmp_path, monkeypatch):
+    """Two indexes of one file share the memo: the entry written at exit has the
+    addresses both found."""
+    cores.build_samples()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # none loaded by earlier tests
+    path = str(cores.BUILD / "O2" / "cxx_throw")
+    first, second = dwarf.DwarfIndex(ElfImage(path)), dwarf.DwarfIndex(ElfImage(path))
+    assert first._memo is second._memo
+    addresses = _addresses(first.image)
+    first.find_frames(addresses[0])
+    second.find_frames(addresses[-1])
+    dwarfcache.flush_frames()
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})
+    fresh = dwarfcache.frames_memo(ElfImage(path))
+    assert fresh.get(addresses[0]) is not None and fresh.get(addresses[-1]) is not None

@@ -1,0 +1,77 @@
+"""Symbol tables read with struct against the same tables read through pyelftools."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from coredump.symbols import symtab
+from coredump.symbols.image import ElfImage
+from tests import cores
+
+
+def _both(path, monkeypatch):
+    image = ElfImage(path)
+    fast = symtab.SymbolTable.__new__(symtab.SymbolTable)
+    fast._read(image)
+    with monkeypatch.context() as m:
+        m.setattr(symtab, "_read_elf64le",
+                  lambda image, sec, best: [symtab.SymbolTable._consider(best, s) for s in sec.iter_symbols()])
+        slow = symtab.SymbolTable.__new__(symtab.SymbolTable)
+        slow._read(image)
+    return fast, slow
+
+
+def _loaded_libraries():
+    """Shared libraries mapped into this Python (libc, libm, ...), from /proc/self/maps."""
+    found = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if ".so" in os.path.basename(path) and os.path.isfile(path):
+                    found.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def _paths():
+    cores.build_samples()
+    out = [str(cores.BUILD / v / p) for v in ("O0", "O2", "static") for p in ("segv", "cxx_throw")]
+    out.append(str(cores.BUILD / "O2" / "libcrash.so"))
+    out += _loaded_libraries()
+    if shutil.which("g++"):
+        done = subprocess.run(["g++", "-print-file-name=libstdc++.so.6"], capture_output=True, text=True)
+        if done.returncode == 0 and os.path.isfile(done.stdout.strip()):
+            out.append(os.path.realpath(done.stdout.strip()))
+    out.append(os.path.realpath(sys.executable))
+    return out
+
+
+def test_struct_reader_matches_pyelftools(monkeypatch):
+    checked = 0
+    for path in _paths():
+        fast, slow = _both(path, monkeypatch)
+        assert (fast.source, fast._addrs, fast._entries) == (slow.source, slow._addrs, slow._entries), path
+        checked += bool(fast._entries)
+    assert checked >= 5
+
+
+def test_ifunc_symbols_stay_out_as_before(monkeypatch):
+    """pyelftools names STT_GNU_IFUNC "STT_LOOS", so tables have never held ifunc
+    resolvers; the struct reader keeps it that way (a change would be a separate one)."""
+    libc = next((p for p in _paths() if os.path.basename(p).startswith("libc.so")), None)
+    if libc is None:
+        pytest.skip("no libc found")
+    image = ElfImage(libc)
+    sec = image.elf.get_section_by_name(".dynsym")
+    ifuncs = {s["st_value"] for s in sec.iter_symbols() if s["st_info"]["type"] == "STT_LOOS"}
+    if not ifuncs:
+        pytest.skip("this libc has no ifunc symbols")
+    fast, _ = _both(libc, monkeypatch)
+    only_ifunc = ifuncs - {a for s in sec.iter_symbols() if s["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE")
+                           for a in [s["st_value"]]}
+    assert only_ifunc and not only_ifunc & set(fast._addrs)
