@@ -108,15 +108,15 @@ CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-li
 
 def _with_cross_sysroot(finder: FileFinder, core: Core) -> FileFinder:
     """A core of another architecture than this machine's, analyzed without --sysroot,
-    looks for its libraries in the cross root when there is one (host files of the wrong
-    architecture are refused anyway)."""
+    also looks for its files in the cross root, after their own paths (host files of the
+    wrong architecture are refused for libraries found through the link map)."""
     import platform
 
     arch = core.arch.name if core.arch else None
     root = CROSS_SYSROOTS.get(arch or "")
     if finder.options.sysroot or not root or arch == platform.machine() or not os.path.isdir(root):
         return finder
-    return FileFinder(dataclasses.replace(finder.options, sysroot=root))
+    return FileFinder(dataclasses.replace(finder.options, fallback_sysroots=(root,)))
 
 
 class Target:

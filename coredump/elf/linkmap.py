@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
 
-__all__ = ("ImageInMemory", "scan_images", "find_r_debug", "read_link_map", "locate_image")
+__all__ = ("ImageInMemory", "parse_image", "scan_images", "find_r_debug", "read_link_map", "locate_image")
 
 # ELF gABI: e_type, p_type and d_tag values.
 ET_EXEC, ET_DYN = 2, 3
@@ -35,7 +35,7 @@ class ImageInMemory:
     has_interp: bool
 
 
-def _parse_image(memory: AddressSpace, base: int) -> Optional[ImageInMemory]:
+def parse_image(memory: AddressSpace, base: int) -> Optional[ImageInMemory]:
     """Elf64_Ehdr: e_type at 0x10, e_phoff at 0x20, e_phentsize/e_phnum at 0x36/0x38;
     Elf64_Phdr: p_type at 0, p_vaddr at 0x10, p_memsz at 0x28."""
     ehdr = memory.read(base, 64)
@@ -74,7 +74,7 @@ def scan_images(memory: AddressSpace) -> List[ImageInMemory]:
         if seg.p_vaddr < covered_until:
             continue
         try:
-            image = _parse_image(memory, seg.p_vaddr)
+            image = parse_image(memory, seg.p_vaddr)
         except MemoryFault:
             continue
         if image is not None:

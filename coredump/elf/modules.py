@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from coredump.elf.core import AT_SYSINFO_EHDR, Core
-from coredump.elf.linkmap import read_link_map, scan_images
+from coredump.elf.linkmap import parse_image, read_link_map, scan_images
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
 from coredump.symbols.image import read_build_id_from_notes
@@ -78,15 +78,20 @@ def find_modules(core: Core) -> List[CoreModule]:
     several instances the one mapped executable is the loaded image."""
     if not core.files:
         return find_modules_in_memory(core)
+    memory = core.memory()
     instances: Dict[str, List[list]] = {}
+    ends: Dict[int, int] = {}  # id(group) -> end of the image its ELF header describes
     for m in sorted(core.files, key=lambda m: m.vm_start):
         groups = instances.setdefault(m.filename, [])
-        if m.offset == 0 or not groups:
+        # A mapping at offset 0 starts another instance only past the end of the image the
+        # current instance's program headers describe: a small file's data PT_LOAD also
+        # maps file offset 0 (its p_offset rounds down to the page).
+        if not groups or (m.offset == 0 and m.vm_start >= ends.get(id(groups[-1]), 1 << 64)):
             groups.append([m])
+            ends[id(groups[-1])] = _image_end(memory, m.vm_start) if m.offset == 0 else 1 << 64
         else:
             groups[-1].append(m)
     exe_mapping = core.find_executable_mapping()
-    memory = core.memory()
     modules = []
     for name, groups in instances.items():
         group = next((g for g in groups if _is_executable(memory, g)), groups[0])
@@ -101,6 +106,16 @@ def find_modules(core: Core) -> List[CoreModule]:
             modules.append(CoreModule(VDSO_NAME, vdso, seg.end, vdso, read_build_id_from_memory(memory, vdso)))
     modules.sort(key=lambda m: m.start)
     return modules
+
+
+def _image_end(memory: AddressSpace, base: int) -> int:
+    """Where the ELF image mapped at `base` ends, from its program headers in the core; no
+    end (every later mapping joins it) when the header page was not dumped."""
+    try:
+        image = parse_image(memory, base)
+    except MemoryFault:
+        image = None
+    return image.end if image is not None else 1 << 64
 
 
 def _is_executable(memory: AddressSpace, mappings) -> bool:

@@ -32,6 +32,8 @@ class FinderOptions:
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
     # Seconds to wait for DEBUGINFOD_URLS servers (used only when that variable is set).
     debuginfod_timeout: float = 5.0
+    # Roots tried after the path itself (a foreign-architecture core's cross root).
+    fallback_sysroots: Sequence[str] = ()
 
 
 class FileFinder:
@@ -61,6 +63,8 @@ class FileFinder:
                 rel = rel.split("/", 1)[1]
         if not opts.sysroot:
             yield path
+        for root in opts.fallback_sysroots:
+            yield os.path.join(root, path.lstrip("/"))
         name = os.path.basename(path)
         yield from self._by_basename(name)
         if build_id:
