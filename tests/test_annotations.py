@@ -20,8 +20,8 @@ def test_one_error_per_signature_at_top_source_frame():
 
 
 def test_paths_relative_to_workspace():
-    crash = segv_crash(1, file="/home/runner/work/repo/repo/src/store.c")
-    line = github_annotations([crash], workspace="/home/runner/work/repo/repo")[0]
+    crash = segv_crash(1, file="/srv/checkout/repo/src/store.c")
+    line = github_annotations([crash], workspace="/srv/checkout/repo")[0]
     assert line.startswith("::error file=src/store.c,line=42,")
 
 
