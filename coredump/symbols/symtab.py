@@ -106,12 +106,15 @@ class SymbolTable:
             if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
                 continue
             try:
-                syms = sec.get_symbol_by_name(name) or ()
+                if elf.elfclass == 64 and elf.little_endian:
+                    found = _find_elf64le(self._image, sec, name)
+                else:
+                    found = next((sym["st_value"] for sym in sec.get_symbol_by_name(name) or ()
+                                  if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]), None)
             except Exception:
                 continue
-            for sym in syms:
-                if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
-                    return sym["st_value"]
+            if found:
+                return found
         return None
 
 
@@ -155,3 +158,25 @@ def _read_elf64le(image: ElfImage, sec, best: dict) -> None:
             # pyelftools' StringTableSection.get_string: UTF-8 with replacement characters.
             name = names[st_name] = strings[st_name:end].decode("utf-8", "replace") if end >= 0 else ""
         _keep(best, True, False, name, st_value, st_size)
+
+
+def _find_elf64le(image: ElfImage, sec, name: str) -> Optional[int]:
+    """st_value of the defined symbol `name`, read with struct: the offsets where the string
+    table holds `name` (a string may end another one: linkers share suffixes), then the
+    symbols whose st_name is one of them."""
+    data = image.data
+    strtab = sec.stringtable
+    strings = bytes(data[strtab["sh_offset"]:strtab["sh_offset"] + strtab["sh_size"]])
+    key = name.encode() + b"\0"
+    offsets = set()
+    at = strings.find(key)
+    while at >= 0:
+        offsets.add(at)
+        at = strings.find(key, at + 1)
+    if not offsets:
+        return None
+    off, size = sec["sh_offset"], sec["sh_size"]
+    for st_name, _, _, st_shndx, st_value, _ in _ELF64_SYM.iter_unpack(data[off:off + size - size % 24]):
+        if st_name in offsets and st_shndx and st_value:
+            return st_value
+    return None
