@@ -1,9 +1,14 @@
 """The DWARF index through the parse cache: a warm index answers as a cold one, without
 opening the DWARF for addresses it has seen."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
-from coredump.symbols import dwarf, dwarfcache
+from coredump.symbols import cache, dwarf, dwarfcache
 from coredump.symbols.image import ElfImage
 from tests import cores
 
@@ -31,13 +36,30 @@ def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant
 
     monkeypatch.setenv("COREDUMP_CACHE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    for round_ in ("filling", "warm"):
-        dwarf._UNITS.clear()
-        monkeypatch.setattr(dwarfcache, "_MEMOS", {})  # a new process
-        index = dwarf.DwarfIndex(ElfImage(path))
-        assert {a: index.find_frames(a) for a in addresses} == cold, round_
-        dwarfcache.flush_frames()
-    assert index._dwarf is None  # every answer came from the cache
+    dwarf._UNITS.clear()
+    monkeypatch.setattr(dwarfcache, "_MEMOS", {})
+    filling = dwarf.DwarfIndex(ElfImage(path))
+    assert {a: filling.find_frames(a) for a in addresses} == cold, "filling"
+    dwarfcache.flush_frames()
+    cache.flush()
+    # The warm round in a new process, as a second analysis would be: nothing this process
+    # holds in memory can answer for the cache.
+    warm = subprocess.run([sys.executable, "-c", WARM, path, json.dumps(addresses)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert warm.returncode == 0, warm.stderr
+    answers = json.loads(warm.stdout)
+    assert answers["frames"] == {str(a): repr(cold[a]) for a in addresses}
+    assert answers["opened_dwarf"] is False  # every answer came from the cache
+
+
+WARM = """
+import json, sys
+from coredump.symbols import dwarf
+from coredump.symbols.image import ElfImage
+index = dwarf.DwarfIndex(ElfImage(sys.argv[1]))
+frames = {str(a): repr(index.find_frames(a)) for a in json.loads(sys.argv[2])}
+print(json.dumps({"frames": frames, "opened_dwarf": index._dwarf is not None}))
+"""
 
 
 def test_entry_kinds_name_the_code_and_the_file():
