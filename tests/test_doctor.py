@@ -6,7 +6,7 @@ import pytest
 
 from coredump.capture.core_pattern import parse_core_pattern
 from coredump.capture.doctor import PROBLEM, WARN, cores_capturable, diagnose, render_checks
-from tests.capture_standin import command
+from tests.cli import command
 from tests.cores import ROOT
 
 INF = resource.RLIM_INFINITY

@@ -3,27 +3,15 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from coredump.capture.core_pattern import parse_core_pattern
 from coredump.capture.harvest import HarvestOptions, format_size, harvest
-from tests import capture_standin
+from tests.cli import command
 from tests.cores import BUILD, ROOT, core_skip_reason, run_crash
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture
-def standin(monkeypatch):
-    """The analysis stand-in while this branch lacks coredump.analysis (see capture_standin)."""
-    saved = {k: v for k, v in sys.modules.items() if k.startswith(("coredump.analysis", "coredump.report"))}
-    capture_standin.install()
-    yield
-    for k in [k for k in sys.modules if k.startswith(("coredump.analysis", "coredump.report"))]:
-        del sys.modules[k]
-    sys.modules.update(saved)
 
 
 def crash_in(directory, program, variant="O0"):
@@ -34,7 +22,7 @@ def crash_in(directory, program, variant="O0"):
 
 
 def coredump_harvest(cwd, *args):
-    return subprocess.run(capture_standin.command("harvest", *args), cwd=cwd, env=ENV, capture_output=True,
+    return subprocess.run(command("harvest", *args), cwd=cwd, env=ENV, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -83,7 +71,7 @@ def test_unwritable_output_fails_and_keeps_the_core(tmp_path, cores_ok):
     assert core.exists()
 
 
-def test_a_core_that_cannot_be_analyzed_is_still_stored(tmp_path, make_core, standin):
+def test_a_core_that_cannot_be_analyzed_is_still_stored(tmp_path, make_core):
     real = make_core("O0", "segv")
     broken = tmp_path / "core.broken"
     broken.write_bytes(real.read_bytes()[:200])  # an ELF ET_CORE header, then nothing
@@ -100,7 +88,7 @@ def test_a_core_that_cannot_be_analyzed_is_still_stored(tmp_path, make_core, sta
     assert (tmp_path / "back").read_bytes() == real.read_bytes()[:200]
 
 
-def test_summary_keeps_earlier_crashes(tmp_path, cores_ok, standin):
+def test_summary_keeps_earlier_crashes(tmp_path, cores_ok):
     opts = HarvestOptions(output=str(tmp_path / "out"), paths=(str(tmp_path / "job"),))
     crash_in(tmp_path / "job" / "1", "segv")
     first = harvest(opts, echo=lambda line: None)
@@ -110,7 +98,7 @@ def test_summary_keeps_earlier_crashes(tmp_path, cores_ok, standin):
     assert [c["id"] for c in summary["crashes"]] == [first.records[0].id, second.records[0].id]
 
 
-def test_bundled_files_are_the_binaries_the_core_names(tmp_path, cores_ok, standin):
+def test_bundled_files_are_the_binaries_the_core_names(tmp_path, cores_ok):
     crash_in(tmp_path / "job", "uselib")
     result = harvest(HarvestOptions(output=str(tmp_path / "out"), paths=(str(tmp_path / "job"),)),
                      echo=lambda line: None)
@@ -122,7 +110,7 @@ def test_bundled_files_are_the_binaries_the_core_names(tmp_path, cores_ok, stand
     assert files["uselib"].parent.name == build_ids[str(BUILD / "O0" / "uselib")]
 
 
-def test_summary_printed_for_each_crash(tmp_path, cores_ok, standin):
+def test_summary_printed_for_each_crash(tmp_path, cores_ok):
     crash_in(tmp_path / "job", "fpe")
     lines = []
     harvest(HarvestOptions(output=str(tmp_path / "out"), paths=(str(tmp_path / "job"),)), echo=lines.append)
@@ -130,7 +118,7 @@ def test_summary_printed_for_each_crash(tmp_path, cores_ok, standin):
     assert "SIGFPE" in text and "artifacts:" in text and "fpe-" in text
 
 
-def test_piped_pattern_is_explained(tmp_path, standin):
+def test_piped_pattern_is_explained(tmp_path):
     lines = []
     result = harvest(HarvestOptions(output=str(tmp_path / "out"), paths=(str(tmp_path),)),
                      pattern=parse_core_pattern("|/opt/crash-handler %p"), echo=lines.append)
@@ -155,7 +143,7 @@ def test_qemu_guest_core_is_the_crash_and_the_emulators_is_labelled(tmp_path, ma
     same signal, and the kernel may write a core of qemu itself with the same pid."""
     make_qemu_core("O0", "segv")  # builds the aarch64 samples; skips without qemu
     exe = BUILD / "aarch64-O0" / "segv"
-    r = subprocess.run(capture_standin.command("run", "--", "qemu-aarch64", "-L", "/usr/aarch64-linux-gnu",
+    r = subprocess.run(command("run", "--", "qemu-aarch64", "-L", "/usr/aarch64-linux-gnu",
                                                str(exe)),
                        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 139, r.stderr

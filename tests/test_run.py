@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coredump.capture.run import exit_status
-from tests.capture_standin import command
+from tests.cli import command
 from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
