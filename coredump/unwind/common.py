@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import struct
 import weakref
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 
-__all__ = ("UnwindState", "OutermostFrame", "WordReader", "get_reader", "SIGNAL_HANDLER_CALLED")
+__all__ = ("UnwindState", "OutermostFrame", "WordReader", "get_reader", "SIGNAL_HANDLER_CALLED", "Strategy",
+           "public_caller")
 
 # gdb's name for the frame of a signal trampoline (the handler's return address).
 SIGNAL_HANDLER_CALLED = "<signal handler called>"
@@ -113,3 +114,20 @@ def get_reader(target) -> WordReader:
 
 def registers_known(regs: Mapping[str, int], *names: str) -> bool:
     return all(regs.get(n) is not None for n in names)
+
+
+# An architecture's strategy: (callee state, target, word reader) -> caller state or None.
+Strategy = Callable[["UnwindState", object, "WordReader"], Optional["UnwindState"]]
+
+
+def public_caller(strategy: Strategy, pc: str, sp: str) -> Callable[[Frame, object], Optional[Frame]]:
+    """The ``caller_by_*(frame, target) -> Frame | None`` form of an internal strategy, for
+    callers outside the walk (tests, tools); `pc` and `sp` name the architecture's registers."""
+
+    def caller(frame: Frame, target) -> Optional[Frame]:
+        found = strategy(UnwindState.from_frame(frame, pc), target, get_reader(target))
+        return None if found is None else found.to_frame(frame.index + 1, sp)
+
+    caller.__name__ = caller.__qualname__ = f"caller_by_{strategy.__name__.strip('_')}"
+    caller.__doc__ = strategy.__doc__
+    return caller

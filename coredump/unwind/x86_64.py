@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 from coredump.unwind.cfi import apply_row, cfi_row_at
-from coredump.unwind.common import UnwindState, get_reader
+from coredump.unwind.common import Strategy, UnwindState, public_caller
 
 __all__ = (
     "caller_by_cfi", "caller_by_signal_frame", "caller_by_frame_pointer", "caller_by_scan",
@@ -184,19 +184,12 @@ def _bad_call(state: UnwindState, target, reader) -> Optional[UnwindState]:
     return UnwindState(ip, caller, Trust.SCAN)
 
 
-Strategy = Callable[[UnwindState, object, object], Optional[UnwindState]]
 STRATEGIES = (_cfi, _signal_frame, _frame_pointer, _scan)
 BAD_CALL = _bad_call
 
 
 def _public(strategy: Strategy) -> Callable[[Frame, object], Optional[Frame]]:
-    def caller(frame: Frame, target) -> Optional[Frame]:
-        found = strategy(UnwindState.from_frame(frame, PC), target, get_reader(target))
-        return None if found is None else found.to_frame(frame.index + 1, SP)
-
-    caller.__name__ = caller.__qualname__ = f"caller_by_{strategy.__name__.strip('_')}"
-    caller.__doc__ = strategy.__doc__
-    return caller
+    return public_caller(strategy, PC, SP)
 
 
 caller_by_cfi = _public(_cfi)
