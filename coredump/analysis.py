@@ -36,8 +36,10 @@ class AnalyzeOptions:
     debuginfod_timeout: float = 5.0
 
     def finder(self) -> FileFinder:
-        return FileFinder(FinderOptions(self.exe, self.sysroot, tuple(self.search_paths), tuple(self.debug_dirs),
-                                        tuple(self.build_id_dirs), self.debuginfod_timeout))
+        return FileFinder(FinderOptions(
+            exe=self.exe, sysroot=self.sysroot, search_paths=tuple(self.search_paths),
+            debug_dirs=tuple(self.debug_dirs), build_id_dirs=tuple(self.build_id_dirs),
+            debuginfod_timeout=self.debuginfod_timeout))
 
 
 def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:

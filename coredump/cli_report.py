@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Set, Tuple
 import click
 
 from coredump.errors import CoreDumpError, MissingFileError
+from coredump.jsondoc import read_document
+from coredump.model import CRASH_SCHEMA
 
 __all__ = ("report", "build_report", "DEFAULT_OUTPUT")
 
@@ -37,16 +39,6 @@ def _new_id(name: str, taken: Set[str]) -> str:
         crash_id, n = f"{base}-{n}", n + 1
     taken.add(crash_id)
     return crash_id
-
-
-def _read_crash(path: Path) -> Dict:
-    try:
-        crash = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MissingFileError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(crash, dict) or not str(crash.get("schema", "")).startswith("coredump.crash/"):
-        raise MissingFileError(f"{path} is not a coredump.crash/1 document")
-    return crash
 
 
 def _analyze(core: Path) -> Dict:
@@ -97,14 +89,14 @@ def _collect(path: Path, taken: Set[str]) -> List[Tuple[str, Dict, Optional[Path
             if crash_json.is_file():
                 core = path / entry["core"] if entry.get("core") else None
                 out.append((_new_id(str(entry.get("id") or crash_json.parent.name), taken),
-                            _read_crash(crash_json), core if core and core.is_file() else None))
+                            read_document(crash_json, CRASH_SCHEMA), core if core and core.is_file() else None))
         return out
     if path.is_dir():
         raise MissingFileError(f"{path}: a directory without summary.json or */crash.json")
     if path.suffix == ".json":
         name = path.parent.name if path.name == "crash.json" else path.stem
         sibling = path.parent / "core.zst"
-        return [(_new_id(name, taken), _read_crash(path), sibling if sibling.is_file() else None)]
+        return [(_new_id(name, taken), read_document(path, CRASH_SCHEMA), sibling if sibling.is_file() else None)]
     return [(_new_id(path.name, taken), _analyze(path), path)]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
+from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
@@ -51,11 +52,8 @@ def load_summary(root: Path) -> Dict:
     path = root / "summary.json"
     if not path.exists():
         return _discover(root)
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(summary, dict) or not isinstance(summary.get("crashes", []), list):
+    summary = read_document(path)
+    if not isinstance(summary.get("crashes", []), list):
         raise StorageError(f"{path} is not a {SUMMARY_SCHEMA} document")
     return summary
 
@@ -67,11 +65,10 @@ def _load_crash(root: Path, entry: Dict, warnings: List[str]) -> Optional[Dict]:
         warnings.append(f"crash {crash_id}: no crash.json")
         return None
     try:
-        crash = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        warnings.append(f"crash {crash_id}: cannot read {path.name}: {exc}")
+        return read_document(path)
+    except StorageError as exc:
+        warnings.append(f"crash {crash_id}: {exc}")
         return None
-    return crash if isinstance(crash, dict) else None
 
 
 def _write(path: Path, text: str) -> None:

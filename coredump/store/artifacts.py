@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from coredump.errors import StorageError
+from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "CrashRecord", "ArtifactDir", "utc_timestamp")
@@ -169,11 +170,9 @@ class ArtifactDir:
 
     def read_summary(self) -> Optional[Dict[str, Any]]:
         try:
-            with open(self.path("summary.json"), encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
+            return read_document(self.path("summary.json"), SUMMARY_SCHEMA)
+        except StorageError:
             return None
-        return data if isinstance(data, dict) and data.get("schema") == SUMMARY_SCHEMA else None
 
     def write_summary(self, records: Sequence[CrashRecord], command: Optional[Sequence[str]] = None,
                       exit_status: Optional[int] = None, started: Optional[float] = None,

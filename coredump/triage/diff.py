@@ -9,12 +9,12 @@ CI gate: "no new crash signatures").
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import CoreDumpError, MissingFileError
+from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
@@ -65,16 +65,6 @@ def _summary_path(path: Path) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CoreDumpError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise CoreDumpError(f"{path} is not a JSON object")
-    return data
-
-
 def _fingerprint(entry: dict, base: Path, warnings: List[str]) -> Tuple[str, dict]:
     """The entry's fingerprint; older summaries without one are read from crash.json, and a
     crash known only by its signature gets the hash of that."""
@@ -82,7 +72,7 @@ def _fingerprint(entry: dict, base: Path, warnings: List[str]) -> Tuple[str, dic
     rel = entry.get("crash_json")
     if isinstance(rel, str) and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
         try:
-            crash = _read_json(base / rel)
+            crash = read_document(base / rel)
         except CoreDumpError as exc:
             warnings.append(str(exc))
     fp = entry.get("fingerprint") or crash.get("fingerprint")
@@ -97,9 +87,7 @@ def load_crashes(path, warnings: Optional[List[str]] = None) -> Dict[str, RunCra
     """The crashes of one run (an artifact directory or a summary.json), by fingerprint."""
     warnings = warnings if warnings is not None else []
     summary_path = _summary_path(Path(path))
-    summary = _read_json(summary_path)
-    if summary.get("schema") != SUMMARY_SCHEMA:
-        raise CoreDumpError(f"{summary_path} is not a {SUMMARY_SCHEMA} document")
+    summary = read_document(summary_path, SUMMARY_SCHEMA)
     out: Dict[str, RunCrash] = {}
     for i, entry in enumerate(summary.get("crashes") or []):
         if not isinstance(entry, dict):
