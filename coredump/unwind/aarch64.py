@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
-from coredump.unwind.cfi import apply_row, find_cfi_row
+from coredump.unwind.cfi import apply_row, cfi_row_at
 from coredump.unwind.common import Strategy, UnwindState, public_caller
 
 __all__ = (
@@ -82,11 +82,7 @@ def _cfi(state: UnwindState, target, reader) -> Optional[UnwindState]:
     regs = state.regs
     if regs.get(SP) is None:
         return None
-    lookup = state.lookup_pc
-    module = target.find_module(lookup)
-    if module is None:
-        return None
-    row = find_cfi_row(module, lookup, target.arch)
+    row = cfi_row_at(target, state.lookup_pc)
     if row is None:
         return None
     result = apply_row(row, regs, reader, target.arch)
