@@ -232,13 +232,18 @@ class _V0:
             self.path(False)
         self.emit(">")
 
-    def generic_args(self) -> None:
-        first = True
+    def items(self, item, separator: str = ", ") -> int:
+        """`item` repeated up to the list's closing ``E``, separated; how many there were."""
+        n = 0
         while not self.eat("E"):
-            if not first:
-                self.emit(", ")
-            first = False
-            self.generic_arg()
+            if n:
+                self.emit(separator)
+            item()
+            n += 1
+        return n
+
+    def generic_args(self) -> None:
+        self.items(self.generic_arg)
 
     def generic_arg(self) -> None:
         if self.eat("L"):
@@ -288,12 +293,7 @@ class _V0:
 
     def tuple(self) -> None:
         self.emit("(")
-        n = 0
-        while not self.eat("E"):
-            if n:
-                self.emit(", ")
-            self.type()
-            n += 1
+        n = self.items(self.type)
         self.emit(",)" if n == 1 else ")")
 
     def fn_type(self) -> None:
@@ -310,12 +310,7 @@ class _V0:
                 abi = ascii_part.replace("_", "-")  # `-` in an ABI name is mangled as `_`
             self.emit(f'extern "{abi}" ')
         self.emit("fn(")
-        n = 0
-        while not self.eat("E"):
-            if n:
-                self.emit(", ")
-            self.type()
-            n += 1
+        self.items(self.type)
         self.emit(")")
         if not self.eat("u"):  # a `()` return type is not printed
             self.emit(" -> ")
@@ -326,12 +321,7 @@ class _V0:
         self.emit("dyn ")
         saved = self.bound_lifetimes
         self.binder()
-        n = 0
-        while not self.eat("E"):
-            if n:
-                self.emit(" + ")
-            self.dyn_trait()
-            n += 1
+        self.items(self.dyn_trait, " + ")
         self.bound_lifetimes = saved
         if not self.eat("L"):
             raise _Invalid
