@@ -291,6 +291,7 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         echo(f"coredump: report: {rendered.index}")
     except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
+        echo(f"coredump: {result.errors[-1]}")
     if options.upload:
         from coredump.store.s3 import upload_artifacts
 
@@ -299,3 +300,4 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
                 echo(f"coredump: uploaded {url}")
         except CoreDumpError as exc:
             result.errors.append(f"upload failed, {root} is intact: {exc}")
+            echo(f"coredump: {result.errors[-1]}")
