@@ -1,12 +1,26 @@
+import os
 import shutil
+import tempfile
 
 import pytest
 
 from tests import cores
 
+_CACHE_HOME = None
+
+
+def pytest_configure(config):
+    """The parse cache of this run lives in a fresh directory: what earlier runs left in the
+    user's ~/.cache must not answer for the code under test (nor the tests fill it)."""
+    global _CACHE_HOME
+    _CACHE_HOME = tempfile.mkdtemp(prefix="coredump-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+
 
 def pytest_sessionfinish(session, exitstatus):
     cores.cleanup()
+    if _CACHE_HOME:
+        shutil.rmtree(_CACHE_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,20 @@ def test_one_memo_per_file_so_no_writer_drops_addresses(tmp_path, monkeypatch):
     monkeypatch.setattr(dwarfcache, "_MEMOS", {})
     fresh = dwarfcache.frames_memo(ElfImage(path))
     assert fresh.get(addresses[0]) is not None and fresh.get(addresses[-1]) is not None
+
+
+def test_two_writers_of_one_entry_keep_each_others_addresses(tmp_path, monkeypatch):
+    """Two analyses of one binary (two processes, each with its own memo) write the same
+    entry; the second must not drop what the first wrote."""
+    cores.build_samples()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COREDUMP_CACHE", "1")
+    image = ElfImage(str(cores.BUILD / "O0" / "segv"))
+    first, second = dwarfcache.FramesMemo(image), dwarfcache.FramesMemo(image)
+    first.add(1, (("f", None, "a.c", 1, False, None),))
+    second.add(2, (("g", None, "b.c", 2, False, None),))
+    second.flush()
+    first.flush()
+    again = dwarfcache.FramesMemo(image)
+    assert again.get(1) == (("f", None, "a.c", 1, False, None),)
+    assert again.get(2) == (("g", None, "b.c", 2, False, None),)

@@ -84,9 +84,19 @@ class FramesMemo:
             _pending_writes().append(self)
 
     def flush(self) -> None:
+        """Write the entry back, merged with what is on disk now: another analysis of the same
+        file may have written its own addresses since this one loaded the entry, and the last
+        writer must not drop them."""
         if self._dirty and self._data is not None:
             self._dirty = False
-            cache.put(self._build_id, entry_kind("frames.1", self._image), self._data)
+            kind = entry_kind("frames.1", self._image)
+            merged = cache.get(self._build_id, kind)
+            merged = dict(merged) if isinstance(merged, dict) else {}
+            for address, frames in self._data.items():
+                if len(merged) >= self.MAX_ADDRESSES:
+                    break
+                merged.setdefault(address, frames)
+            cache.put(self._build_id, kind, merged)
 
 
 _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
