@@ -8,6 +8,7 @@ tests that need them skip where rustc is not installed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -25,20 +26,28 @@ RUST_BUILD = cores.BUILD / "rust"
 _cache: Dict[Tuple[str, ...], Path] = {}
 
 
+@functools.cache
 def rustc_path():
-    """rustc on PATH, else rustup's default place (~/.cargo/bin), else None."""
+    """rustc on PATH, else rustup's default place (~/.cargo/bin), else None; also None when
+    the rustc found cannot run (a rustup proxy without its toolchain under this $HOME)."""
     found = shutil.which("rustc")
-    if found:
-        return found
-    home = Path.home() / ".cargo" / "bin" / "rustc"
-    return str(home) if home.exists() else None
+    if not found:
+        home = Path.home() / ".cargo" / "bin" / "rustc"
+        found = str(home) if home.exists() else None
+    if found is None:
+        return None
+    try:
+        works = subprocess.run([found, "--version"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    return found if works else None
 
 
 def build_rust_samples() -> Path:
     """build/rust/ with the samples built (skips the test without rustc)."""
     rustc = rustc_path()
     if rustc is None:
-        pytest.skip("rustc is not installed: the Rust samples cannot be built")
+        pytest.skip("no working rustc (not installed, or no toolchain): the Rust samples cannot be built")
     if not all((RUST_BUILD / p).exists() for p in ("rust_panic", "rust_panic_legacy", "rust_panic_nodebug")) \
             or not _cache:
         subprocess.run(["make", "-s", "-C", str(cores.SAMPLES), "rust", f"RUSTC={rustc}"], check=True,
