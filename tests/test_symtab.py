@@ -75,3 +75,31 @@ def test_ifunc_symbols_stay_out_as_before(monkeypatch):
     only_ifunc = ifuncs - {a for s in sec.iter_symbols() if s["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE")
                            for a in [s["st_value"]]}
     assert only_ifunc and not only_ifunc & set(fast._addrs)
+
+
+def _pyelftools_symbol(image, name):
+    """The defined symbol `name` as pyelftools' symbol tables give it (the oracle)."""
+    for section in (".dynsym", ".symtab"):
+        sec = image.elf.get_section_by_name(section)
+        for sym in (sec.get_symbol_by_name(name) or ()) if sec is not None else ():
+            if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
+                return sym["st_value"]
+    return None
+
+
+@pytest.mark.parametrize("name", ["__abort_msg", "malloc", "abort", "environ", "no_such_symbol_here"])
+def test_find_symbol_agrees_with_pyelftools_in_libraries(name):
+    for path in sorted(_loaded_libraries()):
+        image = ElfImage(path)
+        table = symtab.SymbolTable(image)
+        assert table.find_symbol(name) == _pyelftools_symbol(image, name), (path, name)
+        assert image.section_link(".dynsym") == image.elf.get_section(
+            image.elf.get_section_by_name(".dynsym")["sh_link"]).name
+
+
+def test_find_symbol_in_a_static_program_uses_symtab():
+    cores.build_samples()
+    image = ElfImage(str(cores.BUILD / "static" / "abort_assert"))
+    table = symtab.SymbolTable(image)
+    assert image.get_section_info(".dynsym") is None and image.section_link(".symtab") == ".strtab"
+    assert table.find_symbol("__abort_msg") == _pyelftools_symbol(image, "__abort_msg") is not None

@@ -61,6 +61,7 @@ class ElfImage:
         from elftools.elf.elffile import ELFFile
 
         self.path = path
+        self._links: Dict[str, str] = {}  # section name -> its sh_link's name (ELF64 LE)
         if data is not None:
             self._file = io.BytesIO(data)
             self.data = data
@@ -131,9 +132,10 @@ class ElfImage:
         return out
 
     def _read_section_headers(self) -> Dict[str, Tuple[int, int, int, str]]:
-        """Elf64_Shdr (sh_name 0, sh_type 4, sh_addr 16, sh_offset 24, sh_size 32) with names
-        from the e_shstrndx section, read with struct (pyelftools builds a typed object per
-        section, parsing symbol and hash tables as it goes)."""
+        """Elf64_Shdr (sh_name 0, sh_type 4, sh_addr 16, sh_offset 24, sh_size 32, sh_link 40)
+        with names from the e_shstrndx section, read with struct (pyelftools builds a typed
+        object per section, parsing symbol and hash tables as it goes). Each section's
+        sh_link, by name, goes to ``_links``."""
         e_shoff, e_shentsize = self.elf["e_shoff"], self.elf["e_shentsize"]
         count = self.elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
         headers = []
@@ -141,23 +143,34 @@ class ElfImage:
             at = e_shoff + i * e_shentsize
             if at + 64 > len(self.data):
                 break
-            sh_name, sh_type, _, sh_addr, sh_offset, sh_size = struct.unpack_from("<IIQQQQ", self.data, at)
-            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size))
+            sh_name, sh_type, _, sh_addr, sh_offset, sh_size, sh_link = struct.unpack_from("<IIQQQQI", self.data, at)
+            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link))
         strndx = self.elf.get_shstrndx() if headers else 0
         if not 0 < strndx < len(headers):
             return {}
-        _, _, _, str_off, str_size = headers[strndx]
+        _, _, _, str_off, str_size, _ = headers[strndx]
         names = bytes(self.data[str_off:str_off + str_size])
         sh_type_names = _sh_type_names()
         out: Dict[str, Tuple[int, int, int, str]] = {}
-        for sh_name, sh_type, sh_addr, sh_offset, sh_size in headers:
+        by_index = []
+        for sh_name, sh_type, sh_addr, sh_offset, sh_size, _ in headers:
             end = names.find(b"\0", sh_name)
             name = names[sh_name:end if end >= 0 else len(names)].decode("utf-8", "replace")
+            by_index.append(name)
             out.setdefault(name, (sh_addr, sh_offset, sh_size, sh_type_names.get(sh_type, sh_type)))
+        for name, header in zip(by_index, headers):
+            if 0 < header[5] < len(by_index):
+                self._links.setdefault(name, by_index[header[5]])
         return out
 
     def get_section_info(self, name: str) -> Optional[Tuple[int, int, int, str]]:
         return self._sections.get(name)
+
+    def section_link(self, name: str) -> Optional[str]:
+        """The name of the section that `name`'s sh_link designates (a symbol table's string
+        table, gABI "Section Header" Table 4-13), for ELF64 little-endian files."""
+        self._sections  # noqa: B018 -- reading the headers fills _links
+        return self._links.get(name)
 
     def has_section(self, name: str) -> bool:
         info = self._sections.get(name)

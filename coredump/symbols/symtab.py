@@ -86,8 +86,11 @@ class SymbolTable:
 
     def find_symbol(self, name: str) -> Optional[int]:
         """The image address of the symbol `name` of any type (functions and data, such as
-        glibc's GLIBC_PRIVATE ``__abort_msg``): from ``.dynsym`` through its hash table, else
-        ``.symtab``, else a scan of ``.dynsym``; None when absent or undefined."""
+        glibc's GLIBC_PRIVATE ``__abort_msg``), or None when absent or undefined. ELF64 LE
+        files: a struct scan of ``.dynsym`` then ``.symtab``; others through pyelftools:
+        ``.dynsym``'s hash table, else ``.symtab``, else ``.dynsym``."""
+        if self._image._is_elf64le:
+            return _find_in_tables(self._image, name)
         elf = self._image.elf
         # .dynsym through its hash table first (ELF gABI "Hash Table", GNU's DT_GNU_HASH):
         # one bucket instead of a name map of every symbol.
@@ -106,11 +109,8 @@ class SymbolTable:
             if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
                 continue
             try:
-                if elf.elfclass == 64 and elf.little_endian:
-                    found = _find_elf64le(self._image, sec, name)
-                else:
-                    found = next((sym["st_value"] for sym in sec.get_symbol_by_name(name) or ()
-                                  if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]), None)
+                found = next((sym["st_value"] for sym in sec.get_symbol_by_name(name) or ()
+                              if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]), None)
             except Exception:
                 continue
             if found:
@@ -160,22 +160,34 @@ def _read_elf64le(image: ElfImage, sec, best: dict) -> None:
         _keep(best, True, False, name, st_value, st_size)
 
 
-def _find_elf64le(image: ElfImage, sec, name: str) -> Optional[int]:
-    """st_value of the defined symbol `name`, read with struct: the offsets where the string
-    table holds `name` (a string may end another one: linkers share suffixes), then the
-    symbols whose st_name is one of them."""
-    data = image.data
-    strtab = sec.stringtable
-    strings = bytes(data[strtab["sh_offset"]:strtab["sh_offset"] + strtab["sh_size"]])
+def _find_in_tables(image: ElfImage, name: str) -> Optional[int]:
+    """`find_symbol` for ELF64 little-endian files from the section headers read with struct
+    (pyelftools' section name map parses every header and builds the hash tables: 10 ms on
+    libc, more than the whole unwind): ``.dynsym``, then ``.symtab``, each with the string
+    table its sh_link names."""
+    for section in (".dynsym", ".symtab"):
+        info, strtab = image.get_section_info(section), image.get_section_info(image.section_link(section) or "")
+        if info is None or strtab is None or "SHT_NOBITS" in (info[3], strtab[3]):
+            continue
+        found = _scan_elf64le(image.data, info[1], info[2], strtab[1], strtab[2], name)
+        if found:
+            return found
+    return None
+
+
+def _scan_elf64le(data, off: int, size: int, str_off: int, str_size: int, name: str) -> Optional[int]:
+    """st_value of the defined symbol `name` in the Elf64_Sym table at [off, off+size), read
+    with struct: the offsets where the string table holds `name` (a string may end another
+    one: linkers share suffixes), then the symbols whose st_name is one of them."""
+    strings = bytes(data[str_off:str_off + str_size])
     key = name.encode() + b"\0"
     offsets = set()
     at = strings.find(key)
     while at >= 0:
         offsets.add(at)
         at = strings.find(key, at + 1)
-    if not offsets:
+    if not offsets or off + size > len(data):
         return None
-    off, size = sec["sh_offset"], sec["sh_size"]
     for st_name, _, _, st_shndx, st_value, _ in _ELF64_SYM.iter_unpack(data[off:off + size - size % 24]):
         if st_name in offsets and st_shndx and st_value:
             return st_value
