@@ -16,16 +16,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import List, Optional, Pattern, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from coredump.model import Crash, Frame
+from coredump.triage.siglist import SIGLISTS, load_siglist
 from coredump.triage.tailcall import infer_tail_calls
 
 __all__ = ("SigFrame", "SignatureResult", "RULES", "normalize_function", "generate_signature",
            "compute_fingerprint", "load_siglist", "module_name")
 
-SIGLISTS = Path(__file__).resolve().parent / "siglists"
 # Socorro's MAXIMUM_FRAMES_TO_CONSIDER: deeper frames never change a signature.
 MAX_FRAMES_CONSIDERED = 40
 # How many relevant frames a signature names (apport's crash_signature uses five; three
@@ -33,17 +32,6 @@ MAX_FRAMES_CONSIDERED = 40
 SIGNATURE_DEPTH = 3
 # Signals a process can get from others; the signature says when one was sent, not raised.
 _SENT_CODES = {0: "kill", -1: "sigqueue", -6: "tkill"}
-
-
-@cache
-def load_siglist(name: str) -> Pattern:
-    """One alternation of a siglist's non-comment lines, for ``fullmatch``."""
-    lines = []
-    for line in (SIGLISTS / name).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            lines.append(f"(?:{line})")
-    return re.compile("|".join(lines) or r"(?!)")
 
 
 @cache
