@@ -71,6 +71,18 @@ def test_entry_kinds_name_the_code_and_the_file():
     assert kind == f"lines.2.{tag}.{len(image.data)}.123"
 
 
+def test_code_tag_covers_every_module_demangle_imports():
+    """A split of the demanglers into more modules must not leave one out of the tag."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, coredump.symbols.demangle; "
+         "print(' '.join(m for m, v in sys.modules.items() if m.startswith('coredump.') "
+         "and not v.__file__.endswith('__init__.py')))"],
+        capture_output=True, text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    loaded = set(out.stdout.split())
+    assert "coredump.symbols.itanium" in loaded and "coredump.symbols.rust_v0" in loaded
+    assert loaded <= set(dwarfcache._RULE_MODULES)
+
+
 def test_memo_is_bounded_and_off_when_the_cache_is(tmp_path, monkeypatch):
     cores.build_samples()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
