@@ -179,6 +179,31 @@ def bench_run_overhead(repeat: int = 20) -> dict:
             "run_true_s": round(t_run, 4), "overhead_beyond_python_ms": round((t_run - t_python) * 1000, 1)}
 
 
+# What `analyze` pays before it reads a byte of the core, step by step (each line imports
+# what the one before did and more): where the time goes when we miss gdb on small cores.
+STARTUP_STEPS = (
+    ("python -S (no site)", ["-S", "-c", "pass"]),
+    ("python (site, .pth files)", ["-c", "pass"]),
+    ("+ click", ["-c", "import click"]),
+    ("+ pyelftools ELFFile", ["-c", "import click, elftools.elf.elffile"]),
+    ("+ coredump analyze's modules", ["-c", "import click, elftools.elf.elffile, coredump.cli, coredump.analysis, "
+                                      "coredump.report.json, coredump.triage.explain, coredump.unwind.walk, "
+                                      "coredump.symbols.symbolize, coredump.store.bundle"]),
+)
+
+
+def bench_startup(exe: str, core: str, repeat: int = 10) -> List[dict]:
+    """Best-of-`repeat` wall time of each start-up step, then of the whole analysis."""
+    rows = []
+    steps = [(label, [sys.executable, *args]) for label, args in STARTUP_STEPS]
+    steps.append(("whole analyze --format json", tool_commands(exe, core, {"gdb": False, "eu-stack": False,
+                                                                             "drgn": False})["coredump"]))
+    for label, argv in steps:
+        best = min(measure(argv, ENV)[0] for _ in range(repeat))
+        rows.append({"step": label, "seconds": round(best, 4)})
+    return rows
+
+
 def bench_zstd(core: str) -> dict:
     import zstandard
 
@@ -243,11 +268,15 @@ def main() -> int:
             print(f"run overhead: {run}")
             zstd = bench_zstd(bigheap)
             print(f"zstd on the large-heap core: {zstd}")
+        segv = next(((exe, c) for n, exe, c in core_set if n == "O0/segv"), None)
+        startup = bench_startup(*segv) if segv else []
+        for row in startup:
+            print(f"start-up: {row['step']:32} {row['seconds'] * 1000:7.1f} ms")
         cache = bench_cache(core_set)
         for row in cache:
             print(f"parse cache: {row}")
         result = {"tools": have, "cores": rows, "median_ratio_to_gdb": median, "median_seconds": medians,
-                  "run_overhead": run, "zstd": zstd, "parse_cache": cache}
+                  "run_overhead": run, "zstd": zstd, "parse_cache": cache, "startup": startup}
         (ROOT / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {ROOT / 'bench.json'}")
     finally:
