@@ -22,8 +22,11 @@ __all__ = ("EXIT_ERROR", "handle_errors")
 EXIT_ERROR = 1
 
 
-def handle_errors(func):
-    """Run a command body; a CoreDumpError (or any bug) becomes one line on stderr."""
+def handle_errors(func=None, *, status: int = EXIT_ERROR):
+    """Run a command body; a CoreDumpError (or any bug) becomes one line on stderr and exit
+    `status` (``@handle_errors(status=2)`` for a command whose 1 means something else)."""
+    if func is None:
+        return functools.partial(handle_errors, status=status)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -31,7 +34,7 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except CoreDumpError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
+            sys.exit(status)
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             sys.exit(130)
@@ -42,6 +45,6 @@ def handle_errors(func):
                 raise
             click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
                        "(set COREDUMP_DEBUG=1 for details)", err=True)
-            sys.exit(EXIT_ERROR)
+            sys.exit(status)
 
     return wrapper

@@ -3,7 +3,9 @@ Diff command
 ============
 
 ``coredump diff BASE NEW [--format text|json]``: the crashes of NEW that BASE did not have,
-by fingerprint; exit status 1 when there are any (a CI gate: "no new crash signatures").
+by fingerprint; exit status 1 when there are any (a CI gate: "no new crash signatures"), 2
+when the comparison could not be made (diff(1)'s convention: a gate must tell "new crash"
+from "no data").
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import click
 
 from coredump.cli_errors import handle_errors
 
-__all__ = ("diff", "EXIT_NEW_CRASHES")
+__all__ = ("diff", "EXIT_NEW_CRASHES", "EXIT_TROUBLE")
 
 EXIT_NEW_CRASHES = 1
+EXIT_TROUBLE = 2
 
 
 @click.command()
@@ -26,10 +29,11 @@ EXIT_NEW_CRASHES = 1
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--allow-missing-base", is_flag=True,
               help="Treat a BASE without summary.json as a run without crashes.")
-@handle_errors
+@handle_errors(status=EXIT_TROUBLE)
 def diff(base, new, fmt, allow_missing_base):
     """Compare two runs' crashes (artifact directories or summary.json files) by fingerprint:
-    new, gone and still present. Exit status 1 when NEW has crashes BASE did not."""
+    new, gone and still present. Exit status 1 when NEW has crashes BASE did not, 2 when the
+    runs cannot be compared."""
     from coredump.triage.diff import diff_paths, diff_to_dict, render_diff_text
 
     result = diff_paths(base, new, allow_missing_base)

@@ -93,7 +93,7 @@ def test_missing_base(runs, tmp_path):
     d = diff_paths(tmp_path / "nothing", new, allow_missing_base=True)
     assert len(d.new) == 2 and d.warnings
     result = CliRunner().invoke(diff, [str(tmp_path / "nothing"), str(new)])
-    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert result.exit_code == 2 and result.output.startswith("Error: ")  # trouble, not "new crashes"
 
 
 def test_not_a_summary(tmp_path):
