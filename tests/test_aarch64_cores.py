@@ -159,9 +159,12 @@ def test_corpus_backtrace_frames_and_lines(corpus_case):
     for thread in ours["threads"]:
         expected = corpus_case["threads"][str(thread["tid"])]
         frames = thread["frames"]
-        # elfutils stops at main and clone; frames found past them (by scanning the
-        # initial stack above _start) are not compared.
+        # elfutils stops at main and clone; we go on to the entry function, as gdb with
+        # "backtrace past-main on" does, and stop there (gdb's past-entry rule): nothing
+        # found by scanning the initial stack above _start.
         assert [f["function"] for f in frames[:len(expected)]] == expected
+        assert frames[-1]["function"] in ("_start", "clone"), frames[-1]
+        assert all(f["trust"] in ("context", "cfi") for f in frames), [f["trust"] for f in frames]
         for f in frames[:len(expected)]:
             if f["function"] in lines:
                 assert (f["file"], f["line"]) == lines[f["function"]], f

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from coredump.elf.core import AT_ENTRY
 from coredump.elf.memory import PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
@@ -31,6 +32,9 @@ BOTTOM_FRAMES = 32
 # Past the cap, walking on to the bottom is cheap but not free: stop after this much.
 MAX_HIDDEN_FRAMES = 2_000_000
 MAX_HIDDEN_SECONDS = 3.0
+# How far above the entry point a pc may lie and still be in the entry function (glibc's
+# _start is under 100 bytes; a pc further up is never looked up).
+_ENTRY_FUNCTION_SPAN = 4096
 # The first page is never mapped: a pc there is a corrupt return address (rust-minidump).
 MIN_PC = 4096
 
@@ -144,9 +148,12 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
     reader = get_reader(target)
     arch = target.arch
     is_executable = _Executable(target.memory)
+    in_entry_function = _EntryFunction(target)
     index = 0
     yield state
     while True:
+        if in_entry_function(state):
+            return
         caller, why = _find_caller(unwinder, state, target, reader, is_executable)
         if caller is None:
             if why:
@@ -164,6 +171,34 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
                 warnings.append(f"frame {index} (pc {caller.pc:#x}): {why}")
             return
         state = caller
+
+
+class _EntryFunction:
+    """gdb's "backtrace past-entry off" rule (frame.c get_prev_frame, inside_entry_func): the
+    function that starts at the program's entry point (AT_ENTRY, e.g. ``_start``) is the
+    outermost frame, whatever a frame-pointer or scanning strategy would find above it. When
+    no symbol names the function at pc, the rule does not apply (as in gdb)."""
+
+    def __init__(self, target):
+        core = getattr(target, "core", None)
+        self.entry = core.get_auxv(AT_ENTRY) if core is not None and hasattr(core, "get_auxv") else None
+        self.find_module = target.find_module
+
+    def __call__(self, state: UnwindState) -> bool:
+        if not self.entry or state.function == SIGNAL_HANDLER_CALLED:
+            return False
+        pc = state.lookup_pc
+        # A function holding pc starts at or below it: only a pc just above the entry can qualify.
+        if not self.entry <= pc < self.entry + _ENTRY_FUNCTION_SPAN:
+            return False
+        return _function_start(self.find_module(pc), pc) == self.entry
+
+
+def _function_start(mod, pc: int) -> Optional[int]:
+    """The address of the symbol that covers pc in `mod`, or None."""
+    table = mod.symtab if mod is not None else None
+    hit = table.lookup(pc - mod.bias) if table is not None else None
+    return pc - hit[1] if hit is not None else None
 
 
 def _find_caller(unwinder, state: UnwindState, target, reader,
