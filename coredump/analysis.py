@@ -3,7 +3,7 @@ Analysis
 ========
 
 From a core file to a ``Crash``: open the core, find its modules' files, walk and
-symbolize every thread, and explain the signal.
+symbolize every thread (with the frames tail calls removed put back), and explain the signal.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
 
             walked = WalkResult(())
         warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
-        frames = symbolize_frames(target, walked.frames)
+        frames = _with_tail_calls(target, ct.tid, symbolize_frames(target, walked.frames), warnings)
         threads.append(Thread(ct.tid, ct.registers, frames, ct.cursig,
                               status="ok" if frames else "no_stack_memory",
                               truncated=walked.truncated, frames_omitted=walked.frames_omitted))
@@ -99,6 +99,17 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     except Exception as exc:  # noqa: BLE001 - the frames stand without an explanation
         return dataclasses.replace(crash, warnings=crash.warnings + (
             f"explaining the crash failed ({type(exc).__name__}: {exc})",))
+
+
+def _with_tail_calls(target: Target, tid: int, frames, warnings: List[str]):
+    """The frames with those tail calls removed put back (gdb shows them too)."""
+    from coredump.symbols.tailcall import infer_tail_calls
+
+    try:
+        return infer_tail_calls(frames, target)
+    except Exception as exc:  # noqa: BLE001 - reading code must not cost the backtrace
+        warnings.append(f"thread {tid}: tail-call frames not inferred ({type(exc).__name__}: {exc})")
+        return frames
 
 
 def _find_crashing_thread(core: Core) -> Optional[int]:

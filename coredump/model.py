@@ -73,7 +73,8 @@ class Frame:
 
     ``pc`` is the instruction address for frame 0 and frames interrupted by a signal, and
     the return address for callers (gdb's ``bt`` convention); ``lookup_pc`` is the address
-    to symbolize.
+    to symbolize. A ``tailcall`` frame has no stack frame of its own: a tail call removed it,
+    and it was put back from the call that names it (gdb's ``TAILCALL_FRAME``).
     """
 
     index: int
@@ -89,6 +90,7 @@ class Frame:
     file: Optional[str] = None
     line: Optional[int] = None
     inline: bool = False
+    tailcall: bool = False
     registers: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -203,3 +203,23 @@ def test_real_core_with_hostile_argv(analysis, make_core, tmp_path):
     assert list(ARGV_ATTACKS) == crash["process"]["argv"][1:]
     root = write_artifacts(tmp_path / "a", [crash])
     check_hostile_job(root, render_artifacts(root))
+
+
+def _with_tail_call(crash):
+    """A frame a tail call removed, put back between fill_list and its caller (as analyze does)."""
+    frames = crash["threads"][0]["frames"]
+    put_back = {"index": 2, "pc": "0x5581c3a011c4", "function": "build_list", "offset": 20,
+                "module": frames[1]["module"], "module_offset": "0x11c4", "file": "src/list.c", "line": 31,
+                "inline": False, "trust": "none", "tailcall": True}
+    crash["threads"][0]["frames"] = frames[:2] + [put_back] + [dict(f, index=f["index"] + 1) for f in frames[2:]]
+    return crash
+
+
+def test_tail_call_frame_is_tagged():
+    doc = parse_html(render_crash_html(_with_tail_call(segv_crash())))
+    rows = doc.by_id("crashing-thread").find("tbody").find_all("tr")
+    tagged = [r for r in rows if r.find("span", "tailcall") is not None]
+    assert [r.find("td", "fn").text.split()[0] for r in tagged] == ["build_list"]
+    assert tagged[0].find_all("td")[4].text == "0x5581c3a011c4"  # its own pc: the jmp's return address
+    assert "tail call" in tagged[0].find("span", "none").attrs["title"]
+    assert [r.find("td", "num").text for r in rows] == [str(i) for i in range(len(rows))]

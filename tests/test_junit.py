@@ -50,3 +50,13 @@ def test_artifact_directory_gets_junit(tmp_path):
 
 def test_failure_text_without_threads():
     assert crash_failure_text({"signal": {"name": "SIGKILL"}}) == "SIGKILL"
+
+
+def test_tail_call_frame_says_so_not_found_by_none():
+    crash = segv_crash(1)
+    frames = crash["threads"][0]["frames"]
+    put_back = dict(frames[1], index=2, function="build_list", trust="none", tailcall=True)
+    crash["threads"][0]["frames"] = frames[:2] + [put_back] + [dict(f, index=f["index"] + 1) for f in frames[2:]]
+    text = crash_failure_text(crash)
+    line = next(x for x in text.splitlines() if " build_list " in x)
+    assert line.endswith("[tail call]")

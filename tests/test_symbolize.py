@@ -15,7 +15,8 @@ from tests.gdb_oracle import run_gdb, strip_params
 
 def _physical(frames):
     """gdb's physical frames, as an unwinder finds them: without its inline frames (they
-    share their caller's pc) and tail-call frames (no stack frame of their own)."""
+    share their caller's pc) and tail-call frames (no stack frame of their own; put back
+    after symbolization, test_tailcall.py)."""
     out = []
     for f in frames:
         if not f.is_inline:

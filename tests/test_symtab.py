@@ -103,3 +103,19 @@ def test_find_symbol_in_a_static_program_uses_symtab():
     table = symtab.SymbolTable(image)
     assert image.get_section_info(".dynsym") is None and image.section_link(".symtab") == ".strtab"
     assert table.find_symbol("__abort_msg") == _pyelftools_symbol(image, "__abort_msg") is not None
+
+
+def test_function_range_is_nm_size():
+    """[start, start + st_size) of the symbol starting at the address, as `nm -S` lists it."""
+    exe = cores.BUILD / "O2" / "segv"
+    cores.build_samples()
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed: the oracle for symbol sizes")
+    out = subprocess.run([nm, "-S", str(exe)], capture_output=True, text=True, check=True).stdout
+    sizes = {f[3]: (int(f[0], 16), int(f[1], 16)) for f in map(str.split, out.splitlines())
+             if len(f) == 4 and f[2] in "tT"}
+    table = symtab.SymbolTable(ElfImage(str(exe)))
+    start, size = sizes["build"]
+    assert table.function_range(start) == (start, start + size)
+    assert table.function_range(start + 1) is None  # not a symbol's start

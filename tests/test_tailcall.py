@@ -1,56 +1,85 @@
-"""Frames that tail calls removed, put back from the caller's call instruction; gdb (which
-rebuilds them from DWARF call sites) is the oracle."""
+"""Frames that tail calls removed, put back in every thread's backtrace from the caller's call
+instruction; gdb (which rebuilds them from DWARF call sites) is the oracle."""
 
-import re
-import subprocess
+import dataclasses
 
 import pytest
 
-from coredump.analysis import analyze_core
+from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.elf.core import open_core
 from coredump.elf.memory import AddressSpace, Segment
 from coredump.model import Trust
+from coredump.report.json import crash_to_dict
+from coredump.report.text import render_text
 from coredump.symbols.finder import FileFinder, FinderOptions
+from coredump.symbols.tailcall import find_call_target, find_tail_jump, infer_tail_calls, resolve_plt
 from coredump.target import Target
-from coredump.triage.tailcall import find_call_target, infer_tail_calls, resolve_plt
 from tests import cores
+from tests.gdb_oracle import run_gdb
+
+O2_PROGRAMS = ["abort_assert", "segv", "fpe", "double_free", "sighandler", "uselib"]
 
 
-def _frames_with_tail_calls(core_path):
-    crash = analyze_core(str(core_path))
-    core = open_core(str(core_path))
-    try:
-        target = Target(core, FileFinder(FinderOptions(None, None, (), (), ())))
-        return crash, infer_tail_calls(crash.threads[crash.crashing_thread].frames, target)
-    finally:
-        core.close()
+def _analyze(variant, program, make_core):
+    core = make_core(variant, program)
+    exe = cores.BUILD / variant / program
+    return core, exe, analyze_core(str(core), AnalyzeOptions(exe=str(exe)))
 
 
-def _gdb_program_functions(gdb, exe, core):
-    """gdb's bt, the program's own frames only (library frames say "from /lib/...")."""
-    out = subprocess.run([gdb, "-batch", "-nx", "-ex", "bt", str(exe), str(core)], capture_output=True,
-                         text=True, timeout=120).stdout
-    names = []
-    for line in dict.fromkeys(out.splitlines()):  # gdb prints frame 0 twice
-        m = re.match(r"#\d+\s+(?:0x[0-9a-f]+ in )?([\w:~]+) ", line)
-        if m and " from /" not in line and m.group(1) != "_start":
-            names.append(m.group(1))
-    return names
+@pytest.mark.parametrize("program", O2_PROGRAMS)
+def test_tail_call_frames_are_gdbs_at_O2(make_core, gdb, program):
+    """Each frame put back is one of gdb's TAILCALL frames: same number, pc (the return
+    address of the jmp), function and file:line, and gdb has no other."""
+    core, exe, crash = _analyze("O2", program, make_core)
+    report = run_gdb(str(exe), str(core), gdb)
+    ours = {(t.tid, f.index): f for t in crash.threads for f in t.frames if f.tailcall}
+    theirs = {(t.lwp, f.index): f for t in report.threads for f in t.frames if f.is_tailcall}
+    assert ours and ours.keys() == theirs.keys()
+    for key, f in ours.items():
+        g = theirs[key]
+        assert (f.pc, f.function, f.file, f.line) == (g.frame_pc, g.function, g.file, g.line), (f, g)
+        assert f.trust == Trust.NONE and f.symbol_offset > 0  # the jmp's return address, past the entry
+    for t in crash.threads:  # numbered as gdb numbers: no gap, no repeat
+        assert [f.index for f in t.frames] == list(range(len(t.frames)))
 
 
-@pytest.mark.parametrize("program", ["abort_assert", "segv", "double_free", "sighandler", "uselib"])
-def test_program_frames_match_gdb_at_O2(make_core, gdb, program):
-    core = make_core("O2", program)
-    _, frames = _frames_with_tail_calls(core)
-    ours = [f.function for f in frames if f.module and "/c_samples/" in f.module and f.function != "_start"]
-    assert ours == _gdb_program_functions(gdb, cores.BUILD / "O2" / program, core)
-    assert any(f.trust == Trust.NONE for f in frames)  # at least one frame was put back
+@pytest.mark.parametrize("program", ["abort_assert", "segv", "fpe", "sighandler", "uselib"])
+def test_O2_signature_names_the_O0_functions(make_core, program):
+    assert _analyze("O2", program, make_core)[2].signature == _analyze("O0", program, make_core)[2].signature
 
 
-@pytest.mark.parametrize("program", ["abort_assert", "segv", "double_free"])
+@pytest.mark.parametrize("program", ["abort_assert", "segv", "double_free", "threads"])
 def test_nothing_added_at_O0(make_core, program):
-    _, frames = _frames_with_tail_calls(make_core("O0", program))
-    assert not [f for f in frames if f.trust == Trust.NONE]
+    crash = _analyze("O0", program, make_core)[2]
+    assert not [f for t in crash.threads for f in t.frames if f.tailcall or f.trust == Trust.NONE]
+
+
+def test_reports_mark_the_frame(make_core):
+    crash = _analyze("O2", "abort_assert", make_core)[2]
+    frames = crash_to_dict(crash)["threads"][crash.crashing_thread]["frames"]
+    marked = [f for f in frames if "tailcall" in f]
+    assert [(f["function"], f["tailcall"], f["trust"]) for f in marked] == [("withdraw", True, "none")]
+    line = next(x for x in render_text(crash).splitlines() if x.lstrip().startswith("#") and " withdraw " in x)
+    assert line.endswith("[tail call]") and "abort_assert.c:12" in line
+
+
+def _target(core, exe):
+    return Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
+
+
+def test_no_single_jump_keeps_the_entry(make_core):
+    """A chain of two tail calls (main calls build, build jumps to fill_list, fill_list to
+    store_value) without fill_list's frame: build's jmp goes to fill_list, not to the callee
+    found, so the frame put back is build at its entry, with no line."""
+    core, exe, crash = _analyze("O2", "segv", make_core)
+    frames = [f for f in crash.threads[crash.crashing_thread].frames if f.function not in ("build", "fill_list")]
+    out = infer_tail_calls([dataclasses.replace(f, index=i) for i, f in enumerate(frames)], _target(core, exe))
+    put_back = [f for f in out if f.tailcall]
+    assert [(f.function, f.index, f.symbol_offset, f.file, f.line) for f in put_back] == [("build", 1, 0, None, None)]
+    target = _target(core, exe)
+    mod = target.find_module(put_back[0].pc)
+    assert mod.symtab.lookup(put_back[0].pc - mod.bias) == ("build", 0)
+    assert [f.index for f in out] == list(range(len(out)))
 
 
 def _memory(code: bytes, at: int = 0x1000) -> AddressSpace:
@@ -61,6 +90,23 @@ def test_find_call_target():
     mem = _memory(b"\x90" * 11 + b"\xe8\xf0\xff\xff\xff" + b"\x90" * 16)  # call .-11 at 0x100b
     assert find_call_target(mem, 0x1010) == 0x1000
     assert find_call_target(mem, 0x1011) is None
+
+
+def test_find_tail_jump():
+    # 0x1000: jmp rel32 to 0x1100 (E9 FB 00 00 00); 0x1005: jmp rel8 to 0x1030 (EB 29)
+    mem = _memory(b"\xe9\xfb\x00\x00\x00" + b"\xeb\x29" + b"\x90" * 0x140)
+    assert find_tail_jump(mem, 0x1000, 0x1010, 0x1100) == 0x1005
+    assert find_tail_jump(mem, 0x1000, 0x1010, 0x1030) == 0x1007
+    assert find_tail_jump(mem, 0x1000, 0x1010, 0x1200) is None
+    twice = _memory(b"\xe9\xfb\x00\x00\x00" + b"\xe9\xf6\x00\x00\x00" + b"\x90" * 0x140)
+    assert find_tail_jump(twice, 0x1000, 0x1010, 0x1100) is None  # two jumps: which one?
+
+
+def test_find_tail_jump_through_a_plt_stub():
+    got = (0x7F0000001234).to_bytes(8, "little")
+    # 0x1000: jmp rel8 to 0x1010, a stub `jmp *0x2(%rip)` whose slot at 0x1018 holds the callee
+    mem = _memory(b"\xeb\x0e" + b"\x90" * 14 + b"\xff\x25\x02\x00\x00\x00\x90\x90" + got)
+    assert find_tail_jump(mem, 0x1000, 0x1010, 0x7F0000001234) == 0x1002
 
 
 def test_resolve_plt_follows_the_got_slot():

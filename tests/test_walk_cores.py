@@ -22,7 +22,8 @@ def open_target(core, exe, search_paths=()):
 
 def assert_matches_gdb(frames, gdb_thread, tid):
     """Our physical frames against gdb's: its inline frames share their caller's pc and its
-    tail-call frames have no stack frame (GdbThread.physical_frames), so neither is walked."""
+    tail-call frames have no stack frame (GdbThread.physical_frames), so neither is walked
+    (tail-call frames are put back after symbolization: test_tailcall.py)."""
     expected = [f for f in gdb_thread.physical_frames() if not f.is_inline]
     assert len(frames) == len(expected), (tid, [hex(f.pc) for f in frames], expected)
     for ours, theirs in zip(frames, expected):

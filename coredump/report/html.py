@@ -23,6 +23,7 @@ __all__ = ("render_crash_html", "render_index_html", "local_commands", "TRUST_LA
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
+TAILCALL_LABEL = "put back from its caller's call instruction: a tail call left no stack frame"
 TRUST_LABELS = {
     "context": "exact: registers saved in the core",
     "signal": "exact: interrupted by a signal",
@@ -75,8 +76,9 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
         "symbolized": bool(frame.get("function")), "offset": frame.get("offset"),
         "location": view.frame_location(frame), "module": module,
         "module_base": os.path.basename(module) if module else None,
-        "inline": bool(frame.get("inline")), "trust": trust,
-        "trust_label": TRUST_LABELS.get(trust, trust), "uncertain": trust in view.LESS_CERTAIN,
+        "inline": bool(frame.get("inline")), "tailcall": bool(frame.get("tailcall")), "trust": trust,
+        "trust_label": TAILCALL_LABEL if frame.get("tailcall") else TRUST_LABELS.get(trust, trust),
+        "uncertain": trust in view.LESS_CERTAIN,
         "start_here": start_here,
     }
 

@@ -42,6 +42,8 @@ def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
     tags = []
     if f.inline:
         tags.append("inlined")
+    if f.tailcall:
+        tags.append("tail call")
     if f.trust in (Trust.SCAN, Trust.FP) and not f.inline:
         tags.append(f"found by {f.trust.description}")
     tag = style(f"  [{', '.join(tags)}]", "2") if tags else ""

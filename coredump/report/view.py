@@ -58,8 +58,9 @@ def frame_line(frame: Dict) -> str:
     pc = "" if _get(frame, "inline") else f"{_get(frame, 'pc') or '?'} in "
     where = frame_location(frame) or (os.path.basename(str(frame["module"])) if _get(frame, "module") else "")
     text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")
-    tags = (["inlined"] if _get(frame, "inline") else []) + (
-        [f"found by {frame['trust']}"] if _get(frame, "trust") in LESS_CERTAIN else [])
+    tailcall = bool(_get(frame, "tailcall"))  # says how it was found: no "found by none"
+    tags = (["inlined"] if _get(frame, "inline") else []) + (["tail call"] if tailcall else []) + (
+        [f"found by {frame['trust']}"] if _get(frame, "trust") in LESS_CERTAIN and not tailcall else [])
     return text + (f" [{', '.join(tags)}]" if tags else "")
 
 

@@ -84,6 +84,17 @@ class SymbolTable:
                 return name, address - start
         return None
 
+    def function_range(self, address: int) -> Optional[Tuple[int, int]]:
+        """[start, end) of the function symbol starting exactly at `address`, or None; a
+        size-0 symbol ends where the next one starts (as ``lookup`` covers it)."""
+        i = bisect.bisect_left(self._addrs, address)
+        if i == len(self._addrs) or self._addrs[i] != address:
+            return None
+        start, size, _ = self._entries[i]
+        if size:
+            return start, start + size
+        return (start, self._addrs[i + 1]) if i + 1 < len(self._addrs) else None
+
     def find_symbol(self, name: str) -> Optional[int]:
         """The image address of the symbol `name` of any type (functions and data, such as
         glibc's GLIBC_PRIVATE ``__abort_msg``), or None when absent or undefined. ELF64 LE

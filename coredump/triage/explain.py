@@ -63,7 +63,7 @@ def _assertion(facts: Facts) -> Optional[str]:
 
 def explain(crash: Crash, target=None) -> Crash:
     """The crash with assertion, reason, classification, signature and fingerprint set."""
-    sig = generate_signature(crash, target=target)
+    sig = generate_signature(crash)
     warnings = list(crash.warnings) + list(sig.notes)
     top = sig.frames[0] if sig.frames else None
     where = top.text if top is not None and not (top.is_system or top.is_irrelevant) else None

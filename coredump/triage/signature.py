@@ -20,7 +20,6 @@ from typing import List, Optional, Sequence, Tuple
 
 from coredump.model import Crash, Frame
 from coredump.triage.siglist import SIGLISTS, load_siglist
-from coredump.triage.tailcall import infer_tail_calls
 
 __all__ = ("SigFrame", "SignatureResult", "RULES", "normalize_function", "generate_signature",
            "compute_fingerprint", "load_siglist", "module_name")
@@ -290,23 +289,16 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES, target=None) -> SignatureResult:
-    """Run `rules` over the crashing thread's frames. With the `target`, frames that tail
-    calls removed are put back first (``tailcall.infer_tail_calls``), so -O2 builds name the
-    same functions as -O0 ones.
+def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES) -> SignatureResult:
+    """Run `rules` over the crashing thread's frames. Those include the frames tail calls
+    removed (analysis puts them back, ``symbols.tailcall``), so -O2 builds name the same
+    functions as -O0 ones.
 
     A rule that raises is skipped with a note, as Socorro's generator does."""
     frames: Sequence[Frame] = ()
-    notes: List[str] = []
     if crash.crashing_thread is not None and crash.crashing_thread < len(crash.threads):
         frames = crash.threads[crash.crashing_thread].frames[:MAX_FRAMES_CONSIDERED]
-    if target is not None:
-        try:
-            frames = infer_tail_calls(frames, target)
-        except Exception as exc:  # reading code must not cost the signature
-            notes.append(f"tail-call frames not inferred ({type(exc).__name__}: {exc})")
-    state = SignatureState(crash, [sig_frame(f) for f in frames[:MAX_FRAMES_CONSIDERED]],
-                           crash.signal.name, notes)
+    state = SignatureState(crash, [sig_frame(f) for f in frames], crash.signal.name)
     for rule in rules:
         try:
             if rule.predicate(state):

@@ -1,0 +1,175 @@
+"""
+Tail calls
+==========
+
+Frames that optimized code removed, put back as gdb puts them back (its ``TAILCALL_FRAME``s,
+dwarf2/frame-tailcall.c). A function whose last act is a call compiles to a jump at -O2
+(``withdraw`` → ``jmp check_balance``), so its frame is gone. The caller's ``call`` still
+names the function it called; when that is not the function found below it, the called
+function tail-called it, and a frame for it is put back: at the return address of its
+``jmp`` to the callee, where gdb puts it (DW_AT_call_return_pc of its DW_TAG_call_site),
+and symbolized there. x86_64 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Iterable, List, Optional, Sequence, Set, Tuple
+
+from coredump.errors import MemoryFault
+from coredump.model import Frame, Trust
+from coredump.symbols.symbolize import symbolize_frame
+from coredump.unwind.common import SIGNAL_HANDLER_CALLED
+
+__all__ = ("infer_tail_calls", "find_call_target", "find_tail_jump", "resolve_plt")
+
+# Intel SDM Vol. 2A, CALL: E8 cd = call rel32 (5 bytes); Vol. 2A, JMP: E9 cd = jmp rel32
+# (5 bytes), EB cb = jmp rel8 (2 bytes); the target is relative to the next instruction.
+_CALL_REL32 = 0xE8
+_JMP_REL32, _JMP_REL8 = 0xE9, 0xEB
+_TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt")
+# GCC's clone suffixes (ipa-cp, ipa-sra, partial inlining, hot/cold splitting): a frame in
+# main.cold is main's, for the call that named main.
+_CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+_MASK = (1 << 64) - 1
+
+
+def find_call_target(memory, return_address: int) -> Optional[int]:
+    """The target of the direct ``call rel32`` that ends just before `return_address`."""
+    try:
+        code = memory.read(return_address - 5, 5)
+    except MemoryFault:
+        return None
+    if code[0] != _CALL_REL32:
+        return None
+    return (return_address + int.from_bytes(code[1:], "little", signed=True)) & _MASK
+
+
+def resolve_plt(memory, address: int) -> Optional[int]:
+    """Where the PLT stub at `address` jumps: its GOT slot's value (System V x86_64 psABI
+    §5.3 / the IBT .plt.sec variant: [endbr64] [bnd] jmp *slot(%rip))."""
+    try:
+        code = memory.read(address, 11)
+    except MemoryFault:
+        return None
+    i = 4 if code[:4] == b"\xf3\x0f\x1e\xfa" else 0  # endbr64
+    i += 1 if code[i] == 0xF2 else 0  # bnd prefix (MPX-era PLTs)
+    if code[i:i + 2] != b"\xff\x25":  # Intel SDM Vol. 2A, JMP: FF /4 = jmp r/m64
+        return None
+    slot = address + i + 6 + int.from_bytes(code[i + 2:i + 6], "little", signed=True)
+    try:
+        return memory.read_word(slot)
+    except MemoryFault:
+        return None
+
+
+def _jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
+    """(target, return address) of every byte pattern that decodes as a direct jmp: a
+    linear scan, so a jmp opcode byte inside another instruction is a candidate too."""
+    for opcode, length in ((_JMP_REL32, 5), (_JMP_REL8, 2)):
+        i = code.find(opcode)
+        while 0 <= i <= len(code) - length:
+            end = start + i + length
+            yield (end + int.from_bytes(code[i + 1:i + length], "little", signed=True)) & _MASK, end
+            i = code.find(opcode, i + 1)
+
+
+def find_tail_jump(memory, start: int, end: int, callee: int) -> Optional[int]:
+    """The return address of the one ``jmp`` in [start, end) to `callee`, directly or
+    through a PLT stub outside the range; None when none or several match."""
+    try:
+        code = memory.read(start, end - start)
+    except MemoryFault:
+        return None
+    found = set()
+    for to, after in _jumps(code, start):
+        if to == callee or (not start <= to < end and resolve_plt(memory, to) == callee):
+            found.add(after)
+    return found.pop() if len(found) == 1 else None
+
+
+def _groups(frames: Sequence[Frame]) -> List[List[Frame]]:
+    """Frames by physical frame: inline frames, then the physical frame that holds them."""
+    groups: List[List[Frame]] = [[]]
+    for f in frames:
+        groups[-1].append(f)
+        if not f.inline:
+            groups.append([])
+    return [g for g in groups if g]
+
+
+def _function_at(target, address: int, follow_plt: bool = True):
+    """(address, module, symbol) of the function that starts exactly at `address`, through a
+    PLT stub to the function its GOT slot holds."""
+    mod = target.find_module(address)
+    if mod is None or mod.symtab is None:
+        return None
+    hit = mod.symtab.lookup(address - mod.bias)
+    if hit is None or hit[1] != 0:
+        resolved = resolve_plt(target.memory, address) if follow_plt else None
+        # An unresolved lazy-binding slot points back into the PLT, where no symbol starts.
+        return _function_at(target, resolved, False) if resolved else None
+    return address, mod, hit[0]
+
+
+def _start_of(target, frame: Frame) -> Optional[int]:
+    """Where the function holding `frame` starts, by its ELF symbol."""
+    mod = target.find_module(frame.lookup_pc)
+    hit = mod.symtab.lookup(frame.lookup_pc - mod.bias) if mod is not None and mod.symtab is not None else None
+    return frame.lookup_pc - hit[1] if hit is not None else None
+
+
+def _names(frames: Iterable[Frame]) -> Set[str]:
+    return {_CLONE_RE.sub("", n) for f in frames for n in (f.function, f.mangled) if n}
+
+
+def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
+    """`frames` with a frame put back (``tailcall``, trust ``none``) for each direct call
+    whose target is a named function other than the callee found; numbered on as gdb's
+    ``bt`` numbers them (a gap the walk left stays a gap)."""
+    if target is None or target.arch is None or target.arch.name != "x86_64":
+        return tuple(frames)
+    groups = _groups(frames)
+    out: List[Frame] = list(groups[0]) if groups else []
+    added = 0
+    for callee, caller in zip(groups, groups[1:]):
+        physical = caller[-1]
+        # An interrupted frame's pc and the signal trampoline's are not return addresses.
+        if physical.trust not in (Trust.CONTEXT, Trust.SIGNAL) and physical.pc and \
+                physical.function not in _TRAMPOLINES:
+            found = _missing_frames(target, physical, callee)
+            out.extend(dataclasses.replace(f, index=caller[0].index + added + k) for k, f in enumerate(found))
+            added += len(found)
+        out.extend(dataclasses.replace(f, index=f.index + added) for f in caller)
+    return tuple(out)
+
+
+def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Frame]:
+    """The frames (inline ones first) of the function `caller` called, when that is not
+    `callee`; none when it is, or when nothing tells."""
+    called = find_call_target(target.memory, caller.pc)
+    hit = _function_at(target, called) if called is not None else None
+    if hit is None or not callee[-1].function:
+        return []  # an unnamed callee may well be the called function: nothing to compare
+    address, mod, symbol = hit
+    callee_start = _start_of(target, callee[-1])
+    # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
+    # or named from DWARF is foo's.
+    if address == callee_start or _CLONE_RE.sub("", symbol) in _names(callee):
+        return []
+    from coredump.symbols.demangle import demangle
+
+    name = demangle(symbol) or symbol
+    if _CLONE_RE.sub("", name) in _names(callee):
+        return []
+    span = mod.symtab.function_range(address - mod.bias)
+    after = None
+    if span is not None and callee_start is not None:
+        after = find_tail_jump(target.memory, span[0] + mod.bias, span[1] + mod.bias, callee_start)
+    if after is None:  # no one jmp to tell where: the function's entry, no line
+        return [Frame(0, address, trust=Trust.NONE, module=mod.path, module_offset=address - mod.start,
+                      function=name, mangled=symbol if symbol != name else None, symbol_offset=0,
+                      tailcall=True)]
+    found = symbolize_frame(target, Frame(0, after, trust=Trust.NONE))
+    return found[:-1] + [dataclasses.replace(found[-1], tailcall=True)]
