@@ -97,6 +97,10 @@ def test_decode_assert_without_function():
     ("St13runtime_error", "std::runtime_error"),
     ("N5store11ConfigErrorE", "store::ConfigError"),
     ("9BadConfig", "BadConfig"),
+    ("NSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE",
+     "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >"),
+    ("i", "int"),
+    ("not a type", "not a type"),  # kept as it is
 ])
 def test_demangle_type_name(mangled, name):
     assert demangle_type_name(mangled) == name

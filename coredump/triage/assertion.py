@@ -127,38 +127,13 @@ def demangle_type_name(name: str) -> str:
     >>> demangle_type_name("St13runtime_error"), demangle_type_name("N5store11ConfigErrorE")
     ('std::runtime_error', 'store::ConfigError')
     """
-    try:
-        from itanium_demangler import parse  # optional: full grammar when installed
+    from coredump.symbols.demangle import demangle
 
-        node = parse("_ZTS" + name)
-        if node is not None:
-            return str(node).replace("typeinfo name for ", "", 1)
-    except Exception:
-        pass
-    return _demangle_simple(name) or name
-
-
-def _demangle_simple(name: str) -> Optional[str]:
-    """Nested and std:: class names only (<nested-name> of <source-name>s)."""
-    parts, i = [], 0
-    nested = name.startswith("N")
-    if nested:
-        i = 1
-    while i < len(name):
-        if name.startswith("St", i):
-            parts.append("std")
-            i += 2
-            continue
-        if name[i] == "E" and nested:
-            return "::".join(parts) if i == len(name) - 1 else None
-        m = re.match(r"\d+", name[i:])
-        if not m:
-            return None
-        n = int(m.group())
-        i += len(m.group())
-        parts.append(name[i:i + n])
-        i += n
-    return "::".join(parts) if parts and not nested else None
+    # A type_info's name is an Itanium <type>; as the <special-name> "_ZTS <type>" it
+    # demangles to "typeinfo name for <type>" (Itanium C++ ABI §5.1.5.8).
+    text = demangle("_ZTS" + name)
+    prefix = "typeinfo name for "
+    return text[len(prefix):] if text and text.startswith(prefix) else name
 
 
 def _iter_candidates(target, registers: Mapping[str, int], sp: int) -> Iterator[int]:
