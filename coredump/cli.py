@@ -87,7 +87,17 @@ def analysis_options(func):
 
 def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=5.0, **extra):
     from coredump.analysis import AnalyzeOptions
+    from coredump.errors import MissingFileError
     from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
+
+    # A mistyped path would otherwise read as "no symbols": say so before analysing.
+    if exe is not None and not os.path.isfile(exe):
+        raise MissingFileError(f"--exe {exe}: no such file")
+    # (--debug-dir stays lenient, as gdb's debug-file-directory: scripts pass the usual ones.)
+    for flag, paths in (("--sysroot", (sysroot,) if sysroot else ()), ("--search-path", search_paths)):
+        missing = next((p for p in paths if not os.path.isdir(p)), None)
+        if missing is not None:
+            raise MissingFileError(f"{flag} {missing}: no such directory")
 
     return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
                           debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames,

@@ -107,3 +107,11 @@ def test_unreadable_file(tmp_path, make_core):
     p.write_bytes(make_core("O0", "segv").read_bytes())
     p.chmod(0)
     assert_one_line_error(run_cli("analyze", p))
+
+
+@pytest.mark.parametrize("flag,value", [("--exe", "no-such-exe"), ("--sysroot", "no-such-root"),
+                                        ("--search-path", "no-such-dir")])
+def test_a_mistyped_path_option_is_an_error_not_missing_symbols(make_core, tmp_path, flag, value):
+    out = run_cli("analyze", make_core("O0", "segv"), flag, tmp_path / value)
+    assert_one_line_error(out)
+    assert flag in out.stderr and value in out.stderr
