@@ -110,3 +110,55 @@ def test_background_writes_are_off_with_the_cache(tmp_path, monkeypatch):
     cache.put(BID, "k", [1], wait=False)
     cache.flush()
     assert not (tmp_path / "coredump").exists() and not cache._PENDING
+
+
+class _Planted:
+    """An entry someone else wrote: unpickling it would call os.mkdir(path)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_a_planted_entry_never_runs_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache.put(BID, "k", [1])
+    marker = tmp_path / "planted-code-ran"
+    with open(cache.entry_path(BID, "k"), "wb") as f:
+        pickle.dump(("coredump-cache", cache.CACHE_VERSION, BID, "k", _Planted(str(marker))), f)
+    assert cache.get(BID, "k") is None
+    assert not marker.exists()
+
+
+def test_plain_data_and_arrays_round_trip(tmp_path, monkeypatch):
+    import array
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    value = {"a": (1, 2.5, "s", b"b", None, True), "f": frozenset({3}), "arr": array.array("Q", [1, 2])}
+    cache.put(BID, "plain", value)
+    assert cache.get(BID, "plain") == value
+
+
+def test_a_directory_others_can_write_is_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    cache.put(BID, "k", [1])
+    assert cache.get(BID, "k") == [1]
+    os.chmod(shared / "coredump", 0o777)
+    cache._trusted_dir.cache_clear()
+    try:
+        assert cache.get(BID, "k") is None  # someone else could have written it
+        cache.put(BID, "k2", [2])
+        assert not os.path.exists(cache.entry_path(BID, "k2"))
+    finally:
+        os.chmod(shared / "coredump", 0o700)
+        cache._trusted_dir.cache_clear()
+
+
+def test_a_new_cache_directory_is_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache.put(BID, "k", [1])
+    assert os.stat(tmp_path / "coredump").st_mode & 0o777 == 0o700

@@ -119,3 +119,15 @@ def test_function_range_is_nm_size():
     start, size = sizes["build"]
     assert table.function_range(start) == (start, start + size)
     assert table.function_range(start + 1) is None  # not a symbol's start
+
+
+def test_a_cache_entry_of_another_shape_is_read_again(tmp_path, monkeypatch):
+    from coredump.symbols import cache
+
+    cores.build_samples()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    image = ElfImage(str(cores.BUILD / "O0" / "segv"))
+    kind = f"symtab.{symtab._FORMAT}.{len(image.data)}"
+    cache.put(image.build_id, kind, "garbage")
+    table = symtab.SymbolTable(image)
+    assert len(table) > 5 and table.lookup(table._addrs[0])[0]

@@ -10,17 +10,25 @@ Entries live under ``$XDG_CACHE_HOME/coredump`` (default ``~/.cache/coredump``) 
 file, so an entry never goes stale; a ``kind`` names the format of what is stored and must
 change (``"cfi.2"``) when that format does. Writes go to a temporary file that ``os.replace``
 renames into place, so concurrent writers never leave a half-written entry; an unreadable or
-corrupted entry reads as a miss. ``COREDUMP_CACHE=0`` turns the cache off. Entries are pickles:
-the cache directory must be the user's own, like any cache that stores code-bearing data.
+corrupted entry reads as a miss. ``COREDUMP_CACHE=0`` turns the cache off.
+
+Entries are pickles of plain data (tuples, lists, dicts, numbers, strings, frozensets, arrays),
+read by an unpickler that resolves no global but ``array``'s: an entry planted by someone else
+can fail to load, never run code. The cache is also off when its directory is not the user's
+own (owned by another user, or writable by group or others; a world-writable parent such as
+``/tmp`` only with its sticky bit), as ssh refuses a ``~/.ssh`` others can write.
 """
 
 from __future__ import annotations
 
 import _thread
+import functools
+import io
 import itertools
 import os
 import pickle
 import re
+import stat
 from typing import Any, Dict, Optional
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path")
@@ -56,12 +64,13 @@ def get(build_id: Optional[str], kind: str) -> Any:
         return None
     try:
         blob = _PENDING.get(path)  # written in the background, not yet on disk
-        if blob is not None:
-            magic, version, got_id, got_kind, obj = pickle.loads(blob)
-        else:
+        if blob is None:
+            if not _trusted_dir(cache_dir()):
+                return None
             with open(path, "rb") as f:
-                magic, version, got_id, got_kind, obj = pickle.load(f)
-    except Exception:  # missing, truncated, corrupted or from another Python: a miss
+                blob = f.read()
+        magic, version, got_id, got_kind, obj = _DataUnpickler(io.BytesIO(blob)).load()
+    except Exception:  # missing, truncated, corrupted, from another Python, or not plain data: a miss
         return None
     if (magic, version, got_id, got_kind) != (_MAGIC, CACHE_VERSION, build_id, kind):
         return None
@@ -115,15 +124,52 @@ def _drain() -> None:
                 del _PENDING[path]
 
 
+class _DataUnpickler(pickle.Unpickler):
+    """Plain data only: the one global an entry may name is ``array``'s reconstructor."""
+
+    _ALLOWED = {("array", "array"), ("array", "_array_reconstructor")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+        return super().find_class(module, name)
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_dir(path: str) -> bool:
+    """True when `path` is ours and others cannot write it or replace it: owned by us (or
+    missing: we create it 0700), not group/other-writable, and its parent owned by us or
+    root and either not writable by others or sticky (``/tmp``)."""
+    uid = os.geteuid()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError:
+        return False
+    if st is not None and (st.st_uid != uid or st.st_mode & 0o022):
+        return False
+    try:
+        parent = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return st is None  # nothing there yet to trust or distrust
+    if parent.st_uid not in (uid, 0):
+        return False
+    return not parent.st_mode & 0o022 or bool(parent.st_mode & stat.S_ISVTX)
+
+
 def _write(path: str, blob: bytes) -> None:
     """One exclusive create of a per-process temporary name, the bytes, one rename."""
+    if not _trusted_dir(cache_dir()):
+        return
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{next(_SERIAL)}")
     created = False
     try:
         try:
             fd = os.open(tmp, _CREATE, 0o600)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(cache_dir(), mode=0o700, exist_ok=True)  # makedirs' mode is the leaf's only
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             fd = os.open(tmp, _CREATE, 0o600)
         created = True
         try:

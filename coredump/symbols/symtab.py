@@ -34,7 +34,7 @@ class SymbolTable:
         self._image = image
         kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
         cached = cache.get(image.build_id, kind)
-        if cached is not None:
+        if isinstance(cached, tuple) and len(cached) == 3 and len(cached[1]) == len(cached[2]):
             self.source, self._addrs, self._entries = cached
             return
         self._read(image)
