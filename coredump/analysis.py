@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from coredump.elf.core import Core, open_core
+from coredump.errors import CoreFormatError
 from coredump.model import CoreInfo, Crash, Process, Signal, Thread
 from coredump.symbols.finder import DEFAULT_DEBUG_DIRS, FileFinder, FinderOptions
 from coredump.target import Target
@@ -47,9 +48,19 @@ def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:
     options = options or AnalyzeOptions()
     core = open_core(path)
     try:
+        _require_notes(core)
         return analyze_target(Target(core, options.finder()), options)
     finally:
         core.close()
+
+
+def _require_notes(core) -> None:
+    """A core whose notes gave no thread, signal or process (cut inside its first notes)
+    explains nothing: an error that says why, not an empty report."""
+    if core.threads or core.siginfo is not None or core.prpsinfo is not None:
+        return
+    why = next((w for w in core.warnings if "notes" in w), None) or "no NT_PRSTATUS, NT_SIGINFO or NT_PRPSINFO note"
+    raise CoreFormatError(f"{core.path}: nothing could be read from the core's notes ({why})")
 
 
 def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:

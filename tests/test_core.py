@@ -86,7 +86,10 @@ def test_truncated_cores_give_partial_results(tmp_path, make_core):
     with open_core(str(core)) as c:
         notes_end = max(s.p_offset for s in c.segments)
         first_load = min(s.p_offset for s in c.segments)
-    for cut in truncation_points(len(data), first_load):
+    phoff_end = 64 + 56 * int.from_bytes(data[56:58], "little")  # Elf64_Ehdr e_phnum; the notes follow
+    inside_notes = {phoff_end + 40, (phoff_end + first_load) // 2}  # in the first note; in a later one
+    errors = 0
+    for cut in sorted(set(truncation_points(len(data), first_load)) | inside_notes):
         p = tmp_path / f"core.{cut}"
         p.write_bytes(data[:cut])
         out = run_cli("analyze", "--exe", exe, p)
@@ -97,7 +100,9 @@ def test_truncated_cores_give_partial_results(tmp_path, make_core):
             assert "truncated" in out.stdout, out.stdout
         else:
             assert_one_line_error(out)
+            errors += 1
     assert notes_end > first_load
+    assert errors >= 1  # a cut in the first note leaves nothing to explain: an error, not an empty report
 
 
 def test_unreadable_file(tmp_path, make_core):
