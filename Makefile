@@ -1,46 +1,66 @@
 # coredump: developer targets. `make demo` crashes a sample and explains its core;
 # `make test` runs the whole suite; `make bench` compares speed with gdb.
-PYTHON ?= python3
+#
+# Everything runs in a virtual environment of our own, .venv, made on first use with the
+# project installed editable with its test extras: Debian's python3 is "externally managed"
+# (PEP 668) and refuses a plain `pip install`. To use an interpreter you manage yourself,
+# with the project already installed in it: make test PYTHON=python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# `install` when PYTHON is our venv's; nothing when it is the caller's own.
+INSTALL := $(if $(filter $(VENV)/bin/python,$(PYTHON)),install)
+COREDUMP := $(if $(INSTALL),$(abspath $(VENV))/bin/coredump,coredump)
 
-.PHONY: all samples test lint bench fuzz demo clean screenshots snapshots
+.PHONY: all install samples test lint bench fuzz demo clean screenshots snapshots
 
 all: samples
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
 
 samples:
 	$(MAKE) -s -C c_samples -j2
 
-test: samples
+test: samples $(INSTALL)
 	$(PYTHON) -m pytest -q
 
-lint:
-	ruff check .
+lint: $(INSTALL)
+	$(PYTHON) -m ruff check .
 
-bench: samples
+bench: samples $(INSTALL)
+	@# drgn, the peer bench compares with, where PyPI has a wheel for this machine.
+	-@$(PYTHON) -m pip install -q --disable-pip-version-check drgn 2>/dev/null
 	$(PYTHON) scripts/bench.py
 
 # A long fuzzing campaign: 5,000 examples for each of the two property tests (10,000 inputs),
 # random seed. CI runs the same tests with a fixed seed and 150 examples.
-fuzz: samples
+fuzz: samples $(INSTALL)
 	COREDUMP_FUZZ_EXAMPLES=5000 $(PYTHON) -m pytest tests/test_fuzz.py -q -p no:cacheprovider
 
 # Run the null-pointer sample under `coredump run` (the CI wrapper) in a scratch directory:
 # it crashes, the wrapper explains the crash and writes demo/coredump-artifacts/; then
 # explain the stored crash again from its artifact directory, as a support engineer would.
-demo: samples
+demo: samples $(INSTALL)
 	@rm -rf demo && mkdir -p demo
-	@cd demo && { coredump run -- ../c_samples/build/O0/segv; echo "(the step exited with status $$?)"; }
+	@cd demo && { $(COREDUMP) run -- ../c_samples/build/O0/segv; \
+		echo "(the step exited with status $$?)"; }
 	@crash=$$(ls -d demo/coredump-artifacts/segv-* 2>/dev/null | head -n1); \
 	if [ -z "$$crash" ]; then echo "no crash was captured: run 'coredump doctor' to see why" >&2; exit 1; fi; \
-	echo; echo "$$ coredump analyze $$crash"; coredump analyze "$$crash"
+	echo; echo "$$ coredump analyze $$crash"; $(COREDUMP) analyze "$$crash"
 
 clean:
 	$(MAKE) -C c_samples clean
-	rm -rf demo coredump-artifacts bench.json
+	rm -rf demo coredump-artifacts bench.json $(VENV)
 
 # README's screenshots, rendered by headless Chromium from a sample crash.
-screenshots: samples
+screenshots: samples $(INSTALL)
 	$(PYTHON) scripts/screenshots.py
 
 # Regenerate the text/JSON snapshots of tests/snapshots/ after an intended format change.
-snapshots:
+snapshots: $(INSTALL)
 	COREDUMP_UPDATE_SNAPSHOTS=1 $(PYTHON) -m pytest -q tests/test_snapshots.py
