@@ -101,7 +101,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
         crashing_thread=crashing,
         threads=tuple(threads),
         modules=tuple(m.to_model() for m in target.modules),
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=tuple(dict.fromkeys(warnings + target.finder.warnings)),
     )
     from coredump.triage.explain import explain
 

@@ -4,9 +4,11 @@ DEBUGINFOD_URLS is set, cached, and bounded by a timeout."""
 import http.server
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -99,18 +101,49 @@ def test_no_urls_means_no_request(monkeypatch, tmp_path):
     assert debuginfod.fetch("ab" * 20, "debuginfo") is None
 
 
-def test_slow_server_is_abandoned_and_remembered(monkeypatch, tmp_path):
+def test_slow_server_costs_one_budget_and_is_not_remembered(monkeypatch, tmp_path):
     release = threading.Event()
     server, hits = serve({}, hang=release)
-    monkeypatch.setenv("DEBUGINFOD_URLS", f"http://127.0.0.1:{server.server_address[1]}")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("DEBUGINFOD_URLS", url)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     try:
-        assert debuginfod.fetch("cd" * 20, "debuginfo", timeout=0.5) is None
-        assert debuginfod.fetch("cd" * 20, "debuginfo", timeout=0.5) is None
+        session = debuginfod.Session(timeout=0.5)
+        start = time.monotonic()
+        for build_id in ("cd" * 20, "ce" * 20, "cf" * 20):  # three libraries, one budget
+            assert session.fetch(build_id, "debuginfo") is None
+        assert time.monotonic() - start < 5
+        assert len(hits) == 1  # the server that did not answer is not asked again
+        assert any(url in w and "did not answer" in w for w in session.warnings), session.warnings
+        # A later analysis asks again: an outage is not remembered as "no such file".
+        assert debuginfod.Session(timeout=0.5).fetch("cd" * 20, "debuginfo") is None
+        assert len(hits) == 2
     finally:
         release.set()
         server.shutdown()
-    assert len(hits) == 1  # the miss is cached: no second request
+
+
+def test_a_build_id_the_server_lacks_is_remembered(monkeypatch, tmp_path):
+    server, hits = serve({})
+    monkeypatch.setenv("DEBUGINFOD_URLS", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        assert debuginfod.fetch("cd" * 20, "debuginfo") is None
+        assert debuginfod.fetch("cd" * 20, "debuginfo") is None
+    finally:
+        server.shutdown()
+    assert len(hits) == 1  # HTTP 404: remembered for a day
+
+
+def test_an_unreachable_server_is_a_warning_in_the_analysis(stripped_crash, tmp_path):
+    _, _, core = stripped_crash
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "DEBUGINFOD_URLS": f"http://127.0.0.1:{port}"}
+    crash = analyze(core, env)
+    assert any("debuginfod" in w and str(port) in w for w in crash["warnings"]), crash["warnings"]
 
 
 def test_non_elf_answer_is_not_cached(monkeypatch, tmp_path):

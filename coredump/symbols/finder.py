@@ -40,6 +40,12 @@ class FileFinder:
     def __init__(self, options: FinderOptions = FinderOptions()):
         self.options = options
         self._basename_index: Optional[Dict[str, List[str]]] = None
+        self._debuginfod = None  # a debuginfod.Session, made on first use
+
+    @property
+    def warnings(self) -> List[str]:
+        """What went wrong while looking for files (a debuginfod server that did not answer)."""
+        return list(self._debuginfod.warnings) if self._debuginfod is not None else []
 
     # -- the module's own file ------------------------------------------------------------
 
@@ -92,7 +98,9 @@ class FileFinder:
         """The last resort, only when DEBUGINFOD_URLS is set (elfutils' and gdb's rule)."""
         from coredump.symbols import debuginfod
 
-        path = debuginfod.fetch(build_id, kind, self.options.debuginfod_timeout)
+        if self._debuginfod is None:
+            self._debuginfod = debuginfod.Session(self.options.debuginfod_timeout)
+        path = self._debuginfod.fetch(build_id, kind)
         image = open_image(path) if path else None
         return image if image is not None and image.build_id == build_id else None
 
