@@ -78,7 +78,7 @@ def analysis_options(func):
         click.option("--max-frames", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
                      help="Frames per thread before the walk is cut."),
         click.option("--debuginfod-timeout", default=5.0, show_default=True, type=click.FloatRange(0),
-                     help="Seconds in all that one analysis waits for DEBUGINFOD_URLS servers (only used when that is set)."),
+                     help="Seconds in all one analysis waits for DEBUGINFOD_URLS servers (used only when set)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
