@@ -21,6 +21,7 @@ from coredump.symbols.image import read_build_id_from_notes
 __all__ = ("CoreModule", "find_modules", "read_build_id_from_memory", "VDSO_NAME")
 
 VDSO_NAME = "[vdso]"
+PT_LOAD = 1
 PT_NOTE = 4
 PF_X = 0x1  # ELF gABI p_flags: executable segment
 
@@ -52,11 +53,14 @@ def read_build_id_from_memory(memory: AddressSpace, base: int) -> Optional[str]:
         e_phentsize, e_phnum = struct.unpack_from("<HH", ehdr, 0x36)
         if e_phentsize != 56 or e_phnum > 512:
             return None
-        phdrs = memory.read(base + e_phoff, 56 * e_phnum)
-        # ET_EXEC headers hold absolute addresses; ET_DYN ones are relative to the base.
-        bias = 0 if e_type == 2 else base
-        for i in range(e_phnum):
-            p_type, _, _, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, 56 * i)
+        phdrs = [struct.unpack_from("<IIQQQQ", memory.read(base + e_phoff, 56 * e_phnum), 56 * i)
+                 for i in range(e_phnum)]
+        # The load bias is where the segment mapped at file offset 0 landed less its p_vaddr
+        # (gABI "Program Loading"): 0 for ET_EXEC, the base for most ET_DYN, and neither for
+        # an old x86_64 vDSO, an ET_DYN linked at 0xffffffffff700000.
+        first = next((h for h in phdrs if h[0] == PT_LOAD and h[2] == 0), None)
+        bias = base - first[3] if first is not None else (0 if e_type == 2 else base)
+        for p_type, _, _, p_vaddr, _, p_filesz in phdrs:
             if p_type == PT_NOTE and 0 < p_filesz < 1 << 16:
                 try:
                     found = read_build_id_from_notes(memory.read(bias + p_vaddr, p_filesz))
