@@ -93,7 +93,10 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     signal = _signal(core, crashing)
     exe = target.executable
     if options.exe is None and exe is not None and exe.image is None:
-        warnings.append(f"executable {exe.path} not found: pass --exe")
+        # One warning for the executable, saying what to do, instead of the generic one too.
+        generic = f"{exe.path}: file not found; frames in it show module+offset only"
+        warnings = [w for w in warnings if w != generic]
+        warnings.append(f"executable {exe.path} not found: frames in it show module+offset only; pass --exe")
     crash = Crash(
         core=CoreInfo(os.path.abspath(core.path), core.size, core.truncated),
         process=_process(core, target),

@@ -92,13 +92,28 @@ def render_text(crash: Crash, color: bool = False) -> str:
         lines.append("")
     lines.append("Modules:")
     for m in crash.modules:
-        flag = {"mismatch": style("  BUILD-ID MISMATCH", "31"), "missing": "  (file not found)"}.get(m.status, "")
-        lines.append(f"  {m.start:#014x}-{m.end:#014x}  {m.build_id or '-':40}  {clean_text(m.path)}{flag}")
+        note = _module_note(m, style)
+        lines.append(f"  {m.start:#014x}-{m.end:#014x}  {m.build_id or '-':40}  {clean_text(m.path)}{note}")
     if crash.warnings:
         lines.append("")
         lines.append("Warnings:")
         lines += [f"  - {clean_text(w)}" for w in crash.warnings]
     return "\n".join(lines) + "\n"
+
+
+_VDSO = "[vdso]"  # coredump.elf.modules.VDSO_NAME: the kernel's image, never a file
+
+
+def _module_note(m, style) -> str:
+    """What the modules table adds after a path: the file used when it is not that path (found
+    by --search-path, --sysroot, a bundle or build-id), or why there is none."""
+    if m.status == "mismatch":
+        return style("  BUILD-ID MISMATCH", "31")
+    if m.status == "missing":
+        return "  (not in the core)" if m.path == _VDSO else "  (file not found)"
+    if m.file and m.path != _VDSO and os.path.abspath(m.file) != m.path:
+        return f"  -> {clean_text(m.file)}"
+    return ""
 
 
 def render_summary(crash: Crash, max_frames: int = 5) -> str:
