@@ -120,3 +120,16 @@ def test_a_mistyped_path_option_is_an_error_not_missing_symbols(make_core, tmp_p
     out = run_cli("analyze", make_core("O0", "segv"), flag, tmp_path / value)
     assert_one_line_error(out)
     assert flag in out.stderr and value in out.stderr
+
+
+def test_a_core_cut_before_the_stack_says_so(tmp_path, make_core):
+    from coredump.analysis import analyze_core
+
+    core = make_core("O0", "segv")
+    with open_core(str(core)) as c:
+        sp = c.threads[0].registers["rsp"]
+        stack = next(s for s in c.segments if s.p_vaddr <= sp < s.p_vaddr + s.p_memsz)
+    cut = tmp_path / "core"
+    cut.write_bytes(core.read_bytes()[:stack.p_offset])
+    crash = analyze_core(str(cut), None)
+    assert any(f"{sp:#x} is not in the core" in w for w in crash.warnings), crash.warnings

@@ -157,7 +157,7 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
         caller, why = _find_caller(unwinder, state, target, reader, is_executable)
         if caller is None:
             if why:
-                warnings.append(f"frame {index} (pc {state.pc:#x}): {why}")
+                warnings.append(f"frame {index} (pc {state.pc:#x}): {_stack_missing(target, state, arch) or why}")
             return
         stop, keep, why = _stop_rule(state, caller, is_executable, arch)
         if caller.trust == Trust.SIGNAL:
@@ -199,6 +199,18 @@ def _function_start(mod, pc: int) -> Optional[int]:
     table = mod.symtab if mod is not None else None
     hit = table.lookup(pc - mod.bias) if table is not None else None
     return pc - hit[1] if hit is not None else None
+
+
+def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
+    """The real reason a walk ends in a truncated core: the stack at sp is not in it."""
+    sp = state.regs.get(arch.sp)
+    if sp is None or not getattr(target.core, "truncated", False):
+        return None
+    try:
+        target.memory.read(sp, 8)
+    except MemoryFault:
+        return f"the stack at {sp:#x} is not in the core (the core is truncated)"
+    return None
 
 
 def _find_caller(unwinder, state: UnwindState, target, reader,
