@@ -288,3 +288,60 @@ def test_cross_sysroot_is_used_without_sysroot_option(make_qemu_core):
     names = [f["function"] for f in crash["threads"][0]["frames"]]
     assert names[:4] == ["lib_parse", "lib_entry", "run_parser", "main"]
     assert "__libc_start_main" in names
+
+
+# -- the binary missing ---------------------------------------------------------------------
+
+
+def _core_without_binary(variant, program, tmp_path):
+    """A qemu core of a copy of the program run as ./<program> in a directory then removed:
+    nothing names a file that exists (no --exe, AT_EXECFN unresolvable, no NT_FILE)."""
+    from tests.cores import _raise_core_limit, make_qemu_core
+
+    make_qemu_core(variant, program)  # builds the samples
+    run = tmp_path / "gone"
+    run.mkdir()
+    shutil.copy(BUILD / f"aarch64-{variant}" / program, run / program)
+    subprocess.run(["qemu-aarch64", "-L", AARCH64_SYSROOT, f"./{program}"], cwd=run, preexec_fn=_raise_core_limit,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+    core = shutil.move(str(next(run.glob("qemu_*.core"))), str(tmp_path / "core"))
+    shutil.rmtree(run)
+    return core
+
+
+def _analyze_in(core, cwd):
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", str(core)],
+                         capture_output=True, text=True, timeout=300, cwd=cwd,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("variant", ("O0", "O2"))
+def test_signal_frame_without_the_binary(make_qemu_core, variant, tmp_path):
+    """The handler's x30 is the sigreturn trampoline, in no module: still the signal frame,
+    and the interrupted pc and its callers are the ones found with the binary."""
+    with_exe = analyze_json(make_qemu_core(variant, "sighandler"), "--exe",
+                            str(BUILD / f"aarch64-{variant}" / "sighandler"), "--sysroot", AARCH64_SYSROOT)
+    ours = _analyze_in(_core_without_binary(variant, "sighandler", tmp_path), tmp_path)
+    assert not ours["modules"]
+    frames = ours["threads"][0]["frames"]
+    assert frames[1]["function"] == SIGNAL_HANDLER_CALLED and frames[2]["trust"] == "signal"
+    expected = with_exe["threads"][0]["frames"]
+    # The same addresses (qemu loads the same way each run): the interrupted pc and raise;
+    # at -O0 every frame, by frame records (-O2 code keeps none, and a tail call is put
+    # back with the binary only).
+    n = None if variant == "O0" else 4
+    assert [f["pc"] for f in frames[2:n]] == [f["pc"] for f in expected[2:n] if not f.get("tailcall")]
+
+
+def test_leaf_caller_without_the_binary(tmp_path):
+    """The committed static core, analyzed where ./segv is not: store_value's caller
+    fill_list comes from x30, unchecked (scan trust), and a warning names the file."""
+    core = _decompress(DATA / "segv-static.core.zst", tmp_path / "segv-static.core")
+    ours = _analyze_in(core, tmp_path)
+    frames = ours["threads"][0]["frames"]
+    with_exe = json.loads((DATA / "segv-static.analysis.json").read_text())["threads"][0]["frames"]
+    assert [f["pc"] for f in frames] == [f["pc"] for f in with_exe]  # store_value, fill_list, build, ...
+    assert frames[1]["trust"] == "scan" and [f["function"] for f in frames] == [None] * len(frames)
+    assert any(w.startswith("./segv not found") and "x30" in w for w in ours["warnings"]), ours["warnings"]
