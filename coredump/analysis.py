@@ -89,6 +89,8 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
         threads.append(Thread(ct.tid, ct.registers, frames, ct.cursig,
                               status="ok" if frames else "no_stack_memory",
                               truncated=walked.truncated, frames_omitted=walked.frames_omitted))
+    # What the walk found missing (an unwinder may name a file it needed): after the rest.
+    warnings.extend(w for w in target.warnings if w not in warnings)
     crashing = _find_crashing_thread(core)
     signal = _signal(core, crashing)
     exe = target.executable

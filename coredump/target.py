@@ -224,6 +224,22 @@ class Target:
                 return m
         return None
 
+    def read_code(self, address: int, size: int) -> bytes:
+        """Bytes of a module's file-backed contents (code, read-only data): from the core,
+        else from the module's own file through its PT_LOAD segments (qemu-user cores dump no
+        text and have no NT_FILE for ``memory`` to find the file by); ``MemoryFault`` if neither."""
+        try:
+            return self.memory.read(address, size)
+        except MemoryFault:
+            mod = self.find_module(address)
+            if mod is None or not mod.trusted or mod.path == VDSO_NAME:
+                raise
+            rel = address - mod.bias
+            for vaddr, _memsz, offset, filesz, _flags in mod.image.load_segments:
+                if vaddr <= rel and rel + size <= vaddr + filesz and offset + filesz <= len(mod.image.data):
+                    return bytes(mod.image.data[offset + rel - vaddr:offset + rel - vaddr + size])
+            raise
+
     def find_module(self, address: int) -> Optional[LoadedModule]:
         i = bisect.bisect_right(self._starts, address) - 1
         if i >= 0 and self.modules[i].contains(address):

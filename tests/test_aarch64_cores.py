@@ -19,9 +19,13 @@ from coredump.unwind import walk_thread
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 from tests.cores import AARCH64_SYSROOT, BUILD
 from tests.gdb_oracle import run_gdb
+from tests.test_gdb_oracle import as_gdb_lists
 
-PROGRAMS = ("segv", "threads", "sighandler", "abort_assert", "cxx_throw", "uselib")
-CASES = [(v, p) for v in ("O0", "static") for p in PROGRAMS if not (v == "static" and p == "uselib")]
+# fpe is left out: A64 integer division by zero does not trap (Arm ARM C6.2.290 SDIV: "If the
+# divisor is zero, the result is zero"), the program exits 0. illegal's __builtin_trap is
+# `brk #1000`, a SIGTRAP.
+PROGRAMS = ("segv", "threads", "sighandler", "abort_assert", "cxx_throw", "uselib", "illegal")
+CASES = [(v, p) for v in ("O0", "O2", "static") for p in PROGRAMS if not (v == "static" and p == "uselib")]
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "elfutils"
 DATA = Path(__file__).resolve().parent / "data" / "aarch64"
 
@@ -102,6 +106,10 @@ def base_name(name):
 
 
 def assert_thread_matches(ours, theirs):
+    # Tail-call frames as gdb lists them (test_gdb_oracle.as_gdb_lists): gdb puts back only
+    # those DWARF call sites describe, none in the static samples' libc.a (pthread_join's
+    # `b __pthread_clockjoin_ex`), and prints no inline frames on one.
+    ours = as_gdb_lists(ours, theirs)
     assert len(ours) == len(theirs), ([f.get("function") for f in ours], [g.function for g in theirs])
     for frame, g in zip(ours, theirs):
         if g.pc is not None:
@@ -138,6 +146,36 @@ def test_qemu_cores_match_gdb(make_qemu_core, gdb_multiarch, variant, program, t
     assert {t["tid"] for t in ours["threads"]} == {t.lwp for t in theirs.threads}
     for thread in ours["threads"]:
         assert_thread_matches(thread["frames"], theirs.thread_by_lwp(thread["tid"]).frames)
+
+
+def test_tail_call_frames_match_gdb_at_O2(make_qemu_core, gdb_multiarch, tmp_path, monkeypatch):
+    """The frames -O2 tail calls removed are put back where gdb-multiarch puts its TAILCALL
+    frames: build (b fill_list) in segv, withdraw in abort_assert, lib_entry (through the
+    PLT: run_parser's bl goes to libcrash.so's stub) in uselib."""
+    for program, name in (("segv", "build"), ("abort_assert", "withdraw"), ("uselib", "lib_entry")):
+        core = make_qemu_core("O2", program)
+        exe = BUILD / "aarch64-O2" / program
+        ours = analyze_json(core, "--exe", str(exe), "--sysroot", AARCH64_SYSROOT)
+        frames = ours["threads"][ours["crashing_thread"]]["frames"]
+        theirs = [f for f in gdb_report(gdb_multiarch, exe, core, tmp_path, monkeypatch).threads[0].frames
+                  if f.is_tailcall]
+        put_back = [f for f in frames if f.get("tailcall")]
+        assert [(f["function"], int(f["pc"], 16), f["file"], f["line"]) for f in put_back] == \
+            [(g.function, g.frame_pc, g.file, g.line) for g in theirs], (put_back, theirs)
+        assert [f["function"] for f in put_back] == [name] and put_back[0]["trust"] == "none"
+
+
+@pytest.mark.parametrize("program", ("segv", "abort_assert", "cxx_throw"))
+def test_signature_matches_x86_64_at_O2(make_core, make_qemu_core, program):
+    """The same bug has the same signature and fingerprint on both architectures."""
+    from coredump.analysis import AnalyzeOptions, analyze_core
+
+    x86 = analyze_core(str(make_core("O2", program)), AnalyzeOptions(exe=str(BUILD / "O2" / program)))
+    arm = analyze_core(str(make_qemu_core("O2", program)),
+                       AnalyzeOptions(exe=str(BUILD / "aarch64-O2" / program), sysroot=AARCH64_SYSROOT))
+    assert (x86.process.arch, arm.process.arch) == ("x86_64", "aarch64")
+    assert arm.signature == x86.signature and arm.fingerprint == x86.fingerprint
+    assert arm.signature.count(" < ") >= 1
 
 
 # -- the kernel-written elfutils core ---------------------------------------------------------
@@ -250,3 +288,60 @@ def test_cross_sysroot_is_used_without_sysroot_option(make_qemu_core):
     names = [f["function"] for f in crash["threads"][0]["frames"]]
     assert names[:4] == ["lib_parse", "lib_entry", "run_parser", "main"]
     assert "__libc_start_main" in names
+
+
+# -- the binary missing ---------------------------------------------------------------------
+
+
+def _core_without_binary(variant, program, tmp_path):
+    """A qemu core of a copy of the program run as ./<program> in a directory then removed:
+    nothing names a file that exists (no --exe, AT_EXECFN unresolvable, no NT_FILE)."""
+    from tests.cores import _raise_core_limit, make_qemu_core
+
+    make_qemu_core(variant, program)  # builds the samples
+    run = tmp_path / "gone"
+    run.mkdir()
+    shutil.copy(BUILD / f"aarch64-{variant}" / program, run / program)
+    subprocess.run(["qemu-aarch64", "-L", AARCH64_SYSROOT, f"./{program}"], cwd=run, preexec_fn=_raise_core_limit,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+    core = shutil.move(str(next(run.glob("qemu_*.core"))), str(tmp_path / "core"))
+    shutil.rmtree(run)
+    return core
+
+
+def _analyze_in(core, cwd):
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", str(core)],
+                         capture_output=True, text=True, timeout=300, cwd=cwd,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("variant", ("O0", "O2"))
+def test_signal_frame_without_the_binary(make_qemu_core, variant, tmp_path):
+    """The handler's x30 is the sigreturn trampoline, in no module: still the signal frame,
+    and the interrupted pc and its callers are the ones found with the binary."""
+    with_exe = analyze_json(make_qemu_core(variant, "sighandler"), "--exe",
+                            str(BUILD / f"aarch64-{variant}" / "sighandler"), "--sysroot", AARCH64_SYSROOT)
+    ours = _analyze_in(_core_without_binary(variant, "sighandler", tmp_path), tmp_path)
+    assert not ours["modules"]
+    frames = ours["threads"][0]["frames"]
+    assert frames[1]["function"] == SIGNAL_HANDLER_CALLED and frames[2]["trust"] == "signal"
+    expected = with_exe["threads"][0]["frames"]
+    # The same addresses (qemu loads the same way each run): the interrupted pc and raise;
+    # at -O0 every frame, by frame records (-O2 code keeps none, and a tail call is put
+    # back with the binary only).
+    n = None if variant == "O0" else 4
+    assert [f["pc"] for f in frames[2:n]] == [f["pc"] for f in expected[2:n] if not f.get("tailcall")]
+
+
+def test_leaf_caller_without_the_binary(tmp_path):
+    """The committed static core, analyzed where ./segv is not: store_value's caller
+    fill_list comes from x30, unchecked (scan trust), and a warning names the file."""
+    core = _decompress(DATA / "segv-static.core.zst", tmp_path / "segv-static.core")
+    ours = _analyze_in(core, tmp_path)
+    frames = ours["threads"][0]["frames"]
+    with_exe = json.loads((DATA / "segv-static.analysis.json").read_text())["threads"][0]["frames"]
+    assert [f["pc"] for f in frames] == [f["pc"] for f in with_exe]  # store_value, fill_list, build, ...
+    assert frames[1]["trust"] == "scan" and [f["function"] for f in frames] == [None] * len(frames)
+    assert any(w.startswith("./segv not found") and "x30" in w for w in ours["warnings"]), ours["warnings"]

@@ -35,6 +35,11 @@ FUZZ = settings(
     database=None if not LONG_CAMPAIGN else settings.default.database,
 )
 SAMPLE_CORES = [("O0", "segv"), ("O2", "threads"), ("O2", "abort_assert"), ("O0", "cxx_throw")]
+# The committed qemu-aarch64 core (tests/data/aarch64/README.md): runs where qemu is absent.
+AARCH64_CORE = Path(__file__).resolve().parent / "data" / "aarch64" / "segv-static.core.zst"
+# elf_prstatus.pr_reg (offset 112): the words fuzzed, frame pointer, pc and sp last. x86_64:
+# struct user_regs_struct rbp, rip, rsp; aarch64: struct user_pt_regs x29, pc, sp.
+PR_REG_WORDS = {62: (4, 16, 19), 183: (29, 32, 31)}  # e_machine EM_X86_64, EM_AARCH64
 
 # -- the layout of a real core, read independently of coredump.elf ------------------------------
 
@@ -46,6 +51,7 @@ def core_layout(data: bytes):
     fields = [(0x12, 2), (0x20, 8), (0x28, 8), (0x36, 2), (0x38, 2), (0x3A, 2), (0x3C, 2)]
     (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
     (e_phnum,) = struct.unpack_from("<H", data, 0x38)
+    (e_machine,) = struct.unpack_from("<H", data, 0x12)
     bounds = {e_phoff, e_phoff + 56 * e_phnum}
     loads, sps = [], []
     for i in range(e_phnum):
@@ -56,22 +62,23 @@ def core_layout(data: bytes):
         if p_type == 1:
             loads.append((p_vaddr, p_offset, p_filesz))
         elif p_type == 4:
-            _note_layout(data, p_offset, p_offset + p_filesz, bounds, fields, sps)
+            regs = PR_REG_WORDS.get(e_machine, PR_REG_WORDS[62])
+            _note_layout(data, p_offset, p_offset + p_filesz, bounds, fields, sps, regs)
     stack = next(((off + sps[0] - va, sps[0]) for va, off, size in loads if sps and va <= sps[0] < va + size),
                  (bounds and max(bounds), 0))
     fields = [(o, n) for o, n in fields if o + n <= len(data)]
     return sorted(b for b in bounds if 0 < b < len(data)), fields, stack
 
 
-def _note_layout(data, pos, end, bounds, fields, sps):
+def _note_layout(data, pos, end, bounds, fields, sps, regs):
     while pos + 12 <= end:
         namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
         desc = pos + 12 + ((namesz + 3) & ~3)
         fields += [(pos, 4), (pos + 4, 4), (pos + 8, 4)]
         bounds |= {pos, desc, desc + descsz}
-        if n_type == 1 and desc + 112 + 8 * 20 <= len(data):  # NT_PRSTATUS: pr_cursig, rbp, rip, rsp
-            fields += [(desc + 12, 2)] + [(desc + 112 + 8 * k, 8) for k in (4, 16, 19)]
-            sps.append(struct.unpack_from("<Q", data, desc + 112 + 8 * 19)[0])
+        if n_type == 1 and desc + 112 + 8 * (max(regs) + 1) <= len(data):  # NT_PRSTATUS: pr_cursig, fp, pc, sp
+            fields += [(desc + 12, 2)] + [(desc + 112 + 8 * k, 8) for k in regs]
+            sps.append(struct.unpack_from("<Q", data, desc + 112 + 8 * regs[-1])[0])
         elif n_type == 0x46494C45:  # NT_FILE: count, page_size, the first entries
             fields += [(desc, 8), (desc + 8, 8)] + [(desc + 16 + 8 * k, 8) for k in range(9)]
         elif n_type == 6:  # NT_AUXV values
@@ -91,6 +98,10 @@ def real_cores(make_core):
     for variant, program in SAMPLE_CORES:
         data = make_core(variant, program).read_bytes()
         out.append((f"{variant}-{program}", data) + core_layout(data))
+    import zstandard
+
+    data = zstandard.ZstdDecompressor().decompress(AARCH64_CORE.read_bytes(), max_output_size=64 << 20)
+    out.append(("aarch64-static-segv", data) + core_layout(data))
     return out
 
 
@@ -162,6 +173,14 @@ def test_mutated_real_cores(real_cores, scratch):
         check_bytes(scratch, case[1])
 
     run()
+
+
+def test_aarch64_core_is_among_the_mutated(real_cores):
+    """The aarch64 core's stack words are found (its pr_reg layout, not x86_64's): the
+    stack_word mutation then hits saved x29/x30 pairs as it hits rbp/return addresses."""
+    name, data, bounds, fields, (sp_off, sp) = real_cores[-1]
+    assert name.startswith("aarch64") and struct.unpack_from("<H", data, 0x12)[0] == 183
+    assert 0 < sp_off < len(data) and sp >> 32 == 0x55  # qemu-user's guest stack
 
 
 def test_truncation_at_every_boundary(real_cores, scratch):

@@ -117,3 +117,53 @@ def test_resolve_plt_follows_the_got_slot():
     ibt = _memory(b"\xf3\x0f\x1e\xfa\xf2\xff\x25\x01\x00\x00\x00" + b"\x90" + got)
     assert resolve_plt(ibt, 0x1000) == 0x7F0000001234
     assert resolve_plt(_memory(b"\x90" * 16), 0x1000) is None
+
+
+def _a64(*insns: int) -> bytes:
+    return b"".join(i.to_bytes(4, "little") for i in insns)
+
+
+def test_aarch64_find_call_target():
+    # 0x1000: nop; 0x1004: bl .-4 (imm26 = -1: 0x97ffffff); 0x1008: bl .+0x100 (0x94000040)
+    mem = _memory(_a64(0xD503201F, 0x97FFFFFF, 0x94000040) + b"\0" * 16)
+    assert find_call_target(mem, 0x1008, "aarch64") == 0x1000
+    assert find_call_target(mem, 0x100C, "aarch64") == 0x1108
+    assert find_call_target(mem, 0x1004, "aarch64") is None  # after a nop
+    assert find_call_target(mem, 0x1008) is None  # the same bytes are no x86_64 call
+
+
+def test_aarch64_find_tail_jump():
+    # 0x1000: b .+0x100 (0x14000040); 0x1004: b.le (0x5400010d, conditional: not a tail call);
+    # 0x1008: b .-8 (0x17fffffe)
+    mem = _memory(_a64(0x14000040, 0x5400010D, 0x17FFFFFE) + b"\0" * 0x120)
+    assert find_tail_jump(mem, 0x1000, 0x100C, 0x1100, "aarch64") == 0x1004
+    assert find_tail_jump(mem, 0x1000, 0x100C, 0x1000, "aarch64") == 0x100C
+    assert find_tail_jump(mem, 0x1000, 0x100C, 0x1028, "aarch64") is None
+    twice = _memory(_a64(0x14000040, 0x1400003F) + b"\0" * 0x120)
+    assert find_tail_jump(twice, 0x1000, 0x1008, 0x1100, "aarch64") is None
+
+
+def _a64_plt(bti: bool) -> AddressSpace:
+    """A PLT entry at 0x1000 whose GOT slot is 0x2010 (page 0x2000, :lo12: 0x10), as binutils
+    writes it: adrp x16, 0x2000 (immlo 1, immhi 0: 0xb0000010); ldr x17, [x16, #0x10]
+    (imm12 2: 0xf9400a11); add x16, x16, #0x10 (0x91004210); br x17 (0xd61f0220)."""
+    stub = _a64(0xB0000010, 0xF9400A11, 0x91004210, 0xD61F0220)
+    code = (_a64(0xD503245F) + stub if bti else stub + _a64(0xD503201F))
+    got = (0x7F0000001234).to_bytes(8, "little")
+    return _memory(code + b"\0" * (0x1010 - len(code)) + got + b"\0" * 8)
+
+
+def test_aarch64_resolve_plt_follows_the_got_slot():
+    assert resolve_plt(_a64_plt(False), 0x1000, "aarch64") == 0x7F0000001234
+    assert resolve_plt(_a64_plt(True), 0x1000, "aarch64") == 0x7F0000001234  # bti c first
+    assert resolve_plt(_memory(_a64(0xD503201F) * 8), 0x1000, "aarch64") is None
+    assert resolve_plt(_a64_plt(False), 0x1000) is None  # no x86_64 stub
+
+
+def test_aarch64_find_tail_jump_through_a_plt_stub():
+    # A function at 0x1800 whose b goes to the stub at 0x1000 (imm26 = -0x200), stub -> callee.
+    mem = _a64_plt(False)
+    data = bytearray(mem.read(0x1000, 0x1020))
+    data[0x800:0x804] = _a64(0x17FFFE00)
+    mem = _memory(bytes(data))
+    assert find_tail_jump(mem, 0x1800, 0x1808, 0x7F0000001234, "aarch64") == 0x1804

@@ -4,18 +4,20 @@ Tail calls
 
 Frames that optimized code removed, put back as gdb puts them back (its ``TAILCALL_FRAME``s,
 dwarf2/frame-tailcall.c). A function whose last act is a call compiles to a jump at -O2
-(``withdraw`` → ``jmp check_balance``), so its frame is gone. The caller's ``call`` still
+(``withdraw`` → ``jmp check_balance``, ``b check_balance`` on aarch64), so its frame is
+gone. The caller's ``call`` (``bl``) still
 names the function it called; when that is not the function found below it, the called
 function tail-called it, and a frame for it is put back: at the return address of its
 ``jmp`` to the callee, where gdb puts it (DW_AT_call_return_pc of its DW_TAG_call_site),
-and symbolized there. x86_64 only.
+and symbolized there. x86_64 and aarch64, each by its own small decoders (``_DECODERS``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+import struct
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
@@ -28,15 +30,18 @@ __all__ = ("infer_tail_calls", "find_call_target", "find_tail_jump", "resolve_pl
 # (5 bytes), EB cb = jmp rel8 (2 bytes); the target is relative to the next instruction.
 _CALL_REL32 = 0xE8
 _JMP_REL32, _JMP_REL8 = 0xE9, 0xEB
-_TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt")
+# Arm ARM C6.2.34 BL and C6.2.26 B (op 1 and 0 of "unconditional branch (immediate)"), with
+# the imm26 field masked off; C6.2.40 BTI c (hint #34), which a BTI-enabled PLT entry starts with.
+_A64_BL, _A64_B = 0x94000000, 0x14000000
+_A64_BTI_C = 0xD503245F
+_TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # GCC's clone suffixes (ipa-cp, ipa-sra, partial inlining, hot/cold splitting): a frame in
 # main.cold is main's, for the call that named main.
 _CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
 
 
-def find_call_target(memory, return_address: int) -> Optional[int]:
-    """The target of the direct ``call rel32`` that ends just before `return_address`."""
+def _x86_64_call_target(memory, return_address: int) -> Optional[int]:
     try:
         code = memory.read(return_address - 5, 5)
     except MemoryFault:
@@ -46,9 +51,7 @@ def find_call_target(memory, return_address: int) -> Optional[int]:
     return (return_address + int.from_bytes(code[1:], "little", signed=True)) & _MASK
 
 
-def resolve_plt(memory, address: int) -> Optional[int]:
-    """Where the PLT stub at `address` jumps: its GOT slot's value (System V x86_64 psABI
-    §5.3 / the IBT .plt.sec variant: [endbr64] [bnd] jmp *slot(%rip))."""
+def _x86_64_plt(memory, address: int) -> Optional[int]:
     try:
         code = memory.read(address, 11)
     except MemoryFault:
@@ -64,9 +67,7 @@ def resolve_plt(memory, address: int) -> Optional[int]:
         return None
 
 
-def _jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
-    """(target, return address) of every byte pattern that decodes as a direct jmp: a
-    linear scan, so a jmp opcode byte inside another instruction is a candidate too."""
+def _x86_64_jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
     for opcode, length in ((_JMP_REL32, 5), (_JMP_REL8, 2)):
         i = code.find(opcode)
         while 0 <= i <= len(code) - length:
@@ -75,18 +76,100 @@ def _jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
             i = code.find(opcode, i + 1)
 
 
-def find_tail_jump(memory, start: int, end: int, callee: int) -> Optional[int]:
-    """The return address of the one ``jmp`` in [start, end) to `callee`, directly or
-    through a PLT stub outside the range; None when none or several match."""
+def _imm26(insn: int, pc: int) -> int:
+    """Arm ARM C6.2.26 B / C6.2.34 BL: target = PC + SignExtend(imm26:'00', 64)."""
+    return (pc + ((insn & 0x3FFFFFF) ^ 0x2000000) * 4 - 0x8000000) & _MASK
+
+
+def _aarch64_call_target(memory, return_address: int) -> Optional[int]:
+    try:
+        (insn,) = struct.unpack("<I", memory.read(return_address - 4, 4))
+    except MemoryFault:
+        return None
+    # Arm ARM C6.2.34, BL: 1 00101 imm26 (0x94000000 | imm26); the BL is at return address - 4.
+    if insn & 0xFC000000 != _A64_BL:
+        return None
+    return _imm26(insn, return_address - 4)
+
+
+def _aarch64_plt(memory, address: int) -> Optional[int]:
+    """binutils' small PLT entry (elfNN-aarch64.c, the psABI's "Procedure Linkage Table"):
+    [bti c] adrp x16, slot; ldr x17, [x16, #:lo12:slot]; add x16, x16, #:lo12:slot; br x17."""
+    try:
+        words = struct.unpack("<5I", memory.read(address, 20))
+    except MemoryFault:
+        return None
+    i = 1 if words[0] == _A64_BTI_C else 0
+    adrp, ldr = words[i], words[i + 1]
+    # Arm ARM C6.2.11 ADRP: 1 immlo(2) 10000 immhi(19) Rd; Rd = x16.
+    # Arm ARM C6.2.132 LDR (immediate, unsigned offset, 64-bit): 11 111 0 01 01 imm12 Rn Rt; x17 <- [x16].
+    if adrp & 0x9F00001F != 0x90000010 or ldr & 0xFFC003FF != 0xF9400211:
+        return None
+    imm = ((adrp >> 3) & 0x1FFFFC) | ((adrp >> 29) & 3)  # immhi:immlo
+    page = ((address + i * 4) & ~0xFFF) + ((imm ^ 0x100000) - 0x100000) * 4096
+    try:
+        return memory.read_word((page + ((ldr >> 10) & 0xFFF) * 8) & _MASK)
+    except MemoryFault:
+        return None
+
+
+def _aarch64_jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
+    # Arm ARM C6.2.26, B: 0 00101 imm26 (0x14000000 | imm26). A64 instructions are 4-byte
+    # aligned, so every word of the function is one instruction: no false candidates.
+    for i, (insn,) in enumerate(struct.iter_unpack("<I", code[:len(code) & ~3])):
+        if insn & 0xFC000000 == _A64_B:
+            yield _imm26(insn, start + 4 * i), start + 4 * i + 4
+
+
+@dataclasses.dataclass(frozen=True)
+class _Decoder:
+    call_target: Callable[[object, int], Optional[int]]
+    jumps: Callable[[bytes, int], Iterable[Tuple[int, int]]]
+    plt: Callable[[object, int], Optional[int]]
+
+
+_DECODERS = {
+    "x86_64": _Decoder(_x86_64_call_target, _x86_64_jumps, _x86_64_plt),
+    "aarch64": _Decoder(_aarch64_call_target, _aarch64_jumps, _aarch64_plt),
+}
+
+
+def find_call_target(memory, return_address: int, arch: str = "x86_64") -> Optional[int]:
+    """The target of the direct call (x86_64 ``call rel32``, aarch64 ``bl``) that ends just
+    before `return_address`."""
+    return _DECODERS[arch].call_target(memory, return_address)
+
+
+def resolve_plt(memory, address: int, arch: str = "x86_64") -> Optional[int]:
+    """Where the PLT stub at `address` jumps: its GOT slot's value (x86_64: System V psABI
+    §5.3 / the IBT .plt.sec variant, [endbr64] [bnd] jmp *slot(%rip); aarch64: see
+    ``_aarch64_plt``)."""
+    return _DECODERS[arch].plt(memory, address)
+
+
+def find_tail_jump(memory, start: int, end: int, callee: int, arch: str = "x86_64") -> Optional[int]:
+    """The return address of the one direct jump (x86_64 ``jmp``, aarch64 ``b``) in [start,
+    end) to `callee`, directly or through a PLT stub outside the range; None when none or
+    several match. On x86_64 the scan is linear, so a jmp opcode byte inside another
+    instruction is a candidate too."""
+    decoder = _DECODERS[arch]
     try:
         code = memory.read(start, end - start)
     except MemoryFault:
         return None
     found = set()
-    for to, after in _jumps(code, start):
-        if to == callee or (not start <= to < end and resolve_plt(memory, to) == callee):
+    for to, after in decoder.jumps(code, start):
+        if to == callee or (not start <= to < end and decoder.plt(memory, to) == callee):
             found.add(after)
     return found.pop() if len(found) == 1 else None
+
+
+class _CodeMemory:
+    """Code from the core or, where it dumped none (qemu-user), from the module's file
+    (``Target.read_code``); words (GOT slots) from the core only: the file's are unrelocated."""
+
+    def __init__(self, target):
+        self.read, self.read_word = target.read_code, target.memory.read_word
 
 
 def _groups(frames: Sequence[Frame]) -> List[List[Frame]]:
@@ -107,7 +190,7 @@ def _function_at(target, address: int, follow_plt: bool = True):
         return None
     hit = mod.symtab.lookup(address - mod.bias)
     if hit is None or hit[1] != 0:
-        resolved = resolve_plt(target.memory, address) if follow_plt else None
+        resolved = resolve_plt(_CodeMemory(target), address, target.arch.name) if follow_plt else None
         # An unresolved lazy-binding slot points back into the PLT, where no symbol starts.
         return _function_at(target, resolved, False) if resolved else None
     return address, mod, hit[0]
@@ -128,7 +211,7 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
     """`frames` with a frame put back (``tailcall``, trust ``none``) for each direct call
     whose target is a named function other than the callee found; numbered on as gdb's
     ``bt`` numbers them (a gap the walk left stays a gap)."""
-    if target is None or target.arch is None or target.arch.name != "x86_64":
+    if target is None or target.arch is None or target.arch.name not in _DECODERS:
         return tuple(frames)
     groups = _groups(frames)
     out: List[Frame] = list(groups[0]) if groups else []
@@ -148,7 +231,7 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
 def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Frame]:
     """The frames (inline ones first) of the function `caller` called, when that is not
     `callee`; none when it is, or when nothing tells."""
-    called = find_call_target(target.memory, caller.pc)
+    called = find_call_target(_CodeMemory(target), caller.pc, target.arch.name)
     hit = _function_at(target, called) if called is not None else None
     if hit is None or not callee[-1].function:
         return []  # an unnamed callee may well be the called function: nothing to compare
@@ -166,7 +249,8 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     span = mod.symtab.function_range(address - mod.bias)
     after = None
     if span is not None and callee_start is not None:
-        after = find_tail_jump(target.memory, span[0] + mod.bias, span[1] + mod.bias, callee_start)
+        after = find_tail_jump(_CodeMemory(target), span[0] + mod.bias, span[1] + mod.bias, callee_start,
+                               target.arch.name)
     if after is None:  # no one jmp to tell where: the function's entry, no line
         return [Frame(0, address, trust=Trust.NONE, module=mod.path, module_offset=address - mod.start,
                       function=name, mangled=symbol if symbol != name else None, symbol_offset=0,

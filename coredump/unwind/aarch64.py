@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional
 
+from coredump.elf.core import AT_EXECFN
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 from coredump.unwind.cfi import apply_row, cfi_row_at
@@ -58,6 +59,10 @@ SCAN_WORDS = 40
 SCAN_WORDS_TRUSTED = 4 * SCAN_WORDS
 # 128 KiB between frames is already generous (rust-minidump's MAX_REASONABLE_GAP_BETWEEN_FRAMES).
 MAX_FRAME_GAP = 128 * 1024
+
+# How far below pc an unchecked x30 is taken for a stale one of the same function (no
+# symbols to say where it starts): most functions are smaller.
+STALE_LR_SPAN = 4096
 
 _CFI, _SIGNAL = Trust.CFI, Trust.SIGNAL
 
@@ -111,27 +116,63 @@ def _signal_frame(state: UnwindState, target, reader) -> Optional[UnwindState]:
     return UnwindState(caller[PC], caller, Trust.SIGNAL)
 
 
+def _read_code(target, address: int, size: int) -> bytes:
+    """Code from the core, else from the module's file (``Target.read_code``: qemu-user
+    cores dump no text)."""
+    read = getattr(target, "read_code", None) or target.memory.read
+    return read(address, size)
+
+
 def _plausible_return(ip: int, target) -> bool:
     if ip < 4096 or target.find_module(ip) is None or not target.memory.is_executable(ip):
         return False
     try:
-        return is_after_call(target.memory.read(ip - 4, 4))
+        return is_after_call(_read_code(target, ip - 4, 4))
     except MemoryFault:
         return False
+
+
+def _unverifiable_return(ip: int, target) -> Optional[str]:
+    """The file that would tell whether `ip` returns after a call, when it is missing: ip
+    lies in executable memory of the core (a PT_LOAD with PF_X) whose code neither the core
+    nor a file holds. None when the code is there to check, or ip is no code at all."""
+    if ip < 4096 or not target.memory.is_executable(ip):
+        return None
+    try:
+        _read_code(target, ip - 4, 4)
+        return None
+    except MemoryFault:
+        pass
+    mod = target.find_module(ip)
+    return mod.path if mod is not None else _program_name(target)
+
+
+def _program_name(target) -> str:
+    """The program's name as the core records it: AT_EXECFN's string (qemu-user writes it
+    as the kernel does), else a placeholder."""
+    core = getattr(target, "core", None)
+    at = core.get_auxv(AT_EXECFN) if hasattr(core, "get_auxv") else None
+    try:
+        return target.memory.read_cstring(at, 4096).decode("utf-8", "surrogateescape") if at else "the executable"
+    except MemoryFault:
+        return "the executable"
 
 
 def _link_register(state: UnwindState, target, reader) -> Optional[UnwindState]:
     """An interrupted leaf without CFI has not saved x30: it still holds the return
     address, and sp and x29 are the caller's. Used when x30 returns after a ``bl``/``blr``
-    and is not the return address of the frame record x29 points at (a function that
-    has pushed its record has x30 == [x29 + 8]; the frame-record strategy handles it)."""
+    (or at the sigreturn trampoline: a signal handler's x30, arch/arm64/kernel/signal.c
+    setup_return) and is not the return address of the frame record x29 points at (a
+    function that has pushed its record has x30 == [x29 + 8]; the frame-record strategy
+    handles it). Where no code is there to check x30 against (the executable missing),
+    x30 is taken all the same, trusted as a scanned word, with a warning naming the file."""
     if state.trust not in (Trust.CONTEXT, Trust.SIGNAL):
         return None
     lr, sp = state.regs.get(LR), state.regs.get(SP)
     if lr is None or sp is None:
         return None
     ip = strip_pac(lr, target)
-    if ip == state.pc or not _plausible_return(ip, target):
+    if ip == state.pc:
         return None
     fp = state.regs.get(FP)
     if fp is not None:
@@ -140,14 +181,53 @@ def _link_register(state: UnwindState, target, reader) -> Optional[UnwindState]:
                 return None
         except MemoryFault:
             pass
-    return _leaf_caller(state, ip, sp)
+    if _is_sigreturn(ip, target):
+        return _leaf_caller(state, ip, _find_sigframe(sp, fp, reader), Trust.FP)
+    if _plausible_return(ip, target):
+        return _leaf_caller(state, ip, sp, Trust.FP)
+    # Unchecked, x30 is taken for frame 0 only, and not when it lies just below pc: there it
+    # is rather the stale return address of a call the function made earlier and that
+    # returned (an interrupted non-leaf, say in a signal frame, has long saved its own).
+    if state.trust != Trust.CONTEXT or 0 <= state.pc - ip < STALE_LR_SPAN:
+        return None
+    missing = _unverifiable_return(ip, target)
+    if missing is None:
+        return None
+    _warn(target, f"{missing} not found: frame 0's caller is taken from x30 ({ip:#x}) unchecked")
+    return _leaf_caller(state, ip, sp, Trust.SCAN)
 
 
-def _leaf_caller(state: UnwindState, ip: int, sp: int) -> UnwindState:
+def _find_sigframe(sp: int, fp: Optional[int], reader) -> int:
+    """Where the rt_sigframe lies when a handler without CFI may have moved sp below it:
+    the 16-byte aligned sp' in [sp, x29) whose sigcontext holds the x29 and x30 of the frame
+    record x29 points at (arch/arm64/kernel/signal.c setup_sigframe and qemu-user's
+    target_setup_frame write the interrupted x29, x30 there and point the handler's x29 at
+    it); sp itself when none does."""
+    if fp is None or not sp < fp <= sp + MAX_FRAME_GAP:
+        return sp
+    regs = RT_SIGFRAME_UC + UC_MCONTEXT + SIGCONTEXT_REGS_OFFSET
+    try:
+        record = reader.read_word(fp), reader.read_word(fp + POINTER_WIDTH)
+        for at in range(sp, fp, 16):
+            if (reader.read_word(at + regs + 29 * POINTER_WIDTH),
+                    reader.read_word(at + regs + 30 * POINTER_WIDTH)) == record:
+                return at
+    except MemoryFault:
+        pass
+    return sp
+
+
+def _warn(target, message: str) -> None:
+    warnings = getattr(target, "warnings", None)
+    if isinstance(warnings, list) and message not in warnings:
+        warnings.append(message)
+
+
+def _leaf_caller(state: UnwindState, ip: int, sp: int, trust: Trust = Trust.FP) -> UnwindState:
     caller = {name: state.regs[name] for name in CALLEE_SAVED if name in state.regs}
     caller[PC], caller[SP] = ip, sp
     state.cfa = sp
-    return UnwindState(ip, caller, Trust.FP)
+    return UnwindState(ip, caller, trust)
 
 
 def _frame_pointer(state: UnwindState, target, reader) -> Optional[UnwindState]:
