@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from coredump.analysis import MAX_WALKED_THREADS, AnalyzeOptions, analyze_core
-from coredump.errors import CoreDumpError
+from coredump.errors import CoreDumpError, CoreFormatError
 from coredump.report.html import render_crash_html
 from coredump.report.json import dumps
 from coredump.report.junit import render_junit
@@ -353,8 +353,9 @@ def test_no_prstatus_at_all(tmp_path):
 def test_no_notes_and_no_segments(tmp_path):
     from tests.corewriter import CoreDesc
 
-    crash = analyze_desc(tmp_path, CoreDesc())
-    assert crash.threads == () and crash.warnings
+    # Nothing to explain: one error that says why, not an empty report.
+    result = analyze_desc(tmp_path, CoreDesc())
+    assert isinstance(result, CoreFormatError) and "nothing could be read" in str(result)
 
 
 def test_short_prstatus(tmp_path):
