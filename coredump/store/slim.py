@@ -35,6 +35,9 @@ SHDR = struct.Struct("<IIQQQQIIQQ")
 RED_ZONE = 128
 # include/uapi/linux/auxvec.h
 AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR = 3, 5, 33
+# glibc's struct pthread (nptl/descr.h) starts at the thread pointer and is about 2.3 KiB on
+# x86_64: libthread_db reads all of it, so the page the register points into is not enough.
+PTHREAD_SIZE = 0x1000
 LINK_MAP_SIZE = 0x480  # glibc's struct link_map (public head l_addr, l_name, l_ld, l_next, l_prev + private part)
 
 Range = Tuple[int, int]
@@ -211,6 +214,9 @@ def keep_ranges(core, stack_cap: int = 8 << 20, max_pointer_pages: int = 4096,
     stacks = _stack_ranges(core, memory, stack_cap)
     ranges = stacks + _pointer_pages(core, memory, stacks, max_pointer_pages)
     ranges += _module_ranges(core, memory, data_cap) + _link_map_ranges(core, memory)
+    # x86_64: fs_base is the thread pointer (System V psABI §3.4.5, TLS)
+    ranges += [(t.registers["fs_base"], t.registers["fs_base"] + PTHREAD_SIZE)
+               for t in core.threads if t.registers.get("fs_base")]
     return merge(_pages(lo, hi) for lo, hi in ranges)
 
 
