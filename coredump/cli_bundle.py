@@ -61,5 +61,7 @@ def slim(core, output):
     from coredump.store.slim import slim_core
 
     result = slim_core(core, output)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"{output}: {result.size} bytes, {result.ratio:.1f}x smaller than {core} "
                f"({result.kept_segments} of {result.segments} segments keep bytes)")

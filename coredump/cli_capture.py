@@ -67,7 +67,9 @@ def _store_options(func):
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
                      help="Also upload the artifact directory to S3 (needs coredump[s3])."),
         click.option("--max-core-size", type=_Size(), default=None,
-                     help="Store no core larger than SIZE (e.g. 2G); it is still analyzed."),
+                     help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
+                          "(stacks and what they point to; see `coredump slim`); one still larger is "
+                          "not stored."),
     ]
     for opt in reversed(opts):
         func = opt(func)

@@ -163,6 +163,8 @@ class CoreInfo:
     path: str
     size: int
     truncated: bool = False
+    # A core written by ``coredump slim``: the bytes of memory it left out; None otherwise.
+    slim_omitted_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)

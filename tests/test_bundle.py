@@ -159,3 +159,26 @@ def test_build_id_mismatch_is_reported(make_core, tmp_path):
     assert exe["status"] == "mismatch"
     assert exe["build_id"] != exe["file_build_id"]
     assert any("build-id mismatch" in w and exe["path"] in w for w in ours["warnings"])
+
+
+def _compressed(core) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(write_content_size=True, write_checksum=True).compress(core.read_bytes())
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda z: z[:len(z) // 2], "ends early"),
+    (lambda z: z[:len(z) // 2] + bytes([z[len(z) // 2] ^ 0xFF]) + z[len(z) // 2 + 1:], ""),
+    (lambda z: b"\0" * 16 + z, "does not start with a zstd frame"),
+    (lambda z: z[:6], ""),
+], ids=["truncated", "flipped", "not zstd", "header only"])
+def test_a_damaged_core_zst_says_so(make_core, tmp_path, damage, reason):
+    zst = tmp_path / "core.zst"
+    zst.write_bytes(damage(_compressed(make_core("O0", "segv"))))
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", str(zst)],
+                         capture_output=True, text=True, timeout=300)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"Error: {zst} is zstd-compressed but cannot be decompressed: ")
+    assert reason in lines[0] and "not an ELF" not in lines[0]

@@ -65,3 +65,12 @@ def test_memory_stays_bounded_on_a_big_core(tmp_path, make_core):
     out = subprocess.run([sys.executable, "-c", code, str(core), str(tmp_path / "core.zst")], check=True,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
     assert int(out) < size / 2, (int(out), size)
+
+
+def test_the_compressed_file_is_hashed_too(tmp_path, make_core):
+    core = make_core("O0", "segv")
+    result = compress_file(str(core), str(tmp_path / "c.zst"))
+    data = (tmp_path / "c.zst").read_bytes()
+    assert result.compressed_sha256 == hashlib.sha256(data).hexdigest()
+    assert result.compressed_size == len(data)
+    assert result.sha256 == hashlib.sha256(core.read_bytes()).hexdigest()

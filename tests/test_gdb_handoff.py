@@ -103,3 +103,24 @@ def test_missing_crash_is_one_error_line(tmp_path):
     out = coredump_gdb(tmp_path / "absent", "--print-only")
     assert out.returncode == 1
     assert out.stderr.strip().startswith("Error: ") and "Traceback" not in out.stderr
+
+
+def test_a_bundled_file_of_another_build_is_not_given_to_gdb(bundle, tmp_path):
+    """files/<build-id>/libcrash.so replaced by another build: one warning naming it, and
+    no link to it (gdb would show that build's symbols for this core)."""
+    art = tmp_path / "coredump-artifacts"
+    shutil.copytree(bundle.crash_dir.parent, art)
+    _exe, other = build_uselib(tmp_path / "other", cflags=("-O2", "-g"))
+    wrong = next(art.glob("files/*/libcrash.so"))
+    shutil.copyfile(other, wrong)
+    out = coredump_gdb(art / bundle.crash_dir.name, "--print-only")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "BUILD-ID MISMATCH" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ") and str(wrong) in warnings[0]
+    workdir = out.stdout.strip().split("set sysroot ", 1)[1].split("/sysroot", 1)[0]
+    try:
+        links = [os.path.join(r, f) for r, _, fs in os.walk(workdir) for f in fs]
+        assert links and all(os.path.realpath(p) != str(wrong) for p in links)
+        assert not any(p.endswith("libcrash.so") for p in links)
+    finally:
+        shutil.rmtree(workdir)

@@ -160,3 +160,26 @@ def test_qemu_guest_core_is_the_crash_and_the_emulators_is_labelled(tmp_path, ma
         assert host["note"] in r.stderr
     else:
         assert hosts == []
+
+
+def test_summary_records_size_and_sha256_of_each_stored_file(tmp_path, cores_ok):
+    import hashlib
+
+    crash_in(tmp_path / "job", "uselib")
+    out = tmp_path / "out"
+    harvest(HarvestOptions(output=str(out), paths=(str(tmp_path / "job"),)), echo=lambda line: None)
+    entry = json.loads((out / "summary.json").read_text())["crashes"][0]
+    core = out / entry["core"]
+    assert entry["size"] == core.stat().st_size
+    assert entry["sha256"] == hashlib.sha256(core.read_bytes()).hexdigest()
+    assert set(entry["file_digests"]) == set(entry["files"]) and len(entry["files"]) >= 2
+    for rel, digest in entry["file_digests"].items():
+        data = (out / rel).read_bytes()
+        assert digest == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("cmd", ["run", "harvest"])
+def test_max_core_size_help_says_larger_cores_are_stored_slimmed(cmd):
+    out = subprocess.run(command(cmd, "--help"), env=ENV, capture_output=True, text=True, timeout=60)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0 and "stored slimmed" in text and "Store no core larger" not in text

@@ -177,15 +177,60 @@ def test_fetch_refuses_a_symlink_planted_in_dest(s3env, tmp_path):
     assert list(outside.iterdir()) == []
 
 
-def test_fetch_checks_sizes_against_the_summary(s3env, tmp_path):
-    art = make_artifact_dir(tmp_path / "art", crashes=(("c1", "aa11"),))
+@pytest.fixture
+def harvested_job(s3env, tmp_path, make_core):
+    """A job stored by a real harvest of a real kernel core, uploaded to the moto bucket."""
+    import shutil
+
+    from coredump.capture.harvest import HarvestOptions, harvest
+
+    job = tmp_path / "job"
+    job.mkdir()
+    shutil.copyfile(make_core("O0", "segv"), job / "core")
+    art = tmp_path / "art"
+    harvest(HarvestOptions(output=str(art), paths=(str(job),)), echo=lambda line: None, cores=[str(job / "core")])
     summary = json.loads((art / "summary.json").read_text())
-    summary["crashes"][0]["size"] = (art / "c1" / "core.zst").stat().st_size + 1
-    (art / "summary.json").write_text(json.dumps(summary))
     upload_artifacts(art, s3env.url("p"), job="j1")
-    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
-    assert "p/j1/c1/core.zst is 4096 bytes but summary.json records 4097" in line
-    assert not (tmp_path / "dest" / "c1").exists()
+    return art, summary["crashes"][0]
+
+
+def files_in(path):
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda data: bytes([data[0] ^ 1]) + data[1:], "sha256 differs from the one summary.json records"),
+    (lambda data: data + b"x", "bytes but summary.json records"),
+], ids=["same size", "longer"])
+def test_fetch_refuses_an_object_changed_after_upload(s3env, tmp_path, harvested_job, tamper, message):
+    art, crash = harvested_job
+    key = f"p/j1/{crash['core']}"
+    client = s3env.client()
+    data = client.get_object(Bucket=s3env.bucket, Key=key)["Body"].read()
+    assert len(data) == crash["size"]
+    client.put_object(Bucket=s3env.bucket, Key=key, Body=tamper(data))
+    for url in (s3env.url("p", "j1"), s3env.url("p", "j1", crash["id"])):
+        line = error_line(run(fetch, url, tmp_path / "dest"))
+        assert key in line and message in line
+        assert files_in(tmp_path / "dest") == []
+
+
+def test_fetch_refuses_a_changed_bundled_file(s3env, tmp_path, harvested_job):
+    art, crash = harvested_job
+    rel = next(r for r in crash["file_digests"] if r.endswith("/segv"))
+    client = s3env.client()
+    data = (art / rel).read_bytes()
+    client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}", Body=data[:-1] + bytes([data[-1] ^ 1]))
+    line = error_line(run(fetch, s3env.url("p", "j1", crash["id"]), tmp_path / "dest"))
+    assert f"p/j1/{rel}" in line and "sha256 differs" in line
+    assert files_in(tmp_path / "dest") == []
+
+
+def test_fetch_of_an_untouched_harvested_job_passes_the_checks(s3env, tmp_path, harvested_job):
+    art, crash = harvested_job
+    result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "dest" / crash["core"]).read_bytes() == (art / crash["core"]).read_bytes()
 
 
 def test_library_errors_are_storage_errors(s3env, tmp_path):

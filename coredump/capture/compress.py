@@ -32,10 +32,24 @@ class Compressed:
     compressed_size: int
     sha256: str
     seconds: float
+    # sha256 of the compressed file itself (what an upload stores and a fetch gets back).
+    compressed_sha256: str = ""
 
     @property
     def mb_per_s(self) -> float:
         return self.size / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+
+class _HashingWriter:
+    """A file wrapper that hashes what ``copy_stream`` writes to it."""
+
+    def __init__(self, f):
+        self._f = f
+        self.hash = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        return self._f.write(data)
 
 
 class _HashingReader:
@@ -67,14 +81,15 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True,
                                         write_checksum=True)
         with open(src, "rb") as fin, open(dst, "wb") as fout:
-            reader = _HashingReader(fin)
-            _, written = cctx.copy_stream(reader, fout, size=size, read_size=CHUNK, write_size=CHUNK)
+            reader, writer = _HashingReader(fin), _HashingWriter(fout)
+            _, written = cctx.copy_stream(reader, writer, size=size, read_size=CHUNK, write_size=CHUNK)
             fout.flush()
             os.fsync(fout.fileno())
     except (OSError, zstandard.ZstdError) as exc:
         _unlink_quietly(dst)
         raise StorageError(f"cannot compress {src} into {dst}: {exc}") from exc
-    return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(), time.perf_counter() - start)
+    return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(), time.perf_counter() - start,
+                      writer.hash.hexdigest())
 
 
 def hash_file(path: str) -> str:

@@ -108,6 +108,8 @@ def _store_core(record: CrashRecord, source: str, artifacts: ArtifactDir, option
         if to_store != source:
             os.unlink(to_store)
     record.core, record.stored = rel, True
+    # What the summary records of the stored file, for `coredump fetch` to check.
+    record.size, record.sha256 = result.compressed_size, result.compressed_sha256
     return full and not options.keep_cores
 
 

@@ -19,6 +19,8 @@ __all__ = (
     "iter_raw_notes", "decode_nt_prstatus", "decode_nt_siginfo", "decode_nt_prpsinfo",
     "decode_nt_auxv", "decode_nt_file", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
     "NT_FILE", "NT_GNU_BUILD_ID",
+    "SlimNote", "COREDUMP_NOTE_NAME", "NT_COREDUMP_SLIM", "encode_note", "encode_slim_note",
+    "decode_slim_note", "find_slim_note",
 )
 
 # include/uapi/linux/elf.h
@@ -30,6 +32,15 @@ NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
 NT_X86_XSTATE = 0x202
 NT_GNU_BUILD_ID = 3
+
+# Our own note, written by ``coredump slim``. gABI "Note Section": the originator's name
+# tells whose note it is, and its n_type means something under that name only. bfd hands
+# notes of an unknown name to its generic core-note parser, which keys on n_type alone, so the
+# type is one no Linux or GNU core note uses: "SLIM" in ASCII, as NT_FILE is "FILE".
+COREDUMP_NOTE_NAME = "COREDUMP"
+NT_COREDUMP_SLIM = 0x534C494D
+_PT_NOTE = 4
+_SLIM_HEAD = struct.Struct("<QQQQQ")  # version, original_size, omitted_bytes, missing_bytes, count
 
 # The kernel never writes a note anywhere near this big; a larger n_descsz is corruption.
 MAX_NOTE_SIZE = 64 << 20
@@ -196,3 +207,61 @@ def decode_nt_file(desc: bytes) -> Tuple[FileMapping, ...]:
         name = names[i].decode("utf-8", "surrogateescape") if i < len(names) else ""
         out.append(FileMapping(start, end, file_ofs * page_size, name))
     return tuple(out)
+
+
+def encode_note(name: str, n_type: int, desc: bytes) -> bytes:
+    """One note (ELF gABI "Note Section"): Elf64_Nhdr {n_namesz, n_descsz, n_type}, the
+    NUL-terminated name, the descriptor; name and descriptor each padded to 4 bytes."""
+    raw = name.encode("ascii") + b"\0"
+    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
+    return struct.pack("<III", len(raw), len(desc), n_type) + pad(raw) + pad(desc)
+
+
+@dataclass(frozen=True)
+class SlimNote:
+    """What ``coredump slim`` left out: `omitted` are the [start, end) ranges that the
+    original core held and the slim one does not; `missing_bytes` those the original claimed
+    but did not hold (it was truncated); `original_size` its size in bytes."""
+
+    original_size: int
+    omitted_bytes: int
+    missing_bytes: int
+    omitted: Tuple[Tuple[int, int], ...] = ()
+    version: int = 1
+
+
+def encode_slim_note(note: SlimNote) -> bytes:
+    desc = _SLIM_HEAD.pack(note.version, note.original_size, note.omitted_bytes, note.missing_bytes,
+                           len(note.omitted))
+    desc += b"".join(struct.pack("<QQ", lo, hi) for lo, hi in note.omitted)
+    return encode_note(COREDUMP_NOTE_NAME, NT_COREDUMP_SLIM, desc)
+
+
+def decode_slim_note(desc: bytes) -> SlimNote:
+    if len(desc) < _SLIM_HEAD.size:
+        raise CoreFormatError(f"COREDUMP slim note is {len(desc)} bytes, expected at least {_SLIM_HEAD.size}")
+    version, original_size, omitted_bytes, missing_bytes, count = _SLIM_HEAD.unpack_from(desc)
+    count = min(count, (len(desc) - _SLIM_HEAD.size) // 16)
+    ranges = tuple(struct.unpack_from("<QQ", desc, _SLIM_HEAD.size + 16 * i) for i in range(count))
+    return SlimNote(original_size, omitted_bytes, missing_bytes, ranges, version)
+
+
+def find_slim_note(data, e_phoff: int, e_phnum: int) -> Optional[SlimNote]:
+    """The COREDUMP slim note of the core whose bytes are `data`, if it has one: each
+    PT_NOTE's Elf64_Phdr (p_type at 0, p_offset at 8, p_filesz at 32) is read in place."""
+    for i in range(e_phnum):
+        at = e_phoff + 56 * i
+        if at + 56 > len(data):
+            break
+        p_type, = struct.unpack_from("<I", data, at)
+        if p_type != _PT_NOTE:
+            continue
+        p_offset, = struct.unpack_from("<Q", data, at + 8)
+        p_filesz, = struct.unpack_from("<Q", data, at + 32)
+        try:
+            for note in iter_raw_notes(data[p_offset:p_offset + p_filesz], p_offset):
+                if note.n_name == COREDUMP_NOTE_NAME and note.n_type == NT_COREDUMP_SLIM:
+                    return decode_slim_note(note.desc)
+        except CoreFormatError:
+            continue
+    return None

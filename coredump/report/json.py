@@ -50,11 +50,19 @@ def _module(m: Module) -> Dict[str, Any]:
             "status": m.status}
 
 
+def _core(core) -> Dict[str, Any]:
+    out = {"path": core.path, "size": core.size, "truncated": core.truncated}
+    if core.slim_omitted_bytes is not None:  # only for a core written by ``coredump slim``
+        out["slimmed"] = True
+        out["slim_omitted_bytes"] = core.slim_omitted_bytes
+    return out
+
+
 def crash_to_dict(crash: Crash) -> Dict[str, Any]:
     s = crash.signal
     return {
         "schema": SCHEMA,
-        "core": {"path": crash.core.path, "size": crash.core.size, "truncated": crash.core.truncated},
+        "core": _core(crash.core),
         "process": {"pid": crash.process.pid, "executable": crash.process.executable,
                     "argv": list(crash.process.argv), "arch": crash.process.arch},
         "signal": {"number": s.number, "name": s.name, "code": s.code, "code_name": s.code_name,

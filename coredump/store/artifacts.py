@@ -9,6 +9,7 @@ Write the artifact directory of DESIGN.md: ``summary.json``, one ``<id>/`` per c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -46,6 +47,9 @@ class CrashRecord:
     ``stored`` says whether the core is in the artifact directory; ``source`` is where the
     core was found and ``kept`` whether it is still there; ``note`` says why, in words;
     ``failed`` marks a storage failure (not written to summary.json: ``note`` says it).
+    ``size`` and ``sha256`` are those of ``core`` as stored (the compressed file), and
+    ``file_digests`` maps each of ``files`` to its ``{"size", "sha256"}``: ``coredump fetch``
+    checks what it downloads against them.
     """
 
     id: str
@@ -62,6 +66,9 @@ class CrashRecord:
     failed: bool = False
     files: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+    file_digests: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def add_note(self, text: str) -> None:
         self.notes.append(text)
@@ -72,7 +79,8 @@ class CrashRecord:
             "id": self.id, "signature": self.signature, "fingerprint": self.fingerprint, "signal": self.signal,
             "executable": self.executable, "crash_json": self.crash_json, "core": self.core,
             "stored": self.stored, "note": self.note, "source": self.source, "kept": self.kept,
-            "files": list(self.files),
+            "files": list(self.files), "size": self.size, "sha256": self.sha256,
+            "file_digests": dict(self.file_digests),
         }
 
 
@@ -82,6 +90,7 @@ class ArtifactDir:
     def __init__(self, root: str = DEFAULT_DIR):
         self.root = os.path.abspath(root)
         self._ids: set = set()
+        self._digests: Dict[str, Dict[str, Any]] = {}
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -146,6 +155,20 @@ class ArtifactDir:
             raise StorageError(f"cannot copy {src} into {dst}: {exc.strerror}") from exc
         return rel
 
+    def digest(self, relpath: str) -> Dict[str, Any]:
+        """``{"size", "sha256"}`` of the stored file `relpath` (each file is read once)."""
+        if relpath not in self._digests:
+            h, size = hashlib.sha256(), 0
+            try:
+                with open(self.path(relpath), "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                        size += len(block)
+            except OSError as exc:
+                raise StorageError(f"cannot read {self.path(relpath)}: {exc.strerror}") from exc
+            self._digests[relpath] = {"size": size, "sha256": h.hexdigest()}
+        return self._digests[relpath]
+
     def bundle_modules(self, record: CrashRecord, modules: Sequence[Any]) -> None:
         """Store each module's file (and separate debug file) once per build-id.
 
@@ -162,9 +185,12 @@ class ArtifactDir:
                 skipped.append(os.path.basename(m.path))
                 continue
             base = os.path.basename(m.path) or os.path.basename(m.file)
-            record.files.append(self.add_file(key, m.file, base))
+            stored = [self.add_file(key, m.file, base)]
             if m.debug_file:
-                record.files.append(self.add_file(key, m.debug_file, base + ".debug"))
+                stored.append(self.add_file(key, m.debug_file, base + ".debug"))
+            for rel in stored:
+                record.files.append(rel)
+                record.file_digests[rel] = self.digest(rel)
         if skipped:
             record.add_note(f"not bundled (no matching build-id): {', '.join(sorted(set(skipped)))}")
 

@@ -96,11 +96,25 @@ def decompress_to(src: str, dst_file) -> int:
     returns the number of bytes written. Memory stays bounded by zstd's window."""
     import zstandard
 
+    def fail(reason: str) -> CoreFormatError:
+        return CoreFormatError(f"{src} is zstd-compressed but cannot be decompressed: {reason}")
+
     try:
         with open(src, "rb") as fin:
+            header = fin.read(18)  # RFC 8878 §3.1.1: a frame header is at most 18 bytes
+            if header[:4] != ZSTD_MAGIC:
+                raise fail("it does not start with a zstd frame (RFC 8878 magic number)")
+            content_size = zstandard.get_frame_parameters(header).content_size
+            fin.seek(0)
             _read, written = zstandard.ZstdDecompressor().copy_stream(fin, dst_file, write_size=1 << 20)
     except zstandard.ZstdError as exc:
-        raise CoreFormatError(f"{src}: not a valid zstd stream ({exc})") from None
+        raise fail(str(exc)) from None
+    # The frame header records the content size (compress_file and the zstd tool write it); a
+    # stream cut short decompresses without an error, only shorter.
+    if content_size not in (None, zstandard.CONTENTSIZE_UNKNOWN) and written < content_size:
+        raise fail(f"it ends early ({written} of {content_size} bytes; the file is truncated)")
+    if written == 0:
+        raise fail("it holds no data")
     return written
 
 
@@ -122,6 +136,9 @@ def open_input(path: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
     """
     crash = find_crash_input(path)
     overrides = overrides_for(crash)
+    if crash.core.endswith(".zst") and not crash.compressed:
+        raise CoreFormatError(f"{crash.core} is zstd-compressed but cannot be decompressed: its name ends "
+                              "in .zst but it does not start with a zstd frame (RFC 8878 magic number)")
     if not crash.compressed:
         yield crash.core, overrides
         return

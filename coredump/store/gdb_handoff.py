@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 from coredump.errors import MissingFileError
 from coredump.store.bundle import CrashInput, decompress_to, find_crash_input
 
-__all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundled_file")
+__all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundled_file", "file_build_id")
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,36 @@ def bundled_file(files_dir: Optional[str], build_id: Optional[str], name: str, d
     return next((os.path.join(d, n) for n in names if n.endswith(".debug") == debug), None)
 
 
-def list_core_modules(core_path: str, files_dir: Optional[str]) -> List[GdbModule]:
-    """The core's file-backed modules (NT_FILE, build-ids from the dumped ELF headers)."""
+def file_build_id(path: str) -> Optional[str]:
+    """The GNU build-id of the ELF file at `path` (None when it has none or is no ELF)."""
+    from coredump.symbols.image import open_image
+
+    image = open_image(path)
+    return image.build_id if image is not None else None
+
+
+def _checked(file: Optional[str], build_id: Optional[str], path: str, warnings: List[str]) -> Optional[str]:
+    """`file` when its build-id is the module's; else None and a warning: gdb given a file
+    of another build shows wrong symbols and lines without a word."""
+    if file is None or build_id is None:
+        return file
+    found = file_build_id(file)
+    if found == build_id:
+        return file
+    warnings.append(f"{path}: BUILD-ID MISMATCH: {file} has build-id {found or 'none'}, the core's module "
+                    f"{build_id}; not given to gdb")
+    return None
+
+
+def list_core_modules(core_path: str, files_dir: Optional[str],
+                      warnings: Optional[List[str]] = None) -> List[GdbModule]:
+    """The core's file-backed modules (NT_FILE, build-ids from the dumped ELF headers), each
+    with the bundled file and debug file whose build-id is the module's; `warnings` gains one
+    line per bundled file of another build-id."""
     from coredump.elf.core import open_core
     from coredump.elf.modules import VDSO_NAME, find_modules
 
+    warnings = warnings if warnings is not None else []
     with open_core(core_path) as core:
         found = find_modules(core)
     out = []
@@ -79,8 +104,9 @@ def list_core_modules(core_path: str, files_dir: Optional[str]) -> List[GdbModul
         if m.path == VDSO_NAME:
             continue  # gdb reads the vDSO from the core itself
         name = os.path.basename(m.path)
-        out.append(GdbModule(m.path, m.build_id, m.is_executable, bundled_file(files_dir, m.build_id, name),
-                             bundled_file(files_dir, m.build_id, name, debug=True)))
+        file = _checked(bundled_file(files_dir, m.build_id, name), m.build_id, m.path, warnings)
+        debug = _checked(bundled_file(files_dir, m.build_id, name, debug=True), m.build_id, m.path, warnings)
+        out.append(GdbModule(m.path, m.build_id, m.is_executable, file, debug))
     return out
 
 
@@ -98,9 +124,11 @@ def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
     for m in modules:
         file = m.file
         if file is None:
-            if os.path.isfile(m.path):
+            if os.path.isfile(m.path) and _checked(m.path, m.build_id, m.path, warnings):
                 file = m.path
                 warnings.append(f"{m.path}: not bundled; gdb uses the local file")
+            elif os.path.isfile(m.path):
+                continue
             else:
                 warnings.append(f"{m.path}: not bundled and not on this machine")
                 continue
@@ -128,8 +156,9 @@ def prepare_gdb(path: str, gdb: str = "gdb", exe: Optional[str] = None, extra: S
         core = os.path.join(workdir, "core")
         with open(core, "wb") as out:
             decompress_to(crash.core, out)
-    modules = list_core_modules(core, crash.files_dir)
-    warnings = _build_trees(workdir, modules)
+    warnings: List[str] = []
+    modules = list_core_modules(core, crash.files_dir, warnings)
+    warnings += _build_trees(workdir, modules)
     executable = exe or _executable(modules)
     if executable is None:
         warnings.append("executable not found: gdb starts with the core alone")
@@ -150,5 +179,6 @@ def _executable(modules: Sequence[GdbModule]) -> Optional[str]:
         if m.is_executable:
             if m.file is not None:
                 return m.file
-            return m.path if os.path.isfile(m.path) else None
+            # The local file only when it is the build that crashed (_build_trees warned otherwise).
+            return m.path if os.path.isfile(m.path) and _checked(m.path, m.build_id, m.path, []) else None
     return None

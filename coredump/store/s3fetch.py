@@ -8,11 +8,12 @@ laid out like the artifact directory it came from, refusing unsafe keys and wron
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from coredump.errors import StorageError
 from coredump.store.s3 import (
@@ -27,25 +28,50 @@ from coredump.store.s3 import (
 from coredump.store.s3url import S3Url, parse_s3_url
 from coredump.store.safe_extract import check_relative_key, commit_tempfile, open_safe_tempfile, safe_target
 
-__all__ = ("fetch_artifacts", "expected_sizes")
+__all__ = ("fetch_artifacts", "expected_sizes", "expected_digests")
 
 _BUILD_ID_RE = re.compile(r"^[0-9a-fA-F]{2,128}$")
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 Listing = List[Tuple[str, str, int]]  # (relative name, key, size from the listing)
 
 
+def expected_digests(summary: dict) -> Dict[str, Dict[str, Any]]:
+    """What the summary records of its stored files: a crash's ``size`` and ``sha256`` are
+    those of its ``core`` file, ``file_digests`` those of its bundled ``files``.
+
+    >>> expected_digests({"crashes": [{"id": "c1", "core": "c1/core.zst", "size": 42, "sha256": "ab"}]})
+    {'c1/core.zst': {'size': 42, 'sha256': 'ab'}}
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for crash in summary.get("crashes") or []:
+        if not isinstance(crash, dict):
+            continue
+        if isinstance(crash.get("core"), str):
+            out[crash["core"]] = _digest(crash)
+        digests = crash.get("file_digests")
+        for rel, digest in (digests.items() if isinstance(digests, dict) else ()):
+            if isinstance(rel, str) and isinstance(digest, dict):
+                out[rel] = _digest(digest)
+    return {rel: d for rel, d in out.items() if d}
+
+
+def _digest(entry: dict) -> Dict[str, Any]:
+    size, sha256 = entry.get("size"), entry.get("sha256")
+    out: Dict[str, Any] = {}
+    if isinstance(size, int) and not isinstance(size, bool):
+        out["size"] = size
+    if isinstance(sha256, str) and _SHA256_RE.match(sha256):
+        out["sha256"] = sha256.lower()
+    return out
+
+
 def expected_sizes(summary: dict) -> Dict[str, int]:
-    """Sizes the summary records: a crash's ``size`` is that of its ``core`` file.
+    """Sizes the summary records, by relative path.
 
     >>> expected_sizes({"crashes": [{"id": "c1", "core": "c1/core.zst", "size": 42}]})
     {'c1/core.zst': 42}
     """
-    sizes = {}
-    for crash in summary.get("crashes") or []:
-        if not isinstance(crash, dict):
-            continue
-        if isinstance(crash.get("size"), int) and isinstance(crash.get("core"), str):
-            sizes[crash["core"]] = crash["size"]
-    return sizes
+    return {rel: d["size"] for rel, d in expected_digests(summary).items() if "size" in d}
 
 
 def _list(client, where: S3Url, under: S3Url) -> Listing:
@@ -121,7 +147,7 @@ def fetch_artifacts(url: str, dest, progress: Optional[Progress] = None, client=
         dest.mkdir(parents=True, exist_ok=True)
         _check(check, dest, summary, job)
         counter = ByteCounter(progress, sum(size for _, _, size in listing))
-        written = _download_all(client, job, listing, dest, counter)
+        written = _download_all(client, job, listing, dest, counter, expected_digests(summary))
         if crash:  # the copy lists the one crash fetched, so DEST is an artifact directory itself
             written.append(_write_summary(dest, dict(summary, crashes=[
                 c for c in summary["crashes"] if isinstance(c, dict) and c.get("id") == crash])))
@@ -135,7 +161,29 @@ def _write_summary(dest: Path, summary: dict) -> Path:
     return commit_tempfile(tmp, dest, SUMMARY)
 
 
-def _download_all(client, job: S3Url, listing: Listing, dest: Path, counter: ByteCounter) -> List[Path]:
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify(job: S3Url, key: str, relative: str, tmp: Path, size: int, expected: Dict[str, Dict[str, Any]]) -> None:
+    """The received bytes against the listing's size and the summary's sha256."""
+    received = os.path.getsize(tmp)
+    if received != size:
+        raise StorageError(f"s3://{job.bucket}/{key}: received {received} bytes, the listing says {size}")
+    want = expected.get(relative, {}).get("sha256")
+    if want is not None and _sha256(tmp) != want:
+        raise StorageError(f"s3://{job.bucket}/{key}: sha256 differs from the one {SUMMARY} records "
+                           "(the object was changed after upload); nothing was kept")
+
+
+def _download_all(client, job: S3Url, listing: Listing, dest: Path, counter: ByteCounter,
+                  expected: Dict[str, Dict[str, Any]]) -> List[Path]:
+    """Download every object to a temporary file, check each, then rename them all into
+    place: a wrong object leaves nothing behind."""
     from boto3.s3.transfer import ProgressCallbackInvoker, create_transfer_manager
 
     written, pending = [], []
@@ -152,11 +200,9 @@ def _download_all(client, job: S3Url, listing: Listing, dest: Path, counter: Byt
                 with storage_errors(f"download of s3://{job.bucket}/{key} failed"):
                     future.result()
                 out.close()
-                received = os.path.getsize(tmp)
-                if received != size:
-                    raise StorageError(f"s3://{job.bucket}/{key}: received {received} bytes, "
-                                       f"the listing says {size}")
-                written.append(commit_tempfile(tmp, dest, relative))
+                _verify(job, key, relative, tmp, size, expected)
+        for relative, _key, _size, _out, tmp, _future in pending:
+            written.append(commit_tempfile(tmp, dest, relative))
     finally:
         for *_, out, tmp, _future in pending:  # what a failure left behind
             out.close()
