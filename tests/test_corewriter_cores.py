@@ -116,7 +116,7 @@ def test_well_formed_core(tmp_path):
     assert crash.process.argv == (EXE_NAME, "arg1")
     (mod,) = crash.modules
     assert (mod.path, mod.start, mod.build_id) == (EXE_NAME, CODE_BASE, BUILD_ID.hex())
-    assert any("file not found" in w for w in crash.warnings)
+    assert any(EXE_NAME in w and "not found" in w for w in crash.warnings)
     out = run_cli("analyze", "--format", "json", tmp_path / "core")
     assert out.returncode == 0 and '"SIGSEGV"' in out.stdout, out.stderr
 
