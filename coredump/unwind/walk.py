@@ -204,7 +204,7 @@ def _function_start(mod, pc: int) -> Optional[int]:
 def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
     """The real reason a walk ends in a truncated core: the stack at sp is not in it."""
     sp = state.regs.get(arch.sp)
-    if sp is None or not getattr(target.core, "truncated", False):
+    if sp is None or not getattr(getattr(target, "core", None), "truncated", False):
         return None
     try:
         target.memory.read(sp, 8)
