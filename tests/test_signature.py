@@ -70,7 +70,7 @@ def test_different_bugs_never_share_a_fingerprint(crash_of):
     ("double_free", "SIGABRT in close_session < main"),
     ("heap_overflow", "SIGABRT in rename_user < main"),
     ("fortify", "SIGABRT in set_name < main"),
-    ("cxx_throw", "SIGABRT in store::load_config < main"),
+    ("cxx_throw", "SIGABRT (std::runtime_error) in store::load_config < main"),
     ("int_overflow", "SIGABRT in add_tickets < sell < main"),
     ("sighandler", "SIGSEGV in on_usr1 < busy_loop < main"),
     ("exec_heap", "SIGSEGV in dispatch < run_plugin < main"),
