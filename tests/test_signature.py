@@ -317,3 +317,19 @@ def test_rust_builds_share_a_signature(tmp_path, args):
     else:
         assert signature == ("SIGABRT in rust_panic::Config::value_of"
                              " < <rust_panic::Config as rust_panic::Check>::check < rust_panic::validate::{closure#0}")
+
+
+@pytest.mark.parametrize("program", ["cxx_throw", "abort_assert", "segv"])
+def test_aarch64_qemu_core_has_the_x86_64_signature(crash_of, program):
+    """A qemu-user core has no text pages and no NT_FILE: the exception's type name (a
+    string in libstdc++'s .rodata) is read from the library's file, so the head still names it."""
+    from coredump.analysis import AnalyzeOptions
+
+    reason = cores.qemu_skip_reason() or cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    exe = cores.BUILD / "aarch64-O0" / program
+    guest = analyze_core(str(cores.make_qemu_core("O0", program)),
+                         AnalyzeOptions(exe=str(exe), sysroot=cores.AARCH64_SYSROOT))
+    host = crash_of(program, "O0")
+    assert (guest.signature, guest.fingerprint) == (host.signature, host.fingerprint)
