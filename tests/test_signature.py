@@ -1,6 +1,10 @@
 """Signatures and fingerprints: stable across -O0 and -O2 builds, distinct across bugs."""
 
+import os
 import re
+import resource
+import shutil
+import subprocess
 
 import pytest
 
@@ -14,12 +18,13 @@ from coredump.triage.signature import (
     normalize_function,
     sig_frame,
 )
+from tests import cores
 from tests.test_reason import make_killed_core
 
 # One sample per bug (uselib crashes in libcrash.so; wild in its non-canonical mode).
 SAMPLES = ["segv", "fpe", "abort_assert", "recursion", "threads", "sighandler", "illegal", "cxx_throw",
            "uselib", "rodata_write", "exec_heap", "misaligned", "double_free", "heap_overflow", "fortify",
-           "int_overflow", "wild", "div_overflow"]
+           "int_overflow", "wild", "div_overflow", "mutual_recursion", "cxx_throw_kinds"]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +75,7 @@ def test_different_bugs_never_share_a_fingerprint(crash_of):
     ("double_free", "SIGABRT in close_session < main"),
     ("heap_overflow", "SIGABRT in rename_user < main"),
     ("fortify", "SIGABRT in set_name < main"),
-    ("cxx_throw", "SIGABRT in store::load_config < main"),
+    ("cxx_throw", "SIGABRT (std::runtime_error) in store::load_config < main"),
     ("int_overflow", "SIGABRT in add_tickets < sell < main"),
     ("sighandler", "SIGSEGV in on_usr1 < busy_loop < main"),
     ("exec_heap", "SIGSEGV in dispatch < run_plugin < main"),
@@ -171,3 +176,160 @@ def test_fingerprint_depends_on_signal():
 ])
 def test_normalize_function(name, normalized):
     assert normalize_function(name) == normalized
+
+
+@pytest.mark.parametrize("name, other", [
+    ("<app::Foo as core::fmt::Display>::fmt", "<app::Bar as core::fmt::Display>::fmt"),
+    ("<app::Foo as core::fmt::Display>::fmt", "<app::Foo as core::fmt::Debug>::fmt"),
+    ("<app::Foo>::value_of::<&str>", "<app::Bar>::value_of::<&str>"),
+])
+def test_distinct_rust_impls_do_not_merge(name, other):
+    assert normalize_function(name) != normalize_function(other)
+
+
+@pytest.mark.parametrize("names, normalized", [
+    # v0 symbol, DWARF name (generics of the function and its impl follow the name), legacy symbol
+    (("<rust_panic::Config>::value_of::<&str>", "rust_panic::Config::value_of<&str>",
+      "rust_panic::Config::value_of::h0123456789abcdef"), "rust_panic::Config::value_of"),
+    (("rust_panic::validate::<rust_panic::Config>::{closure#0}",
+      "rust_panic::validate::{closure#0}<rust_panic::Config>"), "rust_panic::validate::{closure#0}"),
+    (("<core::option::Option<u64>>::unwrap", "core::option::Option<u64>::unwrap<u64>",
+      "core::option::Option<T>::unwrap::h0123456789abcdef"), "core::option::Option<T>::unwrap"),
+    (("<core::slice::iter::Iter<&str> as core::iter::traits::iterator::Iterator>::fold::<u64, F>",
+      "<core::slice::iter::Iter<T> as core::iter::traits::iterator::Iterator>::fold::h0123456789abcdef"),
+     "<core::slice::iter::Iter<T> as core::iter::traits::iterator::Iterator>::fold"),
+])
+def test_rust_names_agree_across_dwarf_and_symbols(names, normalized):
+    assert {normalize_function(n, rust=True) for n in names} == {normalized}
+
+
+def test_rust_impl_namespace_from_dwarf_is_named_by_its_symbol():
+    """DWARF's ``{impl#1}`` says nothing of the type; the linkage name does (v0 and legacy)."""
+    dwarf = [Frame(0, 1, module="/p", function="rust_panic::{impl#1}::check", mangled=m) for m in (
+        "_RNvXs_CsfeKkKwruTdU_10rust_panicNtB4_6ConfigNtB4_5Check5check",
+        "_ZN56_$LT$rust_panic..Config$u20$as$u20$rust_panic..Check$GT$5check17hf3694860ae813301E")]
+    symbol = Frame(0, 1, module="/p", function="<rust_panic::Config as rust_panic::Check>::check",
+                   mangled=dwarf[0].mangled)
+    assert {sig_frame(f).function for f in (*dwarf, symbol)} == {"<rust_panic::Config as rust_panic::Check>::check"}
+
+
+def test_rust_provided_trait_method_is_named_by_its_trait():
+    """v0 names a provided method with its self type (``Y``); DWARF and legacy symbols do not."""
+    v0 = Frame(0, 1, module="/p", function="<fn() as core::ops::function::FnOnce<()>>::call_once",
+               mangled="_RNvYFEuINtNtNtCsgEmfK2I1SDS_4core3ops8function6FnOnceuE9call_onceCs1_1a")
+    dwarf = Frame(0, 1, module="/p", function="core::ops::function::FnOnce::call_once<fn(), ()>",
+                  mangled=v0.mangled)
+    assert sig_frame(v0).function == sig_frame(dwarf).function == "core::ops::function::FnOnce::call_once"
+
+
+# -- mutual recursion ------------------------------------------------------------------------------
+
+def _core_with_stack_limit(variant, program, kib, workdir):
+    """A core of `program` run under ``ulimit -s kib``."""
+    def limits():
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+        resource.setrlimit(resource.RLIMIT_STACK, (kib * 1024, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+    workdir.mkdir()
+    subprocess.run([str(cores.BUILD / variant / program)], cwd=workdir, preexec_fn=limits, timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return next(p for p in workdir.iterdir() if p.name == "core" or p.name.startswith("core."))
+
+
+@pytest.mark.parametrize("variant", ["O0", "O2"])
+def test_mutual_recursion_has_one_signature(make_core, tmp_path, variant):
+    """Which of a() and b() hits the guard page depends on the stack limit (and on where ASLR
+    put the stack top): run under different limits until both were on top."""
+    make_core(variant, "recursion")  # builds the samples
+    crashes = {}
+    for kib in (8192, 5000, 4096, 6000, 3000, 7000, 2000, 4500, 5500, 3500, 2500, 6500):
+        crash = analyze_core(str(_core_with_stack_limit(variant, "mutual_recursion", kib, tmp_path / str(kib))))
+        _full_stacks(crash)
+        crashes.setdefault(crash.threads[crash.crashing_thread].frames[0].function, crash)
+        if len(crashes) == 2:
+            break
+    assert set(crashes) == {"a", "b"}
+    a, b = crashes["a"], crashes["b"]
+    assert a.signature == b.signature == "SIGSEGV in a < b (mutual recursion)"
+    assert a.fingerprint == b.fingerprint
+    plain = analyze_core(str(make_core(variant, "recursion")))
+    assert plain.signature == "SIGSEGV in recurse" and plain.fingerprint != a.fingerprint
+
+
+def test_cycle_keeps_the_frames_above_it_and_needs_repeats():
+    helper = ["helper"] + ["b", "a"] * 10
+    assert generate_signature(_crash(helper)).signature == "SIGSEGV in helper < a < b (mutual recursion)"
+    three = ["a", "b", "c"] * 8
+    assert generate_signature(_crash(["c", "a", "b"] * 8)).fingerprint == generate_signature(_crash(three)).fingerprint
+    shallow = ["eval", "apply", "eval", "apply", "main"]  # not deep: the top is where it crashed
+    assert generate_signature(_crash(shallow)).signature == "SIGSEGV in eval < apply < eval"
+    plain = generate_signature(_crash(["a", "b"]))
+    assert plain.fingerprint != generate_signature(_crash(["a", "b"] * 10)).fingerprint
+
+
+# -- C++ exception type -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["O0", "O2"])
+def test_uncaught_exception_type_is_in_the_signature(make_core, variant):
+    crashes = {k: analyze_core(str(make_core(variant, "cxx_throw_kinds", k))) for k in ("int", "myerr", "range")}
+    _full_stacks(crashes["int"])
+    assert {k: c.signature for k, c in crashes.items()} == {
+        "int": "SIGABRT (int) in f < main", "myerr": "SIGABRT (MyErr) in f < main",
+        "range": "SIGABRT (std::out_of_range) in f < main"}
+    assert len({c.fingerprint for c in crashes.values()}) == 3
+
+
+def test_exception_type_enters_the_head():
+    with_type = generate_signature(_crash(["f", "main"], signal=("SIGABRT", 6, -6)), exception="MyErr")
+    without = generate_signature(_crash(["f", "main"], signal=("SIGABRT", 6, -6)))
+    assert with_type.signature == "SIGABRT (MyErr) in f < main"
+    assert with_type.fingerprint != without.fingerprint
+
+
+# -- Rust: debug and no-debug builds, v0 and legacy mangling ----------------------------------------
+
+@pytest.mark.parametrize("args", [(), ("unwrap",)])
+def test_rust_builds_share_a_signature(tmp_path, args):
+    """rust_panic (DWARF names, v0 linkage names), rust_panic_legacy (DWARF, legacy) and
+    rust_panic_nodebug (.symtab only, v0) are one program: one signature, and one fingerprint
+    once the executables have one file name (the module name enters the fingerprint). With
+    ``unwrap`` the debug builds see Option::unwrap inlined into main; the irrelevant-frame
+    list skips it, since a build without DWARF cannot see inline frames."""
+    from coredump.analysis import AnalyzeOptions
+    from tests.rust_samples import build_rust_samples
+
+    reason = cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    results = {}
+    for program in ("rust_panic", "rust_panic_legacy", "rust_panic_nodebug"):
+        (tmp_path / program).mkdir()
+        exe = tmp_path / program / "rust_panic"
+        shutil.copy2(build_rust_samples() / program, exe)
+        _, core = cores.run_crash([str(exe), *args], tmp_path / program, env=env)
+        crash = analyze_core(str(core), AnalyzeOptions(exe=str(exe)))
+        results[program] = crash.signature, crash.fingerprint
+    assert len(set(results.values())) == 1, results
+    signature = results["rust_panic"][0]
+    if args:
+        assert signature == "SIGABRT in rust_panic::main < core::ops::function::FnOnce::call_once"
+    else:
+        assert signature == ("SIGABRT in rust_panic::Config::value_of"
+                             " < <rust_panic::Config as rust_panic::Check>::check < rust_panic::validate::{closure#0}")
+
+
+@pytest.mark.parametrize("program", ["cxx_throw", "abort_assert", "segv"])
+def test_aarch64_qemu_core_has_the_x86_64_signature(crash_of, program):
+    """A qemu-user core has no text pages and no NT_FILE: the exception's type name (a
+    string in libstdc++'s .rodata) is read from the library's file, so the head still names it."""
+    from coredump.analysis import AnalyzeOptions
+
+    reason = cores.qemu_skip_reason() or cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    exe = cores.BUILD / "aarch64-O0" / program
+    guest = analyze_core(str(cores.make_qemu_core("O0", program)),
+                         AnalyzeOptions(exe=str(exe), sysroot=cores.AARCH64_SYSROOT))
+    host = crash_of(program, "O0")
+    assert (guest.signature, guest.fingerprint) == (host.signature, host.fingerprint)

@@ -157,7 +157,7 @@ def find_cxx_exception(target, registers: Mapping[str, int], sp: Optional[int]) 
     crashing thread's registers or stack; its exception_class is the "GNUCC++" magic."""
     if sp is None:
         return None
-    mem = target.memory
+    mem = _FileBacked(target)
     seen = set()
     for value in _iter_candidates(target, registers, sp):
         if value in seen or value % 8 or value < 4096:
@@ -175,6 +175,34 @@ def find_cxx_exception(target, registers: Mapping[str, int], sp: Optional[int]) 
             if found is not None:
                 return found
     return None
+
+
+class _FileBacked:
+    """The target's memory, where a page of a module's read-only file data was not dumped
+    (qemu-user cores have no text pages and no NT_FILE to find them by) read from the
+    module's file: type_info names are string literals in .rodata, never written at run
+    time, as gdb reads such sections from the executable (``trust-readonly-sections``)."""
+
+    def __init__(self, target):
+        self._target, self._mem = target, target.memory
+
+    def __getattr__(self, name):  # read_word, find_segment: the core's own
+        return getattr(self._mem, name)
+
+    def read_cstring(self, address: int, max_size: int = 4096) -> bytes:
+        try:
+            return self._mem.read_cstring(address, max_size)
+        except MemoryFault:
+            mod = self._target.find_module(address)
+            if mod is None or not mod.trusted or mod.image is None:
+                raise
+            vaddr = address - mod.bias
+            for p_vaddr, _, p_offset, p_filesz, p_flags in mod.image.load_segments:
+                if p_vaddr <= vaddr < p_vaddr + p_filesz and not p_flags & PF_W:
+                    start = p_offset + vaddr - p_vaddr
+                    end = min(start + max_size, p_offset + p_filesz)
+                    return bytes(mod.image.data[start:end]).split(b"\0", 1)[0]
+            raise
 
 
 def _decode_exception(mem, unwind_header: int, dependent: bool) -> Optional[CxxException]:

@@ -71,6 +71,8 @@ def explain(crash: Crash, target=None) -> Crash:
         return dataclasses.replace(crash, reason=crash.signal.description, signature=sig.signature,
                                    fingerprint=sig.fingerprint, warnings=tuple(warnings))
     facts = gather_facts(crash, target, where, warnings)
+    if facts.exception is not None:  # the same frames; the head gains the exception's type
+        sig = generate_signature(crash, exception=facts.exception.type_name)
     try:
         e = explain_reason(crash, target, facts)
         reason, classification = e.reason, e.classification
