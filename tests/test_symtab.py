@@ -81,7 +81,9 @@ def _pyelftools_symbol(image, name):
     """The defined symbol `name` as pyelftools' symbol tables give it (the oracle)."""
     for section in (".dynsym", ".symtab"):
         sec = image.elf.get_section_by_name(section)
-        for sym in (sec.get_symbol_by_name(name) or ()) if sec is not None else ():
+        if not hasattr(sec, "get_symbol_by_name"):  # absent, or SHT_NOBITS (stripped into a debug file)
+            continue
+        for sym in sec.get_symbol_by_name(name) or ():
             if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
                 return sym["st_value"]
     return None
