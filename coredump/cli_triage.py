@@ -28,12 +28,13 @@ EXIT_TROUBLE = 2
 @click.argument("new", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--allow-missing-base", is_flag=True,
-              help="Treat a BASE without summary.json as a run without crashes.")
+              help="Treat a BASE directory without summary.json as a run without crashes.")
 @handle_errors(status=EXIT_TROUBLE)
 def diff(base, new, fmt, allow_missing_base):
     """Compare two runs' crashes (artifact directories or summary.json files) by fingerprint:
-    new, gone and still present. Exit status 1 when NEW has crashes BASE did not, 2 when the
-    runs cannot be compared."""
+    new, gone and still present. A path that does not exist is a job without crashes (they
+    write no artifact directory), with a warning. Exit status 1 when NEW has crashes BASE did
+    not, 2 when the runs cannot be compared."""
     from coredump.triage.diff import diff_paths, diff_to_dict, render_diff_text
 
     result = diff_paths(base, new, allow_missing_base)

@@ -88,12 +88,26 @@ def test_fingerprint_read_from_crash_json_when_summary_lacks_it(runs, tmp_path):
 
 def test_missing_base(runs, tmp_path):
     _, new, _ = runs
-    with pytest.raises(MissingFileError):
-        diff_paths(tmp_path / "nothing", new)
-    d = diff_paths(tmp_path / "nothing", new, allow_missing_base=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MissingFileError):  # a directory, but not an artifact directory
+        diff_paths(empty, new)
+    d = diff_paths(empty, new, allow_missing_base=True)
     assert len(d.new) == 2 and d.warnings
-    result = CliRunner().invoke(diff, [str(tmp_path / "nothing"), str(new)])
+    result = CliRunner().invoke(diff, [str(empty), str(new)])
     assert result.exit_code == 2 and result.output.startswith("Error: ")  # trouble, not "new crashes"
+
+
+def test_a_path_that_does_not_exist_is_a_job_without_crashes(runs, tmp_path):
+    """run and harvest write no artifact directory when nothing crashed: main's last green job
+    and this green job leave nothing to download, and the gate must still work."""
+    base, new, _ = runs
+    d = diff_paths(tmp_path / "never-written", new)
+    assert len(d.new) == 2 and any("does not exist" in w for w in d.warnings)
+    assert CliRunner().invoke(diff, [str(tmp_path / "never-written"), str(new)]).exit_code == 1
+    green = CliRunner().invoke(diff, [str(base), str(tmp_path / "green-job")])
+    assert green.exit_code == 0, green.output  # crashes gone, none new
+    assert "does not exist" in green.output
 
 
 def test_not_a_summary(tmp_path):

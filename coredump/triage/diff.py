@@ -9,6 +9,7 @@ CI gate: "no new crash signatures").
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -119,17 +120,26 @@ def diff_crashes(base: Dict[str, RunCrash], new: Dict[str, RunCrash], warnings=(
 
 
 def diff_paths(base_path, new_path, allow_missing_base: bool = False) -> CrashDiff:
-    """Diff two runs; a missing BASE counts as a run without crashes when allowed (a green
-    job that published no artifacts)."""
+    """Diff two runs. A path that does not exist is a run without crashes, with a warning:
+    `run` and `harvest` write no artifact directory when nothing crashed, so a green job
+    (this one, or main's last) leaves nothing to download. A directory without a summary is
+    an error, unless it is BASE and `allow_missing_base` says to take it as empty."""
     warnings: List[str] = []
-    try:
-        base = load_crashes(base_path, warnings)
-    except MissingFileError:
-        if not allow_missing_base:
-            raise
-        warnings.append(f"{base_path}: no summary; BASE taken as a run without crashes")
-        base = {}
-    return diff_crashes(base, load_crashes(new_path, warnings), warnings)
+    runs = []
+    for label, path, lenient in (("BASE", base_path, allow_missing_base), ("NEW", new_path, False)):
+        if not os.path.exists(path):
+            warnings.append(f"{path}: does not exist; {label} taken as a run without crashes "
+                            "(a job that crashed nothing writes no artifact directory)")
+            runs.append({})
+            continue
+        try:
+            runs.append(load_crashes(path, warnings))
+        except MissingFileError:
+            if not lenient:
+                raise
+            warnings.append(f"{path}: no summary; {label} taken as a run without crashes")
+            runs.append({})
+    return diff_crashes(runs[0], runs[1], warnings)
 
 
 def _entry_dict(e: DiffEntry) -> dict:
