@@ -227,7 +227,9 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
         rec = _recursion(thread.frames) if thread is not None else None
         # A cut walk (max_frames) saw only part of the recursion.
         at_least = "at least " if thread is not None and (thread.truncated or thread.frames_omitted) else ""
-        more = f"; recursion: {rec[0]} repeats {at_least}{rec[1]} times" if rec else ""
+        depth = f" in a stack {len(thread.frames) + thread.frames_omitted:,} frames deep" \
+            if thread is not None and thread.frames_omitted else ""
+        more = f"; recursion: {rec[0]} repeats {at_least}{rec[1]} times{depth}" if rec else ""
         return Explanation("stack-overflow", f"stack overflow{where}: the access at {addr:#x} hit the guard "
                                              f"gap below the stack (sp {sp:#x}){more}")
     if addr < NULL_PAGE:
