@@ -15,7 +15,9 @@ from coredump.report.text import _Style, _thread_lines
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "snapshots"
-CORPUS = HERE.parent.parent / "shared" / "corpus" / "elfutils"
+# Resolved: the analysis writes absolute paths through the real directory, so a corpus
+# reached through a symlink (a worktree beside it) must be substituted by its real path.
+CORPUS = (HERE.parent.parent / "shared" / "corpus" / "elfutils").resolve()
 UPDATE = os.environ.get("COREDUMP_UPDATE_SNAPSHOTS") == "1"
 CASES = {
     "demangle": ("testfile-backtrace-demangle.core", "testfile-backtrace-demangle"),
