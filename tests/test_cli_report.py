@@ -1,9 +1,12 @@
 import json
+import os
+import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from coredump.cli_report import report
+from tests.cli import command
 from tests.crash_samples import abort_crash, segv_crash, write_artifacts
 from tests.htmltree import parse_html
 
@@ -48,9 +51,12 @@ def test_two_artifact_dirs_merge_with_unique_ids(tmp_path):
 
 def test_annotations_under_github_actions(tmp_path):
     root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
-    result = _run(root, env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
-    assert result.exit_code == 0
-    assert [line for line in result.output.splitlines() if line.startswith("::error ")][0].startswith(
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    result = subprocess.run(command("report", str(root)), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # On stderr: stdout is the step's own output (`... > out.json`).
+    assert "::error" not in result.stdout and "2 crash report(s)" in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("::error ")][0].startswith(
         "::error file=src/store.c,line=42,")
 
 
