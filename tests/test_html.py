@@ -249,3 +249,26 @@ def test_index_links_the_core_of_a_crash_without_analysis(tmp_path):
     link = group.find("a", "core")
     assert _resolves_inside(root, result.index, link.attrs["href"]) == (root / "002-core" / "core.zst").resolve()
     assert "analysis failed: not an ELF core" in group.text
+
+
+CONTROL_EXE = "/bin/esc\x1b[31mprog\u202e"
+
+
+def test_control_characters_are_shown_escaped_not_obeyed(tmp_path):
+    crash = segv_crash(5, argv=(CONTROL_EXE, "bell\x07"), function="f\x1b]0;title\x07")
+    crash["process"]["executable"] = crash["modules"][0]["path"] = CONTROL_EXE
+    crash["threads"][0]["frames"][0]["module"] = CONTROL_EXE
+    crash["signature"] = "SIGSEGV in f\x1b]0;title\x07"
+    result = render_artifacts(write_artifacts(tmp_path / "a", [crash]))
+    shown = "/bin/esc\\x1b[31mprog\\u202e"
+    for page in (result.index, result.reports[0]):
+        text = page.read_text()
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+        assert shown in text and "f\\x1b]0;title\\x07" in text
+    doc = parse_html(result.reports[0].read_text())
+    facts = dict(zip([dt.text for dt in doc.find_all("dt")], [dd.text for dd in doc.find_all("dd")]))
+    assert facts["executable"] == shown and "bell\\x07" in facts["argv"]
+    assert doc.by_id("modules").find("td").attrs["title"] == shown  # attributes too
+    assert doc.by_id("crashing-thread").find_all("td")[3].attrs["title"] == shown
+    index = parse_html(result.index.read_text())
+    assert index.find("section", "group").find("div", "mono").text == shown

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from coredump.report import view
-from coredump.report.sanitize import safe_href
+from coredump.report.sanitize import safe_href, show_controls
 
 __all__ = ("render_crash_html", "render_index_html", "local_commands", "TRUST_LABELS")
 
@@ -44,10 +44,19 @@ def _environment():
         import jinja2
 
         _env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=_finalize,
             undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
         _env.globals["script_text"] = _script_text()
     return _env
+
+
+def _finalize(value):
+    """Every ``{{ … }}`` of the templates, text or attribute: crash data (an executable named
+    ``esc\x1b[31mprog``, argv, module paths) shows its control characters as escapes, so
+    nothing is hidden from the reader; markup of our own (``|safe``) is left alone."""
+    from markupsafe import Markup
+
+    return show_controls(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def _script_text() -> str:
