@@ -94,3 +94,15 @@ def test_raw_core(make_core, tmp_path):
     doc = parse_html((out / entry["report_html"]).read_text())
     assert doc.by_id("crashing-thread").find("td", "fn").text.split()[0] == "store_value"
     assert len(doc.find_all("script")) == 1
+
+
+def test_unreadable_input_leaves_no_output_directory(tmp_path):
+    not_a_core = tmp_path / "passwd"
+    not_a_core.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(segv_crash(1)))
+    out = tmp_path / "o2"
+    for inputs in ([not_a_core], [good, not_a_core]):
+        result = _run(*inputs, "-o", out)
+        assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: ")
+        assert not out.exists()
