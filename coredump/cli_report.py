@@ -130,18 +130,20 @@ def build_report(inputs, output=None):
         result = render_artifacts(paths[0])
         return result, [json.loads(p.with_name("crash.json").read_text()) for p in result.reports]
     out = Path(output or DEFAULT_OUTPUT)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = load_summary(out)
+    summary = load_summary(out)  # an absent directory has no summary and no crash.json
     if len(paths) == 1 and _is_artifacts(paths[0]):
         head = {k: v for k, v in load_summary(paths[0]).items() if k != "crashes"}
         summary = {**head, **{k: v for k, v in summary.items() if v is not None}}
     entries = summary.setdefault("crashes", [])
-    taken = {str(e.get("id")) for e in entries} | {p.name for p in out.iterdir()}
+    taken = {str(e.get("id")) for e in entries} | ({p.name for p in out.iterdir()} if out.is_dir() else set())
+    # Read (and analyse) every input before writing anything: an unreadable input leaves no
+    # empty or half-filled output directory behind.
+    collected = [(path, item) for path in paths for item in _collect(path, taken)]
+    out.mkdir(parents=True, exist_ok=True)
     crashes = []
-    for path in paths:
-        for crash_id, crash, core in _collect(path, taken):
-            entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
-            crashes.append(crash)
+    for path, (crash_id, crash, core) in collected:
+        entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
+        crashes.append(crash)
     summary.setdefault("schema", SUMMARY_SCHEMA)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return render_artifacts(out), crashes

@@ -51,3 +51,10 @@ def test_only_under_github_actions():
     assert emit_github_annotations([segv_crash()], out, environ={}) == 0 and out.getvalue() == ""
     assert emit_github_annotations([segv_crash()], out, environ={"GITHUB_ACTIONS": "true"}) == 1
     assert out.getvalue().startswith("::error file=src/store.c,line=42,")
+
+
+def test_default_stream_is_stderr_not_the_steps_stdout(capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert emit_github_annotations([segv_crash()]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("::error file=src/store.c,line=42,")

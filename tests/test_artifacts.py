@@ -63,3 +63,16 @@ def test_summary_merges_and_has_job_fields(tmp_path):
 
 def test_utc_timestamp():
     assert utc_timestamp(86400 + 61) == "1970-01-02T00:01:01Z"
+
+
+def test_json_files_are_readable_like_the_others(tmp_path):
+    import os
+    import stat
+
+    a = ArtifactDir(str(tmp_path))
+    a.crash_dir("a-1")
+    a.write_json("a-1/crash.json", {"schema": "coredump.crash/1"})
+    a.write_summary([CrashRecord("a-1", "/x/core")])
+    for name in ("a-1/crash.json", "summary.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+    assert not [p for p in os.listdir(tmp_path / "a-1") if p.startswith(".")]

@@ -79,3 +79,13 @@ def test_screenshots_script(chromium, tmp_path):
     sizes = {p.name: _png_size(p) for p in tmp_path.glob("*.png")}
     assert set(sizes) == {"index.png", "report.png", "report-dark.png"}
     assert sizes["index.png"] == (1280, 900)
+
+
+def test_control_characters_show_as_escapes_in_browser(chromium, tmp_path):
+    exe = "/bin/esc\x1b[31mprog"
+    crash = segv_crash(9, argv=(exe, "x"))
+    crash["process"]["executable"] = exe
+    result = render_artifacts(write_artifacts(tmp_path / "a", [crash]))
+    for page in (result.index, result.reports[0]):
+        dom = dump_dom(chromium, page, tmp_path / "profile")
+        assert "/bin/esc\\x1b[31mprog" in dom.text and "\x1b" not in dom.text

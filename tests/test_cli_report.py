@@ -1,9 +1,12 @@
 import json
+import os
+import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from coredump.cli_report import report
+from tests.cli import command
 from tests.crash_samples import abort_crash, segv_crash, write_artifacts
 from tests.htmltree import parse_html
 
@@ -48,9 +51,12 @@ def test_two_artifact_dirs_merge_with_unique_ids(tmp_path):
 
 def test_annotations_under_github_actions(tmp_path):
     root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
-    result = _run(root, env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)})
-    assert result.exit_code == 0
-    assert [line for line in result.output.splitlines() if line.startswith("::error ")][0].startswith(
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    result = subprocess.run(command("report", str(root)), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # On stderr: stdout is the step's own output (`... > out.json`).
+    assert "::error" not in result.stdout and "2 crash report(s)" in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("::error ")][0].startswith(
         "::error file=src/store.c,line=42,")
 
 
@@ -88,3 +94,15 @@ def test_raw_core(make_core, tmp_path):
     doc = parse_html((out / entry["report_html"]).read_text())
     assert doc.by_id("crashing-thread").find("td", "fn").text.split()[0] == "store_value"
     assert len(doc.find_all("script")) == 1
+
+
+def test_unreadable_input_leaves_no_output_directory(tmp_path):
+    not_a_core = tmp_path / "passwd"
+    not_a_core.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(segv_crash(1)))
+    out = tmp_path / "o2"
+    for inputs in ([not_a_core], [good, not_a_core]):
+        result = _run(*inputs, "-o", out)
+        assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: ")
+        assert not out.exists()

@@ -158,13 +158,15 @@ def test_hostile_ids_and_paths_stay_inside(tmp_path):
     root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
     summary = json.loads((root / "summary.json").read_text())
     summary["crashes"][0]["crash_json"] = "../../etc/passwd"
+    summary["crashes"][0]["core"] = "../../etc/passwd"
     summary["crashes"][1]["id"] = "../escape"
     (root / "summary.json").write_text(json.dumps(summary))
     result = render_artifacts(root)
     assert result.reports == [] and len(result.warnings) == 2
     assert not (tmp_path / "escape").exists()
     doc = parse_html(result.index.read_text())
-    assert doc.find("section", "group").find_all("a") == []
+    # No report page; the one stored core inside the directory is linked, the other is not.
+    assert [a.attrs["href"] for a in doc.find("section", "group").find_all("a")] == ["002-2/core.zst"]
     assert len(doc.find_all("span", "bad")) == 2
 
 
@@ -223,3 +225,50 @@ def test_tail_call_frame_is_tagged():
     assert tagged[0].find_all("td")[4].text == "0x5581c3a011c4"  # its own pc: the jmp's return address
     assert "tail call" in tagged[0].find("span", "none").attrs["title"]
     assert [r.find("td", "num").text for r in rows] == [str(i) for i in range(len(rows))]
+
+
+def test_index_groups_show_fingerprint_and_classification(tmp_path):
+    _, result = _job(tmp_path)
+    groups = parse_html(result.index.read_text()).find_all("section", "group")
+    ids = [g.find("div", "ids") for g in groups]
+    assert [i.find("span", "classification").find("strong").text for i in ids] == ["null-deref", "abort"]
+    assert [[s.find("code").text for s in i.find_all("span", "fingerprint")] for i in ids] == [
+        [segv_crash()["fingerprint"]], [abort_crash()["fingerprint"]]]
+
+
+def test_index_links_the_core_of_a_crash_without_analysis(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    summary = json.loads((root / "summary.json").read_text())
+    (root / "002-core").mkdir()
+    (root / "002-core" / "core.zst").write_bytes(b"")
+    summary["crashes"].append({"id": "002-core", "crash_json": None, "core": "002-core/core.zst",
+                               "stored": True, "note": "analysis failed: not an ELF core"})
+    (root / "summary.json").write_text(json.dumps(summary))
+    result = render_artifacts(root)
+    group = next(g for g in parse_html(result.index.read_text()).find_all("section", "group") if "002-core" in g.text)
+    link = group.find("a", "core")
+    assert _resolves_inside(root, result.index, link.attrs["href"]) == (root / "002-core" / "core.zst").resolve()
+    assert "analysis failed: not an ELF core" in group.text
+
+
+CONTROL_EXE = "/bin/esc\x1b[31mprog\u202e"
+
+
+def test_control_characters_are_shown_escaped_not_obeyed(tmp_path):
+    crash = segv_crash(5, argv=(CONTROL_EXE, "bell\x07"), function="f\x1b]0;title\x07")
+    crash["process"]["executable"] = crash["modules"][0]["path"] = CONTROL_EXE
+    crash["threads"][0]["frames"][0]["module"] = CONTROL_EXE
+    crash["signature"] = "SIGSEGV in f\x1b]0;title\x07"
+    result = render_artifacts(write_artifacts(tmp_path / "a", [crash]))
+    shown = "/bin/esc\\x1b[31mprog\\u202e"
+    for page in (result.index, result.reports[0]):
+        text = page.read_text()
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+        assert shown in text and "f\\x1b]0;title\\x07" in text
+    doc = parse_html(result.reports[0].read_text())
+    facts = dict(zip([dt.text for dt in doc.find_all("dt")], [dd.text for dd in doc.find_all("dd")]))
+    assert facts["executable"] == shown and "bell\\x07" in facts["argv"]
+    assert doc.by_id("modules").find("td").attrs["title"] == shown  # attributes too
+    assert doc.by_id("crashing-thread").find_all("td")[3].attrs["title"] == shown
+    index = parse_html(result.index.read_text())
+    assert index.find("section", "group").find("div", "mono").text == shown

@@ -1,3 +1,4 @@
+import json
 import xml.etree.ElementTree as ET
 
 from coredump.report.junit import crash_failure_text, render_junit
@@ -60,3 +61,40 @@ def test_tail_call_frame_says_so_not_found_by_none():
     text = crash_failure_text(crash)
     line = next(x for x in text.splitlines() if " build_list " in x)
     assert line.endswith("[tail call]")
+
+
+def test_fingerprint_and_classification_are_properties():
+    crashes = [("001", segv_crash(1)), ("002", abort_crash(2))]
+    cases = ET.fromstring(render_junit(crashes)).findall("testsuite/testcase")
+    for case, (_, crash) in zip(cases, crashes):
+        props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+        assert props == {"fingerprint": crash["fingerprint"], "classification": crash["classification"]}
+        assert [child.tag for child in case] == ["properties", "failure"]
+    bare = dict(segv_crash(3), fingerprint=None, classification=None)
+    assert ET.fromstring(render_junit([("003", bare)])).find("testsuite/testcase/properties") is None
+
+
+def _unanalyzed_entry(root, crash_id="003-core"):
+    """A summary entry as harvest writes it for a core it stored but could not analyse."""
+    from coredump.store.artifacts import CrashRecord
+
+    (root / crash_id).mkdir()
+    (root / crash_id / "core.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+    record = CrashRecord(id=crash_id, source="/cores/core.9", core=f"{crash_id}/core.zst", stored=True)
+    record.add_note("analysis failed: no NT_PRSTATUS note")
+    return record.to_dict()
+
+
+def test_crash_without_analysis_is_a_failed_testcase(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"].append(_unanalyzed_entry(root))
+    (root / "summary.json").write_text(json.dumps(summary))
+    render_artifacts(root)
+    suite = ET.parse(root / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == suite.get("failures") == "3"
+    case = suite.findall("testcase")[2]
+    assert case.get("name") == "crash: could not be analysed [003-core]"
+    failure = case.find("failure")
+    assert failure.get("message") == "analysis failed: no NT_PRSTATUS note"
+    assert failure.text.splitlines() == ["analysis failed: no NT_PRSTATUS note", "core: 003-core/core.zst"]

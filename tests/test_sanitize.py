@@ -37,3 +37,16 @@ def test_safe_href():
     assert safe_href('a"><img src=x>/r.html') == "a%22%3E%3Cimg%20src%3Dx%3E/r.html"
     for bad in ("javascript:alert(1)", "JavaScript:x", "/etc/passwd", "http://evil/x", "a//b", "", None, 3):
         assert safe_href(bad) is None, bad
+
+
+def test_show_controls_escapes_visibly():
+    from coredump.report.sanitize import show_controls
+
+    for value in HOSTILE:
+        out = show_controls(value)
+        assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in out), repr(out)
+        assert "\u202e" not in out
+    assert show_controls("esc\x1b[31mprog") == "esc\\x1b[31mprog"
+    assert show_controls("\u202egnp.exe") == "\\u202egnp.exe"
+    assert show_controls("a\r\nb\tc") == "a\nb c"
+    assert show_controls(None) == ""

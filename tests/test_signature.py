@@ -137,6 +137,12 @@ def test_all_runtime_frames_fall_back_to_named_ones():
     assert result.notes
 
 
+def test_no_frames_has_no_runtime_note():
+    result = generate_signature(_crash([]))
+    assert result.signature == "SIGSEGV (no frames)"
+    assert not any("C runtime" in n for n in result.notes)
+
+
 def test_module_names_enter_the_fingerprint_not_paths():
     a = generate_signature(_crash(["f", "main"], module="/build/a/prog"))
     b = generate_signature(_crash(["f", "main"], module="/other/place/prog"))

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+import coredump
 from coredump.model import Frame, Thread, Trust
 from coredump.report.text import _Style, _thread_lines
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "snapshots"
-CORPUS = HERE.parent.parent / "shared" / "corpus" / "elfutils"
+# Resolved: the analysis writes absolute paths through the real directory, so a corpus
+# reached through a symlink (a worktree beside it) must be substituted by its real path.
+CORPUS = (HERE.parent.parent / "shared" / "corpus" / "elfutils").resolve()
 UPDATE = os.environ.get("COREDUMP_UPDATE_SNAPSHOTS") == "1"
 CASES = {
     "demangle": ("testfile-backtrace-demangle.core", "testfile-backtrace-demangle"),
@@ -24,10 +27,16 @@ CASES = {
 }
 
 
+# The subprocess runs in the corpus: it must import the code this test imported (a relative
+# PYTHONPATH=. would name the corpus directory there).
+_PYTHONPATH = os.pathsep.join([str(Path(coredump.__file__).resolve().parent.parent)]
+                              + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
 def run(core, exe, fmt):
     out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", fmt, "--exe", exe,
                           "--search-path", ".", core], cwd=CORPUS, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "NO_COLOR": "1", "COREDUMP_CACHE": "0"})
+                         env={**os.environ, "NO_COLOR": "1", "COREDUMP_CACHE": "0", "PYTHONPATH": _PYTHONPATH})
     assert out.returncode == 0, out.stderr
     # The one machine-specific value: where the corpus lies.
     return out.stdout.replace(str(CORPUS), "<corpus>")

@@ -80,11 +80,17 @@ def github_annotations(crashes: Sequence[Dict], workspace: Optional[str] = None,
 def emit_github_annotations(crashes: Sequence[Dict], stream=None, environ: Optional[Mapping[str, str]] = None,
                             details: Optional[Mapping[str, str]] = None) -> int:
     """Print the annotations when running under GitHub Actions (GITHUB_ACTIONS=true);
-    returns how many were printed."""
+    returns how many were printed.
+
+    They go to stderr by default: stdout belongs to the wrapped step (``coredump run --
+    tool > out.json``). The runner reads workflow commands on both streams: its
+    ScriptHandler (actions/runner, src/Runner.Worker/Handlers/ScriptHandler.cs) hands the
+    step's OutputDataReceived and ErrorDataReceived each to an OutputManager, which passes
+    every line to the ActionCommandManager."""
     env = os.environ if environ is None else environ
     if env.get("GITHUB_ACTIONS") != "true":
         return 0
-    stream = stream or sys.stdout
+    stream = stream or sys.stderr
     lines = github_annotations(crashes, env.get("GITHUB_WORKSPACE"), details)
     for line in lines:
         stream.write(line + "\n")

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from coredump.report import view
-from coredump.report.sanitize import safe_href
+from coredump.report.sanitize import safe_href, show_controls
 
 __all__ = ("render_crash_html", "render_index_html", "local_commands", "TRUST_LABELS")
 
@@ -44,10 +44,19 @@ def _environment():
         import jinja2
 
         _env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=_finalize,
             undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
         _env.globals["script_text"] = _script_text()
     return _env
+
+
+def _finalize(value):
+    """Every ``{{ … }}`` of the templates, text or attribute: crash data (an executable named
+    ``esc\x1b[31mprog``, argv, module paths) shows its control characters as escapes, so
+    nothing is hidden from the reader; markup of our own (``|safe``) is left alone."""
+    from markupsafe import Markup
+
+    return show_controls(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def _script_text() -> str:
@@ -185,6 +194,12 @@ def render_crash_html(crash: Dict, crash_id: Optional[str] = None,
     return _environment().get_template("crash.html").render(page=page, csp=_csp())
 
 
+def _inner_href(path) -> Optional[str]:
+    """``safe_href`` of a path that stays below the page's folder (no ``..`` segment)."""
+    href = safe_href(path)
+    return None if href is None or ".." in href.split("/") else href
+
+
 def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
     entry, crash = group["members"][0]
     crash = crash or {}
@@ -196,15 +211,22 @@ def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
     start = view.top_source_frame(crash)
     first = max(0, next((i for i, f in enumerate(listed) if f is start), 0) - 1)
     top = [_frame_vm(f, f is start) for f in listed[first:first + frames]]
-    members = []
+    members, fingerprints, classes = [], [], []
     for entry, member in group["members"]:
         members.append({"id": _str(entry.get("id")), "href": safe_href(entry.get("report_html")),
                         "note": _str(entry.get("note")),
+                        # A core stored without an analysis: its only artifact, so link it.
+                        "core_href": _inner_href(entry.get("core")) if entry.get("stored", True) else None,
                         "pid": ((member or {}).get("process") or {}).get("pid"), "missing": member is None})
+        fingerprint = _str((member or {}).get("fingerprint") or entry.get("fingerprint"))
+        kind = _str((member or {}).get("classification"))
+        fingerprints += [fingerprint] if fingerprint and fingerprint not in fingerprints else []
+        classes += [kind] if kind and kind not in classes else []
     return {"signature": group["signature"], "count": len(group["members"]),
             "signal": _str(signal.get("name") or entry.get("signal")), "headline": view.headline(crash),
             "reason": _str(crash.get("reason") or signal.get("description")),
             "assertion": _str(crash.get("assertion")),
+            "classification": ", ".join(classes) or None, "fingerprints": fingerprints,
             "executable": _str((crash.get("process") or {}).get("executable") or entry.get("executable")),
             "frames": top, "members": members}
 

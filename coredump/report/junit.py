@@ -40,13 +40,38 @@ def crash_failure_text(crash: Dict) -> str:
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, crash_id: Optional[str], crash: Dict) -> None:
-    signature = str(crash.get("signature") or view.headline(crash))
-    exe = (crash.get("process") or {}).get("executable")
+def _case(suite: ET.Element, crash_id: Optional[str], title: str, exe) -> ET.Element:
     # JUnit classname: dotted; test-report views group test cases by it.
     classname = "coredump." + (os.path.basename(str(exe)).replace(".", "_") if exe else "unknown")
-    name = f"{signature} [{crash_id}]" if crash_id else signature
-    case = ET.SubElement(suite, "testcase", classname=clean_xml(classname), name=clean_xml(name), time="0")
+    name = f"{title} [{crash_id}]" if crash_id else title
+    return ET.SubElement(suite, "testcase", classname=clean_xml(classname), name=clean_xml(name), time="0")
+
+
+def _properties(case: ET.Element, values: Dict) -> None:
+    """``<properties>`` of a testcase, before its ``<failure>`` (as pytest's record_property
+    writes them): the crash's fingerprint and classification, for grouping across jobs."""
+    present = [(k, v) for k, v in values.items() if v is not None and v != ""]
+    if present:
+        props = ET.SubElement(case, "properties")
+        for key, value in present:
+            ET.SubElement(props, "property", name=key, value=clean_xml(value))
+
+
+def _unanalyzed_case(suite: ET.Element, crash_id: Optional[str], entry: Dict) -> None:
+    """A crash whose core was stored but never analysed (no readable crash.json): it is still
+    a crash of the job, so it still fails the suite, with the summary's note as the reason."""
+    note = str(entry.get("note") or "no readable crash.json")
+    case = _case(suite, crash_id, f"{entry.get('signal') or 'crash'}: could not be analysed",
+                 entry.get("executable"))
+    lines = [note] + ([f"core: {entry['core']}"] if entry.get("core") else [])
+    failure = ET.SubElement(case, "failure", message=clean_xml(note), type="unanalyzed")
+    failure.text = clean_xml("\n".join(lines))
+
+
+def _testcase(suite: ET.Element, crash_id: Optional[str], crash: Dict) -> None:
+    signature = str(crash.get("signature") or view.headline(crash))
+    case = _case(suite, crash_id, signature, (crash.get("process") or {}).get("executable"))
+    _properties(case, {"fingerprint": crash.get("fingerprint"), "classification": crash.get("classification")})
     top = view.top_source_frame(crash)
     if top is not None:
         case.set("file", clean_xml(top["file"]))
@@ -57,13 +82,20 @@ def _testcase(suite: ET.Element, crash_id: Optional[str], crash: Dict) -> None:
     failure.text = clean_xml(crash_failure_text(crash))
 
 
-def render_junit(crashes: Sequence[Tuple[Optional[str], Dict]], suite_name: str = "coredump") -> str:
-    """JUnit XML for (crash id, crash dict) pairs; every value passes ``clean_xml`` and
-    ElementTree escapes it, so crash data cannot break the document."""
+def render_junit(crashes: Sequence[Tuple], suite_name: str = "coredump") -> str:
+    """JUnit XML for (crash id, crash dict) pairs, or (crash id, crash dict or None, summary
+    entry) triples: a None crash (no readable crash.json) is a testcase whose failure is the
+    entry's note. Every value passes ``clean_xml`` and ElementTree escapes it, so crash data
+    cannot break the document."""
     root = ET.Element("testsuites", name=suite_name, tests=str(len(crashes)), failures=str(len(crashes)))
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(crashes)),
                           failures=str(len(crashes)), errors="0", skipped="0", time="0")
-    for crash_id, crash in crashes:
-        _testcase(suite, crash_id, crash if isinstance(crash, dict) else {})
+    for item in crashes:
+        crash_id, crash = item[0], item[1]
+        entry = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
+        if crash is None:
+            _unanalyzed_case(suite, crash_id, entry)
+        else:
+            _testcase(suite, crash_id, crash if isinstance(crash, dict) else {})
     ET.indent(root)  # Python 3.9+
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -102,6 +102,16 @@ def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path]:
     return f"{crash_id}/report.html", folder / "report.html"
 
 
+def _index_entry(root: Path, entry: Dict, crash: Optional[Dict]) -> Dict:
+    """The entry as index.html sees it: without an analysis, the stored core is what it links,
+    so ``core`` is kept only when it names a file inside the directory."""
+    if crash is not None:
+        return entry
+    core = _inside(root, entry.get("core"))
+    rel = core.relative_to(root).as_posix() if core is not None and core.is_file() else None
+    return dict(entry, core=rel)
+
+
 def render_artifacts(artifact_dir) -> RenderResult:
     """Write index.html, <id>/report.html and junit.xml into `artifact_dir` and record
     each report's relative path in summary.json. Unreadable crash.json files become
@@ -126,9 +136,9 @@ def render_artifacts(artifact_dir) -> RenderResult:
                 result.reports.append(page)
             except StorageError as exc:
                 result.warnings.append(str(exc))
-        pairs.append((entry, crash))
+        pairs.append((_index_entry(root, entry, crash), crash))
     _write(result.index, render_index_html(summary, pairs))
-    _write(result.junit, render_junit([(e.get("id"), c) for e, c in pairs if c is not None]))
+    _write(result.junit, render_junit([(e.get("id"), c, e) for e, c in pairs]))
     summary.setdefault("schema", SUMMARY_SCHEMA)
     _write(root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return result

@@ -12,7 +12,7 @@ import re
 from typing import Optional
 from urllib.parse import quote
 
-__all__ = ("clean_text", "clean_xml", "safe_href")
+__all__ = ("clean_text", "clean_xml", "show_controls", "safe_href")
 
 # ECMA-48: CSI (ESC [ or 8-bit 0x9b) params/intermediates/final; OSC, DCS, SOS, PM, APC
 # strings end with BEL or ST (ESC \); any other ESC takes one following byte (Fe/Fp/Fs).
@@ -47,6 +47,24 @@ def clean_text(value, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return _CONTROLS_KEEP_NL.sub("", text)
     return _CONTROLS.sub("", text.replace("\n", " "))
+
+
+def _visible(match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def show_controls(value) -> str:
+    """Crash data for a page: every control character and bidirectional override written
+    as its escape (``\\x1b``, ``\\u202e``), so it is seen, neither obeyed nor hidden; line
+    breaks stay, a tab becomes a space. A backslash is not doubled: the text is for reading.
+
+    >>> show_controls("esc\\x1b[31mprog\\x07")
+    'esc\\\\x1b[31mprog\\\\x07'
+    """
+    if value is None:
+        return ""
+    return _CONTROLS_KEEP_NL.sub(_visible, str(value).replace("\t", " ").replace("\r\n", "\n"))
 
 
 def clean_xml(value) -> str:

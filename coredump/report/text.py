@@ -17,8 +17,9 @@ from coredump.report.sanitize import clean_text
 __all__ = ("render_text", "render_summary", "format_frame", "use_color")
 
 def use_color(stream) -> bool:
-    """Colour only on a TTY and never when NO_COLOR is set (no-color.org)."""
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    """Colour only on a TTY and never when NO_COLOR is set to a non-empty value
+    (no-color.org: "when present and not an empty string")."""
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
 
 
 class _Style:
@@ -81,6 +82,10 @@ def render_text(crash: Crash, color: bool = False) -> str:
         lines.append(f"  message: {clean_text(crash.assertion)}")
     if crash.signature:
         lines.append(f"  signature: {clean_text(crash.signature)}")
+    if crash.classification:
+        lines.append(f"  classification: {clean_text(crash.classification)}")
+    if crash.fingerprint:
+        lines.append(f"  fingerprint: {clean_text(crash.fingerprint)}")
     lines.append(f"  executable: {clean_text(p.executable or '?')}")
     lines.append("")
     order = list(range(len(crash.threads)))

@@ -135,6 +135,8 @@ class ArtifactDir:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(obj, f, indent=2, ensure_ascii=False)
                 f.write("\n")
+            # mkstemp creates 0600; the directory's other files (core.zst, report.html) are 0644.
+            os.chmod(tmp, 0o644)
             os.replace(tmp, dst)
         except OSError as exc:
             raise StorageError(f"cannot write {dst}: {exc.strerror}") from exc

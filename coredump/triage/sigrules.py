@@ -103,6 +103,9 @@ class SkipTopRule(Rule):
     C/C++ runtime's libraries, named or not, are not the bug: skip to the first other one.
     So is a frame outside every module: the address a bad jump or call went to."""
 
+    def predicate(self, state):
+        return bool(state.frames)  # no frames: nothing to skip, nothing to note
+
     def action(self, state):
         for i, f in enumerate(state.frames):
             # A frame in no module with no name is where a bad jump landed, not code.
