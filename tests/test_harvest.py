@@ -186,3 +186,10 @@ def test_max_core_size_help_says_larger_cores_are_stored_slimmed(cmd):
     out = subprocess.run(command(cmd, "--help"), env=ENV, capture_output=True, text=True, timeout=60)
     text = " ".join(out.stdout.split())
     assert out.returncode == 0 and "stored slimmed" in text and "Store no core larger" not in text
+
+
+@pytest.mark.parametrize("flag", ["--path", "--core-dir"])
+def test_missing_search_directory_is_an_error(tmp_path, flag):
+    r = coredump_harvest(tmp_path, flag, "no-such-dir")
+    assert r.returncode == 1
+    assert r.stderr == f"Error: {flag} no-such-dir: no such directory\n"
