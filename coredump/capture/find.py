@@ -75,18 +75,18 @@ def _walk(root: str, max_depth: int | None, exclude: set[str], since_ns: int = 0
         if depth and any(e.name == "pyvenv.cfg" for e in entries):
             continue  # PEP 405: a virtual environment
         fresh = st.st_mtime_ns >= since_ns
+        deeper = max_depth is None or depth + 1 < max_depth
+        prefix = f"{rel}/" if rel else ""
         for entry in entries:
-            sub = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if (entry.name in PRUNED or entry.path in exclude
-                            or (max_depth is not None and depth + 1 >= max_depth)):
+                    if not deeper or entry.name in PRUNED or entry.path in exclude:
                         continue
                     sub_st = entry.stat(follow_symlinks=False)
                     if sub_st.st_dev == top.st_dev:
-                        stack.append((entry.path, sub, depth + 1, sub_st))
+                        stack.append((entry.path, prefix + entry.name, depth + 1, sub_st))
                 elif fresh and entry.is_file(follow_symlinks=False):
-                    yield sub, entry.path
+                    yield prefix + entry.name, entry.path
             except OSError:
                 continue
 
