@@ -116,7 +116,13 @@ def harvest(paths, since, **opts):
         when = parse_since(since) if since else 0.0
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when)
+    from coredump.errors import MissingFileError
+
+    try:
+        result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when)
+    except MissingFileError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        click.get_current_context().exit(1)
     if not result.records:
         click.echo("coredump: no cores found", err=True)
     for error in result.errors:

@@ -154,17 +154,30 @@ def format_row(row: dict) -> str:
 RUN_ENTRY = "import sys; from coredump.capture.entry import main; main(sys.argv[1:])"
 
 
+def _file_tree(root: str, dirs: int, files: int) -> None:
+    """`dirs` directories of `files` empty files each, made before the step starts."""
+    for d in range(dirs):
+        sub = os.path.join(root, f"d{d}")
+        os.mkdir(sub)
+        for f in range(files):
+            open(os.path.join(sub, f"f{f}"), "wb").close()
+
+
 def bench_run_overhead(repeat: int = 20) -> dict:
     """`coredump run -- /bin/true` (through the console entry, as the installed script runs
-    it) against /bin/true and a bare Python start-up, medians of `repeat` runs."""
+    it) against /bin/true and a bare Python start-up, medians of `repeat` runs; then the
+    same in a working directory of 50,000 files (10 x 5,000 and 5,000 x 10): a step that
+    does not crash must not pay for the size of the tree."""
     import importlib.util
 
     true = shutil.which("true") or "/bin/true"
     if importlib.util.find_spec("coredump.capture.entry") is None:
         return {"available": False}
 
-    def med(argv):
+    def med(argv, shape=None):
         with tempfile.TemporaryDirectory(prefix="coredump-run-") as cwd:
+            if shape:
+                _file_tree(cwd, *shape)
             runs = []
             for _ in range(repeat):
                 start = time.perf_counter()
@@ -174,9 +187,15 @@ def bench_run_overhead(repeat: int = 20) -> dict:
 
     t_true = med([true])
     t_python = med([sys.executable, "-c", "pass"])
-    t_run = med([sys.executable, "-c", RUN_ENTRY, "run", "--", true])
-    return {"available": True, "true_s": round(t_true, 4), "python_startup_s": round(t_python, 4),
-            "run_true_s": round(t_run, 4), "overhead_beyond_python_ms": round((t_run - t_python) * 1000, 1)}
+    run = [sys.executable, "-c", RUN_ENTRY, "run", "--", true]
+    t_run = med(run)
+    result = {"available": True, "true_s": round(t_true, 4), "python_startup_s": round(t_python, 4),
+              "run_true_s": round(t_run, 4), "overhead_beyond_python_ms": round((t_run - t_python) * 1000, 1)}
+    for dirs, files in ((10, 5000), (5000, 10)):
+        t_tree = med(run, (dirs, files))
+        result[f"run_true_{dirs}x{files}_files_s"] = round(t_tree, 4)
+        result[f"overhead_{dirs}x{files}_files_beyond_empty_ms"] = round((t_tree - t_run) * 1000, 1)
+    return result
 
 
 # What `analyze` pays before it reads a byte of the core, step by step (each line imports

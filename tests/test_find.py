@@ -1,6 +1,8 @@
 import os
 import time
 
+import pytest
+
 from coredump.capture.core_pattern import parse_core_pattern
 from coredump.capture.find import find_cores, is_core_file
 from tests.cores import BUILD
@@ -76,3 +78,28 @@ def test_qemu_user_guest_core_names(tmp_path, make_qemu_core):
     place(tmp_path / "qemu_segv_20240102-030405_4243.core.txt", core, 1000)
     (tmp_path / "qemu_x_20240102-030405_1.core").write_text("not an ELF file")
     assert find_cores([str(tmp_path)], 0, parse_core_pattern("core")) == [guest]
+
+
+def test_pruned_directories(tmp_path, make_core):
+    core = make_core("O0", "segv")
+    kept = place(tmp_path / "src" / "core", core)
+    for skipped in (".git/core", "node_modules/x/core", "a/__pycache__/core", ".hg/core", ".svn/core",
+                    "venv/lib/core", "out/core"):
+        place(tmp_path / skipped, core)
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # PEP 405
+    assert find_cores([str(tmp_path)], exclude=[str(tmp_path / "out")]) == [kept]
+
+
+def test_directory_unchanged_since_is_not_listed(tmp_path, make_core):
+    """A directory not modified since the moment gained no core then; with no
+    subdirectory (st_nlink 2) it is not even listed."""
+    core = make_core("O0", "segv")
+    leaf = place(tmp_path / "leaf" / "core", core)
+    since = time.time_ns() - 10**9
+    if os.stat(tmp_path / "leaf").st_nlink != 2:
+        pytest.skip("this filesystem does not count subdirectories in st_nlink: everything is listed")
+    os.utime(tmp_path / "leaf", (1000, 1000))
+    assert find_cores([str(tmp_path)], since) == []
+    assert find_cores([str(tmp_path)], 0) == [leaf]
+    place(tmp_path / "leaf" / "sub" / "core.2", core)  # a new subdirectory: listed again
+    assert len(find_cores([str(tmp_path)], since)) == 2

@@ -127,11 +127,14 @@ def test_piped_pattern_is_explained(tmp_path):
     assert "/opt/crash-handler" in text and "--core-dir" in text and "core_pattern" in text
 
 
-def test_piped_pattern_quiet_when_the_step_succeeded(tmp_path):
+def test_piped_pattern_one_line_when_the_step_succeeded(tmp_path):
+    """A passing step may hide a crashed grandchild: a pipe is always said, in one line."""
     lines = []
     harvest(HarvestOptions(output=str(tmp_path / "out")), pattern=parse_core_pattern("|/opt/h %p"),
             echo=lines.append, cores=[], step_failed=False)
-    assert lines == []
+    (line,) = lines
+    assert line.startswith("coredump: core_pattern pipes cores to /opt/h; none could be read back: ")
+    assert "--core-dir" in line
 
 
 def test_format_size():
@@ -183,3 +186,10 @@ def test_max_core_size_help_says_larger_cores_are_stored_slimmed(cmd):
     out = subprocess.run(command(cmd, "--help"), env=ENV, capture_output=True, text=True, timeout=60)
     text = " ".join(out.stdout.split())
     assert out.returncode == 0 and "stored slimmed" in text and "Store no core larger" not in text
+
+
+@pytest.mark.parametrize("flag", ["--path", "--core-dir"])
+def test_missing_search_directory_is_an_error(tmp_path, flag):
+    r = coredump_harvest(tmp_path, flag, "no-such-dir")
+    assert r.returncode == 1
+    assert r.stderr == f"Error: {flag} no-such-dir: no such directory\n"

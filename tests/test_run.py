@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from coredump.capture.owner import proc_stat
 from coredump.capture.run import exit_status
 from tests.cli import command
 from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
@@ -198,3 +199,83 @@ def test_keep_cores_and_no_binaries(tmp_path, samples):
     (crash,) = summary(tmp_path, "out")["crashes"]
     assert crash["stored"] and crash["kept"] and crash["files"] == []
     assert (tmp_path / "core").exists() and not (tmp_path / "out" / "files").exists()
+
+
+def test_step_inherits_no_ignored_signal(tmp_path):
+    """glibc's posix_spawn would leave its internal signals 32 and 33 ignored; Python
+    ignores SIGPIPE and SIGXFSZ; nohup ignores SIGHUP: the step gets them all SIG_DFL."""
+    r = coredump_run(tmp_path, "--", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status",
+                     preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
+
+
+def test_not_executable_is_126(tmp_path):
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    r = coredump_run(tmp_path, "--", "./script")
+    assert r.returncode == 126 and "cannot run ./script" in r.stderr
+
+
+def _cores_on():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.getrlimit(resource.RLIMIT_CORE)[1],) * 2)
+
+
+def _next_tick_after(pid):
+    """Return once the clock (in the clock ticks of /proc/PID/stat's starttime) is past
+    the start of `pid`, so a process started now is visibly younger."""
+    started = proc_stat(pid).starttime
+    ticks = os.sysconf("SC_CLK_TCK")
+    while float(Path("/proc/uptime").read_text().split()[0]) * ticks <= started + 1:
+        os.sched_yield()
+
+
+def test_core_of_another_session_is_left_in_place(tmp_path, samples):
+    """Another job (here a shell in its own session, started before the step) dumps a core
+    into the tree while the step runs: it is not the step's, so it stays untouched."""
+    (tmp_path / "other").mkdir()
+    other = subprocess.Popen(["sh", "-c", f"read x; (cd other && exec {samples / 'segv'}); echo crashed $?; read y"],
+                             cwd=tmp_path, start_new_session=True, preexec_fn=_cores_on, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    _next_tick_after(other.pid)  # the other session is older than the wrapper, as /proc tells
+    step = subprocess.Popen(command("run", "--", "sh", "-c", "echo ready; read x; mkdir mine && cd mine && "
+                                    f"{samples / 'fpe'}; exit 0"),
+                            cwd=tmp_path, env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline() == "ready\n"
+        other.stdin.write("go\n")
+        other.stdin.flush()
+        assert other.stdout.readline() == "crashed 139\n"
+        foreign = tmp_path / "other" / "core"
+        before = foreign.read_bytes()
+        out, err = step.communicate("go\n", timeout=120)
+    finally:
+        other.communicate("done\n", timeout=60)
+    assert step.returncode == 0
+    assert foreign.read_bytes() == before  # untouched
+    assert f"{foreign}: not this step's (dumped by pid" in err and "left in place" in err
+    assert "existed before this step started" in err
+    (crash,) = summary(tmp_path)["crashes"]  # the step's own crash is stored
+    assert crash["source"] == str(tmp_path / "mine" / "core") and crash["signal"] == "SIGFPE"
+
+
+def test_core_of_a_step_process_in_a_new_session_is_the_steps(tmp_path, samples):
+    """A step's descendant may start its own session (setsid): its leader is younger than
+    the step, so its core is taken as the step's."""
+    crash = f"setsid -w sh -c '{samples / 'segv'}; true'"  # a grandchild, in its own session
+    r = coredump_run(tmp_path, "--", "sh", "-c", f"({crash}); exit 0")
+    assert r.returncode == 0
+    (crash,) = summary(tmp_path)["crashes"]
+    assert crash["signal"] == "SIGSEGV" and cores_in(tmp_path) == []
+
+
+def test_missing_core_dir_is_a_warning(tmp_path):
+    r = coredump_run(tmp_path, "--core-dir", "no-such-dir", "--", "sh", "-c", "exit 3")
+    assert r.returncode == 3
+    assert r.stderr == ("coredump: warning: --core-dir no-such-dir: no such directory; "
+                        "no core was searched there\n")
+
+
+def test_core_dir_made_by_the_step_is_searched(tmp_path, samples):
+    r = coredump_run(tmp_path, "--core-dir", "cores", "--", "sh", "-c", "mkdir cores; exit 0")
+    assert r.returncode == 0 and r.stderr == ""

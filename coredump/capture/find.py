@@ -16,13 +16,16 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
 
-__all__ = ("is_core_file", "find_cores", "iter_candidates", "QEMU_CORE_NAME")
+__all__ = ("is_core_file", "find_cores", "iter_candidates", "QEMU_CORE_NAME", "PRUNED")
 
 ET_CORE = 4  # System V gABI, e_type
 # qemu-user writes the guest's core itself, in the working directory, whatever core_pattern
 # says (linux-user/elfload.c core_dump_filename: "qemu_%s_%Y%m%d-%H%M%S_%d.core", the
 # program's base name and the pid).
 QEMU_CORE_NAME = re.compile(r"qemu_.+_\d{8}-\d{6}_\d+\.core")
+# Directories no step writes a core into: version control metadata, dependency and byte
+# code caches. (A virtual environment, known by its pyvenv.cfg, is skipped too.)
+PRUNED = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__"})
 
 
 def is_core_file(path: str) -> bool:
@@ -42,23 +45,48 @@ def is_core_file(path: str) -> bool:
     return e_type == ET_CORE
 
 
-def _walk(root: str, max_depth: int | None, exclude: set[str]) -> Iterator[tuple[str, str]]:
-    """(path relative to root, absolute path) of every regular file; symlinks not followed."""
-    stack = [(root, "", 0)]
+def _listable(st: os.stat_result, since_ns: int) -> bool:
+    """Whether a directory may hold a core written since `since_ns` or a subdirectory.
+
+    The kernel unlinks an old core and creates the new one O_EXCL (fs/coredump.c,
+    do_coredump), and creating an entry sets its directory's mtime: a directory not
+    modified since then gained no core. It may still have subdirectories that did, and
+    st_nlink counts them (2 + subdirectories on ext4, xfs, tmpfs; btrfs says 1: listed)."""
+    return st.st_mtime_ns >= since_ns or st.st_nlink != 2
+
+
+def _walk(root: str, max_depth: int | None, exclude: set[str], since_ns: int = 0) -> Iterator[tuple[str, str]]:
+    """(path relative to root, absolute path) of every regular file that may have been
+    created since `since_ns`; symlinks not followed, other filesystems (st_dev) and
+    PRUNED directories not entered."""
+    try:
+        top = os.stat(root)
+    except OSError:
+        return
+    stack = [(root, "", 0, top)]
     while stack:
-        directory, rel, depth = stack.pop()
+        directory, rel, depth, st = stack.pop()
+        if not _listable(st, since_ns):
+            continue
         try:
             entries = list(os.scandir(directory))
         except OSError:
             continue
+        if depth and any(e.name == "pyvenv.cfg" for e in entries):
+            continue  # PEP 405: a virtual environment
+        fresh = st.st_mtime_ns >= since_ns
+        deeper = max_depth is None or depth + 1 < max_depth
+        prefix = f"{rel}/" if rel else ""
         for entry in entries:
-            sub = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if entry.path not in exclude and (max_depth is None or depth + 1 < max_depth):
-                        stack.append((entry.path, sub, depth + 1))
-                elif entry.is_file(follow_symlinks=False):
-                    yield sub, entry.path
+                    if not deeper or entry.name in PRUNED or entry.path in exclude:
+                        continue
+                    sub_st = entry.stat(follow_symlinks=False)
+                    if sub_st.st_dev == top.st_dev:
+                        stack.append((entry.path, prefix + entry.name, depth + 1, sub_st))
+                elif fresh and entry.is_file(follow_symlinks=False):
+                    yield prefix + entry.name, entry.path
             except OSError:
                 continue
 
@@ -68,21 +96,22 @@ def _tail(rel: str, n: int) -> str:
 
 
 def iter_candidates(roots: Sequence[str], pattern: CorePattern | None,
-                    exclude: Iterable[str] = ()) -> Iterator[str]:
+                    exclude: Iterable[str] = (), since_ns: int = 0) -> Iterator[str]:
     """Files whose name a core could have: generic names (core, core.PID, core.*) and the
-    names `pattern` produces, in every root's tree and in the pattern's own directory."""
+    names `pattern` produces, in every root's tree and in the pattern's own directory,
+    each tree on its root's filesystem, skipping directories unchanged since `since_ns`."""
     excl = {os.path.abspath(e) for e in exclude}
     usable = pattern is not None and pattern.regex is not None
     relative = pattern if usable and not pattern.is_absolute else None
     for root in roots:
-        for rel, path in _walk(os.path.abspath(root), None, excl):
+        for rel, path in _walk(os.path.abspath(root), None, excl, since_ns):
             name = rel.rsplit("/", 1)[-1]
             if GENERIC_CORE_NAME.fullmatch(name) or QEMU_CORE_NAME.fullmatch(name) or (
                     relative is not None and relative.matches(_tail(rel, relative.depth))):
                 yield path
     if usable and pattern.is_absolute:
         base = pattern.directory or "/"
-        for _rel, path in _walk(base, pattern.depth, excl):
+        for _rel, path in _walk(base, pattern.depth, excl, since_ns):
             if pattern.matches(path):
                 yield path
 
@@ -93,7 +122,7 @@ def find_cores(roots: Sequence[str], since_ns: int = 0, pattern: CorePattern | N
     (nanoseconds since the epoch), oldest first, each file once."""
     seen: set[tuple[int, int]] = set()
     found = []
-    for path in iter_candidates(roots, pattern, exclude):
+    for path in iter_candidates(roots, pattern, exclude, since_ns):
         try:
             st = os.lstat(path)
         except OSError:

@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
 from coredump.capture.find import QEMU_CORE_NAME, find_cores
-from coredump.errors import CoreDumpError, StorageError
+from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.store.artifacts import DEFAULT_DIR, ArtifactDir, CrashRecord
 
 __all__ = ("HarvestOptions", "HarvestResult", "harvest", "process_core", "format_size")
@@ -217,28 +217,59 @@ def _remove_originals(records: Sequence[CrashRecord], echo: Echo) -> None:
 
 
 def _piped(pattern: Optional[CorePattern], since: float, tmpdir: str, echo: Echo, quiet: bool) -> List[str]:
-    """Cores read back from the program core_pattern pipes to; its messages are printed
-    unless `quiet` (a step that succeeded) and nothing was found."""
+    """Cores read back from the program core_pattern pipes to, and always one line saying
+    so: a crash in a step that passed must not vanish into the pipe unsaid. The details
+    are printed too unless `quiet` (a step that succeeded) and nothing was read back."""
     if pattern is None or not pattern.is_pipe:
         return []
-    from coredump.capture.piped import read_back
+    from coredump.capture.piped import read_back, summary_line
 
     got = read_back(pattern, since, tmpdir)
     if got.cores or not quiet:
         for message in got.messages:
             echo(f"coredump: {message}")
+    echo(f"coredump: {summary_line(pattern, got)}")
     return got.cores
+
+
+def _split_foreign(cores: List[str], foreign: Optional[Callable], echo: Echo) -> List[str]:
+    """The cores `foreign` does not reject; each rejected one is left untouched, said once."""
+    if foreign is None:
+        return cores
+    from coredump.capture.owner import read_core_ids
+
+    own = []
+    for core in cores:
+        why = foreign(read_core_ids(core))
+        if why is None:
+            own.append(core)
+        else:
+            echo(f"coredump: {core}: not this step's ({why}); left in place")
+    return own
+
+
+def _search_roots(options: HarvestOptions) -> List[str]:
+    """The directories to search; MissingFileError for one that does not exist."""
+    roots = list(options.paths) + list(options.core_dirs)
+    for flag, dirs in (("--path", options.paths), ("--core-dir", options.core_dirs)):
+        for d in dirs:
+            if not os.path.isdir(d):
+                raise MissingFileError(f"{flag} {d}: no such directory")
+    return roots
 
 
 def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Sequence[str]] = None,
             exit_status: Optional[int] = None, started: Optional[float] = None,
             pattern: Optional[CorePattern] = None, echo: Echo = _stderr,
-            cores: Optional[List[str]] = None, step_failed: Optional[bool] = None) -> HarvestResult:
+            cores: Optional[List[str]] = None, step_failed: Optional[bool] = None,
+            foreign: Optional[Callable] = None) -> HarvestResult:
     """Find every core written since `since` (seconds since the epoch) and store it.
 
-    `cores` skips the search (``coredump run`` has searched already); `step_failed` False
-    keeps a piped core_pattern's explanations quiet when nothing crashed. Without a core
-    nothing is written: no artifact directory appears.
+    `cores` skips the search (``coredump run`` has searched already; without it a search
+    directory that does not exist raises MissingFileError); `step_failed` False keeps a
+    piped core_pattern's details quiet when nothing crashed. `foreign(ids)` says why a
+    core (by its ``owner.CoreIds``) is not the step's: such a core is left untouched.
+    Without a core nothing is written: no artifact directory appears.
     """
     result = HarvestResult()
     if pattern is None:
@@ -247,9 +278,8 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
         except OSError:
             pattern = None
     artifacts = ArtifactDir(options.output)
-    roots = list(options.paths) + list(options.core_dirs)
     if cores is None:
-        cores = find_cores(roots, int(since * 1e9), pattern, exclude=[artifacts.root])
+        cores = find_cores(_search_roots(options), int(since * 1e9), pattern, exclude=[artifacts.root])
     cores = list(cores)
     tmpdir = tempfile.mkdtemp(prefix="coredump-piped-") if pattern is not None and pattern.is_pipe else None
     try:
@@ -257,7 +287,7 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
             cores += _piped(pattern, since, tmpdir, echo, quiet=step_failed is False)
         guests = {}
         # Guest cores first (qemu writes them before it dies), so the emulator's can name them.
-        for core in sorted(cores, key=lambda c: _guest_pid(c) is None):
+        for core in sorted(_split_foreign(cores, foreign, echo), key=lambda c: _guest_pid(c) is None):
             record = process_core(core, artifacts, options, echo, guests)
             if _guest_pid(core) is not None:
                 guests[_guest_pid(core)] = record

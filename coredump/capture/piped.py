@@ -17,10 +17,10 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from coredump.capture.core_pattern import CorePattern, pipe_kind
+from coredump.capture.core_pattern import CorePattern, describe_core_pattern, pipe_kind
 
 __all__ = ("PipedCores", "read_back", "SYSTEMD_STORE", "APPORT_DIR", "decompress_systemd_core",
-           "fix_hint")
+           "fix_hint", "summary_line")
 
 SYSTEMD_STORE = "/var/lib/systemd/coredump"
 APPORT_DIR = "/var/crash"
@@ -37,17 +37,33 @@ class PipedCores:
     kind: str
     cores: List[str] = field(default_factory=list)
     messages: List[str] = field(default_factory=list)
+    # Whether the program's cores can be read back here at all: False for an unknown
+    # program, apport (it keeps a core only of a packaged program), or systemd-coredump
+    # without coredumpctl and its store.
+    readable: bool = False
 
 
-def fix_hint(kind: Optional[str] = None) -> str:
-    """How to make the kernel write core files where coredump looks."""
+def fix_hint(kind: Optional[str] = None, pattern: Optional[CorePattern] = None) -> str:
+    """How to make the kernel write core files where coredump looks; for apport and
+    systemd-coredump it starts by saying that cores are piped there (`pattern`)."""
     hint = ("to have core files written instead, set a file pattern on the host: "
             "`sudo sysctl -w kernel.core_pattern=core` (inside a container the host's "
             "core_pattern applies: set it on the host or in a privileged container), "
             "or pass --core-dir DIR when the cores are written to DIR")
     if kind == "systemd-coredump":
         hint = "install coredumpctl (package systemd-coredump) to read cores back, or " + hint
+    if pattern is not None and kind in ("systemd-coredump", "apport"):
+        hint = f"{describe_core_pattern(pattern)}; {hint}"
     return hint
+
+
+def summary_line(pattern: CorePattern, got: PipedCores) -> str:
+    """The one line ``coredump run`` prints at the end of every step on a piped core_pattern."""
+    head = f"core_pattern pipes cores to {pattern.program}"
+    n = len(got.cores)
+    if n or got.readable:
+        return f"{head}; {n} core{'' if n == 1 else 's'} read back"
+    return f"{head}; none could be read back: {fix_hint(got.kind, pattern)}"
 
 
 def decompress_systemd_core(src: str, dst: str) -> None:
@@ -151,12 +167,12 @@ def read_back(pattern: CorePattern, since: float, directory: str, systemd_store:
     kind = pipe_kind(pattern) or "other"
     out = PipedCores(kind)
     if kind == "systemd-coredump":
-        if not _coredumpctl(since, directory, out) and os.path.isdir(systemd_store):
+        out.readable = _coredumpctl(since, directory, out)
+        if not out.readable and os.access(systemd_store, os.R_OK | os.X_OK):
             _systemd_store(since, directory, out, systemd_store)
+            out.readable = True
     elif kind == "apport":
         _apport(since, directory, out, apport_dir)
     else:
         out.messages.append(f"core_pattern pipes cores to {pattern.program}, which coredump cannot read back")
-    if not out.cores:
-        out.messages.append(fix_hint(kind))
     return out

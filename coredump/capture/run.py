@@ -32,7 +32,9 @@ SI_KERNEL = 0x80
 _DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
     "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS", "SIGXCPU", "SIGXFSZ")
     if hasattr(signal, n)}
-_RESTORED = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
+# Every signal a child may catch goes back to SIG_DFL: Python ignores SIGPIPE and SIGXFSZ,
+# and whoever started the wrapper may have ignored others (nohup's SIGHUP).
+_CATCHABLE = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
 
 
 def _echo(line: str) -> None:
@@ -87,10 +89,47 @@ def _coarse_now_ns() -> int:
     return time.time_ns() - 20_000_000  # a jiffy or two of slack
 
 
+def _exec_child(argv: Sequence[str], report: int) -> None:
+    """In the forked child: every catchable signal to its default action, an empty
+    mask, then exec; on failure the errno goes to `report` and the child exits 127."""
+    try:
+        for signo in _CATCHABLE:
+            signal.signal(signo, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.execvp(argv[0], list(argv))
+    except OSError as exc:
+        os.write(report, str(exc.errno or 0).encode())
+    finally:
+        os._exit(127)
+
+
 def _spawn(argv: Sequence[str]) -> int:
-    # posix_spawn keeps every inheritable fd (a make jobserver's pipe) and the tty, so
-    # colours and isatty() work; the child's signal mask is cleared.
-    return os.posix_spawnp(argv[0], list(argv), os.environ, setsigmask=(), setsigdef=_RESTORED)
+    """Start the step in the wrapper's own process group and session (a terminal's ^C
+    and a CI runner's kill of the group reach it as they would without the wrapper).
+
+    fork and exec, not posix_spawn: glibc's posix_spawn leaves its internal signals 32
+    and 33 SIG_IGN in the child (sysdeps/unix/sysv/linux/spawni.c, is_internal_signal)
+    and POSIX_SPAWN_SETSIGDEF cannot name them, so the step would inherit them ignored
+    across exec. A forked child keeps every fd (a make jobserver's pipe) and the tty."""
+    report_r, report_w = os.pipe()  # O_CLOEXEC: closed by a successful exec
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os.close(report_r)
+            _exec_child(argv, report_w)
+        os.close(report_w)
+        report_w = -1
+        with open(report_r, "rb", closefd=False) as f:
+            failure = f.read()
+    finally:
+        os.close(report_r)
+        if report_w >= 0:
+            os.close(report_w)
+    if failure:
+        os.waitpid(pid, 0)
+        errno = int(failure)
+        raise (FileNotFoundError if errno == 2 else OSError)(errno, os.strerror(errno))
+    return pid
 
 
 def _wait_forwarding(pid: int) -> int:
@@ -112,10 +151,10 @@ def _wait_forwarding(pid: int) -> int:
                 pass
 
 
-def run_step(argv: Sequence[str]) -> tuple[int, int, int]:
-    """Run the step; (exit status, start and end in ns since the epoch).
+def run_step(argv: Sequence[str]) -> tuple[int, int, int, int | None]:
+    """Run the step; (exit status, start and end in ns since the epoch, its pid).
 
-    A command that cannot be started gets the shell's 127 (not found) or 126.
+    A command that cannot be started gets the shell's 127 (not found) or 126, and no pid.
     """
     blocked = {signal.SIGCHLD, *FORWARDED_SIGNALS}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
@@ -125,11 +164,11 @@ def run_step(argv: Sequence[str]) -> tuple[int, int, int]:
             pid = _spawn(argv)
         except OSError as exc:
             _echo(f"coredump: cannot run {argv[0]}: {exc.strerror}")
-            return (127 if isinstance(exc, FileNotFoundError) else 126), started, time.time_ns()
+            return (127 if isinstance(exc, FileNotFoundError) else 126), started, time.time_ns(), None
         status = exit_status(_wait_forwarding(pid))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    return status, started, time.time_ns()
+    return status, started, time.time_ns(), pid
 
 
 def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequence[str] = (),
@@ -137,15 +176,16 @@ def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequ
     """``coredump run``: the step's exit status, whatever happens to the harvest after it.
 
     Cores are searched in the working directory tree, `core_dirs` and core_pattern's
-    directory. `make_options` builds the ``HarvestOptions`` once a core is found (the
-    default stores into `output`); it is not called when nothing crashed.
+    directory; a core another job dumped meanwhile is left where it is. `make_options`
+    builds the ``HarvestOptions`` once a core is found (the default stores into
+    `output`); it is not called when nothing crashed.
     """
     note = raise_core_limit()
     if note:
         echo(f"coredump: {note}")
-    status, started, _finished = run_step(argv)
+    status, started, _finished, pid = run_step(argv)
     try:
-        _after(argv, status, started, output, core_dirs, make_options, echo)
+        _after(argv, status, started, pid, output, core_dirs, make_options, echo)
     except KeyboardInterrupt:
         echo("coredump: interrupted while collecting cores; they stay where they were")
     except Exception as exc:  # the wrapper's own problem never changes the step's status
@@ -156,7 +196,19 @@ def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequ
     return status
 
 
-def _after(argv, status, started, output, core_dirs, make_options, echo) -> None:
+def _existing(core_dirs: Sequence[str], echo) -> list:
+    """The --core-dir directories that exist; a warning for each that does not (the
+    step's status is never changed for it)."""
+    found = []
+    for d in core_dirs:
+        if os.path.isdir(d):
+            found.append(d)
+        else:
+            echo(f"coredump: warning: --core-dir {d}: no such directory; no core was searched there")
+    return found
+
+
+def _after(argv, status, started, pid, output, core_dirs, make_options, echo) -> None:
     from coredump.capture.core_pattern import read_core_pattern
     from coredump.capture.find import find_cores
 
@@ -164,14 +216,19 @@ def _after(argv, status, started, output, core_dirs, make_options, echo) -> None
         pattern = read_core_pattern()
     except OSError:
         pattern = None
-    cores = find_cores([".", *core_dirs], started, pattern, exclude=[os.path.abspath(output)])
+    searched = _existing(core_dirs, echo)
+    cores = find_cores([".", *searched], started, pattern, exclude=[os.path.abspath(output)])
     if not cores and not (pattern is not None and pattern.is_pipe):
         if status - 128 in _DUMPING_SIGNALS:
             echo(f"coredump: the step died of signal {status - 128} but left no core here; "
                  "`coredump doctor` says where cores go on this machine")
         return
     from coredump.capture.harvest import HarvestOptions, harvest
+    from coredump.capture.owner import StepTree
 
-    options = make_options() if make_options else HarvestOptions(output=output, core_dirs=tuple(core_dirs))
-    harvest(options, since=started / 1e9, command=argv, exit_status=status, started=started / 1e9,
-            pattern=pattern, echo=echo, cores=cores, step_failed=status != 0)
+    options = make_options() if make_options else HarvestOptions(output=output, core_dirs=tuple(searched))
+    judge = StepTree(pid).foreign if pid is not None else None
+    result = harvest(options, since=started / 1e9, command=argv, exit_status=status, started=started / 1e9,
+                     pattern=pattern, echo=echo, cores=cores, step_failed=status != 0, foreign=judge)
+    if not result.records and status - 128 in _DUMPING_SIGNALS:
+        echo(f"coredump: the step died of signal {status - 128} but left no core of its own")
