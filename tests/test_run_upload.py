@@ -71,7 +71,7 @@ def test_failed_upload_keeps_directory_and_status(s3env, tmp_path, crash_step):
     out = coredump("run", "--upload", "s3://no-such-bucket-coredump/ci", "--", *crash_step, cwd=work,
                    env={"AWS_MAX_ATTEMPTS": "1"})
     assert out.returncode == 139  # the wrapper's own failure never changes the step's status
-    assert "upload failed" in out.stderr and "Traceback" not in out.stderr
+    assert "coredump: error: upload failed" in out.stderr and "Traceback" not in out.stderr
     summary = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
     crash = summary["crashes"][0]
     assert (work / "coredump-artifacts" / crash["core"]).is_file()
