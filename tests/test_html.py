@@ -227,6 +227,14 @@ def test_tail_call_frame_is_tagged():
     assert [r.find("td", "num").text for r in rows] == [str(i) for i in range(len(rows))]
 
 
+def test_index_tags_a_tail_call_frame_as_such_not_as_unknown_trust(tmp_path):
+    root = write_artifacts(tmp_path / "a", [_with_tail_call(segv_crash(1))])
+    group = parse_html(render_artifacts(root).index.read_text()).find("section", "group")
+    item = next(li for li in group.find_all("li") if "build_list" in li.text)
+    assert item.find("span", "tailcall").text == "tail call"
+    assert "none?" not in group.text
+
+
 def test_index_groups_show_fingerprint_and_classification(tmp_path):
     _, result = _job(tmp_path)
     groups = parse_html(result.index.read_text()).find_all("section", "group")
