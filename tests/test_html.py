@@ -280,3 +280,9 @@ def test_control_characters_are_shown_escaped_not_obeyed(tmp_path):
     assert doc.by_id("crashing-thread").find_all("td")[3].attrs["title"] == shown
     index = parse_html(result.index.read_text())
     assert index.find("section", "group").find("div", "mono").text == shown
+
+
+def test_crash_page_header_names_the_fingerprint():
+    crash = segv_crash()
+    doc = parse_html(render_crash_html(crash))
+    assert doc.find("code", "fingerprint").text == crash["fingerprint"]
