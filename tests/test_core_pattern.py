@@ -99,3 +99,8 @@ def test_read_core_pattern(tmp_path):
 def test_read_this_machines_pattern():
     p = read_core_pattern()
     assert p.raw == open("/proc/sys/kernel/core_pattern").read().rstrip("\n")
+
+
+def test_a_literal_percent_is_not_a_specifier_in_the_description():
+    text = describe_core_pattern(parse_core_pattern("%%core%p"))
+    assert "%p = " in text and "%c = " not in text

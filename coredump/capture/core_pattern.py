@@ -188,7 +188,10 @@ def describe_core_pattern(pattern: CorePattern) -> str:
         return f"cores are piped to {where}; the kernel writes no core file"
     if not pattern.path:
         return "core_pattern is empty: the kernel writes no core at all"
-    parts = [f"%{s} = {d}" for s, (d, _) in SPECIFIERS.items() if f"%{s}" in pattern.path]
+    # Specifiers read left to right as the kernel does (fs/coredump.c format_corename): "%%"
+    # is a literal percent sign, so "%%core" holds no %c.
+    used = set(re.findall(r"%(.)", pattern.path))
+    parts = [f"%{s} = {d}" for s, (d, _) in SPECIFIERS.items() if s in used]
     legend = f" ({'; '.join(parts)})" if parts else ""
     if pattern.is_absolute:
         return f"cores are written as {pattern.path!r}{legend}"
