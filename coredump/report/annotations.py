@@ -4,7 +4,8 @@ Annotations
 
 GitHub Actions workflow commands: one ``::error file=…,line=…::`` per crash signature,
 pointing at the crashing thread's innermost frame with source, so the crash shows in
-the pull request's diff and the run summary.
+the pull request's diff and the run summary. ``file=`` is a path from the repository root:
+the frame's ``source_path`` relative to GITHUB_WORKSPACE.
 """
 
 from __future__ import annotations
