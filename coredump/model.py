@@ -75,6 +75,8 @@ class Frame:
     the return address for callers (gdb's ``bt`` convention); ``lookup_pc`` is the address
     to symbolize. A ``tailcall`` frame has no stack frame of its own: a tail call removed it,
     and it was put back from the call that names it (gdb's ``TAILCALL_FRAME``).
+    ``file`` is the source name as DWARF and gdb's ``bt`` give it (often relative to the
+    compilation directory); ``source_path`` is its absolute path, when the DWARF says it.
     """
 
     index: int
@@ -91,6 +93,7 @@ class Frame:
     line: Optional[int] = None
     inline: bool = False
     tailcall: bool = False
+    source_path: Optional[str] = None
     registers: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property

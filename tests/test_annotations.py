@@ -58,3 +58,57 @@ def test_default_stream_is_stderr_not_the_steps_stdout(capsys, monkeypatch):
     assert emit_github_annotations([segv_crash()]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("::error file=src/store.c,line=42,")
+
+
+def test_source_path_relative_to_workspace_not_file():
+    """``file`` stays the DWARF name ("store.c"); ``source_path`` under the workspace gives
+    GitHub the repository path; one outside it falls back to ``file``."""
+    crash = segv_crash(1, file="store.c")
+    crash["threads"][0]["frames"][0]["source_path"] = "/srv/checkout/repo/src/store.c"
+    assert github_annotations([crash], workspace="/srv/checkout/repo")[0].startswith(
+        "::error file=src/store.c,line=42,")
+    assert github_annotations([crash], workspace="/srv/checkout/other")[0].startswith("::error file=store.c,")
+    assert github_annotations([crash], workspace="/srv/checkout/repo/src/store.c")[0].startswith(
+        "::error file=store.c,")
+
+
+def test_source_path_through_a_symlink(tmp_path):
+    """A compiler records $PWD, which may go through a link to the checkout."""
+    (tmp_path / "real" / "src").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    crash = segv_crash(1, file="store.c")
+    crash["threads"][0]["frames"][0]["source_path"] = str(tmp_path / "link" / "src" / "store.c")
+    assert github_annotations([crash], workspace=str(tmp_path / "real"))[0].startswith(
+        "::error file=src/store.c,line=42,")
+
+
+def _real_crash(make_core, gdb, variant="O0", program="segv"):
+    """A c_samples core analyzed to JSON, and gdb's innermost frame with source."""
+    from coredump.analysis import analyze_core
+    from coredump.report.json import crash_to_dict
+    from tests import cores
+    from tests.gdb_oracle import run_gdb
+
+    core = make_core(variant, program)
+    crash = crash_to_dict(analyze_core(str(core)))
+    top = next(f for f in run_gdb(str(cores.BUILD / variant / program), str(core), gdb).crashing.frames
+               if f.file)
+    return crash, top
+
+
+def test_real_core_annotation_names_the_repository_path(make_core, gdb, tmp_path, monkeypatch):
+    """A c_samples program compiled in c_samples/: with GITHUB_WORKSPACE at the repository
+    root the annotation names c_samples/<file>, at gdb's line; with none, the current
+    directory stands in; a workspace elsewhere keeps the DWARF name."""
+    from tests import cores
+
+    crash, top = _real_crash(make_core, gdb)
+    want = f"::error file=c_samples/{top.file},line={top.line},"
+    out = io.StringIO()
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(cores.ROOT)}
+    assert emit_github_annotations([crash], out, environ=env) == 1
+    assert out.getvalue().startswith(want)
+    monkeypatch.chdir(cores.ROOT)
+    assert github_annotations([crash])[0].startswith(want)
+    assert github_annotations([crash], workspace=str(tmp_path))[0].startswith(
+        f"::error file={top.file},line={top.line},")

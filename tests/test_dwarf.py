@@ -1,6 +1,7 @@
 """DwarfIndex against gdb's ``bt`` on real cores: names, inline frames and file:line."""
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -64,6 +65,34 @@ def _check_against_gdb(gdb, exe, core):
     return checked
 
 
+def _check_paths_against_gdb(gdb, exe, core):
+    """Each frame's absolute path is the file gdb's ``bt`` prints with ``set filename-display
+    absolute`` (gdb's ``symtab_to_fullname``), inline frames' (DW_AT_call_file) included.
+    Returns the count of frames checked."""
+    target = _target(core, exe)
+    frames = run_gdb(str(exe), str(core), gdb, extra=("-iex", "set filename-display absolute")).crashing.frames
+    checked = 0
+    exact = True
+    for group in _groups(frames):
+        pc, lookup_exact, exact = group[0].frame_pc, exact, group[-1].is_signal
+        if group[0].file is None:
+            continue
+        module = target.find_module(pc)
+        ours = module.dwarf.find_frames((pc if lookup_exact else pc - 1) - module.bias)
+        assert len(ours) == len(group), (group, ours)
+        for g, s in zip(group, ours):
+            assert g.file.startswith("/") and s.path == g.file, (g, s)
+            assert s.path.endswith("/" + s.file) or s.path == s.file, (g, s)
+        checked += len(group)
+    return checked
+
+
+@pytest.mark.parametrize("variant, program", [("O0", "segv"), ("O2", "cxx_throw"), ("static", "abort_assert")])
+def test_paths_match_gdb(make_core, gdb, variant, program):
+    core = make_core(variant, program)
+    assert _check_paths_against_gdb(gdb, cores.BUILD / variant / program, core) >= 2
+
+
 @pytest.mark.parametrize("variant", ["O0", "O2", "static"])
 @pytest.mark.parametrize("program", ["segv", "abort_assert", "cxx_throw", "fpe"])
 def test_frames_match_gdb(make_core, gdb, variant, program):
@@ -103,6 +132,7 @@ def test_inline_frames_match_gdb(make_core, gdb, tmp_path):
     assert outer >= 1 and frames[0].frame_pc == frames[outer].frame_pc
     assert [f.is_inline for f in frames[:outer + 1]] == [True] * outer + [False]
     assert _check_against_gdb(gdb, exe, core) >= 3
+    assert _check_paths_against_gdb(gdb, exe, core) >= 3  # inline frames' DW_AT_call_file
 
 
 def test_cxx_names_are_demangled_linkage_names():
@@ -114,7 +144,8 @@ def test_cxx_names_are_demangled_linkage_names():
     frame = index.find_function(sym[0]["st_value"] + 4)
     assert frame == SourceFrame("store::load_config(store::Config const&)",
                                 "_ZN5store11load_configERKNS_6ConfigE", "cxx_throw.cpp", 12,
-                                False, sym[0]["st_value"])
+                                False, sym[0]["st_value"], frame.path)
+    assert os.path.realpath(frame.path) == os.path.realpath(cores.SAMPLES / "cxx_throw.cpp")
 
 
 def test_address_outside_any_unit_gives_nothing():

@@ -33,6 +33,7 @@ def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant
     addresses = _addresses(cold_index.image)
     cold = {a: cold_index.find_frames(a) for a in addresses}
     assert sum(1 for f in cold.values() if f) >= 2
+    assert all(s.path and s.path.startswith("/") for f in cold.values() for s in f if s.file)  # cached too
 
     monkeypatch.setenv("COREDUMP_CACHE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

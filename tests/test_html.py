@@ -286,3 +286,15 @@ def test_crash_page_header_names_the_fingerprint():
     crash = segv_crash()
     doc = parse_html(render_crash_html(crash))
     assert doc.find("code", "fingerprint").text == crash["fingerprint"]
+
+
+def test_source_cell_titles_the_full_path():
+    """The source cell shows ``file:line`` as gdb does; the full path is its title, escaped."""
+    crash = segv_crash()
+    frames = crash["threads"][0]["frames"]
+    frames[0]["source_path"] = '/home/ci/project/src/"><b>x</b>.c'
+    rows = parse_html(render_crash_html(crash)).by_id("crashing-thread").find("tbody").find_all("tr")
+    cells = [r.find("td", "loc") for r in rows]
+    assert cells[0].text == f"{frames[0]['file']}:{frames[0]['line']}"
+    assert cells[0].attrs["title"] == frames[0]["source_path"]
+    assert all("title" not in c.attrs for c in cells[1:] if c is not None)

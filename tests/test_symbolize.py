@@ -82,3 +82,21 @@ def test_named_frames_and_unknown_modules_are_kept(make_core):
     assert got[0].function == "store_value" and got[0].line is not None
     assert got[1].function == "<signal handler called>" and got[1].file is None
     assert got[2].function is None and got[2].module is None and got[2].index == 2
+
+
+@pytest.mark.parametrize("variant, program", [("O0", "segv"), ("O2", "uselib"), ("O2", "cxx_throw")])
+def test_source_paths_match_gdb(make_core, gdb, variant, program):
+    """Each frame with a source file carries its absolute path: gdb's ``bt`` file with ``set
+    filename-display absolute``; frames without source carry none."""
+    exe = cores.BUILD / variant / program
+    core = make_core(variant, program)
+    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
+    want = run_gdb(str(exe), str(core), gdb,
+                   extra=("-iex", "set filename-display absolute")).crashing.physical_frames()
+    got = symbolize_frames(target, _physical(want))
+    sourced = [(g, f) for g, f in zip(want, got) if g.file is not None]
+    assert sourced and len(got) == len(want)
+    for g, f in sourced:
+        assert f.source_path == g.file, (g, f)
+        assert f.source_path == f.file or f.source_path.endswith("/" + f.file), (g, f)
+    assert all(f.source_path is None for g, f in zip(want, got) if g.file is None and f.file is None)

@@ -4,7 +4,8 @@ Annotations
 
 GitHub Actions workflow commands: one ``::error file=…,line=…::`` per crash signature,
 pointing at the crashing thread's innermost frame with source, so the crash shows in
-the pull request's diff and the run summary.
+the pull request's diff and the run summary. ``file=`` is a path from the repository root:
+the frame's ``source_path`` relative to GITHUB_WORKSPACE.
 """
 
 from __future__ import annotations
@@ -38,6 +39,33 @@ def _relative(path: str, workspace: Optional[str]) -> str:
     return path
 
 
+def _inside(path: str, root: str) -> Optional[str]:
+    """`path` relative to `root` when it lies under it, else None; compared as written and
+    then with symlinks resolved (a compiler records $PWD, which may go through a link)."""
+    if not os.path.isabs(path):
+        return None
+    for resolve in (os.path.abspath, os.path.realpath):
+        rel = os.path.relpath(resolve(path), resolve(root))
+        if rel != os.curdir and rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return rel
+    return None
+
+
+def _file(frame: Dict, workspace: Optional[str]) -> str:
+    """The ``file=`` of `frame`: its ``source_path`` (the absolute path DWARF names) relative
+    to the workspace (GITHUB_WORKSPACE, else the current directory) when it lies inside;
+    else its ``file``, made relative only when absolute."""
+    path = frame.get("source_path")
+    if isinstance(path, str) and path:
+        try:
+            rel = _inside(clean_text(path), workspace or os.getcwd())
+        except (OSError, ValueError):  # no current directory, a NUL in the path
+            rel = None
+        if rel is not None:
+            return rel
+    return _relative(clean_text(frame["file"]), workspace)
+
+
 def _line(frame: Optional[Dict]) -> Optional[int]:
     try:
         return int(frame["line"]) if frame is not None else None
@@ -64,7 +92,7 @@ def github_annotations(crashes: Sequence[Dict], workspace: Optional[str] = None,
         top = view.top_source_frame(crash)
         line = _line(top)
         if line is not None:
-            file = _relative(clean_text(top["file"]), workspace)
+            file = _file(top, workspace)
             props = [f"file={escape_property(file)}", f"line={line}"] + props
         count = seen[signature]
         message = clean_text(view.headline(crash)) + (f" ({count} crashes)" if count > 1 else "")

@@ -30,6 +30,8 @@ def _frame(f: Frame) -> Dict[str, Any]:
     }
     if f.mangled:
         out["mangled"] = f.mangled
+    if f.source_path:  # only where known, as `mangled`
+        out["source_path"] = f.source_path
     if f.tailcall:  # only where true, as `mangled` only where set: older readers see no change
         out["tailcall"] = True
     return out

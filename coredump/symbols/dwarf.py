@@ -2,8 +2,9 @@
 DWARF index
 ===========
 
-Function names, inline frames and ``file:line`` for an address from an image's DWARF
-(versions 2 to 5), parsing only the compile unit that covers the address.
+Function names, inline frames and ``file:line`` (with the file's absolute path) for an
+address from an image's DWARF (versions 2 to 5), parsing only the compile unit that covers
+the address.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ _ADDRESS_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_ad
 @dataclass(frozen=True)
 class SourceFrame:
     """One source-level frame at an address: an inlined call (``inline``) or the function
-    that holds the code. ``low_pc`` is the function's entry, when known."""
+    that holds the code. ``low_pc`` is the function's entry, when known; ``path`` is the
+    absolute path of ``file`` (``file`` is the name gdb shows), when the DWARF says it."""
 
     function: Optional[str]
     linkage_name: Optional[str]
@@ -46,6 +48,7 @@ class SourceFrame:
     line: Optional[int]
     inline: bool = False
     low_pc: Optional[int] = None
+    path: Optional[str] = None
 
 
 class _Unit:
@@ -67,7 +70,7 @@ _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # What the parse cache holds per compile unit; bump when the shape changes (a change of the
 # rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
-_LINES_KIND = "lines.2"  # LineTable.to_data
+_LINES_KIND = "lines.3"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
@@ -110,8 +113,8 @@ class DwarfIndex:
                 frames = unit.frames[address]
         except Exception:
             return []
-        self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc)
-                                      for f in frames))
+        self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc,
+                                       f.path) for f in frames))
         return list(frames)
 
     def find_function(self, address: int) -> Optional[SourceFrame]:
@@ -190,7 +193,7 @@ class DwarfIndex:
             unit.lines_done = True
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self.image.build_id, kind)
-            if cached is False or (isinstance(cached, tuple) and len(cached) == 4):
+            if cached is False or (isinstance(cached, tuple) and len(cached) == 6):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
                 unit.lines = self._read_lines(unit)
@@ -204,15 +207,17 @@ class DwarfIndex:
         dwarf = self.dwarfinfo
         if attr is None or dwarf.debug_line_sec is None:
             return None
+        comp_dir = _attr(unit.cu.get_top_DIE(), "DW_AT_comp_dir")
+        comp_dir = _text(comp_dir) if comp_dir is not None else None
         if dwarf.config.little_endian:
             try:
                 return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
                                                      _buffer(dwarf.debug_str_sec),
-                                                     _buffer(dwarf.debug_line_str_sec)))
+                                                     _buffer(dwarf.debug_line_str_sec)), comp_dir)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
         lineprog = dwarf.line_program_for_CU(unit.cu)
-        return LineTable.from_pyelftools(lineprog) if lineprog is not None else None
+        return LineTable.from_pyelftools(lineprog, comp_dir) if lineprog is not None else None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file."""
@@ -233,14 +238,17 @@ class DwarfIndex:
         chain = [sub] + self._inline_chain(sub, address)
         frames: List[SourceFrame] = []
         file, line = row if row else (None, None)
+        path = table.path_of(file) if row else None
         for die in reversed(chain):
             name, linkage = self._names(die)
             inline = die.tag == "DW_TAG_inlined_subroutine"
             low = None if inline else _entry_pc(die, self._die_ranges(die))
-            frames.append(SourceFrame(name, linkage, file, line, inline, low))
+            frames.append(SourceFrame(name, linkage, file, line, inline, low, path))
             if inline:
                 call_file = _attr(die, "DW_AT_call_file")
-                file = table.file_name(call_file) if table is not None and call_file else None
+                known = table is not None and call_file
+                file = table.file_name(call_file) if known else None
+                path = table.file_path(call_file) if known else None
                 line = _attr(die, "DW_AT_call_line")
         return frames
 

@@ -54,6 +54,7 @@ def entry_kind(kind: str, image, *parts: int) -> str:
 
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
+_FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
 
 
 class FramesMemo:
@@ -71,7 +72,7 @@ class FramesMemo:
 
     def _load(self) -> Dict[int, Frames]:
         if self._data is None:
-            found = cache.get(self._build_id, entry_kind("frames.1", self._image))
+            found = cache.get(self._build_id, entry_kind(_FRAMES_KIND, self._image))
             self._data = dict(found) if isinstance(found, dict) else {}
         return self._data
 
@@ -95,7 +96,7 @@ class FramesMemo:
         writer must not drop them."""
         if self._dirty and self._data is not None:
             self._dirty = False
-            kind = entry_kind("frames.1", self._image)
+            kind = entry_kind(_FRAMES_KIND, self._image)
             merged = cache.get(self._build_id, kind)
             merged = dict(merged) if isinstance(merged, dict) else {}
             for address, frames in self._data.items():
@@ -111,7 +112,7 @@ _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
 def frames_memo(image) -> FramesMemo:
     """The process's one memo for `image`'s file: two memos of one entry would each write
     it at exit, the last with only its own addresses."""
-    key = (image.build_id, entry_kind("frames.1", image))
+    key = (image.build_id, entry_kind(_FRAMES_KIND, image))
     memo = _MEMOS.get(key)
     if memo is None:
         memo = _MEMOS[key] = FramesMemo(image)

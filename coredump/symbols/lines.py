@@ -3,7 +3,8 @@ Line tables
 ===========
 
 One compile unit's DWARF line table (DWARF 5 §6.2), reduced the way gdb's reader records
-it, so that ``file:line`` for an address is the one gdb's ``bt`` prints.
+it, so that ``file:line`` for an address is the one gdb's ``bt`` prints; beside each file
+name, the absolute path it names (gdb's ``symtab_to_fullname`` before it opens the file).
 """
 
 from __future__ import annotations
@@ -26,19 +27,21 @@ class LineTable:
     takes, per file, the last row at or below the address, and the file whose row is nearest.
     """
 
-    def __init__(self, program: LineProgram):
+    def __init__(self, program: LineProgram, comp_dir: Optional[str] = None):
         self.version: int = program.version
+        self.comp_dir = comp_dir
         self._dirs = program.dirs
         self._files = program.files
         self._names: Dict[int, Optional[str]] = {}
+        self._paths: Dict[str, Optional[str]] = {}  # a subfile's name -> its absolute path
         self._subfiles: Dict[str, List[Tuple[int, int, bool]]] = {}
         self._record(program.rows)
         self._build_index()
 
     @classmethod
-    def from_pyelftools(cls, lineprog) -> LineTable:
+    def from_pyelftools(cls, lineprog, comp_dir: Optional[str] = None) -> LineTable:
         """The table of a pyelftools ``LineProgram`` (the reference decoder, for tests)."""
-        return cls(LineProgram.from_pyelftools(lineprog))
+        return cls(LineProgram.from_pyelftools(lineprog), comp_dir)
 
     def to_data(self) -> tuple:
         """Plain data for the parse cache (each file's sorted rows as three arrays, which
@@ -50,12 +53,12 @@ class LineTable:
                                 bytes(r[2] for r in rows))
             except OverflowError:  # a malformed program's address past 64 bits: keep the rows
                 packed[name] = list(rows)
-        return (self.version, self._dirs, self._files, packed)
+        return (self.version, self._dirs, self._files, packed, self.comp_dir, self._paths)
 
     @classmethod
     def from_data(cls, data: tuple) -> LineTable:
         table = cls.__new__(cls)
-        table.version, table._dirs, table._files, packed = data
+        table.version, table._dirs, table._files, packed, table.comp_dir, table._paths = data
         table._names = {}
         table._subfiles = {}
         table._index = []
@@ -91,6 +94,30 @@ class LineTable:
         self._names[index] = name
         return name
 
+    def file_path(self, index: int) -> Optional[str]:
+        """The absolute, normalized path of line-table file `index`, or None when the table
+        does not say it (no absolute compilation directory). DWARF 5 §6.2.4: a relative
+        directory is relative to the compilation directory, which is directory 0 from DWARF 5
+        and DW_AT_comp_dir (directory index 0) before; a relative name is relative to its
+        directory."""
+        pos = index if self.version >= 5 else index - 1
+        if not 0 <= pos < len(self._files):
+            return None
+        name, dir_index = self._files[pos]
+        directory = ""  # DWARF 2-4: index 0 is the compilation directory itself
+        if self.version >= 5 or dir_index:
+            dpos = dir_index if self.version >= 5 else dir_index - 1
+            if not 0 <= dpos < len(self._dirs):
+                return None
+            directory = self._dirs[dpos]
+        base = self.comp_dir or (self._dirs[0] if self.version >= 5 and self._dirs else "")
+        path = posixpath.join(base, directory, name)
+        return posixpath.normpath(path) if path.startswith("/") else None
+
+    def path_of(self, name: str) -> Optional[str]:
+        """The absolute path of the file ``lookup`` named `name`, or None when unknown."""
+        return self._paths.get(name)
+
     def _record(self, rows) -> None:
         """Keep the rows gdb keeps; `rows` are (address, file, line, is_stmt, discriminator,
         end_sequence) in program order."""
@@ -112,6 +139,8 @@ class LineTable:
             if file != last_file:
                 sub = (names[file] if file in names else self.file_name(file)) or "??"
                 last_file = file
+                if self._paths.get(sub) is None:
+                    self._paths[sub] = self.file_path(file)
             changed = sub != last_sub
             ignore = (changed and not is_stmt and stmt_at_addr) or line == 0
             stmt_at_addr = stmt_at_addr or is_stmt

@@ -58,8 +58,9 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
     out: List[Frame] = []
     for sf in source[:-1]:
         out.append(replace(frame, function=sf.function, mangled=_mangled(sf.function, sf.linkage_name),
-                           symbol_offset=None, file=sf.file, line=sf.line, inline=True))
-    function = mangled = file = line = None
+                           symbol_offset=None, file=sf.file, line=sf.line, source_path=sf.path,
+                           inline=True))
+    function = mangled = file = line = path = None
     offset = None
     if sym is not None:
         name, off = sym
@@ -67,14 +68,14 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
         function, mangled, offset = shown, _mangled(shown, name), off + after
     if source:
         physical = source[-1]
-        file, line = physical.file, physical.line
+        file, line, path = physical.file, physical.line, physical.path
         if physical.function:
             function = physical.function
             mangled = _mangled(physical.function, physical.linkage_name)
             if sym is None and physical.low_pc is not None:
                 offset = vaddr - physical.low_pc + after
     out.append(replace(frame, function=function, mangled=mangled, symbol_offset=offset,
-                       file=file, line=line, inline=False))
+                       file=file, line=line, source_path=path, inline=False))
     return out
 
 
