@@ -53,8 +53,8 @@ def read_build_id_from_memory(memory: AddressSpace, base: int) -> Optional[str]:
         e_phentsize, e_phnum = struct.unpack_from("<HH", ehdr, 0x36)
         if e_phentsize != 56 or e_phnum > 512:
             return None
-        phdrs = [struct.unpack_from("<IIQQQQ", memory.read(base + e_phoff, 56 * e_phnum), 56 * i)
-                 for i in range(e_phnum)]
+        table = memory.read(base + e_phoff, 56 * e_phnum)
+        phdrs = [struct.unpack_from("<IIQQQQ", table, 56 * i) for i in range(e_phnum)]
         # The load bias is where the segment mapped at file offset 0 landed less its p_vaddr
         # (gABI "Program Loading"): 0 for ET_EXEC, the base for most ET_DYN, and neither for
         # an old x86_64 vDSO, an ET_DYN linked at 0xffffffffff700000.
