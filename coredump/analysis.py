@@ -93,12 +93,6 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     warnings.extend(w for w in target.warnings if w not in warnings)
     crashing = _find_crashing_thread(core)
     signal = _signal(core, crashing)
-    exe = target.executable
-    if options.exe is None and exe is not None and exe.image is None:
-        # One warning for the executable, saying what to do, instead of the generic one too.
-        generic = f"{exe.path}: file not found; frames in it show module+offset only"
-        warnings = [w for w in warnings if w != generic]
-        warnings.append(f"executable {exe.path} not found: frames in it show module+offset only; pass --exe")
     slim = _slim_note(core)
     if slim is not None:
         warnings.insert(0, f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "

@@ -156,6 +156,9 @@ class Target:
                 f"{cm.path}: build-id mismatch (core {cm.build_id}, file {image.path} has "
                 f"{image.build_id}); its frames are not named"
             )
+        elif mod.status == "missing" and cm.is_executable and not self.finder.options.exe:
+            self.warnings.append(f"executable {cm.path} not found: frames in it show module+offset only; "
+                                 "pass --exe")
         elif mod.status == "missing":
             self.warnings.append(f"{cm.path}: file not found; frames in it show module+offset only")
         return mod
