@@ -277,5 +277,12 @@ def test_missing_core_dir_is_a_warning(tmp_path):
 
 
 def test_core_dir_made_by_the_step_is_searched(tmp_path, samples):
-    r = coredump_run(tmp_path, "--core-dir", "cores", "--", "sh", "-c", "mkdir cores; exit 0")
-    assert r.returncode == 0 and r.stderr == ""
+    """A --core-dir outside the working tree that the step itself creates (and crashes in) is
+    searched after the step: the crash is found there, and no "no such directory" warning."""
+    job = tmp_path / "job"
+    job.mkdir()
+    r = coredump_run(job, "--core-dir", "../cores", "--", "sh", "-c",
+                     f"mkdir ../cores && cd ../cores && exec {samples / 'segv'}")
+    assert r.returncode == 139 and "no such directory" not in r.stderr, r.stderr
+    crash = summary(job)["crashes"][0]
+    assert crash["source"].startswith(str(tmp_path / "cores")), crash
