@@ -31,9 +31,9 @@ from coredump.symbols.lines import LineProgramTooLarge, LineTable, decode_line_p
 __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 
 # DIEs one walk of a compile unit visits (its functions, or the scopes above one address).
-# A DIE costs ~25 us to parse and skip here, so this is ~2.5 s, half the time budget: one
-# huge CU cannot use it all. gcc -O2's CU DIE has ~2 children per function, so this is a
-# CU of some 50,000 functions; C++ namespaces count their members.
+# A top-level DIE costs ~28 us to parse and skip here and pyelftools keeps it (~1.7 KB), so
+# this is ~2.8 s and ~170 MB: one huge CU cannot take the whole time budget. gcc -O2's CU
+# DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
 MAX_DIES_PER_WALK = 100_000
 # DW_TAG_inlined_subroutine nesting followed at one address. Real chains are tens deep
 # (gdb shows every level, it has no cap); past this the chain is a generator's, and frames
