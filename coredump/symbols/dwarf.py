@@ -145,9 +145,10 @@ class DwarfIndex:
             return []
         finally:
             self.budget.charge(started)
-        if self._cuts == cuts:
-            self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc,
-                                           f.path) for f in frames))
+        if self._cuts != cuts:
+            return list(frames)  # a limit cut this lookup: a later analysis tries again
+        self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc,
+                                       f.path) for f in frames))
         return list(frames)
 
     def find_function(self, address: int) -> Optional[SourceFrame]:
