@@ -1,6 +1,7 @@
 """DWARF limits on a real huge-DWARF program made at test time: the analysis stays within
 its budget, says what a limit cut off, and still names the physical frames as gdb does."""
 
+import gc
 import shutil
 import subprocess
 import time
@@ -15,29 +16,28 @@ from coredump.target import Target
 from tests import cores
 from tests.gdb_oracle import run_gdb, strip_params
 
-# Tens of thousands of top-level DIEs (globals: cheap for gcc, each one a DIE a walk of the
-# CU visits), a thousand functions, and an inline chain deeper than MAX_INLINE_DEPTH at the
-# faulting store. gcc -O2 -g builds it in ~2-3 s here.
-GLOBALS, FUNCTIONS, DEPTH = 40_000, 1_000, 300
+FUNCTIONS = 1_000
 
 
-def _source() -> str:
+def _source(globals_: int, depth: int) -> str:
+    """Top-level DIEs by the ten thousand (globals: cheap for gcc, each one a DIE a walk of
+    the CU visits), a thousand functions, and an inline chain `depth` deep at the faulting
+    store."""
     out = ["volatile int sink;"]
-    out += [f"int v{i} = {i};" for i in range(GLOBALS)]
+    out += [f"int v{i} = {i};" for i in range(globals_)]
     out += [f"__attribute__((noinline)) int f{i}(int x) {{ sink = x + {i}; return x * {i % 7 + 1}; }}"
             for i in range(FUNCTIONS)]
     out.append("static inline __attribute__((always_inline)) void g0(int *p, int v) { *(volatile int *)p = v; }")
     out += [f"static inline __attribute__((always_inline)) void g{k}(int *p, int v) {{ g{k - 1}(p, v + {k}); }}"
-            for k in range(1, DEPTH)]
-    out.append(f"__attribute__((noipa)) void crash(int *p, int v) {{ g{DEPTH - 1}(p, v); }}")
+            for k in range(1, depth)]
+    out.append(f"__attribute__((noipa)) void crash(int *p, int v) {{ g{depth - 1}(p, v); }}")
     out.append("int main(int argc, char **argv) {\n  (void)argv;\n  int s = 0;")
     out.append(f"  for (int i = 0; i < argc; i++) s += f{FUNCTIONS - 1}(i);")
     out.append("  crash((int *)0, s);\n  return 0;\n}")
     return "\n".join(out) + "\n"
 
 
-@pytest.fixture(scope="module")
-def huge(tmp_path_factory):
+def _build(tmp_path_factory, globals_: int, depth: int):
     """(executable, core) of the generated program."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
@@ -46,7 +46,7 @@ def huge(tmp_path_factory):
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("hugedwarf")
     src, exe = work / "huge.c", work / "huge"
-    src.write_text(_source())
+    src.write_text(_source(globals_, depth))
     subprocess.run(["gcc", "-O2", "-g", "-o", str(exe), str(src)], check=True)
     run_dir = work / "run"
     run_dir.mkdir()
@@ -55,11 +55,27 @@ def huge(tmp_path_factory):
     return exe, core
 
 
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory):
+    """An inline chain past MAX_INLINE_DEPTH, 40,000 globals (~1 s to walk): gcc -O2 -g
+    builds it in ~2-3 s here."""
+    return _build(tmp_path_factory, 40_000, 300)
+
+
+@pytest.fixture(scope="module")
+def huger(tmp_path_factory):
+    """More top-level DIEs than MAX_DIES_PER_WALK (gcc: ~4 s here)."""
+    assert dwarf.MAX_DIES_PER_WALK < 110_000
+    return _build(tmp_path_factory, 110_000, 10)
+
+
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
-    """No parse cache and no compile unit parsed by an earlier test: each test walks."""
+    """No parse cache and no compile unit parsed by an earlier test: each test walks (and
+    no collection of an earlier test's DIEs pauses it)."""
     monkeypatch.setenv("COREDUMP_CACHE", "0")
     dwarf._UNITS.clear()
+    gc.collect()
     yield
     dwarf._UNITS.clear()
 
@@ -108,6 +124,20 @@ def test_default_limits(huge, gdb):
     assert main.file and main.file.endswith("huge.c") and main.line is not None
 
 
+def test_default_die_cap(huger, gdb):
+    """The real MAX_DIES_PER_WALK: the walk stops, the frames are named from the symbol
+    table, the analysis stays within its budget."""
+    exe, core = huger
+    crash, target, seconds = _analyze(exe, core)
+    print(f"default caps, {dwarf.MAX_DIES_PER_WALK} DIEs: analysis {seconds:.2f} s, "
+          f"DWARF {target.dwarf_budget.spent:.2f} s")
+    assert seconds < 3 * DWARF_TIME_BUDGET
+    [warning] = _limit_warnings(crash, exe)
+    assert f"has more than {dwarf.MAX_DIES_PER_WALK} DIEs" in warning
+    _check_names(crash, exe, core, gdb)
+    assert all(f.line is None for f in crash.threads[crash.crashing_thread].frames if f.module == str(exe))
+
+
 def test_die_cap(huge, gdb, monkeypatch):
     monkeypatch.setattr(dwarf, "MAX_DIES_PER_WALK", 1000)
     exe, core = huge
@@ -118,16 +148,17 @@ def test_die_cap(huge, gdb, monkeypatch):
     assert all(f.line is None for f in crash.threads[crash.crashing_thread].frames if f.module == str(exe))
 
 
-def test_time_budget(huge, gdb, monkeypatch):
-    """A budget far below the walk's cost: the walk stops near it, and frames fall back."""
-    budget = 0.2
+def test_time_budget(huger, gdb, monkeypatch):
+    """A budget far below the walk's cost (~2.8 s to the DIE cap): the walk stops near it,
+    and frames fall back to the symbol table."""
+    budget = 0.5
     monkeypatch.setattr(dwarflimits, "DWARF_TIME_BUDGET", budget)
-    exe, core = huge
+    exe, core = huger
     crash, target, seconds = _analyze(exe, core)
     print(f"budget {budget} s: analysis {seconds:.2f} s, DWARF {target.dwarf_budget.spent:.2f} s")
     assert budget <= target.dwarf_budget.spent < 3 * budget
     [warning] = _limit_warnings(crash, exe)
-    assert "time budget of 0.2 s is spent" in warning
+    assert "time budget of 0.5 s is spent" in warning
     _check_names(crash, exe, core, gdb)
 
 
