@@ -91,6 +91,8 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
                               truncated=walked.truncated, frames_omitted=walked.frames_omitted))
     # What the walk found missing (an unwinder may name a file it needed): after the rest.
     warnings.extend(w for w in target.warnings if w not in warnings)
+    # DWARF a limit cut off while the frames were named (coredump.symbols.dwarflimits).
+    warnings.extend(w for w in target.dwarf_budget.warnings if w not in warnings)
     crashing = _find_crashing_thread(core)
     signal = _signal(core, crashing)
     slim = _slim_note(core)

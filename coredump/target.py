@@ -20,6 +20,7 @@ from coredump.elf.memory import AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
+from coredump.symbols.dwarflimits import DwarfBudget
 from coredump.symbols.finder import FileFinder
 from coredump.symbols.image import PT_DYNAMIC, ElfImage, open_image
 from coredump.symbols.symtab import SymbolTable
@@ -40,6 +41,7 @@ class LoadedModule:
         self.build_id = core_module.build_id
         self.image = image
         self.debug_image = debug_image
+        self.dwarf_budget: Optional[DwarfBudget] = None  # the Target's: one per analysis
         self.bias = 0
         if image is not None:
             base = core_module.base if core_module.base is not None else core_module.start
@@ -78,7 +80,7 @@ class LoadedModule:
         for img in (self.debug_image, self.image):
             if img is not None and img.has_debug_info:
                 try:
-                    return DwarfIndex(img)
+                    return DwarfIndex(img, self.dwarf_budget)
                 except Exception:
                     return None
         return None
@@ -125,12 +127,15 @@ class Target:
         self.arch = core.arch
         self.finder = _with_cross_sysroot(finder, core)
         self.warnings: List[str] = []
+        # DWARF time of this analysis, for all modules, and the warnings of DWARF limits.
+        self.dwarf_budget = DwarfBudget()
         self.modules: List[LoadedModule] = []
         found = find_modules(core)
         if not core.files:
             found = self._locate_without_nt_file(found)
         for cm in found:
             self.modules.append(self._load(cm))
+            self.modules[-1].dwarf_budget = self.dwarf_budget
         self.modules.sort(key=lambda m: m.start)
         self._starts = [m.start for m in self.modules]
         self._by_path: Dict[str, LoadedModule] = {m.path: m for m in self.modules}

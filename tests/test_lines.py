@@ -6,10 +6,12 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
-from coredump.symbols.lines import LineProgram, LineTable, decode_line_program
+from coredump.symbols import lines
+from coredump.symbols.lines import LineProgram, LineProgramTooLarge, LineTable, decode_line_program
 from tests import cores
 
 elffile = pytest.importorskip("elftools.elf.elffile")
@@ -194,6 +196,31 @@ def test_malformed_programs_raise_not_hang():
     # version 9 is no DWARF line table
     with pytest.raises(ValueError):
         decode_line_program(b"\x10\x00\x00\x00\x09\x00" + bytes(14), 0)
+
+
+def test_limits_raise_too_large(monkeypatch):
+    """MAX_LINE_ROWS and the deadline stop the decoder with LineProgramTooLarge, which is no
+    ValueError (the index's fallback to pyelftools on malformed input must not catch it)."""
+    cores.build_samples()
+    dwarf, f = _sections(str(cores.BUILD / "O2" / "cxx_throw"))
+    try:
+        data = _buffer(dwarf.debug_line_sec)
+        strs, line_strs = _buffer(dwarf.debug_str_sec), _buffer(dwarf.debug_line_str_sec)
+        offset = next(dwarf.iter_CUs()).get_top_DIE().attributes["DW_AT_stmt_list"].value
+        rows = len(decode_line_program(data, offset, strs, line_strs).rows)
+        assert rows > 10
+        monkeypatch.setattr(lines, "MAX_LINE_ROWS", rows)
+        assert len(decode_line_program(data, offset, strs, line_strs, deadline=time.monotonic() + 60).rows) == rows
+        monkeypatch.setattr(lines, "MAX_LINE_ROWS", rows - 1)
+        with pytest.raises(LineProgramTooLarge, match=f"more than {rows - 1} rows"):
+            decode_line_program(data, offset, strs, line_strs)
+        monkeypatch.undo()
+        with pytest.raises(LineProgramTooLarge, match="deadline"):
+            decode_line_program(data, offset, strs, line_strs, deadline=time.monotonic() - 1)
+        assert not issubclass(LineProgramTooLarge, ValueError)
+    finally:
+        del data, strs, line_strs
+        f.close()
 
 
 def test_cached_tables_of_another_shape_are_misses(tmp_path, monkeypatch):

@@ -5,22 +5,40 @@ DWARF index
 Function names, inline frames and ``file:line`` (with the file's absolute path) for an
 address from an image's DWARF (versions 2 to 5), parsing only the compile unit that covers
 the address.
+
+Limits (``coredump.symbols.dwarflimits``): a walk of a compile unit visits at most
+``MAX_DIES_PER_WALK`` DIEs, an inline chain is at most ``MAX_INLINE_DEPTH`` deep, a line
+program emits at most ``lines.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
+its ``DwarfBudget`` of time. A limit that cuts in leaves the address to the symbol table
+(a line-table cut: to DWARF names without lines) and adds one warning for the file.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from coredump.symbols import cache
 from coredump.symbols.demangle import demangle
 from coredump.symbols.dwarfcache import entry_kind, frames_memo
+from coredump.symbols.dwarflimits import DwarfBudget, DwarfTooLarge
 from coredump.symbols.image import ElfImage
-from coredump.symbols.lines import LineTable, decode_line_program
+from coredump.symbols.lines import LineProgramTooLarge, LineTable, decode_line_program
 
-__all__ = ("SourceFrame", "DwarfIndex")
+__all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
+
+# DIEs one walk of a compile unit visits (its functions, or the scopes above one address).
+# A top-level DIE costs ~28 us to parse and skip here and pyelftools keeps it (~1.7 KB), so
+# this is ~2.8 s and ~170 MB: one huge CU cannot take the whole time budget. gcc -O2's CU
+# DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
+MAX_DIES_PER_WALK = 100_000
+# DW_TAG_inlined_subroutine nesting followed at one address. Real chains are tens deep
+# (gdb shows every level, it has no cap); past this the chain is a generator's, and frames
+# cut from its inner end would name the wrong function at the pc.
+MAX_INLINE_DEPTH = 256
 
 Ranges = List[Tuple[int, int]]
 
@@ -64,6 +82,9 @@ class _Unit:
         # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
         self.top_level: frozenset = frozenset()
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
+        # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
+        # "lines" -> the reason.
+        self.cut: Dict[str, str] = {}
 
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
@@ -80,8 +101,11 @@ class DwarfIndex:
     Addresses are the image's own (unrelocated) virtual addresses.
     """
 
-    def __init__(self, image: ElfImage):
+    def __init__(self, image: ElfImage, budget: Optional[DwarfBudget] = None):
         self.image = image
+        self.budget = budget if budget is not None else DwarfBudget()
+        self._deadline = float("inf")
+        self._cuts = 0  # limits that cut in, so far: a lookup they cut is not memoized
         self._key = image.build_id or image.path
         self._dwarf = None
         self._aranges = None
@@ -103,16 +127,26 @@ class DwarfIndex:
         hit = self._memo.get(address)
         if hit is not None:
             return [SourceFrame(*f) for f in hit]
+        cuts, started = self._cuts, self._start()
         try:
             unit = self._unit_for(address)
             if unit is None:
                 frames: Tuple[SourceFrame, ...] = ()
-            else:
-                if address not in unit.frames:
-                    unit.frames[address] = tuple(self._frames_in(unit, address))
+            elif address in unit.frames:
                 frames = unit.frames[address]
+            else:
+                frames = tuple(self._frames_in(unit, address))
+                if self._cuts == cuts:
+                    unit.frames[address] = frames
+        except DwarfTooLarge as exc:
+            self._cut(exc.reason)
+            return []
         except Exception:
             return []
+        finally:
+            self.budget.charge(started)
+        if self._cuts != cuts:
+            return list(frames)  # a limit cut this lookup: a later analysis tries again
         self._memo.add(address, tuple((f.function, f.linkage_name, f.file, f.line, f.inline, f.low_pc,
                                        f.path) for f in frames))
         return list(frames)
@@ -124,12 +158,37 @@ class DwarfIndex:
 
     def find_line(self, address: int) -> Optional[Tuple[str, int]]:
         """(file, line) of the line-table row for `address`, or None."""
+        started = self._start()
         try:
             unit = self._unit_for(address)
             table = self._lines(unit) if unit is not None else None
             return table.lookup(address) if table is not None else None
+        except DwarfTooLarge as exc:
+            self._cut(exc.reason)
+            return None
         except Exception:
             return None
+        finally:
+            self.budget.charge(started)
+
+    # ---- limits ---------------------------------------------------------------------------
+
+    def _start(self) -> float:
+        """Start the budget's clock for one lookup: `_deadline` is when it runs out."""
+        self._deadline = self.budget.deadline()
+        return time.monotonic()
+
+    def _visit(self, count: int, unit: Optional[_Unit] = None) -> None:
+        """One more DIE (the `count`-th) of a walk of `unit`'s CU, or one more CU of a walk
+        of them all: raise DwarfTooLarge past a limit."""
+        if unit is not None and count > MAX_DIES_PER_WALK:
+            raise DwarfTooLarge(f"CU at {unit.cu.cu_offset:#x} has more than {MAX_DIES_PER_WALK} DIEs")
+        if time.monotonic() > self._deadline:
+            raise DwarfTooLarge(self.budget.time_reason())
+
+    def _cut(self, reason: str) -> None:
+        self._cuts += 1
+        self.budget.warn(self.image.path, reason)
 
     # ---- compile units ------------------------------------------------------------------
 
@@ -177,7 +236,8 @@ class DwarfIndex:
             except Exception:
                 listed = set()
         out = []
-        for cu in self.dwarfinfo.iter_CUs():
+        for count, cu in enumerate(self.dwarfinfo.iter_CUs()):
+            self._visit(count)
             if cu.cu_offset in listed:
                 continue
             try:
@@ -189,15 +249,24 @@ class DwarfIndex:
         return out
 
     def _lines(self, unit: _Unit) -> Optional[LineTable]:
+        if "lines" in unit.cut:
+            self._cut(unit.cut["lines"])
         if not unit.lines_done:
-            unit.lines_done = True
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self.image.build_id, kind)
             if cached is False or (isinstance(cached, tuple) and len(cached) == 6):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
-                unit.lines = self._read_lines(unit)
-                cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False, wait=False)
+                try:
+                    unit.lines = self._read_lines(unit)
+                except LineProgramTooLarge as exc:
+                    if time.monotonic() > self._deadline:
+                        raise DwarfTooLarge(self.budget.time_reason()) from None  # a later analysis retries
+                    unit.cut["lines"] = f"line program of the CU at {unit.cu.cu_offset:#x} has {exc}"
+                    self._cut(unit.cut["lines"])
+                else:
+                    cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False, wait=False)
+            unit.lines_done = True
         return unit.lines
 
     def _read_lines(self, unit: _Unit) -> Optional[LineTable]:
@@ -213,7 +282,8 @@ class DwarfIndex:
             try:
                 return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
                                                      _buffer(dwarf.debug_str_sec),
-                                                     _buffer(dwarf.debug_line_str_sec)), comp_dir)
+                                                     _buffer(dwarf.debug_line_str_sec), self._deadline),
+                                                     comp_dir)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
         lineprog = dwarf.line_program_for_CU(unit.cu)
@@ -229,13 +299,15 @@ class DwarfIndex:
         table = None
         try:
             table = self._lines(unit)
+        except DwarfTooLarge as exc:
+            self._cut(exc.reason)  # the time ran out in the line program: names go on without lines
         except Exception:
             pass
         row = table.lookup(address) if table is not None else None
         sub = self._function_at(unit, address)
         if sub is None:
             return []
-        chain = [sub] + self._inline_chain(sub, address)
+        chain = [sub] + self._inline_chain(unit, sub, address)
         frames: List[SourceFrame] = []
         file, line = row if row else (None, None)
         path = table.path_of(file) if row else None
@@ -265,12 +337,20 @@ class DwarfIndex:
     def _cached_functions(self, unit: _Unit, nested: bool) -> Tuple[List[Tuple[int, int, int]], frozenset]:
         """``_collect_functions`` of the CU and the offsets of the CU DIE's children, through
         the parse cache (plain tuples)."""
+        walk = "functions" + (".nested" if nested else "")
+        if walk in unit.cut:
+            raise DwarfTooLarge(unit.cut[walk])
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self.image.build_id, kind)
         if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
             top_level: list = []
-            found = (self._collect_functions(unit.cu.get_top_DIE(), nested, top_level),
-                     frozenset(() if nested else top_level))
+            try:
+                functions = self._collect_functions(unit, nested, top_level)
+            except DwarfTooLarge as exc:
+                if time.monotonic() <= self._deadline:
+                    unit.cut[walk] = exc.reason  # the same CU stops there again: say so at once
+                raise
+            found = (functions, frozenset(() if nested else top_level))
             cache.put(self.image.build_id, kind, found, wait=False)
         return found
 
@@ -281,15 +361,19 @@ class DwarfIndex:
                 return unit.cu.get_DIE_from_refaddr(offset)
         return None
 
-    def _collect_functions(self, parent, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
-        """Ranges of the subprograms among `parent`'s children; with `nested`, only those
+    def _collect_functions(self, unit: _Unit, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
+        """Ranges of the subprograms among the CU DIE's children; with `nested`, only those
         inside namespaces and classes (the second, rarer search). Appends the offsets of
-        `parent`'s own children to `top_level`."""
+        the CU DIE's own children to `top_level`."""
         out: List[Tuple[int, int, int]] = []
+        parent = unit.cu.get_top_DIE()
         stack = [(parent, False)]
+        count = 0
         while stack:
             die, inside = stack.pop()
             for child in die.iter_children():
+                count += 1
+                self._visit(count, unit)
                 if die is parent:
                     top_level.append(child.offset)
                 if child.tag == "DW_TAG_subprogram" and (inside or not nested):
@@ -303,14 +387,17 @@ class DwarfIndex:
         out.sort()
         return out
 
-    def _inline_chain(self, sub, address: int) -> list:
+    def _inline_chain(self, unit: _Unit, sub, address: int) -> list:
         """The DW_TAG_inlined_subroutine DIEs under `sub` holding `address`, outermost first
         (elfutils' ``dwarf_getscopes``: descend into the child scope that holds the pc)."""
         chain = []
         die = sub
-        for _ in range(256):
+        count = 0
+        while True:
             inner = None
             for child in die.iter_children():
+                count += 1
+                self._visit(count, unit)
                 if child.tag not in _SCOPE_TAGS:
                     continue
                 ranges = self._die_ranges(child)
@@ -322,6 +409,9 @@ class DwarfIndex:
             if inner is None:
                 break
             if inner.tag == "DW_TAG_inlined_subroutine":
+                if len(chain) == MAX_INLINE_DEPTH:
+                    raise DwarfTooLarge(f"inline chain at {address:#x} in the CU at {unit.cu.cu_offset:#x} "
+                                        f"is deeper than {MAX_INLINE_DEPTH}")
                 chain.append(inner)
             die = inner
         return chain
