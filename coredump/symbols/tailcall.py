@@ -197,13 +197,6 @@ def _function_at(target, address: int, follow_plt: bool = True):
     return address, mod, hit[0]
 
 
-def _start_of(target, frame: Frame) -> Optional[int]:
-    """Where the function holding `frame` starts, by its ELF symbol."""
-    mod = target.find_module(frame.lookup_pc)
-    hit = mod.symtab.lookup(frame.lookup_pc - mod.bias) if mod is not None and mod.symtab is not None else None
-    return frame.lookup_pc - hit[1] if hit is not None else None
-
-
 def _names(frames: Iterable[Frame]) -> Set[str]:
     return {CLONE_RE.sub("", n) for f in frames for n in (f.function, f.mangled) if n}
 
@@ -237,7 +230,8 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     if hit is None or not callee[-1].function:
         return []  # an unnamed callee may well be the called function: nothing to compare
     address, mod, symbol = hit
-    callee_start = _start_of(target, callee[-1])
+    callee_mod = target.find_module(callee[-1].lookup_pc)
+    callee_start = callee_mod.function_start(callee[-1].lookup_pc) if callee_mod is not None else None
     # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
     # or named from DWARF is foo's.
     if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):

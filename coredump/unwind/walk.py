@@ -191,14 +191,8 @@ class _EntryFunction:
         # A function holding pc starts at or below it: only a pc just above the entry can qualify.
         if not self.entry <= pc < self.entry + _ENTRY_FUNCTION_SPAN:
             return False
-        return _function_start(self.find_module(pc), pc) == self.entry
-
-
-def _function_start(mod, pc: int) -> Optional[int]:
-    """The address of the symbol that covers pc in `mod`, or None."""
-    table = mod.symtab if mod is not None else None
-    hit = table.lookup(pc - mod.bias) if table is not None else None
-    return pc - hit[1] if hit is not None else None
+        mod = self.find_module(pc)
+        return mod is not None and mod.function_start(pc) == self.entry
 
 
 def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
