@@ -180,8 +180,7 @@ class _EntryFunction:
     no symbol names the function at pc, the rule does not apply (as in gdb)."""
 
     def __init__(self, target):
-        core = getattr(target, "core", None)
-        self.entry = core.get_auxv(AT_ENTRY) if core is not None and hasattr(core, "get_auxv") else None
+        self.entry = target.core.get_auxv(AT_ENTRY)
         self.find_module = target.find_module
 
     def __call__(self, state: UnwindState) -> bool:
@@ -198,7 +197,7 @@ class _EntryFunction:
 def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
     """The real reason a walk ends in a truncated core: the stack at sp is not in it."""
     sp = state.regs.get(arch.sp)
-    if sp is None or not getattr(getattr(target, "core", None), "truncated", False):
+    if sp is None or not target.core.truncated:
         return None
     try:
         target.memory.read(sp, 8)
