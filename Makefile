@@ -33,8 +33,8 @@ lint: $(INSTALL)
 	$(PYTHON) -m ruff check .
 
 bench: samples $(INSTALL)
-	@# drgn, the peer bench compares with, where PyPI has a wheel for this machine.
-	-@$(PYTHON) -m pip install -q --disable-pip-version-check drgn 2>/dev/null
+	@# drgn, the peer bench compares with, where PyPI has a wheel for this machine; once.
+	-@$(PYTHON) -c 'import drgn' 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check drgn 2>/dev/null
 	$(PYTHON) scripts/bench.py
 
 # A long fuzzing campaign: 5,000 examples for each of the two property tests (10,000 inputs),

@@ -61,6 +61,11 @@ class LoadedModule:
     def contains(self, address: int) -> bool:
         return self.start <= address < self.end
 
+    def function_start(self, pc: int) -> Optional[int]:
+        """Where the function holding runtime address `pc` starts, by its ELF symbol, or None."""
+        hit = self.symtab.lookup(pc - self.bias) if self.symtab is not None else None
+        return pc - hit[1] if hit is not None else None
+
     @cached_property
     def symtab(self) -> Optional[SymbolTable]:
         if not self.trusted:

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coredump.triage.siglist import SIGLISTS, Siglist, literal_prefix, load_siglist
+from coredump.triage.siglist import SIGLISTS, Siglist, literal_prefix, load_siglist, read_lines
 
 LISTS = sorted(p.name for p in SIGLISTS.glob("*.txt"))
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
@@ -72,3 +72,11 @@ def test_every_list_agrees_with_its_alternation_on_made_up_names(name):
 
 def test_an_empty_list_matches_nothing():
     assert not Siglist(()).fullmatch("") and not Siglist(()).fullmatch("main")
+
+
+def test_read_lines_keeps_order_and_drops_comments_and_blanks(tmp_path):
+    """An indented comment is a comment, as load_siglist reads it; order is the file's."""
+    (tmp_path / "list.txt").write_text("# head\nzeta\n\n   # indented comment\n  alpha  \nmid\n")
+    assert read_lines("list.txt", tmp_path) == ("zeta", "alpha", "mid")
+    assert load_siglist("list.txt", tmp_path).fullmatch("alpha")
+    assert not load_siglist("list.txt", tmp_path).fullmatch("# indented comment")

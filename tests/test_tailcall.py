@@ -79,6 +79,7 @@ def test_no_single_jump_keeps_the_entry(make_core):
     target = _target(core, exe)
     mod = target.find_module(put_back[0].pc)
     assert mod.symtab.lookup(put_back[0].pc - mod.bias) == ("build", 0)
+    assert mod.function_start(put_back[0].pc + 1) == put_back[0].pc  # build's ELF symbol
     assert [f.index for f in out] == list(range(len(out)))
 
 

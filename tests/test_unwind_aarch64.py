@@ -1,6 +1,6 @@
 """Tests of coredump.unwind.aarch64 on hand-built stacks.
 
-The same fixture as ``test_unwind_x86_64.py`` (two fake modules, one stack per test) with
+The same fixture as ``test_unwind_x86_64.py`` (``tests/fakes.py``) (two fake modules, one stack per test) with
 the aarch64 register record; code bytes are A64 instructions, little-endian.
 """
 
@@ -14,7 +14,7 @@ from coredump.unwind import aarch64, cfi
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 from coredump.unwind.walk import walk_thread
 from tests.cfiwriter import EhFrameWriter, FakeImage
-from tests.test_unwind_x86_64 import APP, APP_END, LIB, ORPHAN, SP, FakeTarget
+from tests.fakes import APP, APP_END, LIB, ORPHAN, SP, FakeCore, FakeTarget
 
 BL = struct.pack("<I", 0x94000010)      # bl .+0x40
 BLR_X8 = struct.pack("<I", 0xD63F0100)  # blr x8
@@ -32,8 +32,7 @@ class Target(FakeTarget):
     arch = AARCH64
 
     def __init__(self, pac_insn_mask=None):
-        super().__init__()
-        self.core = type("Core", (), {"pac_insn_mask": pac_insn_mask})()
+        super().__init__(FakeCore(pac_insn_mask=pac_insn_mask))
         for region in self.memory.regions[:3]:
             region.data[:] = NOP * (len(region.data) // 4)
 

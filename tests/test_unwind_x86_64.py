@@ -1,94 +1,25 @@
 """Tests of coredump.unwind.x86_64 and the walk's stop rules on hand-built stacks.
 
 Like rust-minidump's ``amd64_unittest.rs``: a fixture with two fake modules at fixed
-addresses and one stack laid out per test, each test named for the one case it covers.
+addresses (``tests/fakes.py``) and one stack laid out per test, each test named for the one
+case it covers.
 """
-
-import struct
 
 import pytest
 
 from coredump.arch.x86_64 import X86_64
-from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 from coredump.unwind import cfi, x86_64
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame
 from coredump.unwind.walk import walk_thread
 from tests.cfiwriter import EhFrameWriter, FakeImage, sleb
+from tests.fakes import APP, APP_END, LIB, ORPHAN, SP, STACK, FakeTarget
 
-APP, APP_END = 0x400000, 0x401000
-LIB, LIB_END = 0x7F0000000000, 0x7F0000001000
-ORPHAN = 0x500000  # executable, but no module claims it
-STACK = 0x7FFC00000000
-STACK_SIZE = 0x10000
-SP = STACK + 0x1000
 CIE_X86 = bytes([0x0C, 7, 8, 0x90, 1])  # def_cfa rsp+8; rip at cfa-8
 
 
-class Region:
-    def __init__(self, start, size, flags):
-        self.p_vaddr, self.data, self.p_flags = start, bytearray(size), flags
-        self.end = start + size
-
-
-class FakeMemory:
-    def __init__(self):
-        self.regions = [Region(APP, APP_END - APP, 5), Region(LIB, LIB_END - LIB, 5),
-                        Region(ORPHAN, 0x1000, 5), Region(STACK, STACK_SIZE, 6)]
-        for r in self.regions[:3]:
-            r.data[:] = b"\x90" * len(r.data)  # nops: no call before any address
-
-    def find_segment(self, address):
-        for r in self.regions:
-            if r.p_vaddr <= address < r.end:
-                return r
-        return None
-
-    def read(self, address, size):
-        r = self.find_segment(address)
-        if r is None or address + size > r.end:
-            raise MemoryFault(address)
-        return bytes(r.data[address - r.p_vaddr:address - r.p_vaddr + size])
-
-    def read_word(self, address):
-        return struct.unpack("<Q", self.read(address, 8))[0]
-
-    def is_executable(self, address):
-        r = self.find_segment(address)
-        return r is not None and bool(r.p_flags & 1)
-
-    def write(self, address, blob):
-        r = self.find_segment(address)
-        r.data[address - r.p_vaddr:address - r.p_vaddr + len(blob)] = blob
-
-    def word(self, address, value):
-        self.write(address, struct.pack("<Q", value))
-
-    def call_before(self, return_address, code=b"\xe8\0\0\0\0"):
-        """Put a call instruction that ends at `return_address`."""
-        self.write(return_address - len(code), code)
-        return return_address
-
-
-class FakeModule:
-    def __init__(self, path, start, end, image=None):
-        self.path, self.start, self.end = path, start, end
-        self.image = image or FakeImage({}, path)
-        self.debug_image, self.bias, self.build_id, self.trusted = None, 0, None, True
-
-
-class FakeTarget:
+class Target(FakeTarget):
     arch = X86_64
-
-    def __init__(self):
-        self.memory = FakeMemory()
-        self.modules = [FakeModule("app", APP, APP_END), FakeModule("lib.so", LIB, LIB_END)]
-
-    def find_module(self, address):
-        for m in self.modules:
-            if m.start <= address < m.end:
-                return m
-        return None
 
     def add_cfi(self, fdes, augmentation="zR"):
         """CFI for the app: fdes is [(pc_begin, size, instructions)]."""
@@ -106,7 +37,7 @@ def target():
     """A fresh target per test: the walk caches rows and stack pages, so memory is laid
     out before the first walk, as a core's is."""
     cfi.clear_caches()
-    return FakeTarget()
+    return Target()
 
 
 def frame0(pc, **regs):

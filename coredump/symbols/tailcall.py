@@ -24,7 +24,7 @@ from coredump.model import Frame, Trust
 from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 
-__all__ = ("infer_tail_calls", "find_call_target", "find_tail_jump", "resolve_plt")
+__all__ = ("infer_tail_calls", "CLONE_RE", "find_call_target", "find_tail_jump", "resolve_plt")
 
 # Intel SDM Vol. 2A, CALL: E8 cd = call rel32 (5 bytes); Vol. 2A, JMP: E9 cd = jmp rel32
 # (5 bytes), EB cb = jmp rel8 (2 bytes); the target is relative to the next instruction.
@@ -35,9 +35,10 @@ _JMP_REL32, _JMP_REL8 = 0xE9, 0xEB
 _A64_BL, _A64_B = 0x94000000, 0x14000000
 _A64_BTI_C = 0xD503245F
 _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
-# GCC's clone suffixes (ipa-cp, ipa-sra, partial inlining, hot/cold splitting): a frame in
-# main.cold is main's, for the call that named main.
-_CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+# GCC's clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
+# splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold. A frame in main.cold
+# is main's, for the call that named main; signatures strip them too (triage.sigframes).
+CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
 
 
@@ -196,15 +197,8 @@ def _function_at(target, address: int, follow_plt: bool = True):
     return address, mod, hit[0]
 
 
-def _start_of(target, frame: Frame) -> Optional[int]:
-    """Where the function holding `frame` starts, by its ELF symbol."""
-    mod = target.find_module(frame.lookup_pc)
-    hit = mod.symtab.lookup(frame.lookup_pc - mod.bias) if mod is not None and mod.symtab is not None else None
-    return frame.lookup_pc - hit[1] if hit is not None else None
-
-
 def _names(frames: Iterable[Frame]) -> Set[str]:
-    return {_CLONE_RE.sub("", n) for f in frames for n in (f.function, f.mangled) if n}
+    return {CLONE_RE.sub("", n) for f in frames for n in (f.function, f.mangled) if n}
 
 
 def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
@@ -236,15 +230,16 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     if hit is None or not callee[-1].function:
         return []  # an unnamed callee may well be the called function: nothing to compare
     address, mod, symbol = hit
-    callee_start = _start_of(target, callee[-1])
+    callee_mod = target.find_module(callee[-1].lookup_pc)
+    callee_start = callee_mod.function_start(callee[-1].lookup_pc) if callee_mod is not None else None
     # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
     # or named from DWARF is foo's.
-    if address == callee_start or _CLONE_RE.sub("", symbol) in _names(callee):
+    if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):
         return []
     from coredump.symbols.demangle import demangle
 
     name = demangle(symbol) or symbol
-    if _CLONE_RE.sub("", name) in _names(callee):
+    if CLONE_RE.sub("", name) in _names(callee):
         return []
     span = mod.symtab.function_range(address - mod.bias)
     after = None

@@ -63,16 +63,19 @@ def _assertion(facts: Facts) -> Optional[str]:
 
 def explain(crash: Crash, target=None) -> Crash:
     """The crash with assertion, reason, classification, signature and fingerprint set."""
-    sig = generate_signature(crash)
-    warnings = list(crash.warnings) + list(sig.notes)
+    if target is None:
+        sig = generate_signature(crash)
+        return dataclasses.replace(crash, reason=crash.signal.description, signature=sig.signature,
+                                   fingerprint=sig.fingerprint,
+                                   warnings=tuple(crash.warnings) + tuple(sig.notes))
+    fact_warnings: List[str] = []
+    facts = gather_facts(crash, target, None, fact_warnings)
+    # The exception's type only changes the head; the frames are the same either way.
+    sig = generate_signature(crash, exception=facts.exception.type_name if facts.exception else None)
+    warnings = list(crash.warnings) + list(sig.notes) + fact_warnings
     top = sig.frames[0] if sig.frames else None
     where = top.text if top is not None and not (top.is_system or top.is_irrelevant) else None
-    if target is None:
-        return dataclasses.replace(crash, reason=crash.signal.description, signature=sig.signature,
-                                   fingerprint=sig.fingerprint, warnings=tuple(warnings))
-    facts = gather_facts(crash, target, where, warnings)
-    if facts.exception is not None:  # the same frames; the head gains the exception's type
-        sig = generate_signature(crash, exception=facts.exception.type_name)
+    facts = dataclasses.replace(facts, where=where)
     try:
         e = explain_reason(crash, target, facts)
         reason, classification = e.reason, e.classification

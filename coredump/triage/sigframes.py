@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from coredump.model import Frame
+from coredump.symbols.tailcall import CLONE_RE
 from coredump.triage.siglist import load_siglist
 
 __all__ = ("SigFrame", "normalize_function", "module_name", "sig_frame", "is_rust_symbol")
 
-# GCC clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
-# splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold.
-_CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _CLONE_DEMANGLED_RE = re.compile(r"\s*\[clone [^\]]*\]")
 # Rust v0/legacy symbol hashes (Socorro's fixup_hash).
 _RUST_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
@@ -119,7 +117,7 @@ def normalize_function(name: str, rust: Optional[bool] = None, provided: bool = 
     if rust or (rust is None and _RUST_NAME_RE.search(name)):
         return _normalize_rust(name, provided)
     name = _CLONE_DEMANGLED_RE.sub("", name)
-    name = _CLONE_RE.sub("", name)
+    name = CLONE_RE.sub("", name)
     if name.startswith("__GI_"):
         name = name[len("__GI_"):]
     m = _IFUNC_RE.fullmatch(name)

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Optional, Pattern, Tuple
 
-__all__ = ("SIGLISTS", "Siglist", "load_siglist", "literal_prefix")
+__all__ = ("SIGLISTS", "Siglist", "load_siglist", "read_lines", "literal_prefix")
 
 SIGLISTS = Path(__file__).resolve().parent / "siglists"
 _META = set("\\.^$*+?{}[]()|")
@@ -69,7 +69,14 @@ def _compiled(line: str) -> Pattern:
 
 
 @cache
-def load_siglist(name: str, directory: Optional[Path] = None) -> Siglist:
-    """The non-comment lines of ``siglists/<name>``."""
+def read_lines(name: str, directory: Optional[Path] = None) -> Tuple[str, ...]:
+    """The lines of ``siglists/<name>`` in file order, stripped, less blank lines and
+    comments (a line whose first non-blank character is ``#``)."""
     text = ((directory or SIGLISTS) / name).read_text(encoding="utf-8")
-    return Siglist(tuple(s for s in (raw.strip() for raw in text.splitlines()) if s and not s.startswith("#")))
+    return tuple(s for s in (raw.strip() for raw in text.splitlines()) if s and not s.startswith("#"))
+
+
+@cache
+def load_siglist(name: str, directory: Optional[Path] = None) -> Siglist:
+    """The non-comment lines of ``siglists/<name>`` (:func:`read_lines`)."""
+    return Siglist(read_lines(name, directory))

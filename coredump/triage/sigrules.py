@@ -9,12 +9,11 @@ Socorro's ``socorro/signature/rules.py`` (see ``siglists/README.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.model import Crash
 from coredump.triage.sigframes import SigFrame
-from coredump.triage.siglist import SIGLISTS
+from coredump.triage.siglist import read_lines
 
 __all__ = ("SignatureState", "Rule", "RULES", "SentSignalRule", "ExceptionTypeRule", "SentinelRule",
            "SkipTopRule", "DropNoiseRule", "CollapseRecursionRule", "CollapseCycleRule", "TruncateRule",
@@ -28,12 +27,6 @@ _SENT_CODES = {0: "kill", -1: "sigqueue", -6: "tkill"}
 # Mutual recursion: cycles of up to 8 functions, seen at least 3 times over.
 MAX_CYCLE_PERIOD = 8
 MIN_CYCLE_REPEATS = 3
-
-
-@cache
-def _sentinels() -> Tuple[str, ...]:
-    text = (SIGLISTS / "sentinel_frames.txt").read_text(encoding="utf-8")
-    return tuple(s.strip() for s in text.splitlines() if s.strip() and not s.startswith("#"))
 
 
 @dataclass
@@ -91,7 +84,7 @@ class SentinelRule(Rule):
 
     def action(self, state):
         names = [f.function for f in state.frames]
-        for sentinel in _sentinels():
+        for sentinel in read_lines("sentinel_frames.txt"):
             if sentinel in names:
                 state.frames = state.frames[names.index(sentinel):]
                 return

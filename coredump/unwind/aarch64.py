@@ -70,7 +70,7 @@ _CFI, _SIGNAL = Trust.CFI, Trust.SIGNAL
 def strip_pac(address: int, target) -> int:
     """A return address without its pointer-authentication code (Arm ARM D8.8): the
     core's NT_ARM_PAC_MASK insn_mask when it has one, else every bit above the VA range."""
-    mask = getattr(getattr(target, "core", None), "pac_insn_mask", None)
+    mask = target.core.pac_insn_mask
     if mask:
         return address & ~mask & ((1 << 64) - 1)
     return address & ((1 << DEFAULT_VA_BITS) - 1)
@@ -116,18 +116,12 @@ def _signal_frame(state: UnwindState, target, reader) -> Optional[UnwindState]:
     return UnwindState(caller[PC], caller, Trust.SIGNAL)
 
 
-def _read_code(target, address: int, size: int) -> bytes:
-    """Code from the core, else from the module's file (``Target.read_code``: qemu-user
-    cores dump no text)."""
-    read = getattr(target, "read_code", None) or target.memory.read
-    return read(address, size)
-
-
 def _plausible_return(ip: int, target) -> bool:
     if ip < 4096 or target.find_module(ip) is None or not target.memory.is_executable(ip):
         return False
     try:
-        return is_after_call(_read_code(target, ip - 4, 4))
+        # Target.read_code: from the core, else from the module's file (qemu-user cores dump no text).
+        return is_after_call(target.read_code(ip - 4, 4))
     except MemoryFault:
         return False
 
@@ -139,7 +133,7 @@ def _unverifiable_return(ip: int, target) -> Optional[str]:
     if ip < 4096 or not target.memory.is_executable(ip):
         return None
     try:
-        _read_code(target, ip - 4, 4)
+        target.read_code(ip - 4, 4)
         return None
     except MemoryFault:
         pass
@@ -150,8 +144,7 @@ def _unverifiable_return(ip: int, target) -> Optional[str]:
 def _program_name(target) -> str:
     """The program's name as the core records it: AT_EXECFN's string (qemu-user writes it
     as the kernel does), else a placeholder."""
-    core = getattr(target, "core", None)
-    at = core.get_auxv(AT_EXECFN) if hasattr(core, "get_auxv") else None
+    at = target.core.get_auxv(AT_EXECFN)
     try:
         return target.memory.read_cstring(at, 4096).decode("utf-8", "surrogateescape") if at else "the executable"
     except MemoryFault:
@@ -218,9 +211,8 @@ def _find_sigframe(sp: int, fp: Optional[int], reader) -> int:
 
 
 def _warn(target, message: str) -> None:
-    warnings = getattr(target, "warnings", None)
-    if isinstance(warnings, list) and message not in warnings:
-        warnings.append(message)
+    if message not in target.warnings:
+        target.warnings.append(message)
 
 
 def _leaf_caller(state: UnwindState, ip: int, sp: int, trust: Trust = Trust.FP) -> UnwindState:

@@ -180,8 +180,7 @@ class _EntryFunction:
     no symbol names the function at pc, the rule does not apply (as in gdb)."""
 
     def __init__(self, target):
-        core = getattr(target, "core", None)
-        self.entry = core.get_auxv(AT_ENTRY) if core is not None and hasattr(core, "get_auxv") else None
+        self.entry = target.core.get_auxv(AT_ENTRY)
         self.find_module = target.find_module
 
     def __call__(self, state: UnwindState) -> bool:
@@ -191,20 +190,14 @@ class _EntryFunction:
         # A function holding pc starts at or below it: only a pc just above the entry can qualify.
         if not self.entry <= pc < self.entry + _ENTRY_FUNCTION_SPAN:
             return False
-        return _function_start(self.find_module(pc), pc) == self.entry
-
-
-def _function_start(mod, pc: int) -> Optional[int]:
-    """The address of the symbol that covers pc in `mod`, or None."""
-    table = mod.symtab if mod is not None else None
-    hit = table.lookup(pc - mod.bias) if table is not None else None
-    return pc - hit[1] if hit is not None else None
+        mod = self.find_module(pc)
+        return mod is not None and mod.function_start(pc) == self.entry
 
 
 def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
     """The real reason a walk ends in a truncated core: the stack at sp is not in it."""
     sp = state.regs.get(arch.sp)
-    if sp is None or not getattr(getattr(target, "core", None), "truncated", False):
+    if sp is None or not target.core.truncated:
         return None
     try:
         target.memory.read(sp, 8)
