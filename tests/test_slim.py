@@ -9,7 +9,8 @@ import pytest
 
 from coredump.elf.core import open_core
 from coredump.elf.notes import COREDUMP_NOTE_NAME, NT_COREDUMP_SLIM, decode_slim_note, iter_raw_notes
-from coredump.store.slim import PT_LOAD, PT_NOTE, read_phdrs, slim_core
+from coredump.elf.phdrs import read_phdrs
+from coredump.store.slim import PT_LOAD, PT_NOTE, slim_core
 from tests.bundles import analyze_json
 from tests.cores import BUILD
 

@@ -153,22 +153,25 @@ class Prpsinfo:
     pr_gid: int
     pr_pid: int
     pr_ppid: int
+    pr_pgrp: int
+    pr_sid: int
     pr_fname: str
     pr_psargs: str
 
 
 def decode_nt_prpsinfo(desc: bytes) -> Prpsinfo:
-    """char pr_state at 0, pr_sname at 1, pr_zomb 2, pr_nice 3, unsigned long pr_flag at 8,
+    """include/linux/elfcore.h struct elf_prpsinfo, as fs/binfmt_elf.c fill_psinfo() fills it:
+    char pr_state at 0, pr_sname at 1, pr_zomb 2, pr_nice 3, unsigned long pr_flag at 8,
     __kernel_uid_t pr_uid at 16 and pr_gid at 20 (32-bit on x86_64 and arm64), pid_t pr_pid,
     pr_ppid, pr_pgrp, pr_sid at 24..36, char pr_fname[16] at 40, char pr_psargs[80] at 56."""
     if len(desc) < 136:
         raise CoreFormatError(f"NT_PRPSINFO is {len(desc)} bytes, expected 136")
     pr_state, pr_sname = struct.unpack_from("<bc", desc, 0)
-    pr_uid, pr_gid, pr_pid, pr_ppid = struct.unpack_from("<IIii", desc, 16)
+    pr_uid, pr_gid, pr_pid, pr_ppid, pr_pgrp, pr_sid = struct.unpack_from("<IIiiii", desc, 16)
     fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
     psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "replace")
     return Prpsinfo(pr_state, pr_sname.decode("latin-1"), pr_uid, pr_gid, pr_pid, pr_ppid,
-                    fname, psargs)
+                    pr_pgrp, pr_sid, fname, psargs)
 
 
 def decode_nt_auxv(desc: bytes) -> Tuple[Tuple[int, int], ...]:
