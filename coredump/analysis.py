@@ -95,7 +95,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     warnings.extend(w for w in target.dwarf_budget.warnings if w not in warnings)
     crashing = _find_crashing_thread(core)
     signal = _signal(core, crashing)
-    slim = _slim_note(core)
+    slim = core.slim
     if slim is not None:
         warnings.insert(0, f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "
                            "values there are unknown")
@@ -116,16 +116,6 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     except Exception as exc:  # noqa: BLE001 - the frames stand without an explanation
         return dataclasses.replace(crash, warnings=crash.warnings + (
             f"explaining the crash failed ({type(exc).__name__}: {exc})",))
-
-
-def _slim_note(core: Core):
-    """The COREDUMP note ``coredump slim`` writes, if this core is a slim one."""
-    from coredump.elf.notes import find_slim_note
-
-    try:
-        return find_slim_note(core.data, core.elf["e_phoff"], core.elf.num_segments())
-    except Exception:  # noqa: BLE001 - a damaged header was reported when the core was opened
-        return None
 
 
 def _with_tail_calls(target: Target, tid: int, frames, warnings: List[str]):

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from coredump.elf.core import Core
 from coredump.elf.linkmap import locate_image, read_link_map
-from coredump.elf.memory import AddressSpace
+from coredump.elf.memory import PF_W, AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
@@ -239,19 +239,31 @@ class Target:
 
     def read_code(self, address: int, size: int) -> bytes:
         """Bytes of a module's file-backed contents (code, read-only data): from the core,
-        else from the module's own file through its PT_LOAD segments (qemu-user cores dump no
-        text and have no NT_FILE for ``memory`` to find the file by); ``MemoryFault`` if neither."""
+        else from the module's own file (``read_file_backed``); ``MemoryFault`` if neither."""
         try:
             return self.memory.read(address, size)
         except MemoryFault:
-            mod = self.find_module(address)
-            if mod is None or not mod.trusted or mod.path == VDSO_NAME:
+            data = self.read_file_backed(address, size, writable=True)
+            if data is None or len(data) < size:
                 raise
-            rel = address - mod.bias
-            for vaddr, _memsz, offset, filesz, _flags in mod.image.load_segments:
-                if vaddr <= rel and rel + size <= vaddr + filesz and offset + filesz <= len(mod.image.data):
-                    return bytes(mod.image.data[offset + rel - vaddr:offset + rel - vaddr + size])
-            raise
+            return data
+
+    def read_file_backed(self, address: int, size: int, writable: bool = False) -> Optional[bytes]:
+        """Up to `size` bytes at `address` from the file of the trusted module mapping it,
+        through the PT_LOAD segment (p_filesz bytes at p_offset) holding `address`, cut at
+        that segment's end; None where no file holds them. For what the core lacks: qemu-user
+        cores dump no text and have no NT_FILE for ``memory`` to find the file by. A writable
+        segment's file bytes may differ from the process's, so they are read only if asked."""
+        mod = self.find_module(address)
+        if mod is None or not mod.trusted or mod.path == VDSO_NAME:
+            return None
+        rel = address - mod.bias
+        for p_vaddr, _memsz, p_offset, p_filesz, p_flags in mod.image.load_segments:
+            if (p_vaddr <= rel < p_vaddr + p_filesz and p_offset + p_filesz <= len(mod.image.data)
+                    and (writable or not p_flags & PF_W)):
+                start = p_offset + rel - p_vaddr
+                return bytes(mod.image.data[start:min(start + size, p_offset + p_filesz)])
+        return None
 
     def find_module(self, address: int) -> Optional[LoadedModule]:
         i = bisect.bisect_right(self._starts, address) - 1

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from coredump.capture.compress import compress_file, decompress_file, hash_file, verify_compressed
+from coredump.capture.compress import compress_file, decompress_file, verify_compressed
 from coredump.errors import StorageError
+from coredump.store.hashing import hash_file
 
 
 def test_round_trip(tmp_path, make_core):

@@ -60,3 +60,14 @@ def test_nt_file_rejects_impossible_count():
 
     with pytest.raises(CoreFormatError):
         decode_nt_file((10**9).to_bytes(8, "little") + (4096).to_bytes(8, "little"))
+
+
+def test_prpsinfo_ids_match_eu_readelf(make_core):
+    """pr_pid, pr_ppid, pr_pgrp, pr_sid of struct elf_prpsinfo as elfutils reads them."""
+    core = make_core("O0", "segv")
+    eu = subprocess.run(["eu-readelf", "-n", str(core)], capture_output=True, text=True).stdout
+    m = re.search(r"pid: (\d+), ppid: (\d+), pgrp: (\d+), sid: (\d+)", eu)
+    with open_core(str(core)) as c:
+        ps = c.prpsinfo
+    assert (ps.pr_pid, ps.pr_ppid, ps.pr_pgrp, ps.pr_sid) == tuple(int(g) for g in m.groups())
+    assert ps.pr_fname == "segv"

@@ -9,7 +9,8 @@ import pytest
 
 from coredump.elf.core import open_core
 from coredump.elf.notes import COREDUMP_NOTE_NAME, NT_COREDUMP_SLIM, decode_slim_note, iter_raw_notes
-from coredump.store.slim import PT_LOAD, PT_NOTE, read_phdrs, slim_core
+from coredump.elf.phdrs import read_phdrs
+from coredump.store.slim import PT_LOAD, PT_NOTE, slim_core
 from tests.bundles import analyze_json
 from tests.cores import BUILD
 
@@ -85,6 +86,8 @@ def test_notes_kept_and_left_out_memory_recorded(slimmed):
     info = decode_slim_note(found[0].desc)
     assert info.omitted_bytes == result.omitted_bytes == sum(hi - lo for lo, hi in info.omitted) > 0
     assert info.original_size == result.original_size and info.missing_bytes == 0
+    with open_core(str(slim)) as s, open_core(str(core)) as c:
+        assert s.slim == info and c.slim is None
     full = [p for p in phdrs(core) if p.p_type == PT_LOAD]
     pieces = sorted([(p.p_vaddr, p.p_vaddr + p.p_memsz, p.p_filesz == p.p_memsz) for p in phdrs(slim)
                      if p.p_type == PT_LOAD] + [(lo, hi, "omitted") for lo, hi in info.omitted])

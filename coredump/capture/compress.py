@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from coredump.errors import StorageError
 
-__all__ = ("Compressed", "compress_file", "verify_compressed", "hash_file", "decompress_file")
+__all__ = ("Compressed", "compress_file", "verify_compressed", "decompress_file")
 
 # zstd level 3 is the library default; with threads=-1 it streams well above 200 MB/s.
 DEFAULT_LEVEL = 3
@@ -90,14 +90,6 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
         raise StorageError(f"cannot compress {src} into {dst}: {exc}") from exc
     return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(), time.perf_counter() - start,
                       writer.hash.hexdigest())
-
-
-def hash_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_compressed(dst: str, sha256: str, size: int) -> bool:

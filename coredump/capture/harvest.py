@@ -114,13 +114,9 @@ def _store_core(record: CrashRecord, source: str, artifacts: ArtifactDir, option
 
 
 def _slim(record, source, artifacts, limit, size):
-    """A slimmed copy of an oversize core when coredump.store.slim exists, else a note."""
-    try:
-        from coredump.store.slim import slim_core
-    except ImportError:
-        record.add_note(f"core is {format_size(size)}, over --max-core-size {format_size(limit)}: "
-                        f"not stored (it stays at {source})")
-        return None, False
+    """A slimmed copy of an oversize core, or None (with a note) when even that is too big."""
+    from coredump.store.slim import slim_core
+
     dst = artifacts.path(record.id, "core.slim")
     slim_core(source, dst)
     if os.path.getsize(dst) > limit:

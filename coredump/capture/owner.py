@@ -13,85 +13,60 @@ import os
 import struct
 from collections import namedtuple
 
+from coredump.elf import notes as N
+from coredump.elf.phdrs import read_phdrs
+from coredump.errors import CoreFormatError
+
 __all__ = ("CoreIds", "ProcStat", "read_core_ids", "proc_stat", "StepTree")
 
-# include/uapi/linux/elf.h, and the gABI's program header type of a note segment.
-NT_PRSTATUS, NT_PRPSINFO, PT_NOTE, PN_XNUM = 1, 3, 4, 0xFFFF
-_MAX_NOTES = 64 << 20  # no kernel writes a note segment near this big
+PT_NOTE = 4  # gABI program header type of a note segment
 
 CoreIds = namedtuple("CoreIds", "pid ppid pgrp sid fname")
 ProcStat = namedtuple("ProcStat", "comm ppid pgrp session starttime")
 
 
-def _note_segments(f, head: bytes):
-    """(p_offset, p_filesz) of each PT_NOTE (gABI ELF header and program header layouts)."""
-    is64, end = head[4] == 2, "<" if head[5] == 1 else ">"
-    if is64:
-        phoff, = struct.unpack_from(end + "Q", head, 32)
-        shoff, = struct.unpack_from(end + "Q", head, 40)
-        phentsize, phnum = struct.unpack_from(end + "HH", head, 54)
-    else:
-        phoff, shoff = struct.unpack_from(end + "II", head, 28)
-        phentsize, phnum = struct.unpack_from(end + "HH", head, 42)
-    if phnum == PN_XNUM:  # gABI: the real count is sh_info of section header 0
-        f.seek(shoff + (44 if is64 else 28))
-        phnum, = struct.unpack(end + "I", f.read(4))
-    f.seek(phoff)
-    table = f.read(phentsize * phnum)
-    for i in range(len(table) // phentsize if phentsize else 0):
-        at = i * phentsize
-        if struct.unpack_from(end + "I", table, at)[0] == PT_NOTE:
-            if is64:
-                yield struct.unpack_from(end + "Q", table, at + 8)[0], struct.unpack_from(end + "Q", table, at + 32)[0]
-            else:
-                yield struct.unpack_from(end + "I", table, at + 4)[0], struct.unpack_from(end + "I", table, at + 16)[0]
+def _notes(path: str) -> list:
+    """Every note of the core at `path`, in file order; a damaged note ends its segment.
+    Only 64-bit little-endian cores are read (``read_phdrs``): coredump analyses no others."""
+    out = []
+    with open(path, "rb") as f:
+        for ph in read_phdrs(f, path)[1]:
+            if ph.p_type != PT_NOTE:
+                continue
+            f.seek(ph.p_offset)
+            try:
+                for note in N.iter_raw_notes(f.read(min(ph.p_filesz, N.MAX_NOTE_SIZE)), ph.p_offset):
+                    out.append(note)
+            except CoreFormatError:
+                pass
+    return out
 
 
-def _iter_notes(data: bytes, end: str):
-    """(n_type, desc) of each note (gABI "Note Section": sizes padded to 4 bytes)."""
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, n_type = struct.unpack_from(end + "III", data, pos)
-        start = pos + 12 + ((namesz + 3) & ~3)
-        if start + descsz > len(data):
-            return
-        yield n_type, data[start:start + descsz]
-        pos = start + ((descsz + 3) & ~3)
-
-
-def _ids(notes, is64: bool, end: str):
+def _ids(notes) -> CoreIds | None:
+    """From the first NT_PRPSINFO (struct elf_prpsinfo), else the first NT_PRSTATUS (struct
+    elf_prstatus has pr_pid..pr_sid too, but no pr_fname)."""
     prstatus = None
-    for n_type, desc in notes:
-        # include/linux/elfcore.h struct elf_prpsinfo on a 64-bit ABI: pr_pid, pr_ppid,
-        # pr_pgrp, pr_sid at 24..40, pr_fname[16] at 40.
-        if n_type == NT_PRPSINFO and is64 and len(desc) >= 56:
-            fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
-            return CoreIds(*struct.unpack_from(end + "iiii", desc, 24), fname)
-        if n_type == NT_PRSTATUS and prstatus is None:
-            prstatus = desc
-    # struct elf_prstatus: pr_pid..pr_sid follow elf_siginfo, pr_cursig and the two
-    # unsigned long signal sets: at 32 on a 64-bit ABI, at 24 on a 32-bit one.
-    at = 32 if is64 else 24
-    if prstatus is not None and len(prstatus) >= at + 16:
-        return CoreIds(*struct.unpack_from(end + "iiii", prstatus, at), "")
-    return None
+    for note in notes:
+        if note.n_type == N.NT_PRPSINFO:
+            try:
+                ps = N.decode_nt_prpsinfo(note.desc)
+            except CoreFormatError:
+                continue
+            return CoreIds(ps.pr_pid, ps.pr_ppid, ps.pr_pgrp, ps.pr_sid, ps.pr_fname)
+        if note.n_type == N.NT_PRSTATUS and prstatus is None:
+            prstatus = note.desc
+    if prstatus is None:
+        return None
+    st = N.decode_nt_prstatus(prstatus, 0)  # CoreFormatError when short: read_core_ids says None
+    return CoreIds(st.pr_pid, st.pr_ppid, st.pr_pgrp, st.pr_sid, "")
 
 
 def read_core_ids(path: str) -> CoreIds | None:
     """The process ids recorded in the core at `path`; None when it has none readable."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
-                return None
-            is64, end = head[4] == 2, "<" if head[5] == 1 else ">"
-            notes = []
-            for offset, size in list(_note_segments(f, head)):
-                f.seek(offset)
-                notes += _iter_notes(f.read(min(size, _MAX_NOTES)), end)
-    except (OSError, struct.error):
+        return _ids(_notes(path))
+    except (OSError, struct.error, CoreFormatError):
         return None
-    return _ids(notes, is64, end)
 
 
 def proc_stat(pid, proc: str = "/proc") -> ProcStat | None:

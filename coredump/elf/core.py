@@ -63,6 +63,8 @@ class Core:
         self.prpsinfo: Optional[N.Prpsinfo] = None
         self.auxv: Tuple[Tuple[int, int], ...] = ()
         self.files: Tuple[N.FileMapping, ...] = ()
+        # The COREDUMP note ``coredump slim`` writes: what a slim core left out.
+        self.slim: Optional[N.SlimNote] = None
         # NT_ARM_PAC_MASK's insn_mask: the bits of a code pointer that hold its
         # pointer-authentication code (aarch64 with PAC only).
         self.pac_insn_mask: Optional[int] = None
@@ -134,10 +136,13 @@ class Core:
             self.warnings.append(f"notes end early: {exc}")
 
     def _decode_note(self, note: N.RawNote) -> None:
-        if note.n_name != "CORE" and note.n_name != "LINUX":
+        if note.n_name not in ("CORE", "LINUX", N.COREDUMP_NOTE_NAME):
             return
         try:
-            if note.n_type == N.NT_PRSTATUS and note.n_name == "CORE":
+            if note.n_name == N.COREDUMP_NOTE_NAME:
+                if note.n_type == N.NT_COREDUMP_SLIM and self.slim is None:
+                    self.slim = N.decode_slim_note(note.desc)
+            elif note.n_type == N.NT_PRSTATUS and note.n_name == "CORE":
                 self._add_thread(note.desc)
             elif note.n_type == N.NT_SIGINFO and self.siginfo is None:
                 self.siginfo = N.decode_nt_siginfo(note.desc)

@@ -20,7 +20,7 @@ __all__ = (
     "decode_nt_auxv", "decode_nt_file", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
     "NT_FILE", "NT_GNU_BUILD_ID",
     "SlimNote", "COREDUMP_NOTE_NAME", "NT_COREDUMP_SLIM", "encode_note", "encode_slim_note",
-    "decode_slim_note", "find_slim_note",
+    "decode_slim_note",
 )
 
 # include/uapi/linux/elf.h
@@ -39,7 +39,6 @@ NT_GNU_BUILD_ID = 3
 # type is one no Linux or GNU core note uses: "SLIM" in ASCII, as NT_FILE is "FILE".
 COREDUMP_NOTE_NAME = "COREDUMP"
 NT_COREDUMP_SLIM = 0x534C494D
-_PT_NOTE = 4
 _SLIM_HEAD = struct.Struct("<QQQQQ")  # version, original_size, omitted_bytes, missing_bytes, count
 
 # The kernel never writes a note anywhere near this big; a larger n_descsz is corruption.
@@ -153,22 +152,25 @@ class Prpsinfo:
     pr_gid: int
     pr_pid: int
     pr_ppid: int
+    pr_pgrp: int
+    pr_sid: int
     pr_fname: str
     pr_psargs: str
 
 
 def decode_nt_prpsinfo(desc: bytes) -> Prpsinfo:
-    """char pr_state at 0, pr_sname at 1, pr_zomb 2, pr_nice 3, unsigned long pr_flag at 8,
+    """include/linux/elfcore.h struct elf_prpsinfo, as fs/binfmt_elf.c fill_psinfo() fills it:
+    char pr_state at 0, pr_sname at 1, pr_zomb 2, pr_nice 3, unsigned long pr_flag at 8,
     __kernel_uid_t pr_uid at 16 and pr_gid at 20 (32-bit on x86_64 and arm64), pid_t pr_pid,
     pr_ppid, pr_pgrp, pr_sid at 24..36, char pr_fname[16] at 40, char pr_psargs[80] at 56."""
     if len(desc) < 136:
         raise CoreFormatError(f"NT_PRPSINFO is {len(desc)} bytes, expected 136")
     pr_state, pr_sname = struct.unpack_from("<bc", desc, 0)
-    pr_uid, pr_gid, pr_pid, pr_ppid = struct.unpack_from("<IIii", desc, 16)
+    pr_uid, pr_gid, pr_pid, pr_ppid, pr_pgrp, pr_sid = struct.unpack_from("<IIiiii", desc, 16)
     fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
     psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "replace")
     return Prpsinfo(pr_state, pr_sname.decode("latin-1"), pr_uid, pr_gid, pr_pid, pr_ppid,
-                    fname, psargs)
+                    pr_pgrp, pr_sid, fname, psargs)
 
 
 def decode_nt_auxv(desc: bytes) -> Tuple[Tuple[int, int], ...]:
@@ -244,24 +246,3 @@ def decode_slim_note(desc: bytes) -> SlimNote:
     count = min(count, (len(desc) - _SLIM_HEAD.size) // 16)
     ranges = tuple(struct.unpack_from("<QQ", desc, _SLIM_HEAD.size + 16 * i) for i in range(count))
     return SlimNote(original_size, omitted_bytes, missing_bytes, ranges, version)
-
-
-def find_slim_note(data, e_phoff: int, e_phnum: int) -> Optional[SlimNote]:
-    """The COREDUMP slim note of the core whose bytes are `data`, if it has one: each
-    PT_NOTE's Elf64_Phdr (p_type at 0, p_offset at 8, p_filesz at 32) is read in place."""
-    for i in range(e_phnum):
-        at = e_phoff + 56 * i
-        if at + 56 > len(data):
-            break
-        p_type, = struct.unpack_from("<I", data, at)
-        if p_type != _PT_NOTE:
-            continue
-        p_offset, = struct.unpack_from("<Q", data, at + 8)
-        p_filesz, = struct.unpack_from("<Q", data, at + 32)
-        try:
-            for note in iter_raw_notes(data[p_offset:p_offset + p_filesz], p_offset):
-                if note.n_name == COREDUMP_NOTE_NAME and note.n_type == NT_COREDUMP_SLIM:
-                    return decode_slim_note(note.desc)
-        except CoreFormatError:
-            continue
-    return None

@@ -9,7 +9,6 @@ Write the artifact directory of DESIGN.md: ``summary.json``, one ``<id>/`` per c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from coredump.errors import StorageError
 from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.store.hashing import hash_file
 
 __all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "CrashRecord", "ArtifactDir", "utc_timestamp")
 
@@ -160,15 +160,11 @@ class ArtifactDir:
     def digest(self, relpath: str) -> Dict[str, Any]:
         """``{"size", "sha256"}`` of the stored file `relpath` (each file is read once)."""
         if relpath not in self._digests:
-            h, size = hashlib.sha256(), 0
             try:
-                with open(self.path(relpath), "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                        size += len(block)
+                sha256, size = hash_file(self.path(relpath)), os.path.getsize(self.path(relpath))
             except OSError as exc:
                 raise StorageError(f"cannot read {self.path(relpath)}: {exc.strerror}") from exc
-            self._digests[relpath] = {"size": size, "sha256": h.hexdigest()}
+            self._digests[relpath] = {"size": size, "sha256": sha256}
         return self._digests[relpath]
 
     def bundle_modules(self, record: CrashRecord, modules: Sequence[Any]) -> None:

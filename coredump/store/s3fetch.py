@@ -8,7 +8,6 @@ laid out like the artifact directory it came from, refusing unsafe keys and wron
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from coredump.errors import StorageError
+from coredump.store.hashing import hash_file
 from coredump.store.s3 import (
     SUMMARY,
     ByteCounter,
@@ -161,21 +161,13 @@ def _write_summary(dest: Path, summary: dict) -> Path:
     return commit_tempfile(tmp, dest, SUMMARY)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify(job: S3Url, key: str, relative: str, tmp: Path, size: int, expected: Dict[str, Dict[str, Any]]) -> None:
     """The received bytes against the listing's size and the summary's sha256."""
     received = os.path.getsize(tmp)
     if received != size:
         raise StorageError(f"s3://{job.bucket}/{key}: received {received} bytes, the listing says {size}")
     want = expected.get(relative, {}).get("sha256")
-    if want is not None and _sha256(tmp) != want:
+    if want is not None and hash_file(tmp) != want:
         raise StorageError(f"s3://{job.bucket}/{key}: sha256 differs from the one {SUMMARY} records "
                            "(the object was changed after upload); nothing was kept")
 

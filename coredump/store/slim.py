@@ -20,17 +20,14 @@ from typing import Iterable, List, Sequence, Tuple, Union
 
 from coredump.elf.linkmap import find_r_debug
 from coredump.elf.notes import SlimNote, encode_slim_note
+from coredump.elf.phdrs import EHDR, PHDR, PN_XNUM, SHDR, Phdr, read_phdrs
 from coredump.errors import CoreFormatError, MemoryFault, StorageError
 
-__all__ = ("SlimResult", "Phdr", "slim_core", "read_phdrs", "keep_ranges")
+__all__ = ("SlimResult", "slim_core", "keep_ranges")
 
 PAGE = 4096
 PT_LOAD, PT_NOTE, PT_DYNAMIC, PT_PHDR = 1, 4, 2, 6
 PF_X, PF_W = 1, 2
-PN_XNUM = 0xFFFF  # gABI: e_phnum overflow, the real count is in section 0's sh_info
-EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-PHDR = struct.Struct("<IIQQQQQQ")
-SHDR = struct.Struct("<IIQQQQIIQQ")
 # System V psABI x86-64 §3.2.2: 128 bytes below %rsp are the leaf function's red zone.
 RED_ZONE = 128
 # include/uapi/linux/auxvec.h
@@ -41,22 +38,6 @@ PTHREAD_SIZE = 0x1000
 LINK_MAP_SIZE = 0x480  # glibc's struct link_map (public head l_addr, l_name, l_ld, l_next, l_prev + private part)
 
 Range = Tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Phdr:
-    p_type: int
-    p_flags: int
-    p_offset: int
-    p_vaddr: int
-    p_paddr: int
-    p_filesz: int
-    p_memsz: int
-    p_align: int
-
-    def pack(self) -> bytes:
-        return PHDR.pack(self.p_type, self.p_flags, self.p_offset, self.p_vaddr, self.p_paddr,
-                         self.p_filesz, self.p_memsz, self.p_align)
 
 
 @dataclass(frozen=True)
@@ -75,28 +56,6 @@ class SlimResult:
     @property
     def ratio(self) -> float:
         return self.original_size / max(1, self.size)
-
-
-def read_phdrs(f, path: str) -> Tuple[bytes, List[Phdr]]:
-    """The ELF header and every program header of the core open as `f`."""
-    f.seek(0)
-    ehdr = f.read(EHDR.size)
-    if len(ehdr) < EHDR.size or ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
-        raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF file")
-    fields = EHDR.unpack(ehdr)
-    e_type, e_phoff, e_shoff, e_phentsize, e_phnum = fields[1], fields[5], fields[6], fields[9], fields[10]
-    if e_type != 4:  # ET_CORE
-        raise CoreFormatError(f"{path} is not a core (e_type {e_type})")
-    if e_phnum == PN_XNUM and e_shoff:
-        f.seek(e_shoff)
-        e_phnum = SHDR.unpack(f.read(SHDR.size))[7]
-    if e_phentsize != PHDR.size:
-        raise CoreFormatError(f"{path}: e_phentsize {e_phentsize} is not {PHDR.size}")
-    f.seek(e_phoff)
-    raw = f.read(PHDR.size * e_phnum)
-    if len(raw) < PHDR.size * e_phnum:
-        raise CoreFormatError(f"{path}: program headers truncated")
-    return ehdr, [Phdr(*PHDR.unpack_from(raw, i * PHDR.size)) for i in range(e_phnum)]
 
 
 def _pages(lo: int, hi: int) -> Range:

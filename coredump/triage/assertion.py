@@ -193,16 +193,10 @@ class _FileBacked:
         try:
             return self._mem.read_cstring(address, max_size)
         except MemoryFault:
-            mod = self._target.find_module(address)
-            if mod is None or not mod.trusted or mod.image is None:
+            data = self._target.read_file_backed(address, max_size)
+            if data is None:
                 raise
-            vaddr = address - mod.bias
-            for p_vaddr, _, p_offset, p_filesz, p_flags in mod.image.load_segments:
-                if p_vaddr <= vaddr < p_vaddr + p_filesz and not p_flags & PF_W:
-                    start = p_offset + vaddr - p_vaddr
-                    end = min(start + max_size, p_offset + p_filesz)
-                    return bytes(mod.image.data[start:end]).split(b"\0", 1)[0]
-            raise
+            return data.split(b"\0", 1)[0]
 
 
 def _decode_exception(mem, unwind_header: int, dependent: bool) -> Optional[CxxException]:
