@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from coredump.symbols import lines
+from coredump.symbols import lineprogram
 from coredump.symbols.lines import LineProgram, LineProgramTooLarge, LineTable, decode_line_program
 from tests import cores
 
@@ -209,9 +209,9 @@ def test_limits_raise_too_large(monkeypatch):
         offset = next(dwarf.iter_CUs()).get_top_DIE().attributes["DW_AT_stmt_list"].value
         rows = len(decode_line_program(data, offset, strs, line_strs).rows)
         assert rows > 10
-        monkeypatch.setattr(lines, "MAX_LINE_ROWS", rows)
+        monkeypatch.setattr(lineprogram, "MAX_LINE_ROWS", rows)
         assert len(decode_line_program(data, offset, strs, line_strs, deadline=time.monotonic() + 60).rows) == rows
-        monkeypatch.setattr(lines, "MAX_LINE_ROWS", rows - 1)
+        monkeypatch.setattr(lineprogram, "MAX_LINE_ROWS", rows - 1)
         with pytest.raises(LineProgramTooLarge, match=f"more than {rows - 1} rows"):
             decode_line_program(data, offset, strs, line_strs)
         monkeypatch.undo()

@@ -8,7 +8,7 @@ the address.
 
 Limits (``coredump.symbols.dwarflimits``): a walk of a compile unit visits at most
 ``MAX_DIES_PER_WALK`` DIEs, an inline chain is at most ``MAX_INLINE_DEPTH`` deep, a line
-program emits at most ``lines.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
+program emits at most ``lineprogram.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
 its ``DwarfBudget`` of time. A limit that cuts in leaves the address to the symbol table
 (a line-table cut: to DWARF names without lines) and adds one warning for the file.
 """
