@@ -10,7 +10,7 @@ import pytest
 
 from coredump.analysis import AnalyzeOptions, analyze_target
 from coredump.elf.core import open_core
-from coredump.symbols import dwarf, dwarflimits, lines
+from coredump.symbols import dwarf, dwarflimits, lineprogram
 from coredump.symbols.dwarflimits import DWARF_TIME_BUDGET, DwarfBudget
 from coredump.target import Target
 from tests import cores
@@ -164,7 +164,7 @@ def test_time_budget(huger, gdb, monkeypatch):
 
 def test_line_rows_cap(huge, monkeypatch):
     """A line program past MAX_LINE_ROWS: DWARF names stay, lines go."""
-    monkeypatch.setattr(lines, "MAX_LINE_ROWS", 100)
+    monkeypatch.setattr(lineprogram, "MAX_LINE_ROWS", 100)
     exe, core = huge
     crash, _, _ = _analyze(exe, core)
     [warning] = _limit_warnings(crash, exe)

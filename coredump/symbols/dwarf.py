@@ -4,11 +4,12 @@ DWARF index
 
 Function names, inline frames and ``file:line`` (with the file's absolute path) for an
 address from an image's DWARF (versions 2 to 5), parsing only the compile unit that covers
-the address.
+the address. The frames themselves (inline chain, names) are built by
+``coredump.symbols.dwarfframes``; ``SourceFrame`` and ``MAX_INLINE_DEPTH`` are re-exported.
 
 Limits (``coredump.symbols.dwarflimits``): a walk of a compile unit visits at most
 ``MAX_DIES_PER_WALK`` DIEs, an inline chain is at most ``MAX_INLINE_DEPTH`` deep, a line
-program emits at most ``lines.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
+program emits at most ``lineprogram.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
 its ``DwarfBudget`` of time. A limit that cuts in leaves the address to the symbol table
 (a line-table cut: to DWARF names without lines) and adds one warning for the file.
 """
@@ -18,12 +19,11 @@ from __future__ import annotations
 import bisect
 import struct
 import time
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from coredump.symbols import cache
-from coredump.symbols.demangle import demangle
 from coredump.symbols.dwarfcache import entry_kind, frames_memo
+from coredump.symbols.dwarfframes import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.symbols.dwarflimits import DwarfBudget, DwarfTooLarge
 from coredump.symbols.image import ElfImage
 from coredump.symbols.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -35,38 +35,15 @@ __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 # this is ~2.8 s and ~170 MB: one huge CU cannot take the whole time budget. gcc -O2's CU
 # DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
 MAX_DIES_PER_WALK = 100_000
-# DW_TAG_inlined_subroutine nesting followed at one address. Real chains are tens deep
-# (gdb shows every level, it has no cap); past this the chain is a generator's, and frames
-# cut from its inner end would name the wrong function at the pc.
-MAX_INLINE_DEPTH = 256
-
 Ranges = List[Tuple[int, int]]
 
 # Tags whose children may hold the address's function (DWARF 5 §3.2, §5.7): clang nests
 # definitions in namespaces, gcc puts them at CU level with DW_AT_specification.
 _CONTAINER_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
                    "DW_TAG_union_type", "DW_TAG_module")
-_SCOPE_TAGS = ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine", "DW_TAG_try_block",
-               "DW_TAG_catch_block")
-_QUALIFIER_TAGS = _CONTAINER_TAGS + ("DW_TAG_interface_type",)
 # DW_AT_high_pc is an address in DWARF 2-3 and for these forms; else an offset (DWARF 4 §2.17.2).
 _ADDRESS_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
                   "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index")
-
-
-@dataclass(frozen=True)
-class SourceFrame:
-    """One source-level frame at an address: an inlined call (``inline``) or the function
-    that holds the code. ``low_pc`` is the function's entry, when known; ``path`` is the
-    absolute path of ``file`` (``file`` is the name gdb shows), when the DWARF says it."""
-
-    function: Optional[str]
-    linkage_name: Optional[str]
-    file: Optional[str]
-    line: Optional[int]
-    inline: bool = False
-    low_pc: Optional[int] = None
-    path: Optional[str] = None
 
 
 class _Unit:
@@ -272,12 +249,13 @@ class DwarfIndex:
     def _read_lines(self, unit: _Unit) -> Optional[LineTable]:
         """The CU's line table, decoded by our own reader (pyelftools' is ~15 times slower),
         or by pyelftools where ours does not go (big-endian files)."""
-        attr = unit.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
+        top = unit.cu.get_top_DIE()
+        attr = top.attributes.get("DW_AT_stmt_list")
         dwarf = self.dwarfinfo
         if attr is None or dwarf.debug_line_sec is None:
             return None
-        comp_dir = _attr(unit.cu.get_top_DIE(), "DW_AT_comp_dir")
-        comp_dir = _text(comp_dir) if comp_dir is not None else None
+        comp_dir = top.attributes.get("DW_AT_comp_dir")
+        comp_dir = _text(comp_dir.value) if comp_dir is not None else None
         if dwarf.config.little_endian:
             try:
                 return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
@@ -307,22 +285,8 @@ class DwarfIndex:
         sub = self._function_at(unit, address)
         if sub is None:
             return []
-        chain = [sub] + self._inline_chain(unit, sub, address)
-        frames: List[SourceFrame] = []
-        file, line = row if row else (None, None)
-        path = table.path_of(file) if row else None
-        for die in reversed(chain):
-            name, linkage = self._names(die)
-            inline = die.tag == "DW_TAG_inlined_subroutine"
-            low = None if inline else _entry_pc(die, self._die_ranges(die))
-            frames.append(SourceFrame(name, linkage, file, line, inline, low, path))
-            if inline:
-                call_file = _attr(die, "DW_AT_call_file")
-                known = table is not None and call_file
-                file = table.file_name(call_file) if known else None
-                path = table.file_path(call_file) if known else None
-                line = _attr(die, "DW_AT_call_line")
-        return frames
+        chain = [sub] + inline_chain(sub, address, self._die_ranges, lambda count: self._visit(count, unit))
+        return source_frames(chain, row, table, self._entry_pc, self._is_top_level)
 
     def _function_at(self, unit: _Unit, address: int):
         if unit.functions is None:
@@ -387,35 +351,6 @@ class DwarfIndex:
         out.sort()
         return out
 
-    def _inline_chain(self, unit: _Unit, sub, address: int) -> list:
-        """The DW_TAG_inlined_subroutine DIEs under `sub` holding `address`, outermost first
-        (elfutils' ``dwarf_getscopes``: descend into the child scope that holds the pc)."""
-        chain = []
-        die = sub
-        count = 0
-        while True:
-            inner = None
-            for child in die.iter_children():
-                count += 1
-                self._visit(count, unit)
-                if child.tag not in _SCOPE_TAGS:
-                    continue
-                ranges = self._die_ranges(child)
-                if not ranges and child.tag == "DW_TAG_lexical_block" and child.has_children:
-                    ranges = [(address, address + 1)]  # a block without code ranges: look inside
-                if any(low <= address < high for low, high in ranges):
-                    inner = child
-                    break
-            if inner is None:
-                break
-            if inner.tag == "DW_TAG_inlined_subroutine":
-                if len(chain) == MAX_INLINE_DEPTH:
-                    raise DwarfTooLarge(f"inline chain at {address:#x} in the CU at {unit.cu.cu_offset:#x} "
-                                        f"is deeper than {MAX_INLINE_DEPTH}")
-                chain.append(inner)
-            die = inner
-        return chain
-
     def _die_ranges(self, die) -> Ranges:
         """[low, high) ranges of a DIE from DW_AT_low_pc/DW_AT_high_pc or DW_AT_ranges
         (.debug_ranges before DWARF 5, .debug_rnglists from DWARF 5; DWARF 5 §2.17)."""
@@ -452,85 +387,20 @@ class DwarfIndex:
                 out.append((low, high))
         return out
 
-    # ---- names ----------------------------------------------------------------------------
+    def _entry_pc(self, die) -> Optional[int]:
+        """DW_AT_entry_pc when it is an address, else the first range's start: gcc lists a
+        split function's hot part first (DWARF 5 §3.3.3)."""
+        entry = die.attributes.get("DW_AT_entry_pc")
+        if entry is not None and entry.form in _ADDRESS_FORMS:
+            return entry.value
+        ranges = self._die_ranges(die)
+        return ranges[0][0] if ranges else None
 
-    def _names(self, die) -> Tuple[Optional[str], Optional[str]]:
-        """(display name, linkage name): the demangled DW_AT_linkage_name found through
-        DW_AT_abstract_origin / DW_AT_specification, else DW_AT_name qualified by its
-        enclosing namespaces and classes."""
-        name = linkage = None
-        named = None
-        cur = die
-        for _ in range(16):
-            attrs = cur.attributes
-            if linkage is None:
-                for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
-                    if key in attrs:
-                        linkage = _text(attrs[key].value)
-                        break
-            if name is None and "DW_AT_name" in attrs:
-                name, named = _text(attrs["DW_AT_name"].value), cur
-            ref = next((k for k in ("DW_AT_abstract_origin", "DW_AT_specification")
-                        if k in attrs), None)
-            if ref is None:
-                break
-            cur = cur.get_DIE_from_attribute(ref)
-        # A Rust function is named as gdb's bt names it: DW_AT_name (rustc puts the generic
-        # arguments there) under its namespaces ({impl#N} included), not the linkage name.
-        if linkage is not None and not (_is_rust(die) and name is not None):
-            shown = demangle(linkage)
-            if shown:
-                return shown, linkage
-        if name is not None and named is not None:
-            unit = _UNITS.get((self._key, named.cu.cu_offset))
-            if unit is None or named.offset not in unit.top_level:
-                name = _qualify(named, name)
-            if _is_cxx(die) and name != "main" and not _has_parameters(cur):
-                name += "()"  # gdb's physname of a C++ function with no linkage name
-        return name or linkage, linkage
-
-
-def _qualify(die, name: str) -> str:
-    parts = [name]
-    try:
-        parent = die.get_parent()
-        while parent is not None and parent.tag in _QUALIFIER_TAGS:
-            pname = parent.attributes.get("DW_AT_name")
-            parts.append(_text(pname.value) if pname is not None else "(anonymous namespace)")
-            parent = parent.get_parent()
-    except Exception:
-        pass
-    return "::".join(reversed(parts))
-
-
-def _is_cxx(die) -> bool:
-    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
-    # DW_LANG_C_plus_plus, _03, _11, _14 (DWARF 5 Table 7.17)
-    return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21)
-
-
-def _is_rust(die) -> bool:
-    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
-    return lang is not None and lang.value == 0x1C  # DW_LANG_Rust (DWARF 5 Table 7.17)
-
-
-def _has_parameters(die) -> bool:
-    return any(c.tag in ("DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters")
-               for c in die.iter_children())
-
-
-def _attr(die, name: str):
-    a = die.attributes.get(name)
-    return a.value if a is not None else None
-
-
-def _entry_pc(die, ranges: Ranges) -> Optional[int]:
-    """DW_AT_entry_pc when it is an address, else the first range's start: gcc lists a
-    split function's hot part first (DWARF 5 §3.3.3)."""
-    entry = die.attributes.get("DW_AT_entry_pc")
-    if entry is not None and entry.form in _ADDRESS_FORMS:
-        return entry.value
-    return ranges[0][0] if ranges else None
+    def _is_top_level(self, die) -> bool:
+        """Whether `die` is known to be a child of its CU DIE (from the walk of its CU's
+        functions): no namespace or class above it qualifies its name."""
+        unit = _UNITS.get((self._key, die.cu.cu_offset))
+        return unit is not None and die.offset in unit.top_level
 
 
 def _buffer(section):

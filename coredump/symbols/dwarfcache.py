@@ -16,14 +16,15 @@ from coredump.symbols import cache
 
 __all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames")
 
-# The modules whose rules shape the cached data: gdb's line choices (lines), the DIE walk
-# (dwarf) and the names shown (demangle and the grammars it dispatches to). A change to any
-# of them names new entries.
+# The modules whose rules shape the cached data: the line-program decoder (lineprogram),
+# gdb's line choices (lines), the DIE walk (dwarf), the frames built from it (dwarfframes)
+# and the names shown (demangle and the grammars it dispatches to). A change to any of them
+# names new entries.
 _RULE_MODULES = (
-    "coredump.symbols.lines", "coredump.symbols.dwarf", "coredump.symbols.demangle",
-    "coredump.symbols.itanium", "coredump.symbols.itanium_types", "coredump.symbols.itanium_reader",
-    "coredump.symbols.demangle_rust", "coredump.symbols.rust_v0", "coredump.symbols.rust_v0_lexer",
-    "coredump.symbols.rust_legacy",
+    "coredump.symbols.lineprogram", "coredump.symbols.lines", "coredump.symbols.dwarf",
+    "coredump.symbols.dwarfframes", "coredump.symbols.demangle", "coredump.symbols.itanium",
+    "coredump.symbols.itanium_types", "coredump.symbols.itanium_reader", "coredump.symbols.demangle_rust",
+    "coredump.symbols.rust_v0", "coredump.symbols.rust_v0_lexer", "coredump.symbols.rust_legacy",
 )
 
 
