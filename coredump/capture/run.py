@@ -32,9 +32,11 @@ SI_KERNEL = 0x80
 _DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
     "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS", "SIGXCPU", "SIGXFSZ")
     if hasattr(signal, n)}
-# Every signal a child may catch goes back to SIG_DFL: Python ignores SIGPIPE and SIGXFSZ,
-# and whoever started the wrapper may have ignored others (nohup's SIGHUP).
-_CATCHABLE = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
+# The signals Python itself ignores at start-up go back to SIG_DFL for the step, as
+# subprocess's restore_signals does (Python/pylifecycle.c _Py_RestoreSignals). Everything else
+# the wrapper inherited reaches the step unchanged: a SIGHUP that nohup ignored stays ignored,
+# as it would without the wrapper (handlers are reset by exec anyway).
+_PYTHON_IGNORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
 
 
 def _echo(line: str) -> None:
@@ -90,10 +92,10 @@ def _coarse_now_ns() -> int:
 
 
 def _exec_child(argv: Sequence[str], report: int) -> None:
-    """In the forked child: every catchable signal to its default action, an empty
-    mask, then exec; on failure the errno goes to `report` and the child exits 127."""
+    """In the forked child: Python's own ignored signals back to their default action, an
+    empty mask, then exec; on failure the errno goes to `report` and the child exits 127."""
     try:
-        for signo in _CATCHABLE:
+        for signo in _PYTHON_IGNORED:
             signal.signal(signo, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         os.execvp(argv[0], list(argv))
@@ -107,10 +109,10 @@ def _spawn(argv: Sequence[str]) -> int:
     """Start the step in the wrapper's own process group and session (a terminal's ^C
     and a CI runner's kill of the group reach it as they would without the wrapper).
 
-    fork and exec, not posix_spawn: glibc's posix_spawn leaves its internal signals 32
-    and 33 SIG_IGN in the child (sysdeps/unix/sysv/linux/spawni.c, is_internal_signal)
-    and POSIX_SPAWN_SETSIGDEF cannot name them, so the step would inherit them ignored
-    across exec. A forked child keeps every fd (a make jobserver's pipe) and the tty."""
+    fork and exec, not posix_spawn: glibc's posix_spawn sets its internal signals 32 and
+    33 SIG_IGN in the child (sysdeps/unix/sysv/linux/spawni.c, is_internal_signal) and
+    POSIX_SPAWN_SETSIGDEF cannot name them, so the step would get them ignored where its
+    parent had not. A forked child keeps every fd (a make jobserver's pipe) and the tty."""
     report_r, report_w = os.pipe()  # O_CLOEXEC: closed by a successful exec
     try:
         pid = os.fork()
