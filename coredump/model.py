@@ -41,13 +41,6 @@ class Trust(enum.IntEnum):
         """The phrase printed under a frame in the text report."""
         return _TRUST_DESCRIPTIONS[self]
 
-    @classmethod
-    def from_tag(cls, tag: str) -> Trust:
-        for trust, name in _TRUST_TAGS.items():
-            if name == tag:
-                return trust
-        return cls.NONE
-
 
 _TRUST_TAGS = {
     Trust.NONE: "none",

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from coredump.errors import CoreFormatError, MissingFileError
+from coredump.jsondoc import read_document
+from coredump.model import CRASH_SCHEMA
 from coredump.store.bundle import find_crash_input, open_input
 from tests.bundles import analyze_json, build_uselib, crash_uselib, make_crash_dir
 
@@ -129,7 +131,7 @@ def test_crash_dir_finds_files_beside_it(bundle):
     found = find_crash_input(str(bundle.crash_dir))
     assert found.core.endswith("core.zst") and found.compressed
     assert found.files_dir == str(bundle.files)
-    assert found.load_crash_json()["schema"] == "coredump.crash/1"
+    assert read_document(found.crash_json, CRASH_SCHEMA)["schema"] == CRASH_SCHEMA
 
 
 def test_bad_inputs_are_errors(tmp_path):

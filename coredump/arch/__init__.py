@@ -32,9 +32,6 @@ class Arch:
     # Offset of pr_reg inside struct elf_prstatus (same on every 64-bit Linux arch).
     prstatus_reg_offset: int = 112
 
-    def dwarf_name(self, regno: int) -> Optional[str]:
-        return self.dwarf_regs.get(regno)
-
 
 def _load() -> Dict[str, Arch]:
     from coredump.arch.aarch64 import AARCH64

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 
 from coredump.errors import StorageError
@@ -24,20 +23,15 @@ CHUNK = 4 << 20
 
 @dataclass(frozen=True)
 class Compressed:
-    """The result of ``compress_file``: sizes, the sha256 of the original, seconds spent."""
+    """The result of ``compress_file``: sizes and the sha256 of the original."""
 
     src: str
     dst: str
     size: int
     compressed_size: int
     sha256: str
-    seconds: float
     # sha256 of the compressed file itself (what an upload stores and a fetch gets back).
     compressed_sha256: str = ""
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.size / 1e6 / self.seconds if self.seconds > 0 else float("inf")
 
 
 class _HashingWriter:
@@ -75,7 +69,6 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
     """
     import zstandard  # not on the run wrapper's success path
 
-    start = time.perf_counter()
     try:
         size = os.path.getsize(src)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True,
@@ -88,7 +81,7 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
     except (OSError, zstandard.ZstdError) as exc:
         _unlink_quietly(dst)
         raise StorageError(f"cannot compress {src} into {dst}: {exc}") from exc
-    return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(), time.perf_counter() - start,
+    return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(),
                       writer.hash.hexdigest())
 
 

@@ -72,9 +72,6 @@ class AddressSpace:
             return self._files[i]
         return None
 
-    def is_mapped(self, address: int) -> bool:
-        return self.find_segment(address) is not None
-
     def is_executable(self, address: int) -> bool:
         seg = self.find_segment(address)
         return seg is not None and bool(seg.p_flags & PF_X)

@@ -10,7 +10,6 @@ bundled binaries (``files/<build-id>/<name>``) before anything on the local disk
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -40,16 +39,6 @@ class CrashInput:
     @property
     def compressed(self) -> bool:
         return is_zstd(self.core)
-
-    def load_crash_json(self) -> Optional[Dict[str, Any]]:
-        if self.crash_json is None:
-            return None
-        try:
-            with open(self.crash_json, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
 
 
 def is_zstd(path: str) -> bool:

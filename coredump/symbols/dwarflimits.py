@@ -49,10 +49,6 @@ class DwarfBudget:
         self.warnings: List[str] = []
         self._warned: Set[str] = set()
 
-    @property
-    def exhausted(self) -> bool:
-        return self.spent >= self.seconds
-
     def deadline(self) -> float:
         """The ``time.monotonic()`` at which what is left of the budget runs out, if the
         clock is started now."""

@@ -211,12 +211,6 @@ class ElfImage:
             return None
         return raw[:nul].decode("utf-8", "surrogateescape"), struct.unpack_from("<I", raw, crc_at)[0]
 
-    def file_offset_to_vaddr(self, offset: int) -> Optional[int]:
-        for vaddr, _memsz, off, filesz, _ in self.load_segments:
-            if off <= offset < off + max(filesz, 1):
-                return vaddr + (offset - off)
-        return None
-
     def close(self) -> None:
         if isinstance(self.data, mmap.mmap):
             try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import weakref
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Optional
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
@@ -110,10 +110,6 @@ def get_reader(target) -> WordReader:
     if reader is None:
         reader = _READERS[memory] = WordReader(memory)
     return reader
-
-
-def registers_known(regs: Mapping[str, int], *names: str) -> bool:
-    return all(regs.get(n) is not None for n in names)
 
 
 # An architecture's strategy: (callee state, target, word reader) -> caller state or None.
