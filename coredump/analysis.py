@@ -68,7 +68,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     from coredump.unwind.walk import walk_thread
 
     core = target.core
-    warnings: List[str] = list(core.warnings) + list(target.warnings)
+    warnings: List[str] = []  # the threads' own; the other channels are joined at the end
     threads = []
     for i, ct in enumerate(core.threads):
         if not ct.registers:
@@ -89,16 +89,11 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
         threads.append(Thread(ct.tid, ct.registers, frames, ct.cursig,
                               status="ok" if frames else "no_stack_memory",
                               truncated=walked.truncated, frames_omitted=walked.frames_omitted))
-    # What the walk found missing (an unwinder may name a file it needed): after the rest.
-    warnings.extend(w for w in target.warnings if w not in warnings)
-    # DWARF a limit cut off while the frames were named (coredump.symbols.dwarflimits).
-    warnings.extend(w for w in target.dwarf_budget.warnings if w not in warnings)
     crashing = _find_crashing_thread(core)
     signal = _signal(core, crashing)
     slim = core.slim
-    if slim is not None:
-        warnings.insert(0, f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "
-                           "values there are unknown")
+    slimmed = [f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "
+               "values there are unknown"] if slim is not None else []
     crash = Crash(
         core=CoreInfo(os.path.abspath(core.path), core.size, core.truncated,
                       slim.omitted_bytes if slim is not None else None),
@@ -107,7 +102,10 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
         crashing_thread=crashing,
         threads=tuple(threads),
         modules=tuple(m.to_model() for m in target.modules),
-        warnings=tuple(dict.fromkeys(warnings + target.finder.warnings)),
+        # The core's, then the files' (loading them, and what the unwinders and the symbolizer
+        # found missing, DWARF limits, debuginfod), then each thread's: read once, at the end.
+        warnings=tuple(dict.fromkeys(slimmed + core.warnings + target.warnings + target.dwarf_budget.warnings
+                                     + target.finder.warnings + warnings)),
     )
     from coredump.triage.explain import explain
 
