@@ -32,12 +32,21 @@ def make_core():
     return cores.make_core
 
 
+def _tool(name: str, why: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed: {why}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def gdb():
-    path = shutil.which("gdb")
-    if path is None:
-        pytest.skip("gdb is not installed: the oracle comparison needs it")
-    return path
+    return _tool("gdb", "the oracle comparison needs it")
+
+
+@pytest.fixture(scope="session")
+def gdb_multiarch():
+    return _tool("gdb-multiarch", "the aarch64 oracle needs it")
 
 
 @pytest.fixture(scope="session")

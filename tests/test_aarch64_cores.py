@@ -62,13 +62,6 @@ while lm:
 GDB_TIMEOUT = 120
 
 
-@pytest.fixture(scope="module")
-def gdb_multiarch():
-    path = shutil.which("gdb-multiarch")
-    if path is None:
-        pytest.skip("gdb-multiarch is not installed: the aarch64 oracle needs it")
-    return path
-
 
 def analyze_json(core, *args):
     out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(core)],
