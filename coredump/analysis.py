@@ -118,7 +118,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
 
 def _with_tail_calls(target: Target, tid: int, frames, warnings: List[str]):
     """The frames with those tail calls removed put back (gdb shows them too)."""
-    from coredump.symbols.tailcall import infer_tail_calls
+    from coredump.unwind.tailcall import infer_tail_calls
 
     try:
         return infer_tail_calls(frames, target)

@@ -12,13 +12,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "Trust", "Frame", "Thread", "Module", "Signal", "Process", "CoreInfo",
-           "Crash")
+__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Frame", "Thread", "Module", "Signal",
+           "Process", "CoreInfo", "Crash")
 
 
 # The JSON contracts of DESIGN.md (docs/json-schema.md): one crash, and one job's crashes.
 CRASH_SCHEMA = "coredump.crash/1"
 SUMMARY_SCHEMA = "coredump.summary/1"
+
+# gdb's name for the frame of a signal trampoline (the handler's return address).
+SIGNAL_HANDLER_CALLED = "<signal handler called>"
 
 
 class Trust(enum.IntEnum):

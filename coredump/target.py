@@ -14,15 +14,15 @@ import os
 from functools import cached_property
 from typing import Dict, List, Optional
 
+from coredump.dwarf.limits import DwarfBudget
 from coredump.elf.core import Core
+from coredump.elf.image import PT_DYNAMIC, ElfImage, open_image
 from coredump.elf.linkmap import locate_image, read_link_map
 from coredump.elf.memory import PF_W, AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
-from coredump.symbols.dwarflimits import DwarfBudget
 from coredump.symbols.finder import FileFinder
-from coredump.symbols.image import PT_DYNAMIC, ElfImage, open_image
 from coredump.symbols.symtab import SymbolTable
 
 __all__ = ("LoadedModule", "Target")
@@ -80,7 +80,7 @@ class LoadedModule:
         """The DWARF index of the image or its separate debug file, or None."""
         if not self.trusted:
             return None
-        from coredump.symbols.dwarf import DwarfIndex
+        from coredump.dwarf.index import DwarfIndex
 
         for img in (self.debug_image, self.image):
             if img is not None and img.has_debug_info:

@@ -83,7 +83,7 @@ def measure(argv: List[str], env=None, timeout: float = 600) -> Tuple[float, int
 
 def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optional[List[str]]]:
     return {
-        "coredump": [sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", "--exe", exe, core],
+        "coredump": [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core],
         "gdb": ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", exe, core] if have["gdb"] else None,
         "eu-stack": ["eu-stack", "-s", "-i", "-e", exe, "--core", core] if have["eu-stack"] else None,
         "drgn": [sys.executable, "-c", DRGN_SCRIPT, core, exe] if have["drgn"] else None,
@@ -151,7 +151,7 @@ def format_row(row: dict) -> str:
             + (f"  {ratio:6.2f}x" if ratio is not None else "     n/a"))
 
 
-RUN_ENTRY = "import sys; from coredump.capture.entry import main; main(sys.argv[1:])"
+RUN_ENTRY = "import sys; from coredump.cli.entry import main; main(sys.argv[1:])"
 
 
 def _file_tree(root: str, dirs: int, files: int) -> None:
@@ -171,7 +171,7 @@ def bench_run_overhead(repeat: int = 20) -> dict:
     import importlib.util
 
     true = shutil.which("true") or "/bin/true"
-    if importlib.util.find_spec("coredump.capture.entry") is None:
+    if importlib.util.find_spec("coredump.cli.entry") is None:
         return {"available": False}
 
     def med(argv, shape=None):
@@ -205,7 +205,7 @@ STARTUP_STEPS = (
     ("python (site, .pth files)", ["-c", "pass"]),
     ("+ click", ["-c", "import click"]),
     ("+ pyelftools ELFFile", ["-c", "import click, elftools.elf.elffile"]),
-    ("+ coredump analyze's modules", ["-c", "import click, elftools.elf.elffile, coredump.cli, coredump.analysis, "
+    ("+ coredump analyze's modules", ["-c", "import click, elftools.elf.elffile, coredump.cli.main, coredump.analysis, "
                                       "coredump.report.json, coredump.triage.explain, coredump.unwind.walk, "
                                       "coredump.symbols.symbolize, coredump.store.bundle"]),
 )
@@ -248,7 +248,7 @@ def bench_cache(core_set) -> List[dict]:
             continue
         with tempfile.TemporaryDirectory(prefix="coredump-cache-") as cache_home:
             env = dict(ENV, XDG_CACHE_HOME=cache_home)
-            argv = [sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", "--exe", exe, core]
+            argv = [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core]
             off = min(measure(argv, dict(env, COREDUMP_CACHE="0"))[0] for _ in range(3))
             first = measure(argv, env)[0]
             second = min(measure(argv, env)[0] for _ in range(3))

@@ -63,7 +63,7 @@ def real_job(workdir: Path):
     # each other's core.
     step = "; ".join(f"mkdir {i} && (cd {i} && {BUILD / 'O2' / prog} {arg})" for i, (prog, arg) in
                      enumerate((("segv", ""), ("segv", "again"), ("threads", ""), ("abort_assert", ""))))
-    subprocess.run([sys.executable, "-c", "from coredump.capture.entry import main; main()", "run", "--",
+    subprocess.run([sys.executable, "-c", "from coredump.cli.entry import main; main()", "run", "--",
                     "sh", "-c", step], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     root = workdir / "coredump-artifacts"
     return root if (root / "summary.json").exists() else None

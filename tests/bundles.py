@@ -38,7 +38,7 @@ def crash_uselib(exe: Path, workdir: Path) -> Path:
 
 
 def analyze_json(target, *args: str) -> Dict:
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args,
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", *args,
                           str(target)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)

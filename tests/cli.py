@@ -3,7 +3,7 @@ The coredump command in a subprocess
 ====================================
 
 ``command(*args)`` is the argv that runs ``coredump ARGS…`` the way the console script does
-(``coredump.capture.entry:main``: the fast ``run`` path, else the click commands), with this
+(``coredump.cli.entry:main``: the fast ``run`` path, else the click commands), with this
 checkout's code when PYTHONPATH names it.
 """
 
@@ -15,4 +15,4 @@ __all__ = ("command",)
 
 
 def command(*args: str):
-    return [sys.executable, "-c", "from coredump.capture.entry import main; main()", *args]
+    return [sys.executable, "-c", "from coredump.cli.entry import main; main()", *args]

@@ -93,7 +93,7 @@ class GdbThread:
         """Frames without the tail-call frames gdb rebuilds from DW_TAG_call_site: they have no
         stack frame of their own, so no physical unwinder (ours, elfutils, drgn) sees them. For
         the tests of the walk and of symbolization; the frames we put back after those
-        (symbols/tailcall.py) are compared in test_tailcall.py and test_gdb_oracle.py."""
+        (unwind/tailcall.py) are compared in test_tailcall.py and test_gdb_oracle.py."""
         return [f for f in self.frames if not f.is_tailcall]
 
 

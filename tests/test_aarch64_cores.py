@@ -64,7 +64,7 @@ GDB_TIMEOUT = 120
 
 
 def analyze_json(core, *args):
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(core)],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", *args, str(core)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     return json.loads(out.stdout)
@@ -358,7 +358,7 @@ def test_cross_sysroot_is_used_without_sysroot_option(make_qemu_core):
     from tests.cores import AARCH64_SYSROOT, BUILD
 
     core = make_qemu_core("O0", "uselib")
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json",
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json",
                           "--exe", str(BUILD / "aarch64-O0" / "uselib"), str(core)],
                          capture_output=True, text=True, timeout=120)
     crash = json.loads(out.stdout)
@@ -389,7 +389,7 @@ def _core_without_binary(variant, program, tmp_path):
 
 
 def _analyze_in(core, cwd):
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", str(core)],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", str(core)],
                          capture_output=True, text=True, timeout=300, cwd=cwd,
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr

@@ -144,7 +144,7 @@ def test_bad_inputs_are_errors(tmp_path):
     with pytest.raises(CoreFormatError):
         with open_input(str(bad)):
             pass
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.startswith("Error: ") and "Traceback" not in out.stderr
 
@@ -178,7 +178,7 @@ def _compressed(core) -> bytes:
 def test_a_damaged_core_zst_says_so(make_core, tmp_path, damage, reason):
     zst = tmp_path / "core.zst"
     zst.write_bytes(damage(_compressed(make_core("O0", "segv"))))
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", str(zst)],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", str(zst)],
                          capture_output=True, text=True, timeout=300)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 1 and len(lines) == 1, out.stderr

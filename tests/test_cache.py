@@ -72,7 +72,7 @@ def test_concurrent_writers(tmp_path, monkeypatch):
 
 
 def test_symbol_table_is_cached(tmp_path, monkeypatch, make_core):
-    from coredump.symbols.image import ElfImage
+    from coredump.elf.image import ElfImage
     from coredump.symbols.symtab import SymbolTable
     from tests.cores import BUILD
 

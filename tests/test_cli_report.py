@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from coredump.cli_report import report
+from coredump.cli.report import report
 from tests.cli import command
 from tests.crash_samples import abort_crash, segv_crash, write_artifacts
 from tests.htmltree import parse_html

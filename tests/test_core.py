@@ -12,7 +12,7 @@ from tests.cores import BUILD
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "coredump.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "coredump.cli.main", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -97,7 +97,7 @@ def analyze_desc(tmp_path, desc, name="core", options=None):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "coredump.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "coredump.cli.main", *map(str, args)],
                           capture_output=True, text=True, timeout=60)
 
 

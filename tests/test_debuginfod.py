@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from coredump.elf.image import ElfImage
 from coredump.symbols import debuginfod
-from coredump.symbols.image import ElfImage
 from tests.cores import SAMPLES, run_crash
 
 
@@ -67,7 +67,7 @@ def stripped_crash(tmp_path, make_core):
 
 
 def analyze(core, env, *args):
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(core)],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", *args, str(core)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from coredump.symbols.demangle import demangle
-from coredump.symbols.image import ElfImage
+from coredump.demangle import demangle
+from coredump.elf.image import ElfImage
 from tests import cores
 
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coredump.symbols.demangle import demangle
-from coredump.symbols.demangle_rust import MAX_OUTPUT, demangle_legacy, demangle_rust, demangle_v0
-from coredump.symbols.image import ElfImage
+from coredump.demangle import demangle
+from coredump.demangle.rust import MAX_OUTPUT, demangle_legacy, demangle_rust, demangle_v0
+from coredump.elf.image import ElfImage
 from tests.rust_samples import build_rust_samples
 
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from coredump.analysis import analyze_core
-from coredump.cli_triage import diff
+from coredump.cli.triage import diff
 from coredump.errors import CoreDumpError, MissingFileError
 from coredump.report.json import crash_to_dict
 from coredump.triage.diff import diff_paths, load_crashes
@@ -126,7 +126,7 @@ def _coredump_run(out: Path, program: str, variant: str = "O2") -> None:
 
     cores.build_samples()
     env = dict(os.environ, PYTHONPATH=str(cores.ROOT))
-    proc = subprocess.run([sys.executable, "-m", "coredump.cli", "run", "-o", str(out), "--no-binaries", "--",
+    proc = subprocess.run([sys.executable, "-m", "coredump.cli.main", "run", "-o", str(out), "--no-binaries", "--",
                            str(cores.BUILD / variant / program)], cwd=out.parent, env=env,
                           capture_output=True, timeout=300)
     assert proc.returncode >= 128, proc.stderr.decode(errors="replace")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from coredump.dwarf.index import DwarfIndex, SourceFrame
 from coredump.elf.core import open_core
-from coredump.symbols.dwarf import DwarfIndex, SourceFrame
+from coredump.elf.image import ElfImage
 from coredump.symbols.finder import FileFinder, FinderOptions
-from coredump.symbols.image import ElfImage
 from coredump.target import Target
 from tests import cores
 from tests.gdb_oracle import run_gdb, strip_params

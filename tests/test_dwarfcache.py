@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from coredump.symbols import cache, dwarf, dwarfcache
-from coredump.symbols.image import ElfImage
+from coredump.dwarf import cache as dwarfcache
+from coredump.dwarf import index as dwarf
+from coredump.elf.image import ElfImage
+from coredump.symbols import cache
 from tests import cores
 
 
@@ -55,8 +57,8 @@ def test_warm_index_answers_as_cold_without_dwarf(tmp_path, monkeypatch, variant
 
 WARM = """
 import json, sys
-from coredump.symbols import dwarf
-from coredump.symbols.image import ElfImage
+from coredump.dwarf import index as dwarf
+from coredump.elf.image import ElfImage
 index = dwarf.DwarfIndex(ElfImage(sys.argv[1]))
 frames = {str(a): repr(index.find_frames(a)) for a in json.loads(sys.argv[2])}
 print(json.dumps({"frames": frames, "opened_dwarf": index._dwarf is not None}))
@@ -75,12 +77,12 @@ def test_entry_kinds_name_the_code_and_the_file():
 def test_code_tag_covers_every_module_demangle_imports():
     """A split of the demanglers into more modules must not leave one out of the tag."""
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, coredump.symbols.demangle; "
+        [sys.executable, "-c", "import sys, coredump.demangle; "
          "print(' '.join(m for m, v in sys.modules.items() if m.startswith('coredump.') "
          "and not v.__file__.endswith('__init__.py')))"],
         capture_output=True, text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     loaded = set(out.stdout.split())
-    assert "coredump.symbols.itanium" in loaded and "coredump.symbols.rust_v0" in loaded
+    assert "coredump.demangle.itanium" in loaded and "coredump.demangle.rust_v0" in loaded
     assert loaded <= set(dwarfcache._RULE_MODULES)
 
 

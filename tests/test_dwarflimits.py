@@ -9,9 +9,11 @@ import time
 import pytest
 
 from coredump.analysis import AnalyzeOptions, analyze_target
+from coredump.dwarf import index as dwarf
+from coredump.dwarf import limits as dwarflimits
+from coredump.dwarf import lineprogram
+from coredump.dwarf.limits import DWARF_TIME_BUDGET, DwarfBudget
 from coredump.elf.core import open_core
-from coredump.symbols import dwarf, dwarflimits, lineprogram
-from coredump.symbols.dwarflimits import DWARF_TIME_BUDGET, DwarfBudget
 from coredump.target import Target
 from tests import cores
 from tests.gdb_oracle import run_gdb, strip_params

@@ -1,7 +1,7 @@
 import pytest
 
-from coredump.capture.entry import parse_run_args, parse_size
-from coredump.cli_capture import parse_since
+from coredump.cli.capture import parse_since
+from coredump.cli.entry import parse_run_args, parse_size
 
 
 def test_parse_run_args():
@@ -20,7 +20,7 @@ def test_unusual_arguments_go_to_click(args):
 
 
 def test_same_options_as_the_click_command():
-    from coredump.cli_capture import run
+    from coredump.cli.capture import run
 
     argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--", "true", "-x"]
     ctx = run.make_context("run", list(argv))

@@ -201,7 +201,7 @@ def test_cli_never_prints_a_traceback(real_cores, scratch):
         path = scratch / "cli-core"
         path.write_bytes(case[1])
         for fmt in ("text", "json"):
-            out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", fmt, str(path)],
+            out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", fmt, str(path)],
                                  capture_output=True, text=True, timeout=60)
             assert "Traceback" not in out.stderr and "internal error" not in out.stderr, out.stderr
             if out.returncode:

@@ -16,7 +16,7 @@ UNWIND = ["lib_parse", "lib_entry", "run_parser", "main"]
 
 
 def coredump_gdb(*args):
-    return subprocess.run([sys.executable, "-m", "coredump.cli", "gdb", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "coredump.cli.main", "gdb", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -26,7 +26,7 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "elf
 
 
 def analyze_json(core, exe, *extra):
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json",
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json",
                           "--exe", str(exe), *extra, str(core)], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
@@ -192,7 +192,7 @@ def _pythons():
 
 
 def _has_build_id(path):
-    from coredump.symbols.image import ElfImage
+    from coredump.elf.image import ElfImage
 
     try:
         return ElfImage(path).build_id is not None

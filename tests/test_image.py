@@ -3,7 +3,7 @@
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from coredump.symbols.image import ElfImage
+from coredump.elf.image import ElfImage
 from tests.cores import BUILD, build_samples
 
 BINARIES = ["O0/segv", "stripped/cxx_throw", "static/segv", "O2/libcrash.so"]

@@ -1,4 +1,4 @@
-"""Our .debug_line decoder (coredump.symbols.lineprogram) against pyelftools' on every
+"""Our .debug_line decoder (coredump.dwarf.lineprogram) against pyelftools' on every
 compile unit of real binaries."""
 
 import os
@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from coredump.symbols import lineprogram
-from coredump.symbols.lineprogram import LineProgram, LineProgramTooLarge, decode_line_program
-from coredump.symbols.lines import LineTable
+from coredump.dwarf import lineprogram
+from coredump.dwarf.lineprogram import LineProgram, LineProgramTooLarge, decode_line_program
+from coredump.dwarf.lines import LineTable
 from tests import cores
 
 elffile = pytest.importorskip("elftools.elf.elffile")

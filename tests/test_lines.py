@@ -1,4 +1,4 @@
-"""Line tables (coredump.symbols.lines): gdb's line choices, file paths, the cache data."""
+"""Line tables (coredump.dwarf.lines): gdb's line choices, file paths, the cache data."""
 
 import os
 import re
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from coredump.symbols.lines import LineProgram, LineTable, decode_line_program
+from coredump.dwarf.lines import LineProgram, LineTable, decode_line_program
 from tests import cores
 from tests.test_lineprogram import _buffer, _sections
 
@@ -35,8 +35,9 @@ def test_table_round_trips_through_cache_data():
 def test_cached_tables_of_another_shape_are_misses(tmp_path, monkeypatch):
     """An entry left under our kind by an older format must not break the lookup: the
     index answers as it does with the cache off."""
-    from coredump.symbols import cache, dwarf
-    from coredump.symbols.image import ElfImage
+    from coredump.dwarf import index as dwarf
+    from coredump.elf.image import ElfImage
+    from coredump.symbols import cache
 
     cores.build_samples()
     path = str(cores.BUILD / "O0" / "segv")

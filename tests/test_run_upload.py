@@ -15,7 +15,7 @@ from tests.cores import BUILD, build_samples, core_skip_reason
 
 pytest_plugins = ("tests.s3server",)
 
-ENTRY = "from coredump.capture.entry import main; main()"
+ENTRY = "from coredump.cli.entry import main; main()"
 
 
 def coredump(*args, cwd, env=None):

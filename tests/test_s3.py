@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from coredump.cli_store import fetch, ls, upload
+from coredump.cli.store import fetch, ls, upload
 from coredump.errors import StorageError
 from coredump.store.s3 import MULTIPART_THRESHOLD, default_job_id, upload_artifacts
 
@@ -245,8 +245,8 @@ def test_real_core_round_trip_brings_the_binaries_gdb_needs(s3env, tmp_path, mak
     import zstandard
 
     from coredump.elf.core import open_core
+    from coredump.elf.image import ElfImage
     from coredump.elf.modules import find_modules
-    from coredump.symbols.image import ElfImage
 
     core_path = make_core("O0", "uselib")
     modules = [m for m in find_modules(open_core(str(core_path))) if m.build_id and os.path.isfile(m.path)]
@@ -277,7 +277,7 @@ def test_progress_bar_on_a_terminal_only(s3env, tmp_path):
 
     art = make_artifact_dir(tmp_path / "art")
     env = dict(os.environ, **s3env.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    command = [sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p")]
+    command = [sys.executable, "-m", "coredump.cli.store", "upload", str(art), s3env.url("p")]
     master, slave = pty.openpty()
     with os.fdopen(master, "rb", buffering=0) as terminal:
         proc = subprocess.Popen(command + ["--job", "tty"], env=env, stderr=slave, stdout=subprocess.PIPE)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 pytest.register_assert_rewrite("tests.s3server")
 pytest_plugins = ("tests.s3server",)  # the moto_server, s3env and fault_proxy fixtures
 
-from coredump.cli_store import fetch, upload  # noqa: E402
+from coredump.cli.store import fetch, upload  # noqa: E402
 from coredump.store.s3 import MULTIPART_THRESHOLD, upload_artifacts  # noqa: E402
 from tests.s3server import make_artifact_dir, tree  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_persistent_failure_is_one_error_and_keeps_the_directory(s3env, fault_pr
     before = tree(art)
     fault_proxy.inject("503", math.inf, match=lambda method, target: method == "PUT")
     env = dict(os.environ, **s3env.env, AWS_MAX_ATTEMPTS="2", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p")],
+    proc = subprocess.run([sys.executable, "-m", "coredump.cli.store", "upload", str(art), s3env.url("p")],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

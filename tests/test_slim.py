@@ -146,13 +146,13 @@ def test_large_heap_core_is_twenty_times_smaller(slimmed, gdb):
 
 def test_cli(slimmed, tmp_path):
     core, _, _ = slimmed("O0", "segv")
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "slim", str(core), "-o", str(tmp_path / "s")],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "slim", str(core), "-o", str(tmp_path / "s")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "smaller" in out.stdout and (tmp_path / "s").stat().st_size > 0
     bad = tmp_path / "notacore"
     bad.write_bytes(b"\x7fELF" + b"\0" * 100)
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "slim", str(bad), "-o", str(tmp_path / "t")],
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "slim", str(bad), "-o", str(tmp_path / "t")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.startswith("Error: ") and "Traceback" not in out.stderr
     assert not (tmp_path / "t").exists()
@@ -163,7 +163,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 
 def slim_cli(*args, **kwargs):
     env = dict(os.environ, PYTHONPATH=ROOT)  # this tree's coredump, whatever the cwd
-    return subprocess.run([sys.executable, "-m", "coredump.cli", "slim", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "coredump.cli.main", "slim", *map(str, args)],
                           capture_output=True, text=True, timeout=300, env=env, **kwargs)
 
 

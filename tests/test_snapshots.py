@@ -34,7 +34,7 @@ _PYTHONPATH = os.pathsep.join([str(Path(coredump.__file__).resolve().parent.pare
 
 
 def run(core, exe, fmt):
-    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", fmt, "--exe", exe,
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", fmt, "--exe", exe,
                           "--search-path", ".", core], cwd=CORPUS, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "NO_COLOR": "1", "COREDUMP_CACHE": "0", "PYTHONPATH": _PYTHONPATH})
     assert out.returncode == 0, out.stderr

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from coredump.elf.image import ElfImage
 from coredump.symbols import symtab
-from coredump.symbols.image import ElfImage
 from tests import cores
 
 

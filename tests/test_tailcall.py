@@ -12,8 +12,8 @@ from coredump.model import Trust
 from coredump.report.json import crash_to_dict
 from coredump.report.text import render_text
 from coredump.symbols.finder import FileFinder, FinderOptions
-from coredump.symbols.tailcall import find_call_target, find_tail_jump, infer_tail_calls, resolve_plt
 from coredump.target import Target
+from coredump.unwind.tailcall import find_call_target, find_tail_jump, infer_tail_calls, resolve_plt
 from tests import cores
 from tests.gdb_oracle import run_gdb
 

@@ -1,11 +1,11 @@
-"""Tests of coredump.unwind.expr: one DWARF operation (or family) per test."""
+"""Tests of coredump.dwarf.expr: one DWARF operation (or family) per test."""
 
 import struct
 
 import pytest
 
+from coredump.dwarf.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
 from coredump.errors import MemoryFault
-from coredump.unwind.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
 from tests.cfiwriter import sleb, uleb
 
 M = (1 << 64) - 1

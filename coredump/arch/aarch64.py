@@ -5,7 +5,7 @@ aarch64
 Registers of the AArch64 procedure call standard as the Linux kernel dumps them.
 """
 
-from coredump.arch import Arch
+from coredump.arch.record import Arch
 
 __all__ = ("AARCH64",)
 

@@ -5,7 +5,7 @@ x86_64
 Registers of the System V AMD64 psABI as the Linux kernel dumps them.
 """
 
-from coredump.arch import Arch
+from coredump.arch.record import Arch
 
 __all__ = ("X86_64",)
 

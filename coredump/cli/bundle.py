@@ -3,7 +3,7 @@ Bundle commands
 ===============
 
 ``coredump gdb`` (open a crash in gdb with its bundled files) and ``coredump slim`` (write a
-small core that keeps what a backtrace needs); added to the ``coredump`` group by cli.py.
+small core that keeps what a backtrace needs); added to the ``coredump`` group by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from coredump.cli_errors import handle_errors
+from coredump.cli.errors import handle_errors
 from coredump.errors import MissingFileError
 
 __all__ = ("gdb", "slim")

@@ -14,7 +14,7 @@ import time
 
 import click
 
-from coredump.capture.entry import parse_size
+from coredump.cli.sizes import parse_size
 
 __all__ = ("run", "harvest", "doctor", "parse_size", "parse_since", "main")
 

@@ -9,24 +9,11 @@ almost nothing); everything else goes to the click command line.
 
 from __future__ import annotations
 
-import re
 import sys
 
+from coredump.cli.sizes import parse_size
+
 __all__ = ("main", "parse_run_args", "parse_size", "RunArgs")
-
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``512``, ``100M``, ``2G``, ``1.5GiB`` (powers of 1024).
-
-    >>> parse_size("2G"), parse_size("100MiB"), parse_size("512")
-    (2147483648, 104857600, 512)
-    """
-    m = _SIZE.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not a size: {text!r} (use e.g. 512M or 2G)")
-    return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
 class RunArgs:
@@ -93,7 +80,7 @@ def _run_fast(parsed: RunArgs) -> int:
     from coredump.capture.run import run
 
     def make_options():
-        from coredump.cli_capture import _harvest_options
+        from coredump.cli.capture import _harvest_options
 
         return _harvest_options(**parsed.as_options())
 
@@ -109,6 +96,6 @@ def main(argv=None, cli=None) -> None:
         if parsed is not None:
             sys.exit(_run_fast(parsed))
     if cli is None:
-        from coredump.cli import main as cli
+        from coredump.cli.main import main as cli
 
     cli(args=argv, prog_name="coredump")

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from coredump.cli_errors import handle_errors
+from coredump.cli.errors import handle_errors
 
 __all__ = ("main", "handle_errors")
 
@@ -21,12 +21,12 @@ __all__ = ("main", "handle_errors")
 # Commands that live in their own modules, imported only when named (click's "lazily loading
 # subcommands"): `analyze` then pays for none of them (about 8 ms of imports).
 _LAZY_COMMANDS = {
-    "run": "coredump.cli_capture:run", "harvest": "coredump.cli_capture:harvest",
-    "doctor": "coredump.cli_capture:doctor", "report": "coredump.cli_report:report",
-    "gdb": "coredump.cli_bundle:gdb", "slim": "coredump.cli_bundle:slim",
-    "diff": "coredump.cli_triage:diff",
+    "run": "coredump.cli.capture:run", "harvest": "coredump.cli.capture:harvest",
+    "doctor": "coredump.cli.capture:doctor", "report": "coredump.cli.report:report",
+    "gdb": "coredump.cli.bundle:gdb", "slim": "coredump.cli.bundle:slim",
+    "diff": "coredump.cli.triage:diff",
 }
-_LAZY_GROUPS = ("coredump.cli_store:COMMANDS",)  # modules that list several commands
+_LAZY_GROUPS = ("coredump.cli.store:COMMANDS",)  # modules that list several commands
 
 
 class LazyGroup(click.Group):

@@ -3,7 +3,7 @@ Store commands
 ==============
 
 ``coredump upload``, ``coredump ls`` and ``coredump fetch``: thin click commands over
-``coredump.store.s3``; the main group in ``cli.py`` adds them with ``add_command``.
+``coredump.store.s3``; the main group in ``cli.main`` adds them with ``add_command``.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ COMMANDS = (upload, ls, fetch)
 
 @click.group()
 def _store():
-    """The store commands alone (``python -m coredump.cli_store``)."""
+    """The store commands alone (``python -m coredump.cli.store``)."""
 
 
 for _command in COMMANDS:

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from coredump.cli_errors import handle_errors
+from coredump.cli.errors import handle_errors
 
 __all__ = ("diff", "EXIT_NEW_CRASHES", "EXIT_TROUBLE")
 

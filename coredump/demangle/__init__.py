@@ -3,20 +3,20 @@ Demangling
 ==========
 
 C++ (Itanium C++ ABI §5.1, ``_Z…``) symbol names shown the way c++filt and gdb show them,
-and Rust's (v0 ``_R…`` and legacy, in :mod:`coredump.symbols.demangle_rust`) without their
+and Rust's (v0 ``_R…`` and legacy, in :mod:`coredump.demangle.rust`) without their
 crate disambiguators and hashes; ``None`` for a name that is not mangled or not understood.
 
-The grammars live apart, as in cpp_demangle and rustc-demangle: :mod:`~coredump.symbols.itanium`
-(<encoding>, <name>), :mod:`~coredump.symbols.itanium_types` (<type>, <template-args>) and
-:mod:`~coredump.symbols.itanium_reader` (cursor, substitution tables) for C++.
+The grammars live apart, as in cpp_demangle and rustc-demangle: :mod:`~coredump.demangle.itanium`
+(<encoding>, <name>), :mod:`~coredump.demangle.itanium_types` (<type>, <template-args>) and
+:mod:`~coredump.demangle.itanium_reader` (cursor, substitution tables) for C++.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from coredump.symbols.demangle_rust import demangle_legacy, demangle_v0
-from coredump.symbols.itanium import demangle_itanium
+from coredump.demangle.itanium import demangle_itanium
+from coredump.demangle.rust import demangle_legacy, demangle_v0
 
 __all__ = ("demangle",)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from coredump.symbols.itanium_reader import Fail, Type
-from coredump.symbols.itanium_types import TypeParser
+from coredump.demangle.itanium_reader import Fail, Type
+from coredump.demangle.itanium_types import TypeParser
 
 __all__ = ("demangle_itanium",)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from coredump.symbols.itanium_reader import Fail, Reader, Type
+from coredump.demangle.itanium_reader import Fail, Reader, Type
 
 __all__ = ("TypeParser",)
 

@@ -3,8 +3,8 @@ Rust demangling
 ===============
 
 Rust symbol names, both manglings rustc emits: v0 (RFC 2603, ``_R…``, in
-:mod:`coredump.symbols.rust_v0`) and legacy (an Itanium nested name ending in a ``17h<hash>``
-element, in :mod:`coredump.symbols.rust_legacy`), printed the way libiberty's rust-demangle.c
+:mod:`coredump.demangle.rust_v0`) and legacy (an Itanium nested name ending in a ``17h<hash>``
+element, in :mod:`coredump.demangle.rust_legacy`), printed the way libiberty's rust-demangle.c
 prints them (the text of c++filt and gdb), with crate disambiguators and legacy hashes left
 out unless ``verbose`` (c++filt's default) asks for them. The split follows rustc-demangle's
 ``legacy`` and ``v0`` modules.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from coredump.symbols.rust_legacy import demangle_legacy
-from coredump.symbols.rust_v0 import MAX_DEPTH, MAX_OUTPUT, MAX_STEPS, demangle_v0
+from coredump.demangle.rust_legacy import demangle_legacy
+from coredump.demangle.rust_v0 import MAX_DEPTH, MAX_OUTPUT, MAX_STEPS, demangle_v0
 
 __all__ = ("demangle_rust", "demangle_v0", "demangle_legacy", "MAX_DEPTH", "MAX_OUTPUT", "MAX_STEPS")
 

@@ -4,7 +4,7 @@ Rust v0 demangling
 
 Rust's v0 mangling (RFC 2603, ``_R…``) printed in one pass as it is parsed, the way
 libiberty's rust-demangle.c prints it (the text of c++filt and gdb): paths, types, generic
-arguments and constants, over the terminals of :mod:`coredump.symbols.rust_v0_lexer`.
+arguments and constants, over the terminals of :mod:`coredump.demangle.rust_v0_lexer`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
-from coredump.symbols.rust_v0_lexer import Invalid, Lexer, punycode_decode
+from coredump.demangle.rust_v0_lexer import Invalid, Lexer, punycode_decode
 
 __all__ = ("demangle_v0", "MAX_DEPTH", "MAX_OUTPUT", "MAX_STEPS")
 

@@ -21,10 +21,10 @@ __all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames"
 # and the names shown (demangle and the grammars it dispatches to). A change to any of them
 # names new entries.
 _RULE_MODULES = (
-    "coredump.symbols.lineprogram", "coredump.symbols.lines", "coredump.symbols.dwarf",
-    "coredump.symbols.dwarfframes", "coredump.symbols.demangle", "coredump.symbols.itanium",
-    "coredump.symbols.itanium_types", "coredump.symbols.itanium_reader", "coredump.symbols.demangle_rust",
-    "coredump.symbols.rust_v0", "coredump.symbols.rust_v0_lexer", "coredump.symbols.rust_legacy",
+    "coredump.dwarf.lineprogram", "coredump.dwarf.lines", "coredump.dwarf.index",
+    "coredump.dwarf.inline", "coredump.demangle", "coredump.demangle.itanium",
+    "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",
+    "coredump.demangle.rust_v0", "coredump.demangle.rust_v0_lexer", "coredump.demangle.rust_legacy",
 )
 
 

@@ -5,9 +5,9 @@ DWARF index
 Function names, inline frames and ``file:line`` (with the file's absolute path) for an
 address from an image's DWARF (versions 2 to 5), parsing only the compile unit that covers
 the address. The frames themselves (inline chain, names) are built by
-``coredump.symbols.dwarfframes``; ``SourceFrame`` and ``MAX_INLINE_DEPTH`` are re-exported.
+``coredump.dwarf.inline``; ``SourceFrame`` and ``MAX_INLINE_DEPTH`` are re-exported.
 
-Limits (``coredump.symbols.dwarflimits``): a walk of a compile unit visits at most
+Limits (``coredump.dwarf.limits``): a walk of a compile unit visits at most
 ``MAX_DIES_PER_WALK`` DIEs, an inline chain is at most ``MAX_INLINE_DEPTH`` deep, a line
 program emits at most ``lineprogram.MAX_LINE_ROWS`` rows, and all lookups of an analysis share
 its ``DwarfBudget`` of time. A limit that cuts in leaves the address to the symbol table
@@ -21,12 +21,14 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
+from coredump.dwarf.cache import entry_kind, frames_memo
+from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
+from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
+from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
+from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
+from coredump.dwarf.units import CompileUnitIndex
+from coredump.elf.image import ElfImage
 from coredump.symbols import cache
-from coredump.symbols.dwarfcache import entry_kind, frames_memo
-from coredump.symbols.dwarfframes import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
-from coredump.symbols.dwarflimits import DwarfBudget, DwarfTooLarge
-from coredump.symbols.image import ElfImage
-from coredump.symbols.lines import LineProgramTooLarge, LineTable, decode_line_program
 
 __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 
@@ -35,15 +37,11 @@ __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 # this is ~2.8 s and ~170 MB: one huge CU cannot take the whole time budget. gcc -O2's CU
 # DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
 MAX_DIES_PER_WALK = 100_000
-Ranges = List[Tuple[int, int]]
 
 # Tags whose children may hold the address's function (DWARF 5 §3.2, §5.7): clang nests
 # definitions in namespaces, gcc puts them at CU level with DW_AT_specification.
 _CONTAINER_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
                    "DW_TAG_union_type", "DW_TAG_module")
-# DW_AT_high_pc is an address in DWARF 2-3 and for these forms; else an offset (DWARF 4 §2.17.2).
-_ADDRESS_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
-                  "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index")
 
 
 class _Unit:
@@ -85,9 +83,7 @@ class DwarfIndex:
         self._cuts = 0  # limits that cut in, so far: a lookup they cut is not memoized
         self._key = image.build_id or image.path
         self._dwarf = None
-        self._aranges = None
-        self._aranged_cus: Optional[set] = None
-        self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
+        self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image)
 
     @property
@@ -170,7 +166,9 @@ class DwarfIndex:
     # ---- compile units ------------------------------------------------------------------
 
     def _unit_for(self, address: int) -> Optional[_Unit]:
-        offset = self._cu_offset(address)
+        if self._units is None:
+            self._units = CompileUnitIndex(self.dwarfinfo, self._visit)
+        offset = self._units.cu_offset(address)
         if offset is None:
             return None
         key = (self._key, offset)
@@ -178,52 +176,6 @@ class DwarfIndex:
         if unit is None:
             unit = _UNITS[key] = _Unit(self.dwarfinfo.get_CU_at(offset))
         return unit
-
-    def _cu_offset(self, address: int) -> Optional[int]:
-        """The CU holding `address`: from .debug_aranges (DWARF 5 §6.1.2), else from CU
-        ranges for the units .debug_aranges does not list."""
-        if self._aranges is None:
-            try:
-                self._aranges = self.dwarfinfo.get_aranges() or False
-            except Exception:
-                self._aranges = False
-        if self._aranges:
-            try:
-                found = self._aranges.cu_offset_at_addr(address)
-            except Exception:
-                found = None
-            if found is not None:
-                return found
-        return self._cu_from_ranges(address)
-
-    def _cu_from_ranges(self, address: int) -> Optional[int]:
-        if self._cu_ranges is None:
-            self._cu_ranges = self._build_cu_ranges()
-        i = bisect.bisect_right(self._cu_ranges, (address, float("inf"), 0))
-        for low, high, offset in reversed(self._cu_ranges[max(0, i - 64):i]):
-            if low <= address < high:
-                return offset
-        return None
-
-    def _build_cu_ranges(self) -> List[Tuple[int, int, int]]:
-        listed = set()
-        if self._aranges:
-            try:
-                listed = {e.info_offset for e in self._aranges.entries}
-            except Exception:
-                listed = set()
-        out = []
-        for count, cu in enumerate(self.dwarfinfo.iter_CUs()):
-            self._visit(count)
-            if cu.cu_offset in listed:
-                continue
-            try:
-                for low, high in self._die_ranges(cu.get_top_DIE()):
-                    out.append((low, high, cu.cu_offset))
-            except Exception:
-                continue
-        out.sort()
-        return out
 
     def _lines(self, unit: _Unit) -> Optional[LineTable]:
         if "lines" in unit.cut:
@@ -352,49 +304,10 @@ class DwarfIndex:
         return out
 
     def _die_ranges(self, die) -> Ranges:
-        """[low, high) ranges of a DIE from DW_AT_low_pc/DW_AT_high_pc or DW_AT_ranges
-        (.debug_ranges before DWARF 5, .debug_rnglists from DWARF 5; DWARF 5 §2.17)."""
-        attrs = die.attributes
-        if "DW_AT_ranges" in attrs:
-            return self._range_list(die, attrs["DW_AT_ranges"].value)
-        low = attrs.get("DW_AT_low_pc")
-        high = attrs.get("DW_AT_high_pc")
-        if low is None or high is None:
-            return []
-        hi = high.value if high.form in _ADDRESS_FORMS else low.value + high.value
-        return [(low.value, hi)] if hi > low.value else []
-
-    def _range_list(self, die, offset: int) -> Ranges:
-        from elftools.dwarf.ranges import BaseAddressEntry
-
-        cu = die.cu
-        rl = self.dwarfinfo.range_lists()
-        if rl is None:
-            return []
-        entries = rl.get_range_list_at_offset(offset, cu=cu)
-        top = cu.get_top_DIE()
-        base_attr = top.attributes.get("DW_AT_low_pc")
-        base = base_attr.value if base_attr is not None else 0
-        out = []
-        for e in entries:
-            if isinstance(e, BaseAddressEntry):
-                base = e.base_address
-                continue
-            low, high = e.begin_offset, e.end_offset
-            if not getattr(e, "is_absolute", False):
-                low, high = low + base, high + base
-            if high > low:
-                out.append((low, high))
-        return out
+        return die_ranges(self.dwarfinfo, die)
 
     def _entry_pc(self, die) -> Optional[int]:
-        """DW_AT_entry_pc when it is an address, else the first range's start: gcc lists a
-        split function's hot part first (DWARF 5 §3.3.3)."""
-        entry = die.attributes.get("DW_AT_entry_pc")
-        if entry is not None and entry.form in _ADDRESS_FORMS:
-            return entry.value
-        ranges = self._die_ranges(die)
-        return ranges[0][0] if ranges else None
+        return entry_pc(self.dwarfinfo, die)
 
     def _is_top_level(self, die) -> bool:
         """Whether `die` is known to be a child of its CU DIE (from the walk of its CU's

@@ -6,7 +6,7 @@ The source-level frames at one address of a function's DIE: the chain of
 DW_TAG_inlined_subroutine scopes that hold it (DWARF 5 §3.3.8), each frame's ``file:line``,
 and the name gdb shows for each (through DW_AT_abstract_origin and DW_AT_specification).
 
-``coredump.symbols.dwarf`` finds the compile unit, the function and the line table;
+``coredump.dwarf.index`` finds the compile unit, the function and the line table;
 this module turns them into ``SourceFrame`` values.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-from coredump.symbols.demangle import demangle
-from coredump.symbols.dwarflimits import DwarfTooLarge
+from coredump.demangle import demangle
+from coredump.dwarf.limits import DwarfTooLarge
 
 __all__ = ("SourceFrame", "MAX_INLINE_DEPTH", "inline_chain", "source_frames", "die_names")
 

@@ -8,9 +8,9 @@ warning per image that says a limit cut something off.
 The limits (each with its reason beside it):
 
 - ``DWARF_TIME_BUDGET`` (here): seconds of DWARF reading per analysis, across images;
-- ``MAX_DIES_PER_WALK`` (``coredump.symbols.dwarf``): DIEs one walk of a compile unit visits;
-- ``MAX_INLINE_DEPTH`` (``coredump.symbols.dwarfframes``): the depth of one inline chain;
-- ``MAX_LINE_ROWS`` (``coredump.symbols.lineprogram``): rows one line program may emit.
+- ``MAX_DIES_PER_WALK`` (``coredump.dwarf.index``): DIEs one walk of a compile unit visits;
+- ``MAX_INLINE_DEPTH`` (``coredump.dwarf.inline``): the depth of one inline chain;
+- ``MAX_LINE_ROWS`` (``coredump.dwarf.lineprogram``): rows one line program may emit.
 
 A frame a limit cuts off keeps what is known without that DWARF: its name from the
 symbol table, no ``file:line`` and no inline frames (a line-table cut keeps the DWARF

@@ -4,7 +4,7 @@ Line-number programs
 
 The decoder of one compile unit's DWARF line-number program (DWARF 5 §6.2): its header
 (§6.2.4), its opcodes and the state machine that runs them (§6.2.5), giving the rows in
-program order; ``coredump.symbols.lines`` reduces them to a ``LineTable``.
+program order; ``coredump.dwarf.lines`` reduces them to a ``LineTable``.
 
 Limits: a program that emits more than ``MAX_LINE_ROWS`` rows, or runs past the caller's
 deadline, raises ``LineProgramTooLarge``.

@@ -8,7 +8,7 @@ name, the absolute path it names (gdb's ``symtab_to_fullname`` before it opens t
 
 Limits: a line program that emits more than ``MAX_LINE_ROWS`` rows, or runs past the
 caller's deadline, raises ``LineProgramTooLarge`` (its CU then has no lines). The program
-itself is decoded by ``coredump.symbols.lineprogram``, whose names are re-exported here.
+itself is decoded by ``coredump.dwarf.lineprogram``, whose names are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import posixpath
 from array import array
 from typing import Dict, List, Optional, Tuple
 
-from coredump.symbols.lineprogram import MAX_LINE_ROWS, LineProgram, LineProgramTooLarge, decode_line_program
+from coredump.dwarf.lineprogram import MAX_LINE_ROWS, LineProgram, LineProgramTooLarge, decode_line_program
 
 __all__ = ("LineTable", "LineProgram", "decode_line_program", "LineProgramTooLarge", "MAX_LINE_ROWS")
 

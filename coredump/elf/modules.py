@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from coredump.elf.core import AT_SYSINFO_EHDR, Core
+from coredump.elf.image import read_build_id_from_notes
 from coredump.elf.linkmap import parse_image, read_link_map, scan_images
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
-from coredump.symbols.image import read_build_id_from_notes
 
 __all__ = ("CoreModule", "find_modules", "read_build_id_from_memory", "VDSO_NAME")
 

@@ -69,7 +69,7 @@ def bundled_file(files_dir: Optional[str], build_id: Optional[str], name: str, d
 
 def file_build_id(path: str) -> Optional[str]:
     """The GNU build-id of the ELF file at `path` (None when it has none or is no ELF)."""
-    from coredump.symbols.image import open_image
+    from coredump.elf.image import open_image
 
     image = open_image(path)
     return image.build_id if image is not None else None

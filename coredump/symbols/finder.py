@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from coredump.symbols.image import ElfImage, open_image
+from coredump.elf.image import ElfImage, open_image
 
 __all__ = ("FinderOptions", "FileFinder")
 

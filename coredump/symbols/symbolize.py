@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, List, Tuple
 
-from coredump.model import Frame
-from coredump.symbols.demangle import demangle
-from coredump.unwind.common import SIGNAL_HANDLER_CALLED
+from coredump.demangle import demangle
+from coredump.model import SIGNAL_HANDLER_CALLED, Frame
 
 __all__ = ("symbolize_frames", "symbolize_frame")
 

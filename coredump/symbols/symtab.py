@@ -12,8 +12,8 @@ import bisect
 import struct
 from typing import List, Optional, Tuple
 
+from coredump.elf.image import ElfImage
 from coredump.symbols import cache
-from coredump.symbols.image import ElfImage
 
 __all__ = ("SymbolTable",)
 

@@ -127,7 +127,7 @@ def demangle_type_name(name: str) -> str:
     >>> demangle_type_name("St13runtime_error"), demangle_type_name("N5store11ConfigErrorE")
     ('std::runtime_error', 'store::ConfigError')
     """
-    from coredump.symbols.demangle import demangle
+    from coredump.demangle import demangle
 
     # A type_info's name is an Itanium <type>; as the <special-name> "_ZTS <type>" it
     # demangles to "typeinfo name for <type>" (Itanium C++ ABI §5.1.5.8).

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from coredump.model import Frame
-from coredump.symbols.tailcall import CLONE_RE
 from coredump.triage.siglist import load_siglist
+from coredump.unwind.tailcall import CLONE_RE
 
 __all__ = ("SigFrame", "normalize_function", "module_name", "sig_frame", "is_rust_symbol")
 
@@ -157,7 +157,7 @@ def _rust_name(frame: Frame) -> str:
     changes when impls are added above it: name such a frame from its linkage name."""
     name = frame.function or ""
     if "{impl#" in _collapse(name, "<", ">", "") and frame.mangled:
-        from coredump.symbols.demangle import demangle
+        from coredump.demangle import demangle
 
         name = demangle(frame.mangled) or name
     return name

@@ -14,9 +14,9 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from coredump.dwarf.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
 from coredump.unwind.cfi_tables import CfiFormatError, Cie, Fde, ModuleTables
 from coredump.unwind.common import OutermostFrame
-from coredump.unwind.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
 
 __all__ = (
     "CfiRow", "CfiError", "execute_cfa_program", "find_cfi_row", "cfi_row_at", "apply_row", "clear_caches",

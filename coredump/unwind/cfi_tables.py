@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from coredump.unwind.expr import ExpressionError, read_sleb128, read_uleb128
+from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 
 __all__ = (
     "CfiSection", "Cie", "Fde", "EhFrameHdr", "FdeIndex", "ModuleTables", "read_encoded", "CfiFormatError",

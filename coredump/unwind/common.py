@@ -13,13 +13,10 @@ import weakref
 from typing import Callable, Dict, Optional
 
 from coredump.errors import MemoryFault
-from coredump.model import Frame, Trust
+from coredump.model import SIGNAL_HANDLER_CALLED, Frame, Trust
 
 __all__ = ("UnwindState", "OutermostFrame", "WordReader", "get_reader", "SIGNAL_HANDLER_CALLED", "Strategy",
            "public_caller")
-
-# gdb's name for the frame of a signal trampoline (the handler's return address).
-SIGNAL_HANDLER_CALLED = "<signal handler called>"
 
 
 class OutermostFrame(Exception):

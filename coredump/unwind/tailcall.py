@@ -236,7 +236,7 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     # or named from DWARF is foo's.
     if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):
         return []
-    from coredump.symbols.demangle import demangle
+    from coredump.demangle import demangle
 
     name = demangle(symbol) or symbol
     if CLONE_RE.sub("", name) in _names(callee):

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from coredump.dwarf.expr import ExpressionError
 from coredump.elf.core import AT_ENTRY
 from coredump.elf.memory import PF_X
 from coredump.errors import MemoryFault
@@ -22,7 +23,6 @@ from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
-from coredump.unwind.expr import ExpressionError
 
 __all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
 
