@@ -34,7 +34,7 @@ class AnalyzeOptions:
     debug_dirs: Sequence[str] = DEFAULT_DEBUG_DIRS
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
     max_frames: int = 1024
-    debuginfod_timeout: float = 5.0
+    debuginfod_timeout: Optional[float] = None  # None: $DEBUGINFOD_TIMEOUT, else 5 s
 
     def finder(self) -> FileFinder:
         return FileFinder(FinderOptions(

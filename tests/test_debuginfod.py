@@ -3,6 +3,7 @@ DEBUGINFOD_URLS is set, cached, and bounded by a timeout."""
 
 import http.server
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -154,4 +155,60 @@ def test_non_elf_answer_is_not_cached(monkeypatch, tmp_path):
         assert debuginfod.fetch("ef" * 20, "executable") is None
     finally:
         server.shutdown()
-    assert not list((tmp_path / "coredump" / "debuginfod" / ("ef" * 20)).glob("executable"))
+    cached = tmp_path / "debuginfod_client" / ("ef" * 20) / "executable"
+    assert not cached.exists() or cached.stat().st_size == 0  # at most elfutils' record of a miss
+
+
+def test_the_cache_is_elfutils_and_eu_stack_reads_what_we_fetched(stripped_crash, tmp_path):
+    """DEBUGINFOD_CACHE_PATH with elfutils' layout (<cache>/<build-id>/debuginfo): eu-stack,
+    pointed at a server that is down, finds our download in its own cache and prints lines."""
+    if not shutil.which("eu-stack"):
+        pytest.skip("eu-stack (elfutils) is not installed: it is the oracle for the shared cache")
+    exe, debug, core = stripped_crash
+    build_id = ElfImage(str(exe)).build_id
+    cache = tmp_path / "shared-cache"
+    server, hits = serve({(build_id, "debuginfo"): debug.read_bytes()})
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "xdg"), "DEBUGINFOD_CACHE_PATH": str(cache),
+           "DEBUGINFOD_URLS": f"http://127.0.0.1:{server.server_address[1]}"}
+    try:
+        crash = analyze(core, env)
+    finally:
+        server.shutdown()
+    assert (cache / build_id / "debuginfo").read_bytes() == debug.read_bytes()
+    assert not (tmp_path / "xdg" / "debuginfod_client").exists()
+    assert crash["threads"][0]["frames"][0]["line"] == 9
+    with socket.socket() as sock:  # a port nobody listens on: only the cache can answer
+        sock.bind(("127.0.0.1", 0))
+        env["DEBUGINFOD_URLS"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # eu-stack looks up debug info by build-id through libdebuginfod (elfutils' -e takes the executable)
+    out = subprocess.run(["eu-stack", "-s", "-e", str(exe), "--core", str(core)], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert "segv.c:9" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_elfutils_miss_record_is_honoured_until_cache_miss_s(monkeypatch, tmp_path):
+    server, hits = serve({})
+    monkeypatch.setenv("DEBUGINFOD_URLS", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("DEBUGINFOD_CACHE_PATH", str(tmp_path))
+    record = tmp_path / ("cd" * 20) / "debuginfo"
+    record.parent.mkdir()
+    record.touch()  # elfutils' negative-cache entry: an empty file
+    try:
+        assert debuginfod.fetch("cd" * 20, "debuginfo") is None
+        assert hits == []
+        (tmp_path / "cache_miss_s").write_text("60\n")
+        old = record.stat().st_mtime - 120
+        os.utime(record, (old, old))  # older than cache_miss_s: ask again
+        assert debuginfod.fetch("cd" * 20, "debuginfo") is None
+        assert len(hits) == 1
+    finally:
+        server.shutdown()
+    assert record.stat().st_size == 0  # the server's 404 is recorded as elfutils records it
+
+
+def test_debuginfod_timeout_is_the_default_budget(monkeypatch):
+    monkeypatch.setenv("DEBUGINFOD_TIMEOUT", "2.5")
+    assert debuginfod.Session().timeout == 2.5
+    assert debuginfod.Session(1.0).timeout == 1.0  # --debuginfod-timeout wins
+    monkeypatch.setenv("DEBUGINFOD_TIMEOUT", "soon")
+    assert debuginfod.Session().timeout == debuginfod.DEFAULT_TIMEOUT

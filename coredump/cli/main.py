@@ -77,15 +77,16 @@ def analysis_options(func):
                      help="Debug-file directory (default /usr/lib/debug; repeatable)."),
         click.option("--max-frames", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
                      help="Frames per thread before the walk is cut."),
-        click.option("--debuginfod-timeout", default=5.0, show_default=True, type=click.FloatRange(0),
-                     help="Seconds in all one analysis waits for DEBUGINFOD_URLS servers (used only when set)."),
+        click.option("--debuginfod-timeout", type=click.FloatRange(0),
+                     help="Seconds in all one analysis waits for DEBUGINFOD_URLS servers (used only when set; "
+                          "default: $DEBUGINFOD_TIMEOUT, else 5)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
-def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=5.0, **extra):
+def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, **extra):
     from coredump.analysis import AnalyzeOptions
     from coredump.errors import MissingFileError
     from coredump.symbols.finder import DEFAULT_DEBUG_DIRS

@@ -6,6 +6,13 @@ Executables and debug files fetched by build-id from the servers named in
 ``DEBUGINFOD_URLS`` (the debuginfod protocol: ``GET <server>/buildid/<BUILD-ID>/debuginfo``
 or ``/executable``), only when that variable is set, with a short timeout and a cache, so a
 CI job never hangs on a slow server.
+
+The cache is elfutils' own (``debuginfod-client.c``), so gdb, eu-stack and we share what any of
+us downloaded: ``$DEBUGINFOD_CACHE_PATH``, else ``~/.debuginfod_client_cache`` when it exists,
+else ``$XDG_CACHE_HOME/debuginfod_client`` (``~/.cache/debuginfod_client``), holding
+``<build-id>/debuginfo`` and ``<build-id>/executable``. An empty file there is elfutils' record
+of a miss, trusted for ``cache_miss_s`` seconds (the file of that name in the cache, default 600).
+``$DEBUGINFOD_TIMEOUT`` is the default of the per-analysis time budget.
 """
 
 from __future__ import annotations
@@ -15,15 +22,13 @@ import tempfile
 import time
 from typing import List, Optional, Set, Tuple
 
-from coredump.symbols.cache import cache_dir
-
-__all__ = ("DEFAULT_TIMEOUT", "server_urls", "fetch", "Session")
+__all__ = ("DEFAULT_TIMEOUT", "server_urls", "client_cache_dir", "default_timeout", "fetch", "Session")
 
 DEFAULT_TIMEOUT = 5.0
-# A build-id every server said it lacks (HTTP 404) is remembered this long (seconds), so an
-# absent one costs one request a day. A server that did not answer is never remembered: an
-# outage must not hide debug info once it is over.
-NEGATIVE_TTL = 24 * 3600
+# A build-id every server said it lacks (HTTP 404) is remembered this long (seconds) unless the
+# cache's cache_miss_s says otherwise (elfutils' cache_miss_default_s). A server that did not
+# answer is never remembered: an outage must not hide debug info once it is over.
+CACHE_MISS_S = 600
 KINDS = ("debuginfo", "executable")
 _CHUNK = 1 << 20
 # What one download came to.
@@ -35,12 +40,49 @@ def server_urls() -> List[str]:
     return [u.rstrip("/") for u in os.environ.get("DEBUGINFOD_URLS", "").split() if u.startswith(("http://", "https://"))]
 
 
-def _paths(build_id: str, kind: str):
-    base = os.path.join(cache_dir(), "debuginfod", build_id)
-    return base, os.path.join(base, kind), os.path.join(base, kind + ".missing")
+def client_cache_dir() -> str:
+    """elfutils' client cache: $DEBUGINFOD_CACHE_PATH, else the legacy ~/.debuginfod_client_cache
+    when it exists, else $XDG_CACHE_HOME/debuginfod_client (debuginfod-client.c, debuginfod_init_cache)."""
+    explicit = os.environ.get("DEBUGINFOD_CACHE_PATH")
+    if explicit:
+        return explicit
+    legacy = os.path.join(os.path.expanduser("~"), ".debuginfod_client_cache")
+    if os.path.isdir(legacy):
+        return legacy
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "debuginfod_client")
 
 
-def fetch(build_id: Optional[str], kind: str, timeout: float = DEFAULT_TIMEOUT) -> Optional[str]:
+def default_timeout() -> float:
+    """$DEBUGINFOD_TIMEOUT (seconds, as elfutils reads it) when it is a number, else 5 s."""
+    try:
+        value = float(os.environ.get("DEBUGINFOD_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def _cache_miss_s(cache: str) -> float:
+    try:
+        with open(os.path.join(cache, "cache_miss_s")) as f:
+            return float(f.read(32).strip())
+    except (OSError, ValueError):
+        return CACHE_MISS_S
+
+
+def _cached(path: str, cache: str) -> Tuple[bool, bool]:
+    """(hit, known miss) for the cache file at `path`: a non-empty file is the download, an
+    empty one a miss younger than cache_miss_s (elfutils' negative-cache entry)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False, False
+    if st.st_size > 0:
+        return True, False
+    return False, time.time() - st.st_mtime < _cache_miss_s(cache)
+
+
+def fetch(build_id: Optional[str], kind: str, timeout: Optional[float] = None) -> Optional[str]:
     """``Session(timeout).fetch(build_id, kind)``: one lookup with its own time budget."""
     return Session(timeout).fetch(build_id, kind)
 
@@ -50,8 +92,8 @@ class Session:
     first request (a core with forty libraries must not wait forty timeouts), with a warning
     for each server that did not answer or the budget running out."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
-        self.timeout = timeout
+    def __init__(self, timeout: Optional[float] = None):
+        self.timeout = timeout if timeout is not None else default_timeout()
         self.warnings: List[str] = []
         self._deadline: Optional[float] = None
         self._down: Set[str] = set()
@@ -62,14 +104,14 @@ class Session:
         urls = [u for u in server_urls() if u not in self._down]
         if not urls or not build_id or kind not in KINDS or not all(c in "0123456789abcdef" for c in build_id):
             return None
-        base, path, missing = _paths(build_id, kind)
-        if os.path.isfile(path):
+        cache = client_cache_dir()
+        base = os.path.join(cache, build_id)
+        path = os.path.join(base, kind)
+        hit, known_miss = _cached(path, cache)
+        if hit:
             return path
-        try:
-            if time.time() - os.path.getmtime(missing) < NEGATIVE_TTL:
-                return None
-        except OSError:
-            pass
+        if known_miss:
+            return None
         if self._deadline is None:
             self._deadline = time.monotonic() + self.timeout
         outcomes = []
@@ -86,7 +128,7 @@ class Session:
                 self._warn(f"debuginfod: {url} did not answer ({why}); not asked again in this analysis")
             outcomes.append(outcome)
         if outcomes and all(o == _ABSENT for o in outcomes):
-            _remember_missing(base, missing)
+            _remember_missing(base, path)
         return None
 
     def _warn(self, text: str) -> None:
@@ -94,10 +136,13 @@ class Session:
             self.warnings.append(text)
 
 
-def _remember_missing(base: str, missing: str) -> None:
+def _remember_missing(base: str, path: str) -> None:
+    """An empty file where the download would be: elfutils' record of a miss, which gdb and
+    eu-stack then honour too."""
     try:
         os.makedirs(base, exist_ok=True)
-        open(missing, "w").close()
+        with open(path, "w"):
+            pass
     except OSError:
         pass
 

@@ -31,7 +31,7 @@ class FinderOptions:
     # Directories laid out as <build-id>/<name> (an artifact bundle's files/): checked first.
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
     # Seconds to wait for DEBUGINFOD_URLS servers (used only when that variable is set).
-    debuginfod_timeout: float = 5.0
+    debuginfod_timeout: Optional[float] = None  # None: $DEBUGINFOD_TIMEOUT, else 5 s
     # Roots tried after the path itself (a foreign-architecture core's cross root).
     fallback_sysroots: Sequence[str] = ()
 
