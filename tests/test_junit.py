@@ -6,13 +6,16 @@ from coredump.report.render import render_artifacts
 from tests.crash_samples import abort_crash, segv_crash, write_artifacts
 
 
-def test_one_testcase_per_crash_with_signature_and_backtrace():
+def test_one_testcase_per_signature_named_by_it_alone():
     crashes = [("001", segv_crash(1)), ("002", abort_crash(2)), ("003", segv_crash(3))]
-    root = ET.fromstring(render_junit(crashes))
+    root = ET.fromstring(render_junit(crashes, workspace="/"))
     suite = root.find("testsuite")
-    assert suite.get("tests") == suite.get("failures") == "3"
+    assert suite.get("tests") == suite.get("failures") == "2"
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [f"{c['signature']} [{i}]" for i, c in crashes]
+    # the name is the same in every run: no pid, no crash id (those are properties)
+    assert [c.get("name") for c in cases] == [crashes[0][1]["signature"], crashes[1][1]["signature"]]
+    props = {p.get("name"): p.get("value") for p in cases[0].findall("properties/property")}
+    assert (props["crashes"], props["crash_ids"], props["pids"]) == ("2", "001,003", "1,3")
     failure = cases[0].find("failure")
     assert failure.get("message") == crashes[0][1]["signature"] and failure.get("type") == "SIGSEGV"
     lines = failure.text.splitlines()
@@ -46,7 +49,31 @@ def test_artifact_directory_gets_junit(tmp_path):
     root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
     render_artifacts(root)
     cases = ET.parse(root / "junit.xml").getroot().findall("testsuite/testcase")
-    assert [c.get("name").rsplit(" ", 1)[1] for c in cases] == ["[001-1]", "[002-2]"]
+    assert len(cases) == 1 and "[" not in cases[0].get("name")
+    props = {p.get("name"): p.get("value") for p in cases[0].findall("properties/property")}
+    assert props["crash_ids"] == "001-1,002-2"
+
+
+def test_file_is_relative_to_the_ci_workspace(monkeypatch, tmp_path):
+    crash = segv_crash(1)
+    frame = next(f for f in crash["threads"][0]["frames"] if f.get("file"))
+    frame["source_path"] = str(tmp_path / "repo" / "src" / "store.c")
+    monkeypatch.setenv("CI_PROJECT_DIR", str(tmp_path / "repo"))  # GitLab's checkout
+    case = ET.fromstring(render_junit([("1", crash)])).find("testsuite/testcase")
+    assert case.get("file") == "src/store.c"
+
+
+def test_a_stripped_executable_points_at_no_system_file():
+    """With no line in the program's own code, file/line stay out rather than name libc's."""
+    crash = segv_crash(1)
+    frames = crash["threads"][0]["frames"]
+    for f in frames:
+        if not str(f.get("module", "")).startswith(("/usr/", "/lib")):
+            f["file"] = f["line"] = f["source_path"] = None
+    frames.append(dict(frames[-1], index=len(frames), module="/usr/lib/x86_64-linux-gnu/libc.so.6",
+                       file="../sysdeps/nptl/libc_start_call_main.h", line=58))
+    case = ET.fromstring(render_junit([("1", crash)])).find("testsuite/testcase")
+    assert case.get("file") is None and case.get("line") is None
 
 
 def test_failure_text_without_threads():
@@ -66,12 +93,14 @@ def test_tail_call_frame_says_so_not_found_by_none():
 def test_fingerprint_and_classification_are_properties():
     crashes = [("001", segv_crash(1)), ("002", abort_crash(2))]
     cases = ET.fromstring(render_junit(crashes)).findall("testsuite/testcase")
-    for case, (_, crash) in zip(cases, crashes):
+    for case, (crash_id, crash) in zip(cases, crashes):
         props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
-        assert props == {"fingerprint": crash["fingerprint"], "classification": crash["classification"]}
+        assert props == {"fingerprint": crash["fingerprint"], "classification": crash["classification"],
+                         "crashes": "1", "crash_ids": crash_id, "pids": str(crash["process"]["pid"])}
         assert [child.tag for child in case] == ["properties", "failure"]
     bare = dict(segv_crash(3), fingerprint=None, classification=None)
-    assert ET.fromstring(render_junit([("003", bare)])).find("testsuite/testcase/properties") is None
+    props = ET.fromstring(render_junit([("003", bare)])).findall("testsuite/testcase/properties/property")
+    assert {p.get("name") for p in props} == {"crashes", "crash_ids", "pids"}
 
 
 def _unanalyzed_entry(root, crash_id="003-core"):
@@ -92,9 +121,9 @@ def test_crash_without_analysis_is_a_failed_testcase(tmp_path):
     (root / "summary.json").write_text(json.dumps(summary))
     render_artifacts(root)
     suite = ET.parse(root / "junit.xml").getroot().find("testsuite")
-    assert suite.get("tests") == suite.get("failures") == "3"
-    case = suite.findall("testcase")[2]
-    assert case.get("name") == "crash: could not be analysed [003-core]"
+    assert suite.get("tests") == suite.get("failures") == "2"
+    case = suite.findall("testcase")[1]
+    assert case.get("name") == "crash: could not be analysed"
     failure = case.find("failure")
     assert failure.get("message") == "analysis failed: no NT_PRSTATUS note"
     assert failure.text.splitlines() == ["analysis failed: no NT_PRSTATUS note", "core: 003-core/core.zst"]

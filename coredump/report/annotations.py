@@ -30,42 +30,6 @@ def escape_property(value: str) -> str:
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def _relative(path: str, workspace: Optional[str]) -> str:
-    """GitHub resolves ``file=`` against the repository root (GITHUB_WORKSPACE)."""
-    if workspace and os.path.isabs(path):
-        rel = os.path.relpath(path, workspace)
-        if not rel.startswith(".."):
-            return rel
-    return path
-
-
-def _inside(path: str, root: str) -> Optional[str]:
-    """`path` relative to `root` when it lies under it, else None; compared as written and
-    then with symlinks resolved (a compiler records $PWD, which may go through a link)."""
-    if not os.path.isabs(path):
-        return None
-    for resolve in (os.path.abspath, os.path.realpath):
-        rel = os.path.relpath(resolve(path), resolve(root))
-        if rel != os.curdir and rel != os.pardir and not rel.startswith(os.pardir + os.sep):
-            return rel
-    return None
-
-
-def _file(frame: Dict, workspace: Optional[str]) -> str:
-    """The ``file=`` of `frame`: its ``source_path`` (the absolute path DWARF names) relative
-    to the workspace (GITHUB_WORKSPACE, else the current directory) when it lies inside;
-    else its ``file``, made relative only when absolute."""
-    path = frame.get("source_path")
-    if isinstance(path, str) and path:
-        try:
-            rel = _inside(clean_text(path), workspace or os.getcwd())
-        except (OSError, ValueError):  # no current directory, a NUL in the path
-            rel = None
-        if rel is not None:
-            return rel
-    return _relative(clean_text(frame["file"]), workspace)
-
-
 def _line(frame: Optional[Dict]) -> Optional[int]:
     try:
         return int(frame["line"]) if frame is not None else None
@@ -89,10 +53,10 @@ def github_annotations(crashes: Sequence[Dict], workspace: Optional[str] = None,
     out = []
     for signature, crash in lines:
         props = [f"title={escape_property('crash: ' + clean_text(signature))}"]
-        top = view.top_source_frame(crash)
+        top = view.start_frame(crash)
         line = _line(top)
         if line is not None:
-            file = _file(top, workspace)
+            file = view.repo_file(top, workspace)
             props = [f"file={escape_property(file)}", f"line={line}"] + props
         count = seen[signature]
         message = clean_text(view.headline(crash)) + (f" ({count} crashes)" if count > 1 else "")

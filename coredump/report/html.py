@@ -172,7 +172,7 @@ def render_crash_html(crash: Dict, crash_id: Optional[str] = None,
     process = crash.get("process") or {}
     threads = [t for t in crash.get("threads") or [] if isinstance(t, dict)]
     crashing = view.crashing_thread(crash)
-    start = view.top_source_frame(crash)
+    start = view.start_frame(crash)
     if commands is None:
         commands = local_commands(crash_id, (crash.get("core") or {}).get("path"), artifact_name)
     page = {
@@ -209,7 +209,7 @@ def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
     listed = [f for f in thread.get("frames") or [] if isinstance(f, dict)]
     # Start the excerpt one frame above where a reader starts, so an abort shows
     # "__assert_fail, check_balance, withdraw" rather than four libc frames.
-    start = view.top_source_frame(crash)
+    start = view.start_frame(crash)
     first = max(0, next((i for i, f in enumerate(listed) if f is start), 0) - 1)
     top = [_frame_vm(f, f is start) for f in listed[first:first + frames]]
     members, fingerprints, classes = [], [], []

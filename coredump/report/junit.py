@@ -2,17 +2,22 @@
 JUnit
 =====
 
-Crashes as JUnit XML, one ``<testcase>`` per crash whose ``<failure>`` holds the
-signature and the crashing thread's backtrace, so CI test-report views (CircleCI
+Crashes as JUnit XML, one ``<testcase>`` per crash signature whose ``<failure>`` holds the
+signature and the first crash's crashing thread, so CI test-report views (CircleCI
 store_test_results, GitLab artifacts:reports:junit, GitHub test-report actions) list
 crashes next to failed tests.
+
+A test case is named by its signature alone, so the same crash is the same test in every run
+(GitLab's "new failures", CircleCI's flaky-test view compare names across runs); pids, crash
+ids and the count are ``<properties>``. ``file`` is relative to the repository root, as the
+GitHub annotations' ``file=``.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from coredump.report import view
 from coredump.report.sanitize import clean_xml
@@ -40,11 +45,17 @@ def crash_failure_text(crash: Dict) -> str:
     return "\n".join(lines)
 
 
-def _case(suite: ET.Element, crash_id: Optional[str], title: str, exe) -> ET.Element:
+def _case(suite: ET.Element, title: str, exe) -> ET.Element:
     # JUnit classname: dotted; test-report views group test cases by it.
     classname = "coredump." + (os.path.basename(str(exe)).replace(".", "_") if exe else "unknown")
-    name = f"{title} [{crash_id}]" if crash_id else title
-    return ET.SubElement(suite, "testcase", classname=clean_xml(classname), name=clean_xml(name), time="0")
+    return ET.SubElement(suite, "testcase", classname=clean_xml(classname), name=clean_xml(title), time="0")
+
+
+def _members(members: Sequence[Tuple[Optional[str], Optional[Dict], Dict]]) -> Dict[str, Any]:
+    """The properties that tell one run's crashes of a test case apart."""
+    pids = [((c or {}).get("process") or {}).get("pid") for _, c, _ in members]
+    return {"crashes": str(len(members)), "crash_ids": ",".join(str(i) for i, _, _ in members if i),
+            "pids": ",".join(str(p) for p in pids if p is not None)}
 
 
 def _properties(case: ET.Element, values: Dict) -> None:
@@ -57,24 +68,33 @@ def _properties(case: ET.Element, values: Dict) -> None:
             ET.SubElement(props, "property", name=key, value=clean_xml(value))
 
 
-def _unanalyzed_case(suite: ET.Element, crash_id: Optional[str], entry: Dict) -> None:
-    """A crash whose core was stored but never analysed (no readable crash.json): it is still
-    a crash of the job, so it still fails the suite, with the summary's note as the reason."""
+def _unanalyzed_case(suite: ET.Element, title: str, members) -> None:
+    """Crashes whose cores were stored but never analysed (no readable crash.json): still
+    crashes of the job, so they still fail the suite, with the summary's note as the reason."""
+    entry = members[0][2]
     note = str(entry.get("note") or "no readable crash.json")
-    case = _case(suite, crash_id, f"{entry.get('signal') or 'crash'}: could not be analysed",
-                 entry.get("executable"))
-    lines = [note] + ([f"core: {entry['core']}"] if entry.get("core") else [])
+    case = _case(suite, title, entry.get("executable"))
+    _properties(case, _members(members))
+    lines = [note] + [f"core: {e['core']}" for _, _, e in members if e.get("core")]
     failure = ET.SubElement(case, "failure", message=clean_xml(note), type="unanalyzed")
     failure.text = clean_xml("\n".join(lines))
 
 
-def _testcase(suite: ET.Element, crash_id: Optional[str], crash: Dict) -> None:
-    signature = str(crash.get("signature") or view.headline(crash))
-    case = _case(suite, crash_id, signature, (crash.get("process") or {}).get("executable"))
-    _properties(case, {"fingerprint": crash.get("fingerprint"), "classification": crash.get("classification")})
-    top = view.top_source_frame(crash)
-    if top is not None:
-        case.set("file", clean_xml(top["file"]))
+def _title(crash: Optional[Dict], entry: Dict) -> Tuple[bool, str]:
+    """(analysed, test case name) of one crash: its signature, the same in every run."""
+    if crash is None:
+        return False, f"{entry.get('signal') or 'crash'}: could not be analysed"
+    return True, str(crash.get("signature") or view.headline(crash))
+
+
+def _testcase(suite: ET.Element, signature: str, members, workspace: Optional[str]) -> None:
+    crash = members[0][1]
+    case = _case(suite, signature, (crash.get("process") or {}).get("executable"))
+    _properties(case, {"fingerprint": crash.get("fingerprint"), "classification": crash.get("classification"),
+                       **_members(members)})
+    top = view.start_frame(crash)
+    if top is not None and top.get("file") and top.get("line"):
+        case.set("file", clean_xml(view.repo_file(top, workspace)))
         case.set("line", clean_xml(top["line"]))
     signal = crash.get("signal") or {}
     failure = ET.SubElement(case, "failure", message=clean_xml(signature),
@@ -82,20 +102,26 @@ def _testcase(suite: ET.Element, crash_id: Optional[str], crash: Dict) -> None:
     failure.text = clean_xml(crash_failure_text(crash))
 
 
-def render_junit(crashes: Sequence[Tuple], suite_name: str = "coredump") -> str:
+def render_junit(crashes: Sequence[Tuple], suite_name: str = "coredump", workspace: Optional[str] = None) -> str:
     """JUnit XML for (crash id, crash dict) pairs, or (crash id, crash dict or None, summary
-    entry) triples: a None crash (no readable crash.json) is a testcase whose failure is the
-    entry's note. Every value passes ``clean_xml`` and ElementTree escapes it, so crash data
-    cannot break the document."""
-    root = ET.Element("testsuites", name=suite_name, tests=str(len(crashes)), failures=str(len(crashes)))
-    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(crashes)),
-                          failures=str(len(crashes)), errors="0", skipped="0", time="0")
+    entry) triples, one test case per signature in first-seen order: a None crash (no readable
+    crash.json) is a testcase whose failure is the entry's note. `workspace` is the repository
+    root (default: the CI's, else the current directory). Every value passes ``clean_xml`` and
+    ElementTree escapes it, so crash data cannot break the document."""
+    workspace = workspace or view.workspace()
+    groups: Dict[Tuple[bool, str], List] = {}
     for item in crashes:
         crash_id, crash = item[0], item[1]
         entry = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
-        if crash is None:
-            _unanalyzed_case(suite, crash_id, entry)
+        crash = crash if isinstance(crash, dict) or crash is None else {}
+        groups.setdefault(_title(crash, entry), []).append((crash_id, crash, entry))
+    root = ET.Element("testsuites", name=suite_name, tests=str(len(groups)), failures=str(len(groups)))
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(groups)),
+                          failures=str(len(groups)), errors="0", skipped="0", time="0")
+    for (analysed, title), members in groups.items():
+        if analysed:
+            _testcase(suite, title, members, workspace)
         else:
-            _testcase(suite, crash_id, crash if isinstance(crash, dict) else {})
+            _unanalyzed_case(suite, title, members)
     ET.indent(root)  # Python 3.9+
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

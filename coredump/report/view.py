@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "top_source_frame",
-           "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "SYSTEM_PREFIXES")
+from coredump.report.sanitize import clean_text
+
+__all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "start_frame", "repo_file",
+           "workspace", "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "SYSTEM_PREFIXES")
 
 # rust-minidump's FrameTrust: scanning guesses return addresses from stack words, a
 # frame-pointer chain breaks through code built without one; both may be wrong.
@@ -68,14 +70,18 @@ def _is_system(path) -> bool:
     return bool(path) and str(path).startswith(SYSTEM_PREFIXES)
 
 
-def top_source_frame(crash: Dict) -> Optional[Dict]:
-    """The innermost frame of the crashing thread with a source file and line in the
-    program's own code (not a system library's, such as libc's abort()); failing that,
-    the innermost with any source: where a reader starts."""
+def start_frame(crash: Dict) -> Optional[Dict]:
+    """Where a reader starts: the innermost frame of the crashing thread with a source file
+    and line in the program's own code (not a system library's, such as libc's abort());
+    failing that, the innermost frame in a module that is not a system library (a stripped
+    executable's frame, without file or line). Never a system library's frame: None when
+    every frame is one."""
     thread = crashing_thread(crash)
-    sourced = [f for f in _get(thread, "frames") or [] if _get(f, "file") and _get(f, "line")]
-    own = [f for f in sourced if not _is_system(_get(f, "module")) and not _is_system(_get(f, "file"))]
-    return (own or sourced or [None])[0]
+    frames = [f for f in _get(thread, "frames") or [] if isinstance(f, dict)]
+    own = [f for f in frames if _get(f, "module") and not _is_system(_get(f, "module"))
+           and not _is_system(_get(f, "file"))]
+    sourced = [f for f in own if _get(f, "file") and _get(f, "line")]
+    return (sourced or own or [None])[0]
 
 
 def backtrace_lines(crash: Dict) -> List[str]:
@@ -121,3 +127,53 @@ def group_crashes(entries: Iterable[Tuple[Dict, Optional[Dict]]]) -> List[Dict]:
         group["members"].append((entry, crash))
         group["last"] = order
     return sorted(groups.values(), key=lambda g: (-len(g["members"]), -g["last"]))
+
+
+# The checkout's root as each CI names it (GitHub Actions, GitLab CI, CircleCI; CircleCI's
+# may start with "~").
+_WORKSPACE_VARIABLES = ("GITHUB_WORKSPACE", "CI_PROJECT_DIR", "CIRCLE_WORKING_DIRECTORY")
+
+
+def workspace(environ=None) -> Optional[str]:
+    """The repository root of this CI job, or None outside CI (then the current directory)."""
+    env = os.environ if environ is None else environ
+    for name in _WORKSPACE_VARIABLES:
+        if env.get(name):
+            return os.path.expanduser(env[name])
+    return None
+
+
+def _relative(path: str, workspace: Optional[str]) -> str:
+    """CI tools resolve a file against the repository root (GitHub's ``file=``: GITHUB_WORKSPACE)."""
+    if workspace and os.path.isabs(path):
+        rel = os.path.relpath(path, workspace)
+        if not rel.startswith(".."):
+            return rel
+    return path
+
+
+def _inside(path: str, root: str) -> Optional[str]:
+    """`path` relative to `root` when it lies under it, else None; compared as written and
+    then with symlinks resolved (a compiler records $PWD, which may go through a link)."""
+    if not os.path.isabs(path):
+        return None
+    for resolve in (os.path.abspath, os.path.realpath):
+        rel = os.path.relpath(resolve(path), resolve(root))
+        if rel != os.curdir and rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return rel
+    return None
+
+
+def repo_file(frame: Dict, workspace: Optional[str]) -> str:
+    """The ``file=`` of `frame`: its ``source_path`` (the absolute path DWARF names) relative
+    to the workspace (GITHUB_WORKSPACE, else the current directory) when it lies inside;
+    else its ``file``, made relative only when absolute."""
+    path = frame.get("source_path")
+    if isinstance(path, str) and path:
+        try:
+            rel = _inside(clean_text(path), workspace or os.getcwd())
+        except (OSError, ValueError):  # no current directory, a NUL in the path
+            rel = None
+        if rel is not None:
+            return rel
+    return _relative(clean_text(frame["file"]), workspace)
