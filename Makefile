@@ -7,20 +7,29 @@
 # with the project already installed in it: make test PYTHON=python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-# `install` when PYTHON is our venv's; nothing when it is the caller's own.
+# `install` (`runtime` for the demo) when PYTHON is our venv's; nothing when it is the caller's own.
 INSTALL := $(if $(filter $(VENV)/bin/python,$(PYTHON)),install)
+RUNTIME := $(if $(INSTALL),runtime)
 COREDUMP := $(if $(INSTALL),$(abspath $(VENV))/bin/coredump,coredump)
+PIP := $(VENV)/bin/python -m pip install -q --disable-pip-version-check
 
-.PHONY: all install samples test lint bench fuzz demo clean screenshots snapshots
+.PHONY: all install runtime samples test lint bench fuzz demo clean screenshots snapshots
 
 all: samples
 
+# `runtime`: the project and its runtime dependencies only, what a user of `make demo` needs;
+# `install`: with the test extras too, for the developer targets.
+runtime: $(VENV)/.runtime
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
+	$(PIP) -e '.[test]'
 	touch $@
 
 samples:
@@ -45,7 +54,7 @@ fuzz: samples $(INSTALL)
 # Run the null-pointer sample under `coredump run` (the CI wrapper) in a scratch directory:
 # it crashes, the wrapper explains the crash and writes demo/coredump-artifacts/; then
 # explain the stored crash again from its artifact directory, as a support engineer would.
-demo: samples $(INSTALL)
+demo: samples $(RUNTIME)
 	@rm -rf demo && mkdir -p demo
 	@cd demo && { $(COREDUMP) run -- ../c_samples/build/O0/segv; \
 		echo "(the step exited with status $$?)"; }
