@@ -1,7 +1,9 @@
 import io
 
+import pytest
+
 from coredump.report.annotations import (
-    emit_github_annotations,
+    emit_github,
     escape_data,
     escape_property,
     github_annotations,
@@ -48,14 +50,16 @@ def test_escaping_matches_actions_toolkit():
 
 def test_only_under_github_actions():
     out = io.StringIO()
-    assert emit_github_annotations([segv_crash()], out, environ={}) == 0 and out.getvalue() == ""
-    assert emit_github_annotations([segv_crash()], out, environ={"GITHUB_ACTIONS": "true"}) == 1
+    assert emit_github([segv_crash()], stream=out, environ={}) == [] and out.getvalue() == ""
+    assert emit_github([segv_crash()], stream=out, environ={"GITHUB_ACTIONS": "true"}) == []
+    assert out.getvalue().count("::error ") == 1
     assert out.getvalue().startswith("::error file=src/store.c,line=42,")
 
 
 def test_default_stream_is_stderr_not_the_steps_stdout(capsys, monkeypatch):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    assert emit_github_annotations([segv_crash()]) == 1
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    emit_github([segv_crash()])
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("::error file=src/store.c,line=42,")
 
@@ -106,9 +110,99 @@ def test_real_core_annotation_names_the_repository_path(make_core, gdb, tmp_path
     want = f"::error file=c_samples/{top.file},line={top.line},"
     out = io.StringIO()
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(cores.ROOT)}
-    assert emit_github_annotations([crash], out, environ=env) == 1
+    emit_github([crash], stream=out, environ=env)
+    assert out.getvalue().count("::error ") == 1
     assert out.getvalue().startswith(want)
     monkeypatch.chdir(cores.ROOT)
     assert github_annotations([crash])[0].startswith(want)
     assert github_annotations([crash], workspace=str(tmp_path))[0].startswith(
         f"::error file={top.file},line={top.line},")
+
+
+def _many_signatures(n):
+    crashes = []
+    for i in range(n):
+        for _ in range(n - i):  # signature i crashes n-i times: the first is the most frequent
+            crash = segv_crash(100 + i, function=f"fn_{i}")
+            crash["signature"] = f"SIGSEGV in fn_{i}"
+            crashes.append(crash)
+    return crashes[::-1]  # least frequent first in the job: the order must come from the counts
+
+
+def test_at_most_ten_annotations_most_frequent_first_and_the_last_says_how_many_more():
+    from tests.github_runner import parse
+
+    lines = github_annotations(_many_signatures(12))
+    parsed = [parse(line) for line in lines]
+    assert len(parsed) == 10 and all(p[0] == "error" for p in parsed)
+    assert [p[1]["title"] for p in parsed] == [f"crash: SIGSEGV in fn_{i}" for i in range(10)]
+    assert parsed[0][2].startswith("SIGSEGV (SEGV_MAPERR) at 0x0 (12 crashes)")
+    assert parsed[-1][2].splitlines()[-1] == "... and 2 more signatures (3 crashes) in the job summary and index.html"
+    assert all("more signature" not in p[2] for p in parsed[:-1])
+    assert len(github_annotations(_many_signatures(10))) == 10  # exactly ten: no "more" line
+    assert "more signature" not in github_annotations(_many_signatures(10))[-1]
+
+
+def test_job_summary_is_appended_grouped_and_parses_as_markdown(tmp_path):
+    from markdown_it import MarkdownIt
+
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    crashes = _many_signatures(3)
+    evil = segv_crash(9, function="<img src=x onerror=alert(1)>")
+    evil["signature"] = "SIGSEGV in [click](javascript:alert(1)) <b>bold</b> ```"
+    evil["reason"] = "# not a heading\n![x](http://evil/x.png)"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SERVER_URL": "https://github.com",
+           "GITHUB_REPOSITORY": "acme/app", "GITHUB_RUN_ID": "42"}
+    out = io.StringIO()
+    reports = [f"coredump-artifacts/c{i}/report.html" for i in range(len(crashes) + 1)]
+    assert emit_github(crashes + [evil], reports, stream=out, environ=env) == []
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")  # appended, never truncated
+    tokens = MarkdownIt("commonmark").parse(text)
+    plain = lambda inline: "".join(c.content for c in inline.children if c.type in ("text", "text_special"))  # noqa: E731
+    headings = [plain(tokens[i + 1]) for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings[0] == "coredump: 7 crashes, 4 signatures"
+    assert headings[1:3] == ["SIGSEGV in fn_0 ×3", "SIGSEGV in fn_1 ×2"]  # most frequent first
+    # the hostile signature is shown as the text it is: no link, no HTML, no broken fence
+    assert set(headings[3:]) == {"SIGSEGV in fn_2", "SIGSEGV in [click](javascript:alert(1)) <b>bold</b> ```"}
+    html = MarkdownIt("commonmark").render(text)
+    assert "<img" not in html and "<b>" not in html and "javascript:" not in html.replace(
+        "[click](javascript:alert(1))", "")
+    links = [t for t in tokens if t.type == "inline" for t in t.children if t.type == "link_open"]
+    assert [t.attrs["href"] for t in links] == ["https://github.com/acme/app/actions/runs/42#artifacts"]
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) == 4 and fences[0].content.splitlines()[0].startswith("#0")
+    assert "coredump-artifacts/c0/report.html" in text.replace("\\", "")
+
+
+def test_an_unwritable_job_summary_is_a_warning(tmp_path):
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path)}  # a directory
+    warnings = emit_github([segv_crash()], stream=io.StringIO(), environ=env)
+    assert len(warnings) == 1 and "GITHUB_STEP_SUMMARY" in warnings[0]
+
+
+def test_run_under_github_writes_the_summary_and_keeps_the_status(tmp_path):
+    """A real crash under `coredump run` with GitHub's variables: annotations on stderr, the
+    summary appended; an unwritable summary file is a warning and the status stays the step's."""
+    import os
+    import subprocess
+
+    from tests.cli import command
+    from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
+
+    if core_skip_reason():
+        pytest.skip(core_skip_reason())
+    build_samples()
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+           "GITHUB_WORKSPACE": str(ROOT)}
+    for step_summary, work in ((summary, tmp_path / "a"), (tmp_path, tmp_path / "b")):  # then a directory
+        work.mkdir()
+        env["GITHUB_STEP_SUMMARY"] = str(step_summary)
+        r = subprocess.run(command("run", "--", str(BUILD / "O0" / "segv")), cwd=work, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 128 + 11
+        assert r.stderr.count("::error file=c_samples/segv.c,line=9,") == 1
+    assert "#### SIGSEGV in store\\_value \\< fill\\_list \\< build" in summary.read_text()
+    assert "cannot write the job summary" in r.stdout + r.stderr

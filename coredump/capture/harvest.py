@@ -305,17 +305,28 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
     return result
 
 
+def _shown_path(path) -> str:
+    """`path` as the log shows it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except (OSError, ValueError):  # no working directory any more
+        return str(path)
+    return str(path) if rel.startswith(os.pardir) else rel
+
+
 def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Echo) -> None:
     """The pages people read (index.html, report.html, junit.xml, GitHub annotations), then
     the upload when asked. The cores are stored already: a failure here loses nothing."""
     try:
-        from coredump.report.annotations import emit_github_annotations
+        from coredump.report.annotations import emit_github
         from coredump.report.render import render_artifacts
 
         rendered = render_artifacts(root)
         for warning in rendered.warnings:
             echo(f"coredump: {warning}")
-        emit_github_annotations([json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports])
+        crashes = [json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports]
+        for warning in emit_github(crashes, [_shown_path(p) for p in rendered.reports]):
+            echo(f"coredump: warning: {warning}")
         echo(f"coredump: report: {rendered.index}")
     except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")

@@ -157,7 +157,7 @@ def build_report(inputs, output=None):
 def report(inputs, output):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
     crash.json files or cores."""
-    from coredump.report.annotations import emit_github_annotations
+    from coredump.report.annotations import emit_github
     from coredump.report.sanitize import clean_text
 
     try:
@@ -166,5 +166,6 @@ def report(inputs, output):
         raise click.ClickException(clean_text(exc)) from exc
     for warning in result.warnings:  # may quote crash ids and file names: crash data
         click.echo(f"warning: {clean_text(warning)}", err=True)
-    emit_github_annotations(crashes)
+    for warning in emit_github(crashes):
+        click.echo(f"warning: {clean_text(warning)}", err=True)
     click.echo(f"{len(result.reports)} crash report(s): {clean_text(result.index)}")
