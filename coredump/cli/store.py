@@ -3,7 +3,7 @@ Store commands
 ==============
 
 ``coredump upload``, ``coredump ls`` and ``coredump fetch``: thin click commands over
-``coredump.store.s3``; the main group in ``cli.main`` adds them with ``add_command``.
+``coredump.store.s3`` and ``coredump.store.circleci``; the main group in ``cli.main`` adds them with ``add_command``.
 """
 
 from __future__ import annotations
@@ -133,14 +133,23 @@ def ls(url, fmt):
 @click.command()
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--host", metavar="URL",
+              help="CircleCI's address for circleci: URLs (CircleCI server; default $CIRCLECI_HOST, else "
+                   "https://circleci.com).")
 @_errors
-def fetch(url, dest):
-    """Download a job (s3://BUCKET/PREFIX/JOB) or one crash (…/JOB/ID) with its binaries into DEST."""
-    from coredump.store.s3fetch import fetch_artifacts
-
+def fetch(url, dest, host):
+    """Download a job (s3://BUCKET/PREFIX/JOB, or circleci:PROJECT-SLUG/JOB-NUMBER with
+    $CIRCLE_TOKEN) or one S3 crash (…/JOB/ID) with its binaries into DEST."""
     bar = _Bar("downloading")
     try:
-        written = fetch_artifacts(url, dest, progress=bar)
+        if url.startswith("circleci:"):
+            from coredump.store.circleci import fetch_circleci
+
+            written = fetch_circleci(url, dest, host=host)
+        else:
+            from coredump.store.s3fetch import fetch_artifacts
+
+            written = fetch_artifacts(url, dest, progress=bar)
     finally:
         bar.close()
     total = sum(path.stat().st_size for path in written)
