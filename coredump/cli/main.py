@@ -46,6 +46,19 @@ class LazyGroup(click.Group):
             command = super().get_command(ctx, cmd_name)
         return command
 
+    def format_commands(self, ctx, formatter):
+        """Each command's whole first paragraph, wrapped, where click would cut it at ~45
+        characters with "..."."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                text = command.short_help or (command.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(text.replace("\b", "").split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def _load_groups(self) -> None:
         for spec in _LAZY_GROUPS:
             for command in _load(spec):
@@ -142,7 +155,8 @@ def analyze(core, fmt, **opts):
     else:
         from coredump.report.text import render_text, use_color
 
-        click.echo(render_text(crash, color=use_color(sys.stdout)), nl=False)
+        color = use_color(sys.stdout)
+        click.echo(render_text(crash, color=color), nl=False, color=color)  # click strips colour off a TTY
 
 
 if __name__ == "__main__":

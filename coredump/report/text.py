@@ -17,9 +17,15 @@ from coredump.report.sanitize import clean_text
 __all__ = ("render_text", "render_summary", "format_frame", "use_color")
 
 def use_color(stream) -> bool:
-    """Colour only on a TTY and never when NO_COLOR is set to a non-empty value
-    (no-color.org: "when present and not an empty string")."""
-    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+    """Never when NO_COLOR is set to a non-empty value (no-color.org: "when present and not an
+    empty string"); always when FORCE_COLOR is (force-color.org; "0" and "false" say no, as
+    Node and pytest read it), NO_COLOR winning as in pytest; else only on a TTY."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force:
+        return force.lower() not in ("0", "false")
+    return hasattr(stream, "isatty") and stream.isatty()
 
 
 class _Style:
