@@ -98,10 +98,51 @@ class StepTree:
         own = proc_stat(self.pid, proc)
         self.starttime = own.starttime if own else None
 
-    def foreign(self, ids: CoreIds | None) -> str | None:
-        """Why the core with `ids` is not the step's; None when it is (or may be)."""
+    def foreign(self, ids: CoreIds | None, shared: bool = False) -> str | None:
+        """Why the core with `ids` is not the step's; None when it is (or may be).
+
+        In a `shared` directory (other jobs dump there too) a core is the step's only when
+        its notes prove it: ``proven``. Elsewhere (the job's own tree) it is the step's
+        unless ``disproven``."""
+        if shared:
+            return self._unproven(ids)
         if ids is None or self.starttime is None:
             return None
+        return self._disproven(ids)
+
+    def _own(self, ids: CoreIds) -> bool:
+        """The step itself, a child of it or of the wrapper (an orphan reparented to it),
+        or a process of the wrapper's own process group (where the step runs)."""
+        return (ids.pid == self.step_pid or ids.ppid in (self.step_pid, self.pid)
+                or (ids.sid, ids.pgrp) == (self.sid, self.pgrp))
+
+    def _descends(self, pid: int) -> bool:
+        """Whether the live process `pid` started after the wrapper and its parents
+        (proc(5) ppid, followed up to init) lead to the wrapper."""
+        first = proc_stat(pid, self.proc)
+        if first is None or self.starttime is None or first.starttime < self.starttime:
+            return False
+        seen = set()
+        while pid > 1 and pid not in seen:
+            if pid == self.pid:
+                return True
+            seen.add(pid)
+            st = proc_stat(pid, self.proc)
+            if st is None:
+                return False
+            pid = st.ppid
+        return False
+
+    def _unproven(self, ids: CoreIds | None) -> str | None:
+        if ids is None:
+            return "no process ids readable in its notes"
+        if self._own(ids) or any(self._descends(p) for p in {ids.ppid, ids.pgrp, ids.sid} if p > 1):
+            return None
+        name = f" ({ids.fname})" if ids.fname else ""
+        return (f"dumped by pid {ids.pid}{name} of session {ids.sid}, which is not a process of this step, "
+                "in a directory other jobs share")
+
+    def _disproven(self, ids: CoreIds) -> str | None:
         if ids.pid == self.step_pid or ids.ppid in (self.step_pid, self.pid):
             return None
         if ids.sid == self.sid:
