@@ -43,6 +43,20 @@ def parse_since(text: str, now: float = None) -> float:
         raise ValueError(f"not a time: {text!r} (use @EPOCH, an ISO 8601 time or e.g. 2h)") from None
 
 
+class _Mode(click.ParamType):
+    name = "MODE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from coredump.store.artifacts import parse_mode
+
+        try:
+            return parse_mode(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class _Size(click.ParamType):
     name = "SIZE"
 
@@ -70,18 +84,24 @@ def _store_options(func):
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
                           "not stored."),
+        click.option("--mode", type=_Mode(), default="0600", show_default=True,
+                     help="Permission bits of the stored cores, crash.json, pages and bundled files "
+                          "(directories get x where r is set: 0600 gives 0700). Cores hold the "
+                          "process's memory and environment; widen only where the artifact store "
+                          "controls access."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
-def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",)):
+def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
+                     mode=0o600):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size, upload=upload)
+                          max_core_size=max_core_size, upload=upload, mode=mode)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

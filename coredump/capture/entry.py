@@ -29,6 +29,12 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
+def _parse_mode(text: str) -> int:
+    from coredump.store.artifacts import parse_mode
+
+    return parse_mode(text)
+
+
 class RunArgs:
     """The options of ``coredump run`` (the same names as the click command's)."""
 
@@ -39,16 +45,17 @@ class RunArgs:
         self.no_binaries = False
         self.max_core_size = None
         self.upload = None
+        self.mode = 0o600
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "max_core_size": self.max_core_size, "upload": self.upload}
+                "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload"}
+           "--max-core-size": "max_core_size", "--upload": "upload", "--mode": "mode"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 
@@ -73,9 +80,9 @@ def parse_run_args(args) -> RunArgs | None:
             name, value = _VALUED[arg], args[i]
             if name == "core_dirs":
                 out.core_dirs.append(value)
-            elif name == "max_core_size":
+            elif name in ("max_core_size", "mode"):
                 try:
-                    out.max_core_size = parse_size(value)
+                    setattr(out, name, parse_size(value) if name == "max_core_size" else _parse_mode(value))
                 except ValueError:
                     return None
             else:
