@@ -155,3 +155,17 @@ def test_unlink_if_same_removes_only_the_inode_stored(tmp_path):
     assert unlink_if_same(str(f), look) == "it changed after it was stored" and f.exists()
     assert unlink_if_same(str(f), look_at(str(f))) is None and not f.exists()
     assert unlink_if_same(str(f), Look(0, 0, 0, 0)) is None  # already gone: nothing to do
+
+
+def test_a_core_that_does_not_settle_in_time_is_stored_and_kept(tmp_path, make_core):
+    """Shorter than its program headers and just written: with no time left to wait, it is
+    stored as it was and stays in place, said in the note."""
+    real = make_core("O0", "segv").read_bytes()
+    core = tmp_path / "job" / "core"
+    core.parent.mkdir()
+    core.write_bytes(real[:len(real) // 2])
+    opts = HarvestOptions(output=str(tmp_path / "out"), paths=(str(core.parent),), settle_timeout=0.0)
+    result = harvest(opts, echo=lambda line: None)
+    (record,) = result.records
+    assert record.stored and record.kept and core.exists()
+    assert "it is still being written after 0 s: stored as it was" in record.note

@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
 from coredump.capture.find import Found, find_core_entries
-from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, unlink_if_same
+from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, open_found, unlink_if_same
 from coredump.capture.store_core import Echo, _stderr, format_size, guest_pid, process_core
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.store.artifacts import DEFAULT_DIR, DEFAULT_MODE, ArtifactDir, CrashRecord
@@ -90,14 +90,21 @@ def _piped(pattern: Optional[CorePattern], since: float, tmpdir: str, echo: Echo
 def _split_foreign(cores: List[tuple], foreign: Optional[Callable], shared: Callable[[str], bool],
                    echo: Echo) -> List[tuple]:
     """The cores `foreign` does not reject; each rejected one is left untouched, said once.
-    A core in a shared directory (``shared(path)``) must be proven the step's."""
+    A core in a shared directory (``shared(path)``) must be proven the step's. The notes
+    are read through the descriptor of the file found, never by following the path."""
     if foreign is None:
         return cores
     from coredump.capture.owner import read_core_ids
 
     own = []
     for path, look in cores:
-        why = foreign(read_core_ids(path), shared=shared(path))
+        try:
+            with open_found(path, look) as core:
+                ids = read_core_ids(core.fd_path)
+        except StorageError as exc:
+            echo(f"coredump: {exc}")
+            continue
+        why = foreign(ids, shared=shared(path))
         if why is None:
             own.append((path, look))
         else:
