@@ -14,7 +14,7 @@ import time
 
 import click
 
-from coredump.capture.entry import parse_size
+from coredump.capture.entry import parse_mode, parse_size
 
 __all__ = ("run", "harvest", "doctor", "parse_size", "parse_since", "main")
 
@@ -43,28 +43,17 @@ def parse_since(text: str, now: float = None) -> float:
         raise ValueError(f"not a time: {text!r} (use @EPOCH, an ISO 8601 time or e.g. 2h)") from None
 
 
-class _Mode(click.ParamType):
-    name = "MODE"
+class _Parsed(click.ParamType):
+    """A click type made of a parser that raises ValueError with the sentence to print."""
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        from coredump.store.artifacts import parse_mode
-
-        try:
-            return parse_mode(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class _Size(click.ParamType):
-    name = "SIZE"
+    def __init__(self, name: str, parse):
+        self.name, self._parse = name, parse
 
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
         try:
-            return parse_size(value)
+            return self._parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -80,11 +69,11 @@ def _store_options(func):
                      help="Do not bundle the executables, libraries and debug files the cores need."),
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
                      help="Also upload the artifact directory to S3 (needs coredump[s3])."),
-        click.option("--max-core-size", type=_Size(), default=None,
+        click.option("--max-core-size", type=_Parsed("SIZE", parse_size), default=None,
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
                           "not stored."),
-        click.option("--mode", type=_Mode(), default="0600", show_default=True,
+        click.option("--mode", type=_Parsed("MODE", parse_mode), default="0600", show_default=True,
                      help="Permission bits of the stored cores, crash.json, pages and bundled files "
                           "(directories get x where r is set: 0600 gives 0700). Cores hold the "
                           "process's memory and environment; widen only where the artifact store "

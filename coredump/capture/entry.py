@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 
-__all__ = ("main", "parse_run_args", "parse_size", "RunArgs")
+__all__ = ("main", "parse_run_args", "parse_size", "parse_mode", "RunArgs")
 
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
 
@@ -29,10 +29,11 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
-def _parse_mode(text: str) -> int:
-    from coredump.store.artifacts import parse_mode
+def parse_mode(text: str) -> int:
+    """``--mode`` (``store.artifacts.parse_mode``, imported only when the option is given)."""
+    from coredump.store import artifacts
 
-    return parse_mode(text)
+    return artifacts.parse_mode(text)
 
 
 class RunArgs:
@@ -82,7 +83,7 @@ def parse_run_args(args) -> RunArgs | None:
                 out.core_dirs.append(value)
             elif name in ("max_core_size", "mode"):
                 try:
-                    setattr(out, name, parse_size(value) if name == "max_core_size" else _parse_mode(value))
+                    setattr(out, name, parse_size(value) if name == "max_core_size" else parse_mode(value))
                 except ValueError:
                     return None
             else:
