@@ -14,7 +14,7 @@ import time
 
 import click
 
-from coredump.capture.entry import parse_mode, parse_size
+from coredump.capture.entry import parse_size
 
 __all__ = ("run", "harvest", "doctor", "parse_size", "parse_since", "main")
 
@@ -41,6 +41,12 @@ def parse_since(text: str, now: float = None) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise ValueError(f"not a time: {text!r} (use @EPOCH, an ISO 8601 time or e.g. 2h)") from None
+
+
+def _parse_mode(text: str) -> int:
+    from coredump.store.artifacts import parse_mode  # not on the import path of `run`
+
+    return parse_mode(text)
 
 
 class _Parsed(click.ParamType):
@@ -73,7 +79,7 @@ def _store_options(func):
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
                           "not stored."),
-        click.option("--mode", type=_Parsed("MODE", parse_mode), default="0600", show_default=True,
+        click.option("--mode", type=_Parsed("MODE", _parse_mode), default="0600", show_default=True,
                      help="Permission bits of the stored cores, crash.json, pages and bundled files "
                           "(directories get x where r is set: 0600 gives 0700). Cores hold the "
                           "process's memory and environment; widen only where the artifact store "

@@ -6,18 +6,17 @@ from coredump.cli_capture import parse_since
 
 def test_parse_run_args():
     p = parse_run_args(["-o", "out", "--core-dir", "a", "--core-dir", "b", "--keep-cores", "--no-binaries",
-                        "--max-core-size", "2G", "--upload", "s3://b/p", "--mode", "0640", "--", "make", "-k",
-                        "--", "x"])
+                        "--max-core-size", "2G", "--upload", "s3://b/p", "--", "make", "-k", "--", "x"])
     assert p.as_options() == {"output": "out", "core_dirs": ("a", "b"), "keep_cores": True,
                               "no_binaries": True, "max_core_size": 2 << 30, "upload": "s3://b/p",
-                              "mode": 0o640}
+                              "mode": 0o600}
     assert p.command == ["make", "-k", "--", "x"]
     assert parse_run_args(["make", "--keep-cores"]).command == ["make", "--keep-cores"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--"], [], ["--max-core-size", "big", "--", "x"], ["--output"],
                                   ["--unknown", "--", "x"], ["-o", "", "--", "x"],
-                                  ["--mode", "0400", "--", "x"]])
+                                  ["--mode", "0644", "--", "x"]])
 def test_unusual_arguments_go_to_click(args):
     assert parse_run_args(args) is None
 
@@ -25,8 +24,7 @@ def test_unusual_arguments_go_to_click(args):
 def test_same_options_as_the_click_command():
     from coredump.cli_capture import run
 
-    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--mode", "644", "--",
-            "true", "-x"]
+    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--", "true", "-x"]
     ctx = run.make_context("run", list(argv))
     fast = parse_run_args(argv)
     assert {k: v for k, v in ctx.params.items() if k != "command"} == fast.as_options()

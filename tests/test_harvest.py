@@ -221,6 +221,15 @@ def test_stored_files_are_private_unless_mode_says(tmp_path, cores_ok, args, fil
     assert any(rel.endswith("core.zst") for rel in modes) and any(rel.startswith("files/") for rel in modes)
 
 
+def test_run_takes_mode_too(tmp_path, cores_ok):
+    r = subprocess.run(command("run", "--mode", "0640", "--", str(BUILD / "O0" / "segv")), cwd=tmp_path, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 139, r.stderr
+    modes = _modes(tmp_path / "coredump-artifacts")
+    assert {m for rel, m in modes.items() if rel.endswith((".zst", ".json"))} == {0o640}
+    assert {m for rel, m in modes.items() if (tmp_path / "coredump-artifacts" / rel).is_dir()} == {0o750}
+
+
 def test_bad_mode_is_a_usage_error(tmp_path):
     r = coredump_harvest(tmp_path, "--mode", "0400")
     assert r.returncode == 2 and "keep the owner's read and write" in r.stderr and "Traceback" not in r.stderr

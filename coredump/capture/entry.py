@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 
-__all__ = ("main", "parse_run_args", "parse_size", "parse_mode", "RunArgs")
+__all__ = ("main", "parse_run_args", "parse_size", "RunArgs")
 
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
 
@@ -29,13 +29,6 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
-def parse_mode(text: str) -> int:
-    """``--mode`` (``store.artifacts.parse_mode``, imported only when the option is given)."""
-    from coredump.store import artifacts
-
-    return artifacts.parse_mode(text)
-
-
 class RunArgs:
     """The options of ``coredump run`` (the same names as the click command's)."""
 
@@ -46,7 +39,7 @@ class RunArgs:
         self.no_binaries = False
         self.max_core_size = None
         self.upload = None
-        self.mode = 0o600
+        self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
         self.command = []
 
     def as_options(self) -> dict:
@@ -56,7 +49,7 @@ class RunArgs:
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload", "--mode": "mode"}
+           "--max-core-size": "max_core_size", "--upload": "upload"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 
@@ -81,9 +74,9 @@ def parse_run_args(args) -> RunArgs | None:
             name, value = _VALUED[arg], args[i]
             if name == "core_dirs":
                 out.core_dirs.append(value)
-            elif name in ("max_core_size", "mode"):
+            elif name == "max_core_size":
                 try:
-                    setattr(out, name, parse_size(value) if name == "max_core_size" else parse_mode(value))
+                    out.max_core_size = parse_size(value)
                 except ValueError:
                     return None
             else:
