@@ -155,9 +155,7 @@ def settle(core: OpenedCore, quiet: float = SETTLE_QUIET, timeout: float = SETTL
         if pid is None and (complete or not _young(last, quiet)):
             now = core.look()
             if now == last:
-                return now, None
-            last = now
-            continue
+                return now, None  # changed since the last look: wait, then look again
         if time.monotonic() >= deadline:
             why = f"pid {pid} is still dumping it" if pid else "it is still being written"
             return last, f"{why} after {timeout:g} s"
