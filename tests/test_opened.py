@@ -169,3 +169,16 @@ def test_a_core_that_does_not_settle_in_time_is_stored_and_kept(tmp_path, make_c
     (record,) = result.records
     assert record.stored and record.kept and core.exists()
     assert "it is still being written after 0 s: stored as it was" in record.note
+
+
+def test_a_fresh_complete_core_settles_at_once(tmp_path, make_core):
+    """`coredump run` harvests a core the kernel finished a moment ago: as long as its
+    program headers, it is not waited for (the run wrapper's latency)."""
+    from coredump.capture.opened import open_found, settle
+
+    core = tmp_path / "core"
+    core.write_bytes(make_core("O0", "segv").read_bytes())
+    lines = []
+    with open_found(str(core), look_at(str(core))) as opened:
+        look, why = settle(opened, quiet=DEADLINE, timeout=DEADLINE, echo=lines.append)
+    assert why is None and lines == [] and look == look_at(str(core))
