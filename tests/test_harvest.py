@@ -305,3 +305,19 @@ def test_a_full_filesystem_leaves_no_temporary_files(tmp_path, cores_ok, limit):
     assert core.exists()
     left = [rel for rel in _modes(tmp_path / "coredump-artifacts") if ".tmp-" in rel]
     assert left == []
+
+
+def test_a_hostile_core_name_is_printed_cleaned(tmp_path, make_core):
+    """A file name is chosen by whoever wrote the job's tree: escapes and newlines in it
+    must not reach the log (a forged ``::error::`` line)."""
+    real = make_core("O0", "segv").read_bytes()
+    job = tmp_path / "job"
+    job.mkdir()
+    core = job / "core.\x1b]0;owned\x07\n::error::forged"
+    core.write_bytes(real[:len(real) // 2])  # truncated: its notes name the path
+    os.utime(core, (1_000_000_000,) * 2)
+    lines = []
+    result = harvest(HarvestOptions(output=str(tmp_path / "out"), paths=(str(job),)), echo=lines.append)
+    assert result.records[0].kept
+    assert any("it stays at" in line for line in lines)
+    assert not any(c in line for line in lines for c in "\x1b\x07\n")

@@ -61,6 +61,15 @@ class HarvestResult:
         return not self.errors
 
 
+def _cleaned(echo: Echo) -> Echo:
+    """`echo` of lines with no control character: they hold file names found on disk and
+    text from cores, which must not move the cursor, retitle a terminal or start a CI
+    runner's workflow command (``::error::``) on a line of their own."""
+    from coredump.report.sanitize import clean_text
+
+    return lambda line: echo(clean_text(line))
+
+
 def _remove_originals(records: Sequence[CrashRecord], echo: Echo) -> None:
     """Remove each core that was stored whole and verified, only while its path still names
     the inode stored, unchanged (``opened.unlink_if_same``)."""
@@ -201,6 +210,7 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
     directory appears.
     """
     result = HarvestResult()
+    echo = _cleaned(echo)
     if pattern is None:
         try:
             pattern = read_core_pattern()
