@@ -84,13 +84,15 @@ def proc_stat(pid, proc: str = "/proc") -> ProcStat | None:
 class StepTree:
     """The step `step_pid` started by this process, in this process's group and session.
 
-    A core is *not* the step's only when that is certain: it was dumped in a session (or,
-    within ours, a process group) whose leader is alive and started before the wrapper
-    did. No process of the step can join a group or session that existed before it
+    In the job's own tree, a core is *not* the step's only when that is certain: it was
+    dumped in a session (or, within ours, a process group) whose leader is alive and
+    started before the wrapper did. No process of the step can join a group or session that existed before it
     (setsid(2) makes a new one, setpgid(2) joins one of the caller's session only), and
     the leader's pid cannot have been reused while it is alive. Anything else (no ids, a
     leader gone, a step descendant that made its own session) counts as the step's:
-    nothing is ever lost by being too careful."""
+    nothing is ever lost by being too careful. In a directory other jobs share the rule
+    is the reverse (``foreign(ids, shared=True)``): a core is the step's only when its ids
+    prove it, since taking another job's core loses it for that job."""
 
     def __init__(self, step_pid: int, proc: str = "/proc"):
         self.step_pid, self.proc = step_pid, proc
