@@ -160,7 +160,10 @@ def settle(core: OpenedCore, quiet: float = SETTLE_QUIET, timeout: float = SETTL
             why = f"pid {pid} is still dumping it" if pid else "it is still being written"
             return last, f"{why} after {timeout:g} s"
         if not said:
-            echo(f"coredump: {core.path} is still being written; waiting up to {timeout:g} s for it to settle")
+            why = (f"pid {pid} is dumping it" if pid else
+                   f"it is shorter than its program headers say and changed in the last {quiet:g} s")
+            echo(f"coredump: {core.path} may still be being written ({why}); waiting up to {timeout:g} s "
+                 "for it to settle")
             said = True
         time.sleep(_POLL)  # the writer is another process: nothing to wait on but time
         last = core.look()
