@@ -117,21 +117,35 @@ def phdr_extent(fd_path: str) -> Optional[int]:
     return max((ph.p_offset + ph.p_filesz for ph in phdrs), default=0)
 
 
-def _dumping(fd_path: str, proc: str = "/proc") -> Optional[int]:
-    """The pid in the core's notes when that process is still dumping it: proc(5)
-    /proc/PID/status "CoreDumping: 1" (Linux 4.15, mm->core_state set until the kernel's
-    do_coredump has written the last byte)."""
-    from coredump.capture.owner import read_core_ids
+class _Headers:
+    """What the core's first bytes say, read once each: the pid in its notes and the size
+    its program headers claim (a writer appends after them; they do not change)."""
 
-    ids = read_core_ids(fd_path)
-    if ids is None or ids.pid <= 0:
-        return None
-    try:
-        with open(f"{proc}/{ids.pid}/status", "rb") as f:
-            status = f.read(8192)
-    except OSError:
-        return None
-    return ids.pid if b"\nCoreDumping:\t1" in status else None
+    def __init__(self, fd_path: str):
+        self.fd_path, self.pid, self.extent = fd_path, None, None
+
+    def dumping(self, proc: str = "/proc") -> Optional[int]:
+        """The pid in the notes while that process is still dumping the core: proc(5)
+        /proc/PID/status "CoreDumping: 1" (Linux 4.15, mm->core_state set until the
+        kernel's do_coredump has written the last byte)."""
+        if self.pid is None:
+            from coredump.capture.owner import read_core_ids
+
+            ids = read_core_ids(self.fd_path)
+            self.pid = ids.pid if ids is not None and ids.pid > 0 else None
+        if self.pid is None:
+            return None
+        try:
+            with open(f"{proc}/{self.pid}/status", "rb") as f:
+                status = f.read(8192)
+        except OSError:
+            return None
+        return self.pid if b"\nCoreDumping:\t1" in status else None
+
+    def complete(self, look: Look) -> bool:
+        if self.extent is None:
+            self.extent = phdr_extent(self.fd_path)
+        return self.extent is not None and look.st_size >= self.extent
 
 
 def _young(look: Look, quiet: float) -> bool:
@@ -147,12 +161,10 @@ def settle(core: OpenedCore, quiet: float = SETTLE_QUIET, timeout: float = SETTL
     looks; a core shorter than its program headers claim must also have been unchanged
     for `quiet` seconds (a writer may only be between two writes)."""
     deadline = time.monotonic() + timeout
-    last, said = core.look(), False
+    headers, last, said = _Headers(core.fd_path), core.look(), False
     while True:
-        pid = _dumping(core.fd_path)
-        extent = phdr_extent(core.fd_path) if pid is None else None
-        complete = extent is not None and last.st_size >= extent
-        if pid is None and (complete or not _young(last, quiet)):
+        pid = headers.dumping()
+        if pid is None and (headers.complete(last) or not _young(last, quiet)):
             now = core.look()
             if now == last:
                 return now, None  # changed since the last look: wait, then look again
