@@ -183,3 +183,33 @@ def test_a_fresh_complete_core_settles_at_once(tmp_path, make_core):
     with open_found(str(core), look_at(str(core))) as opened:
         look, why = settle(opened, quiet=DEADLINE, timeout=DEADLINE, echo=lines.append)
     assert why is None and lines == [] and look == look_at(str(core))
+
+
+def test_a_core_the_kernel_is_still_dumping_is_waited_for(tmp_path, make_core):
+    """harvest starts while the kernel writes a 220 MB core (bigheap): /proc/PID/status says
+    CoreDumping: 1 until the last byte, so harvest waits even with no quiet time asked."""
+    from coredump.capture.opened import phdr_extent
+    from tests.cores import BUILD, _raise_core_limit
+
+    make_core("O0", "segv")  # builds the samples; skips where no core can be made
+    job = tmp_path / "job"
+    job.mkdir()
+    proc = subprocess.Popen([str(BUILD / "O0" / "bigheap")], cwd=job, preexec_fn=_raise_core_limit,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not (job / "core").exists():  # the kernel creates it once the dump starts
+            assert proc.poll() is None or (job / "core").exists(), "bigheap ended without a core"
+            assert time.monotonic() < deadline
+            os.sched_yield()
+        lines = []
+        opts = HarvestOptions(output=str(tmp_path / "out"), paths=(str(job),), settle_quiet=0.0,
+                              settle_timeout=DEADLINE)
+        result = harvest(opts, echo=lines.append)
+    finally:
+        proc.wait(timeout=DEADLINE)
+    (record,) = result.records
+    assert any(f"(pid {proc.pid} is dumping it)" in line for line in lines), lines
+    assert record.note is None and not record.kept and not (job / "core").exists()
+    decompress_file(str(tmp_path / "out" / record.core), str(tmp_path / "back"))
+    assert os.path.getsize(tmp_path / "back") == phdr_extent(str(tmp_path / "back"))
