@@ -65,14 +65,28 @@ def test_utc_timestamp():
     assert utc_timestamp(86400 + 61) == "1970-01-02T00:01:01Z"
 
 
-def test_json_files_are_readable_like_the_others(tmp_path):
+@pytest.mark.parametrize("mode, expected", [(None, 0o600), (0o644, 0o644)])
+def test_json_files_have_the_artifact_mode(tmp_path, mode, expected):
+    """crash.json holds argv and the environment's traces: private unless --mode says."""
     import os
     import stat
 
-    a = ArtifactDir(str(tmp_path))
+    a = ArtifactDir(str(tmp_path / "out")) if mode is None else ArtifactDir(str(tmp_path / "out"), mode)
+    a.ensure()
     a.crash_dir("a-1")
     a.write_json("a-1/crash.json", {"schema": "coredump.crash/1"})
     a.write_summary([CrashRecord("a-1", "/x/core")])
     for name in ("a-1/crash.json", "summary.json"):
-        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
-    assert not [p for p in os.listdir(tmp_path / "a-1") if p.startswith(".")]
+        assert stat.S_IMODE(os.stat(tmp_path / "out" / name).st_mode) == expected, name
+    for name in ("", "a-1"):
+        assert stat.S_IMODE(os.stat(tmp_path / "out" / name).st_mode) == expected | 0o100 | (expected & 0o44) >> 2
+    assert not [p for p in os.listdir(tmp_path / "out" / "a-1") if p.startswith(".")]
+
+
+def test_parse_mode():
+    from coredump.store.artifacts import parse_mode
+
+    assert parse_mode("600") == 0o600 and parse_mode("0644") == 0o644
+    for bad in ("0400", "rw", "01777", "9"):
+        with pytest.raises(ValueError):
+            parse_mode(bad)

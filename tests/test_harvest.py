@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -193,3 +194,130 @@ def test_missing_search_directory_is_an_error(tmp_path, flag):
     r = coredump_harvest(tmp_path, flag, "no-such-dir")
     assert r.returncode == 1
     assert r.stderr == f"Error: {flag} no-such-dir: no such directory\n"
+
+
+def _modes(root):
+    import stat
+
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(top, name)
+            out[os.path.relpath(p, root)] = stat.S_IMODE(os.lstat(p).st_mode)
+    return out
+
+
+@pytest.mark.parametrize("args, file_mode, dir_mode", [((), 0o600, 0o700), (("--mode", "0644"), 0o644, 0o755)])
+def test_stored_files_are_private_unless_mode_says(tmp_path, cores_ok, args, file_mode, dir_mode):
+    """A core holds the environment (tokens): the kernel writes it 0600, and so do we (#13 item 6)."""
+    crash_in(tmp_path / "job", "uselib")
+    r = coredump_harvest(tmp_path, "--path", "job", *args)
+    assert r.returncode == 0, r.stderr
+    modes = _modes(tmp_path / "coredump-artifacts")
+    assert {"summary.json", "index.html", "junit.xml"} <= set(modes)
+    for rel, mode in modes.items():
+        is_dir = (tmp_path / "coredump-artifacts" / rel).is_dir()
+        assert mode == (dir_mode if is_dir else file_mode), rel
+    assert any(rel.endswith("core.zst") for rel in modes) and any(rel.startswith("files/") for rel in modes)
+
+
+def test_run_takes_mode_too(tmp_path, cores_ok):
+    r = subprocess.run(command("run", "--mode", "0640", "--", str(BUILD / "O0" / "segv")), cwd=tmp_path, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 139, r.stderr
+    modes = _modes(tmp_path / "coredump-artifacts")
+    assert {m for rel, m in modes.items() if rel.endswith((".zst", ".json"))} == {0o640}
+    assert {m for rel, m in modes.items() if (tmp_path / "coredump-artifacts" / rel).is_dir()} == {0o750}
+
+
+def test_bad_mode_is_a_usage_error(tmp_path):
+    r = coredump_harvest(tmp_path, "--mode", "0400")
+    assert r.returncode == 2 and "keep the owner's read and write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_max_core_size_with_a_malformed_core_processes_every_core(tmp_path, make_core):
+    """#13 item 13: a core slim cannot read (bad e_phentsize) must not stop the harvest."""
+    real = make_core("O0", "segv").read_bytes()
+    job = tmp_path / "job"
+    job.mkdir()
+    bad = bytearray(real)
+    bad[54:56] = (256).to_bytes(2, "little")  # e_phentsize (gABI: offset 54 in ELF64)
+    (job / "core.bad").write_bytes(bytes(bad))
+    (job / "core.good").write_bytes(real)
+    r = coredump_harvest(tmp_path, "--path", "job", "--max-core-size", "1K")
+    assert "Traceback" not in r.stderr and r.returncode == 0, r.stderr
+    crashes = json.loads((tmp_path / "coredump-artifacts" / "summary.json").read_text())["crashes"]
+    by_source = {os.path.basename(c["source"]): c for c in crashes}
+    assert set(by_source) == {"core.bad", "core.good"}
+    assert "cannot be slimmed" in by_source["core.bad"]["note"] and by_source["core.bad"]["kept"]
+    assert by_source["core.good"]["signal"] == "SIGSEGV"
+    assert (job / "core.bad").exists() and (job / "core.good").exists()  # neither stored whole
+
+
+def test_a_step_that_deletes_its_working_directory(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run(command("run", "--", "sh", "-c", f'rmdir "{work}"'), cwd=work, env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_an_unreadable_core_is_named(tmp_path, make_core):
+    """A harvest that cannot read a 0600 core of another user says so, not "no cores found".
+    As root, the core is another uid's and the harvest runs without CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH (capabilities(7)), so open(2) fails with EACCES as for a user."""
+    import stat
+
+    core = tmp_path / "core"
+    core.write_bytes(make_core("O0", "segv").read_bytes())
+    argv = command("harvest", "-o", str(tmp_path / "out"))
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop CAP_DAC_OVERRIDE")
+        os.chown(core, 12345, 12345)
+        core.chmod(0o600)
+        argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,"
+                "-dac_read_search", "--", *argv]
+    else:
+        core.chmod(0)  # our own file, unreadable: open(2) fails with EACCES the same way
+    r = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"{core}: cannot read it (Permission denied)" in r.stderr
+    assert core.exists() and stat.S_IMODE(core.stat().st_mode) in (0o600, 0)
+
+
+def _limit_file_size(limit):
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("limit", [4096, 1 << 20])
+def test_a_full_filesystem_leaves_no_temporary_files(tmp_path, cores_ok, limit):
+    """RLIMIT_FSIZE makes each write past `limit` fail (EFBIG, as ENOSPC would): at 4 KiB
+    crash.json, at 1 MiB the bundled libc. Nothing half-written stays; the core stays."""
+    core = crash_in(tmp_path / "job", "segv")
+    r = subprocess.run(command("harvest", "--path", "job"), cwd=tmp_path, env=ENV, capture_output=True,
+                       text=True, timeout=300, preexec_fn=_limit_file_size(limit))
+    assert r.returncode == 1 and "Error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert core.exists()
+    left = [rel for rel in _modes(tmp_path / "coredump-artifacts") if ".tmp-" in rel]
+    assert left == []
+
+
+def test_a_hostile_core_name_is_printed_cleaned(tmp_path, make_core):
+    """A file name is chosen by whoever wrote the job's tree: escapes and newlines in it
+    must not reach the log (a forged ``::error::`` line)."""
+    real = make_core("O0", "segv").read_bytes()
+    job = tmp_path / "job"
+    job.mkdir()
+    core = job / "core.\x1b]0;owned\x07\n::error::forged"
+    core.write_bytes(real[:len(real) // 2])  # truncated: its notes name the path
+    os.utime(core, (1_000_000_000,) * 2)
+    lines = []
+    result = harvest(HarvestOptions(output=str(tmp_path / "out"), paths=(str(job),)), echo=lines.append)
+    assert result.records[0].kept
+    assert any("it stays at" in line for line in lines)
+    assert not any(c in line for line in lines for c in "\x1b\x07\n")

@@ -61,8 +61,11 @@ class _HashingReader:
         return data
 
 
-def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int = -1) -> Compressed:
-    """Compress `src` into `dst` (zstd frame, content size recorded); StorageError on failure.
+def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int = -1, mode: int = 0o600,
+                  label: str | None = None) -> Compressed:
+    """Compress `src` into `dst` (zstd frame, content size recorded, permission bits
+    `mode`); StorageError on failure, naming `src` as `label` (a /proc/self/fd/N source
+    is named by the path it was found at).
 
     Memory stays bounded whatever the core's size: zstd's multithreaded streaming mode
     holds a few job buffers, never the whole input.
@@ -73,16 +76,28 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
         size = os.path.getsize(src)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True,
                                         write_checksum=True)
-        with open(src, "rb") as fin, open(dst, "wb") as fout:
+        with open(src, "rb") as fin, open(_create(dst, mode), "wb") as fout:
             reader, writer = _HashingReader(fin), _HashingWriter(fout)
             _, written = cctx.copy_stream(reader, writer, size=size, read_size=CHUNK, write_size=CHUNK)
             fout.flush()
             os.fsync(fout.fileno())
     except (OSError, zstandard.ZstdError) as exc:
         _unlink_quietly(dst)
-        raise StorageError(f"cannot compress {src} into {dst}: {exc}") from exc
+        raise StorageError(f"cannot compress {label or src} into {dst}: {exc}") from exc
     return Compressed(src, dst, reader.size, written, reader.hash.hexdigest(),
                       writer.hash.hexdigest())
+
+
+def _create(dst: str, mode: int) -> int:
+    """A descriptor of `dst`, created or truncated, with exactly `mode` (open(2)'s mode is
+    masked by the umask; O_NOFOLLOW: never written through a symlink planted there)."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def verify_compressed(dst: str, sha256: str, size: int) -> bool:

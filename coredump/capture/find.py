@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
 
-__all__ = ("is_core_file", "find_cores", "iter_candidates", "QEMU_CORE_NAME", "PRUNED")
+__all__ = ("is_core_file", "find_cores", "find_core_entries", "Found", "iter_candidates", "QEMU_CORE_NAME",
+           "PRUNED")
 
 ET_CORE = 4  # System V gABI, e_type
 # qemu-user writes the guest's core itself, in the working directory, whatever core_pattern
@@ -28,6 +31,14 @@ QEMU_CORE_NAME = re.compile(r"qemu_.+_\d{8}-\d{6}_\d+\.core")
 PRUNED = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__"})
 
 
+class Found(NamedTuple):
+    """What a search found: the cores (path and the lstat look that found each, oldest
+    first) and the files with a core's name it could not open (path, strerror)."""
+
+    cores: list
+    unreadable: list
+
+
 def is_core_file(path: str) -> bool:
     """Whether `path` starts with an ELF header whose e_type is ET_CORE.
 
@@ -35,10 +46,17 @@ def is_core_file(path: str) -> bool:
     e_ident[EI_DATA] (1 little, 2 big endian).
     """
     try:
-        with open(path, "rb") as f:
-            head = f.read(18)
+        return _is_core(path)
     except OSError:
         return False
+
+
+def _is_core(path: str) -> bool:
+    """is_core_file, letting an OSError of the open through. O_NOFOLLOW and O_NONBLOCK: a
+    name swapped for a symlink or a FIFO since it was listed is not read (open(2))."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    with open(fd, "rb") as f:
+        head = f.read(18)
     if len(head) < 18 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
         return False
     (e_type,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 16)
@@ -91,6 +109,16 @@ def _walk(root: str, max_depth: int | None, exclude: set[str], since_ns: int = 0
                 continue
 
 
+def _abspath(path: str) -> str | None:
+    """`path` made absolute; None for a relative one when the working directory is gone
+    (a step may delete its own: getcwd(3) fails with ENOENT, and nothing can be created
+    in a deleted directory, so no core is there to find)."""
+    try:
+        return os.path.abspath(path)
+    except FileNotFoundError:
+        return None
+
+
 def _tail(rel: str, n: int) -> str:
     return "/".join(rel.split("/")[-n:]) if n > 0 else rel
 
@@ -100,11 +128,11 @@ def iter_candidates(roots: Sequence[str], pattern: CorePattern | None,
     """Files whose name a core could have: generic names (core, core.PID, core.*) and the
     names `pattern` produces, in every root's tree and in the pattern's own directory,
     each tree on its root's filesystem, skipping directories unchanged since `since_ns`."""
-    excl = {os.path.abspath(e) for e in exclude}
+    excl = {a for a in map(_abspath, exclude) if a is not None}
     usable = pattern is not None and pattern.regex is not None
     relative = pattern if usable and not pattern.is_absolute else None
-    for root in roots:
-        for rel, path in _walk(os.path.abspath(root), None, excl, since_ns):
+    for root in filter(None, map(_abspath, roots)):
+        for rel, path in _walk(root, None, excl, since_ns):
             name = rel.rsplit("/", 1)[-1]
             if GENERIC_CORE_NAME.fullmatch(name) or QEMU_CORE_NAME.fullmatch(name) or (
                     relative is not None and relative.matches(_tail(rel, relative.depth))):
@@ -120,17 +148,31 @@ def find_cores(roots: Sequence[str], since_ns: int = 0, pattern: CorePattern | N
                exclude: Iterable[str] = ()) -> list[str]:
     """Core files in `roots` and the pattern's directory modified at or after `since_ns`
     (nanoseconds since the epoch), oldest first, each file once."""
+    return [path for path, _look in find_core_entries(roots, since_ns, pattern, exclude).cores]
+
+
+def find_core_entries(roots: Sequence[str], since_ns: int = 0, pattern: CorePattern | None = None,
+                      exclude: Iterable[str] = ()) -> Found:
+    """``find_cores`` with the look (st_dev, st_ino, size, mtime) that found each core, and
+    the candidates that could not be opened (EACCES: a root-owned 0600 core, say)."""
+    from coredump.capture.opened import Look
+
     seen: set[tuple[int, int]] = set()
-    found = []
+    found, unreadable = [], []
     for path in iter_candidates(roots, pattern, exclude, since_ns):
         try:
             st = os.lstat(path)
         except OSError:
             continue
         key = (st.st_dev, st.st_ino)
-        if key in seen or st.st_mtime_ns < since_ns:
+        if key in seen or st.st_mtime_ns < since_ns or not stat.S_ISREG(st.st_mode):
             continue
         seen.add(key)
-        if is_core_file(path):
-            found.append((st.st_mtime_ns, path))
-    return [p for _, p in sorted(found)]
+        try:
+            if _is_core(path):
+                found.append((st.st_mtime_ns, path, Look.of(st)))
+        except PermissionError as exc:
+            unreadable.append((path, exc.strerror))
+        except OSError:
+            continue
+    return Found([(p, look) for _, p, look in sorted(found)], unreadable)

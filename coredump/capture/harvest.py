@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
-from coredump.capture.find import QEMU_CORE_NAME, find_cores
+from coredump.capture.find import Found, find_core_entries
+from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, open_found, unlink_if_same
+from coredump.capture.store_core import Echo, _stderr, format_size, guest_pid, process_core
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
-from coredump.store.artifacts import DEFAULT_DIR, ArtifactDir, CrashRecord
+from coredump.store.artifacts import DEFAULT_DIR, DEFAULT_MODE, ArtifactDir, CrashRecord
 
 __all__ = ("HarvestOptions", "HarvestResult", "harvest", "process_core", "format_size")
-
-Echo = Callable[[str], None]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -46,6 +40,11 @@ class HarvestOptions:
     max_core_size: Optional[int] = None
     analyze_options: Any = None
     upload: Optional[str] = None
+    # The permission bits of stored files (directories get x where r is set): private by
+    # default, since a core holds the process's memory and environment.
+    mode: int = DEFAULT_MODE
+    settle_quiet: float = SETTLE_QUIET
+    settle_timeout: float = SETTLE_TIMEOUT
 
 
 @dataclass
@@ -62,154 +61,23 @@ class HarvestResult:
         return not self.errors
 
 
-def format_size(n: int) -> str:
-    """A size in binary units, as the crash summary prints it.
+def _cleaned(echo: Echo) -> Echo:
+    """`echo` of lines with no control character: they hold file names found on disk and
+    text from cores, which must not move the cursor, retitle a terminal or start a CI
+    runner's workflow command (``::error::``) on a line of their own."""
+    from coredump.report.sanitize import clean_text
 
-    >>> format_size(232038400)
-    '221.3 MiB'
-    """
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def _analyze(path: str, options: Any):
-    """(crash, None) or (None, reason): a core we cannot analyze is still stored."""
-    try:
-        from coredump.analysis import analyze_core
-
-        return analyze_core(path, options), None
-    except CoreDumpError as exc:
-        return None, str(exc)
-    except Exception as exc:  # an analysis bug must not lose the core
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-def _store_core(record: CrashRecord, source: str, artifacts: ArtifactDir, options: HarvestOptions) -> bool:
-    """Compress and verify the core into <id>/core.zst; True when the original may go."""
-    from coredump.capture.compress import compress_file, verify_compressed
-
-    size = os.path.getsize(source)
-    to_store, full = source, True
-    if options.max_core_size is not None and size > options.max_core_size:
-        to_store, full = _slim(record, source, artifacts, options.max_core_size, size)
-        if to_store is None:
-            return False
-    rel = f"{record.id}/core.zst"
-    try:
-        result = compress_file(to_store, artifacts.path(rel))
-        if not verify_compressed(result.dst, result.sha256, result.size):
-            os.unlink(result.dst)
-            raise StorageError(f"the compressed copy of {source} did not decompress to the same bytes")
-    finally:
-        if to_store != source:
-            os.unlink(to_store)
-    record.core, record.stored = rel, True
-    # What the summary records of the stored file, for `coredump fetch` to check.
-    record.size, record.sha256 = result.compressed_size, result.compressed_sha256
-    return full and not options.keep_cores
-
-
-def _slim(record, source, artifacts, limit, size):
-    """A slimmed copy of an oversize core, or None (with a note) when even that is too big."""
-    from coredump.store.slim import slim_core
-
-    dst = artifacts.path(record.id, "core.slim")
-    slim_core(source, dst)
-    if os.path.getsize(dst) > limit:
-        os.unlink(dst)
-        record.add_note(f"core is over --max-core-size {format_size(limit)} even slimmed: not stored "
-                        f"(it stays at {source})")
-        return None, False
-    record.add_note(f"core is {format_size(size)}, over --max-core-size: stored slimmed; "
-                    f"the full core stays at {source}")
-    return dst, False
-
-
-# qemu-user's executables (qemu-aarch64, qemu-arm, ...; Debian's -static builds too).
-_QEMU_USER = re.compile(r"qemu-[a-z0-9_]+(-static)?")
-
-
-def _guest_pid(source: str) -> Optional[int]:
-    """The pid in a qemu-user guest core's name (qemu_<prog>_<date>-<time>_<pid>.core)."""
-    name = os.path.basename(source)
-    return int(name[:-len(".core")].rsplit("_", 1)[1]) if QEMU_CORE_NAME.fullmatch(name) else None
-
-
-def _label_emulator(record: CrashRecord, crash, guests) -> None:
-    """qemu-user writes the guest's core, then dies of the same signal, so the host may
-    write a core of qemu itself: same pid (the guest runs in qemu's process)."""
-    exe = os.path.basename(crash.process.executable or "") or (crash.process.command or "")
-    if _QEMU_USER.fullmatch(exe):
-        guest = guests.get(crash.process.pid)
-        record.add_note(f"core of the emulator {exe}; the guest's core is {guest.id}" if guest is not None
-                        else f"core of the emulator {exe}, not of the program it ran")
-
-
-def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
-                 echo: Echo = _stderr, guests=None) -> CrashRecord:
-    """Analyze one core and store it; returns its summary record (``remove`` pending).
-
-    `guests` maps a pid to the record of a qemu-user guest core stored before: a core of
-    qemu with that pid is labelled as the emulator's."""
-    crash, failure = _analyze(source, options.analyze_options)
-    exe = crash.process.executable if crash else None
-    record = CrashRecord(id=artifacts.new_id(exe, crash.process.pid if crash else None), source=source)
-    if crash is not None:
-        record.signature, record.fingerprint, record.executable = crash.signature, crash.fingerprint, exe
-        record.signal = crash.signal.name
-        _label_emulator(record, crash, guests or {})
-    else:
-        record.add_note(f"analysis failed: {failure}")
-    try:
-        artifacts.ensure()
-        artifacts.crash_dir(record.id)
-        if crash is not None:
-            from coredump.report.json import crash_to_dict
-
-            record.crash_json = artifacts.write_json(f"{record.id}/crash.json", crash_to_dict(crash))
-        removable = _store_core(record, source, artifacts, options)
-        if options.bundle_binaries and crash is not None:
-            artifacts.bundle_modules(record, crash.modules)
-        record.kept = not removable
-    except (StorageError, OSError) as exc:
-        record.kept, record.failed = True, True
-        record.add_note(f"{exc}; the core stays at {source}")
-    _print_crash(crash, failure, record, artifacts, echo)
-    return record
-
-
-def _print_crash(crash, failure, record: CrashRecord, artifacts: ArtifactDir, echo: Echo) -> None:
-    if crash is not None:
-        try:
-            from coredump.report.text import render_summary
-
-            text = render_summary(crash)
-        except Exception as exc:  # a report bug must not hide the crash
-            text = f"{record.signal} in {record.executable} ({type(exc).__name__} while rendering)"
-    else:
-        text = f"core {record.source} could not be analyzed: {failure}"
-    lines = [f"coredump: {line}" for line in text.splitlines()]
-    where = os.path.relpath(artifacts.path(record.id)) if record.crash_json or record.stored else None
-    lines.append(f"coredump:   artifacts: {where}" if where else "coredump:   artifacts: none")
-    if record.note:
-        lines.append(f"coredump:   note: {record.note}")
-    for line in lines:
-        echo(line)
+    return lambda line: echo(clean_text(line))
 
 
 def _remove_originals(records: Sequence[CrashRecord], echo: Echo) -> None:
+    """Remove each core that was stored whole and verified, only while its path still names
+    the inode stored, unchanged (``opened.unlink_if_same``)."""
     for r in records:
-        if not r.kept:
-            try:
-                os.unlink(r.source)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                echo(f"coredump: could not remove {r.source} after storing it: {exc.strerror}")
+        if not r.kept and r.look is not None:
+            why = unlink_if_same(r.source, r.look)
+            if why is not None:
+                echo(f"coredump: {r.source} was stored but not removed: {why}")
 
 
 def _piped(pattern: Optional[CorePattern], since: float, tmpdir: str, echo: Echo, quiet: bool) -> List[str]:
@@ -228,20 +96,51 @@ def _piped(pattern: Optional[CorePattern], since: float, tmpdir: str, echo: Echo
     return got.cores
 
 
-def _split_foreign(cores: List[str], foreign: Optional[Callable], echo: Echo) -> List[str]:
-    """The cores `foreign` does not reject; each rejected one is left untouched, said once."""
+def _split_foreign(cores: List[tuple], foreign: Optional[Callable], shared: Callable[[str], bool],
+                   echo: Echo) -> List[tuple]:
+    """The cores `foreign` does not reject; each rejected one is left untouched, said once.
+    A core in a shared directory (``shared(path)``) must be proven the step's. The notes
+    are read through the descriptor of the file found, never by following the path."""
     if foreign is None:
         return cores
     from coredump.capture.owner import read_core_ids
 
     own = []
-    for core in cores:
-        why = foreign(read_core_ids(core))
+    for path, look in cores:
+        try:
+            with open_found(path, look) as core:
+                ids = read_core_ids(core.fd_path)
+        except StorageError as exc:
+            echo(f"coredump: {exc}")
+            continue
+        why = foreign(ids, shared=shared(path))
         if why is None:
-            own.append(core)
+            own.append((path, look))
         else:
-            echo(f"coredump: {core}: not this step's ({why}); left in place")
+            echo(f"coredump: {path}: not this step's ({why}); left in place")
     return own
+
+
+def _shared_test(options: HarvestOptions, pattern: Optional[CorePattern]) -> Callable[[str], bool]:
+    """Whether a core lies in a directory other jobs write cores into: a --core-dir, or the
+    directory an absolute core_pattern names (not the job's own working tree)."""
+    dirs = list(options.core_dirs)
+    if pattern is not None and not pattern.is_pipe and pattern.is_absolute:
+        dirs.append(pattern.directory or "/")
+    roots = []
+    for d in dirs:
+        try:
+            roots.append(os.path.join(os.path.realpath(d), ""))
+        except OSError:
+            continue
+
+    def shared(path: str) -> bool:
+        try:
+            where = os.path.realpath(os.path.dirname(path))
+        except OSError:
+            return True
+        return any(os.path.join(where, "").startswith(r) for r in roots)
+    return shared
 
 
 def _search_roots(options: HarvestOptions) -> List[str]:
@@ -254,6 +153,47 @@ def _search_roots(options: HarvestOptions) -> List[str]:
     return roots
 
 
+def _search(options: HarvestOptions, since: float, pattern, artifacts: ArtifactDir, echo: Echo) -> List[tuple]:
+    """The cores found, less those git tracks when every age counts (no --since: a
+    repository's core fixtures are old); unreadable candidates are named."""
+    found: Found = find_core_entries(_search_roots(options), int(since * 1e9), pattern, exclude=[artifacts.root])
+    for path, why in found.unreadable:
+        echo(f"coredump: {path}: cannot read it ({why}); it may be a core of another user "
+             "(run harvest as its owner or as root to collect it)")
+    cores = found.cores
+    if since or not cores:
+        return cores
+    from coredump.capture.tracked import find_tracked
+
+    tracked = find_tracked(p for p, _look in cores)
+    for path in sorted(tracked.paths):
+        echo(f"coredump: {path}: tracked by git, a file of the checkout; left in place")
+    for directory, why in tracked.unknown.items():
+        echo(f"coredump: cannot tell which files git tracks in {directory} ({why}); the cores there are "
+             "left in place")
+    return [(p, look) for p, look in cores
+            if p not in tracked.paths and os.path.dirname(p) not in tracked.unknown]
+
+
+def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOptions, echo: Echo,
+                 result: HarvestResult) -> None:
+    """Every core, guest cores first (qemu writes them before it dies, so the emulator's can
+    name them); one core's failure is recorded and the next is processed."""
+    guests = {}
+    for path, look in sorted(cores, key=lambda c: guest_pid(c[0]) is None):
+        try:
+            record = process_core(path, artifacts, options, echo, guests, found=look)
+        except Exception as exc:  # noqa: BLE001 - a bug on one core must not cost the others
+            record = CrashRecord(id=artifacts.new_id(None, None), source=path, failed=True)
+            record.add_note(f"{type(exc).__name__} while storing it: {exc}; the core stays at {path}")
+            echo(f"coredump: error: {path}: {record.note}")
+        if record is None:
+            continue
+        if guest_pid(path) is not None:
+            guests[guest_pid(path)] = record
+        result.records.append(record)
+
+
 def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Sequence[str]] = None,
             exit_status: Optional[int] = None, started: Optional[float] = None,
             pattern: Optional[CorePattern] = None, echo: Echo = _stderr,
@@ -263,31 +203,30 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
 
     `cores` skips the search (``coredump run`` has searched already; without it a search
     directory that does not exist raises MissingFileError); `step_failed` False keeps a
-    piped core_pattern's details quiet when nothing crashed. `foreign(ids)` says why a
-    core (by its ``owner.CoreIds``) is not the step's: such a core is left untouched.
-    Without a core nothing is written: no artifact directory appears.
+    piped core_pattern's details quiet when nothing crashed. `foreign(ids, shared=)` says
+    why a core (by its ``owner.CoreIds``; `shared` when it lies in a directory other jobs
+    share) is not the step's: such a core is left untouched. Without `since`, files git
+    tracks are not cores of the job. Without a core nothing is written: no artifact
+    directory appears.
     """
     result = HarvestResult()
+    echo = _cleaned(echo)
     if pattern is None:
         try:
             pattern = read_core_pattern()
         except OSError:
             pattern = None
-    artifacts = ArtifactDir(options.output)
+    artifacts = ArtifactDir(options.output, mode=options.mode)
     if cores is None:
-        cores = find_cores(_search_roots(options), int(since * 1e9), pattern, exclude=[artifacts.root])
-    cores = list(cores)
+        found = _search(options, since, pattern, artifacts, echo)
+    else:
+        found = [(c, look_at(c)) for c in cores]
     tmpdir = tempfile.mkdtemp(prefix="coredump-piped-") if pattern is not None and pattern.is_pipe else None
     try:
         if tmpdir:
-            cores += _piped(pattern, since, tmpdir, echo, quiet=step_failed is False)
-        guests = {}
-        # Guest cores first (qemu writes them before it dies), so the emulator's can name them.
-        for core in sorted(_split_foreign(cores, foreign, echo), key=lambda c: _guest_pid(c) is None):
-            record = process_core(core, artifacts, options, echo, guests)
-            if _guest_pid(core) is not None:
-                guests[_guest_pid(core)] = record
-            result.records.append(record)
+            found += [(c, look_at(c)) for c in _piped(pattern, since, tmpdir, echo, quiet=step_failed is False)]
+        own = _split_foreign(found, foreign, _shared_test(options, pattern), echo)
+        _process_all(own, artifacts, options, echo, result)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -322,6 +261,7 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         from coredump.report.render import render_artifacts
 
         rendered = render_artifacts(root)
+        ArtifactDir(root, options.mode).apply_mode()
         for warning in rendered.warnings:
             echo(f"coredump: {warning}")
         crashes = [json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports]

@@ -84,13 +84,15 @@ def proc_stat(pid, proc: str = "/proc") -> ProcStat | None:
 class StepTree:
     """The step `step_pid` started by this process, in this process's group and session.
 
-    A core is *not* the step's only when that is certain: it was dumped in a session (or,
-    within ours, a process group) whose leader is alive and started before the wrapper
-    did. No process of the step can join a group or session that existed before it
+    In the job's own tree, a core is *not* the step's only when that is certain: it was
+    dumped in a session (or, within ours, a process group) whose leader is alive and
+    started before the wrapper did. No process of the step can join a group or session that existed before it
     (setsid(2) makes a new one, setpgid(2) joins one of the caller's session only), and
     the leader's pid cannot have been reused while it is alive. Anything else (no ids, a
     leader gone, a step descendant that made its own session) counts as the step's:
-    nothing is ever lost by being too careful."""
+    nothing is ever lost by being too careful. In a directory other jobs share the rule
+    is the reverse (``foreign(ids, shared=True)``): a core is the step's only when its ids
+    prove it, since taking another job's core loses it for that job."""
 
     def __init__(self, step_pid: int, proc: str = "/proc"):
         self.step_pid, self.proc = step_pid, proc
@@ -98,10 +100,51 @@ class StepTree:
         own = proc_stat(self.pid, proc)
         self.starttime = own.starttime if own else None
 
-    def foreign(self, ids: CoreIds | None) -> str | None:
-        """Why the core with `ids` is not the step's; None when it is (or may be)."""
+    def foreign(self, ids: CoreIds | None, shared: bool = False) -> str | None:
+        """Why the core with `ids` is not the step's; None when it is (or may be).
+
+        In a `shared` directory (other jobs dump there too) a core is the step's only when
+        its notes prove it: ``proven``. Elsewhere (the job's own tree) it is the step's
+        unless ``disproven``."""
+        if shared:
+            return self._unproven(ids)
         if ids is None or self.starttime is None:
             return None
+        return self._disproven(ids)
+
+    def _own(self, ids: CoreIds) -> bool:
+        """The step itself, a child of it or of the wrapper (an orphan reparented to it),
+        or a process of the wrapper's own process group (where the step runs)."""
+        return (ids.pid == self.step_pid or ids.ppid in (self.step_pid, self.pid)
+                or (ids.sid, ids.pgrp) == (self.sid, self.pgrp))
+
+    def _descends(self, pid: int) -> bool:
+        """Whether the live process `pid` started after the wrapper and its parents
+        (proc(5) ppid, followed up to init) lead to the wrapper."""
+        first = proc_stat(pid, self.proc)
+        if first is None or self.starttime is None or first.starttime < self.starttime:
+            return False
+        seen = set()
+        while pid > 1 and pid not in seen:
+            if pid == self.pid:
+                return True
+            seen.add(pid)
+            st = proc_stat(pid, self.proc)
+            if st is None:
+                return False
+            pid = st.ppid
+        return False
+
+    def _unproven(self, ids: CoreIds | None) -> str | None:
+        if ids is None:
+            return "no process ids readable in its notes"
+        if self._own(ids) or any(self._descends(p) for p in {ids.ppid, ids.pgrp, ids.sid} if p > 1):
+            return None
+        name = f" ({ids.fname})" if ids.fname else ""
+        return (f"dumped by pid {ids.pid}{name} of session {ids.sid}, which is not a process of this step, "
+                "in a directory other jobs share")
+
+    def _disproven(self, ids: CoreIds) -> str | None:
         if ids.pid == self.step_pid or ids.ppid in (self.step_pid, self.pid):
             return None
         if ids.sid == self.sid:

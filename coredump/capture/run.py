@@ -219,7 +219,7 @@ def _after(argv, status, started, pid, output, core_dirs, make_options, echo) ->
     except OSError:
         pattern = None
     searched = _existing(core_dirs, echo)
-    cores = find_cores([".", *searched], started, pattern, exclude=[os.path.abspath(output)])
+    cores = find_cores([".", *searched], started, pattern, exclude=[output])
     if not cores and not (pattern is not None and pattern.is_pipe):
         if status - 128 in _DUMPING_SIGNALS:
             echo(f"coredump: the step died of signal {status - 128} but left no core here; "

@@ -43,14 +43,23 @@ def parse_since(text: str, now: float = None) -> float:
         raise ValueError(f"not a time: {text!r} (use @EPOCH, an ISO 8601 time or e.g. 2h)") from None
 
 
-class _Size(click.ParamType):
-    name = "SIZE"
+def _parse_mode(text: str) -> int:
+    from coredump.store.artifacts import parse_mode  # not on the import path of `run`
+
+    return parse_mode(text)
+
+
+class _Parsed(click.ParamType):
+    """A click type made of a parser that raises ValueError with the sentence to print."""
+
+    def __init__(self, name: str, parse):
+        self.name, self._parse = name, parse
 
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
         try:
-            return parse_size(value)
+            return self._parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -66,22 +75,28 @@ def _store_options(func):
                      help="Do not bundle the executables, libraries and debug files the cores need."),
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
                      help="Also upload the artifact directory to S3 (needs coredump[s3])."),
-        click.option("--max-core-size", type=_Size(), default=None,
+        click.option("--max-core-size", type=_Parsed("SIZE", parse_size), default=None,
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
                           "not stored."),
+        click.option("--mode", type=_Parsed("MODE", _parse_mode), default="0600", show_default=True,
+                     help="Permission bits of the stored cores, crash.json, pages and bundled files "
+                          "(directories get x where r is set: 0600 gives 0700). Cores hold the "
+                          "process's memory and environment; widen only where the artifact store "
+                          "controls access."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
-def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",)):
+def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
+                     mode=0o600):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size, upload=upload)
+                          max_core_size=max_core_size, upload=upload, mode=mode)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -26,12 +26,13 @@ class RunArgs:
         self.no_binaries = False
         self.max_core_size = None
         self.upload = None
+        self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "max_core_size": self.max_core_size, "upload": self.upload}
+                "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",

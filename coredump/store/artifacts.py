@@ -24,11 +24,41 @@ from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
 from coredump.store.hashing import hash_file
 
-__all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "CrashRecord", "ArtifactDir", "utc_timestamp")
+__all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "DEFAULT_MODE", "CrashRecord", "ArtifactDir", "utc_timestamp",
+           "dir_mode", "parse_mode")
 
 DEFAULT_DIR = "coredump-artifacts"
+# A core holds the process's memory and environment (tokens, keys): the kernel writes it
+# 0600 (fs/coredump.c opens it O_CREAT 0600), and so do we; a CI artifact store applies
+# its own access control to what it uploads.
+DEFAULT_MODE = 0o600
 FILES_DIR = "files"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def dir_mode(mode: int) -> int:
+    """The mode of a directory holding files of `mode`: search (x) wherever read is allowed.
+
+    >>> oct(dir_mode(0o600)), oct(dir_mode(0o644))
+    ('0o700', '0o755')
+    """
+    return mode | ((mode & 0o444) >> 2)
+
+
+def parse_mode(text: str) -> int:
+    """``--mode`` as octal permission bits (``600``, ``0644``); the owner must keep read and
+    write (the harvest reads back what it stores). ValueError otherwise.
+
+    >>> oct(parse_mode("0644"))
+    '0o644'
+    """
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise ValueError(f"not an octal mode: {text!r} (use e.g. 0600 or 0644)") from None
+    if not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        raise ValueError(f"mode {text!r}: use permission bits 0600 to 0777 that keep the owner's read and write")
+    return mode
 
 
 def utc_timestamp(seconds: Optional[float] = None) -> str:
@@ -69,6 +99,9 @@ class CrashRecord:
     size: Optional[int] = None
     sha256: Optional[str] = None
     file_digests: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # The core as it was stored (an ``opened.Look``): it is removed only while its path still
+    # names that inode, unchanged. Not written to summary.json.
+    look: Any = None
 
     def add_note(self, text: str) -> None:
         self.notes.append(text)
@@ -87,8 +120,12 @@ class CrashRecord:
 class ArtifactDir:
     """An artifact directory; nothing is created on disk until a crash is stored."""
 
-    def __init__(self, root: str = DEFAULT_DIR):
-        self.root = os.path.abspath(root)
+    def __init__(self, root: str = DEFAULT_DIR, mode: int = DEFAULT_MODE):
+        try:
+            self.root = os.path.abspath(root)
+        except FileNotFoundError:  # the working directory was deleted: ensure() says so
+            self.root = root
+        self.mode, self.dir_mode = mode, dir_mode(mode)
         self._ids: set = set()
         self._digests: Dict[str, Dict[str, Any]] = {}
 
@@ -97,8 +134,11 @@ class ArtifactDir:
 
     def ensure(self) -> None:
         """Create the root; StorageError when it cannot be created or written."""
+        if not os.path.isabs(self.root):
+            raise StorageError(f"cannot create the artifact directory {self.root}: the working directory "
+                               "was deleted")
         try:
-            os.makedirs(self.root, exist_ok=True)
+            self._makedir(self.root)
         except OSError as exc:
             raise StorageError(f"cannot create the artifact directory {self.root}: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -119,10 +159,24 @@ class ArtifactDir:
         self._ids.add(candidate)
         return candidate
 
+    def _makedir(self, d: str) -> None:
+        """Create `d` (and missing parents) with the directory mode; one that exists is left
+        as it is. chmod after mkdir: mkdir(2)'s mode is masked by the umask."""
+        if os.path.isdir(d):
+            return
+        parent = os.path.dirname(d)
+        if parent != d:
+            self._makedir(parent)
+        try:
+            os.mkdir(d, self.dir_mode)
+        except FileExistsError:
+            return
+        os.chmod(d, self.dir_mode)
+
     def crash_dir(self, crash_id: str) -> str:
         d = self.path(crash_id)
         try:
-            os.makedirs(d, exist_ok=True)
+            self._makedir(d)
         except OSError as exc:
             raise StorageError(f"cannot create {d}: {exc.strerror}") from exc
         return d
@@ -130,15 +184,16 @@ class ArtifactDir:
     def write_json(self, relpath: str, obj: Any) -> str:
         """Write `obj` as JSON atomically (temporary file, then rename); returns relpath."""
         dst = self.path(relpath)
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), self.mode)  # mkstemp creates 0600
                 json.dump(obj, f, indent=2, ensure_ascii=False)
                 f.write("\n")
-            # mkstemp creates 0600; the directory's other files (core.zst, report.html) are 0644.
-            os.chmod(tmp, 0o644)
             os.replace(tmp, dst)
         except OSError as exc:
+            _unlink_quietly(tmp)  # a full filesystem leaves no temporary file behind
             raise StorageError(f"cannot write {dst}: {exc.strerror}") from exc
         return relpath
 
@@ -148,12 +203,16 @@ class ArtifactDir:
         dst = self.path(rel)
         if os.path.exists(dst):
             return rel
+        tmp = None
         try:
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            tmp = f"{dst}.tmp-{os.getpid()}"
-            shutil.copyfile(src, tmp)
+            self._makedir(os.path.dirname(dst))
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=f".{os.path.basename(dst)}.tmp-")
+            with os.fdopen(fd, "wb") as fout, open(src, "rb") as fin:
+                os.fchmod(fout.fileno(), self.mode)
+                shutil.copyfileobj(fin, fout, 1 << 20)
             os.replace(tmp, dst)
         except OSError as exc:
+            _unlink_quietly(tmp)
             raise StorageError(f"cannot copy {src} into {dst}: {exc.strerror}") from exc
         return rel
 
@@ -192,6 +251,16 @@ class ArtifactDir:
         if skipped:
             record.add_note(f"not bundled (no matching build-id): {', '.join(sorted(set(skipped)))}")
 
+    def apply_mode(self) -> None:
+        """Give every file and directory under the root the artifact modes (the pages the
+        report renderer wrote after the cores); symlinks are not followed."""
+        for top, dirs, files in os.walk(self.root):
+            for name, mode in [(d, self.dir_mode) for d in dirs] + [(f, self.mode) for f in files]:
+                try:
+                    os.chmod(os.path.join(top, name), mode, follow_symlinks=False)
+                except (OSError, NotImplementedError):
+                    continue  # chmod of a symlink (Linux: ENOTSUP); nothing we wrote
+
     def read_summary(self) -> Optional[Dict[str, Any]]:
         try:
             return read_document(self.path("summary.json"), SUMMARY_SCHEMA)
@@ -216,3 +285,11 @@ class ArtifactDir:
             "crashes": crashes,
         }
         return self.write_json("summary.json", summary)
+
+
+def _unlink_quietly(path: Optional[str]) -> None:
+    if path is not None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
