@@ -47,25 +47,29 @@ class _HashingWriter:
 
 
 class _HashingReader:
-    """A file wrapper that hashes what ``copy_stream`` reads from it."""
+    """A file wrapper that hashes what ``copy_stream`` reads from it, telling `progress`
+    (done, total) how far it got."""
 
-    def __init__(self, f):
+    def __init__(self, f, total: int = 0, progress=None):
         self._f = f
         self.hash = hashlib.sha256()
         self.size = 0
+        self.total, self.progress = total, progress
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         self.hash.update(data)
         self.size += len(data)
+        if self.progress is not None:
+            self.progress(self.size, self.total)
         return data
 
 
 def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int = -1, mode: int = 0o600,
-                  label: str | None = None) -> Compressed:
+                  label: str | None = None, progress=None) -> Compressed:
     """Compress `src` into `dst` (zstd frame, content size recorded, permission bits
     `mode`); StorageError on failure, naming `src` as `label` (a /proc/self/fd/N source
-    is named by the path it was found at).
+    is named by the path it was found at). `progress(done, total)` follows the bytes read.
 
     Memory stays bounded whatever the core's size: zstd's multithreaded streaming mode
     holds a few job buffers, never the whole input.
@@ -77,7 +81,7 @@ def compress_file(src: str, dst: str, level: int = DEFAULT_LEVEL, threads: int =
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True,
                                         write_checksum=True)
         with open(src, "rb") as fin, open(_create(dst, mode), "wb") as fout:
-            reader, writer = _HashingReader(fin), _HashingWriter(fout)
+            reader, writer = _HashingReader(fin, size, progress), _HashingWriter(fout)
             _, written = cctx.copy_stream(reader, writer, size=size, read_size=CHUNK, write_size=CHUNK)
             fout.flush()
             os.fsync(fout.fileno())

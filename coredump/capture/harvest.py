@@ -179,10 +179,10 @@ def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOpt
                  result: HarvestResult) -> None:
     """Every core, guest cores first (qemu writes them before it dies, so the emulator's can
     name them); one core's failure is recorded and the next is processed."""
-    guests = {}
+    guests, seen = {}, {}
     for path, look in sorted(cores, key=lambda c: guest_pid(c[0]) is None):
         try:
-            record = process_core(path, artifacts, options, echo, guests, found=look)
+            record = process_core(path, artifacts, options, echo, guests, found=look, seen=seen)
         except Exception as exc:  # noqa: BLE001 - a bug on one core must not cost the others
             record = CrashRecord(id=artifacts.new_id(None, None), source=path, failed=True)
             record.add_note(f"{type(exc).__name__} while storing it: {exc}; the core stays at {path}")
@@ -241,7 +241,22 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
         return result
     _remove_originals(result.records, echo)
     _publish(artifacts.root, options, result, echo)
+    _tally(result.records, artifacts.root, echo)
     return result
+
+
+def _tally(records: Sequence[CrashRecord], root: str, echo: Echo) -> None:
+    """The step's last lines: each signature that crashed more than once with its count (the
+    log explained it once), then one line with the totals and where the artifacts are."""
+    counts: dict = {}
+    for r in records:
+        counts[r.signature or "(not analyzed)"] = counts.get(r.signature or "(not analyzed)", 0) + 1
+    for signature, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        if n > 1:
+            echo(f"coredump:   ×{n} {signature}")
+    crashes, signatures = len(records), len(counts)
+    echo(f"coredump: {crashes} crash{'es' if crashes != 1 else ''}, {signatures} signature"
+         f"{'s' if signatures != 1 else ''}; artifacts in {os.path.join(_shown_path(root), '')}")
 
 
 def _shown_path(path) -> str:
@@ -267,7 +282,7 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         crashes = [json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports]
         for warning in emit_github(crashes, [_shown_path(p) for p in rendered.reports]):
             echo(f"coredump: warning: {warning}")
-        echo(f"coredump: report: {rendered.index}")
+        echo(f"coredump: report: {_shown_path(rendered.index)}")
     except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
         echo(f"coredump: {result.errors[-1]}")
@@ -275,7 +290,9 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         from coredump.store.s3 import upload_artifacts
 
         try:
-            for url in upload_artifacts(root, options.upload):
+            from coredump.capture.progress import LogProgress
+
+            for url in upload_artifacts(root, options.upload, progress=LogProgress(echo, f"uploading {root}")):
                 echo(f"coredump: uploaded {url}")
         except CoreDumpError as exc:
             result.errors.append(f"upload failed, {root} is intact: {exc}")

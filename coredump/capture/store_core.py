@@ -14,10 +14,11 @@ import dataclasses
 import os
 import re
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from coredump.capture.find import QEMU_CORE_NAME
 from coredump.capture.opened import Look, OpenedCore, look_at, open_found, phdr_extent, settle
+from coredump.capture.progress import LogProgress
 from coredump.errors import CoreDumpError, StorageError
 from coredump.store.artifacts import ArtifactDir, CrashRecord
 
@@ -60,7 +61,7 @@ def _analyze(core: OpenedCore, options: Any):
 
 
 def _store_core(record: CrashRecord, core: OpenedCore, look: Look, artifacts: ArtifactDir,
-                options: HarvestOptions) -> bool:
+                options: HarvestOptions, echo: Echo = _stderr) -> bool:
     """Compress and verify the core into <id>/core.zst; True when the original may go:
     the copy is whole, verified, and the core did not change while it was read."""
     from coredump.capture.compress import compress_file, verify_compressed
@@ -73,7 +74,8 @@ def _store_core(record: CrashRecord, core: OpenedCore, look: Look, artifacts: Ar
             return False
     rel = f"{record.id}/core.zst"
     try:
-        result = compress_file(to_store, artifacts.path(rel), mode=artifacts.mode, label=source)
+        progress = LogProgress(echo, f"compressing {source}")
+        result = compress_file(to_store, artifacts.path(rel), mode=artifacts.mode, label=source, progress=progress)
         if not verify_compressed(result.dst, result.sha256, result.size):
             os.unlink(result.dst)
             raise StorageError(f"the compressed copy of {source} did not decompress to the same bytes")
@@ -148,10 +150,14 @@ def _label_emulator(record: CrashRecord, crash, guests) -> None:
 
 
 def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
-                 echo: Echo = _stderr, guests=None, found: Optional[Look] = None) -> Optional[CrashRecord]:
+                 echo: Echo = _stderr, guests=None, found: Optional[Look] = None,
+                 seen: Optional[Dict[str, int]] = None) -> Optional[CrashRecord]:
     """Analyze one core and store it; returns its summary record (``remove`` pending), or
     None when `source` is no longer the regular file `found` (lstat look) says it was.
 
+    The explanation is printed as soon as the core is analyzed, before the slow part
+    (compressing, verifying, bundling). `seen` counts the signatures explained so far in this
+    harvest: a repeat is folded into the final tally instead of explained again.
     `guests` maps a pid to the record of a qemu-user guest core stored before: a core of
     qemu with that pid is labelled as the emulator's."""
     try:
@@ -170,19 +176,20 @@ def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
             _label_emulator(record, crash, guests or {})
         else:
             record.add_note(f"analysis failed: {failure}")
+        repeat = _explain(crash, failure, record, seen, echo)
         partial = unsettled and f"{unsettled}: stored as it was, and it stays at {source}"
         partial = partial or _truncation(crash, core, look)
         if partial:
             record.add_note(partial if unsettled else f"{partial}: stored, and it stays at {source}")
-        _store(record, crash, core, look, artifacts, options)
+        _store(record, crash, core, look, artifacts, options, echo)
         if partial:
             record.kept, record.look = True, None
-    _print_crash(crash, failure, record, artifacts, echo)
+    _print_stored(record, artifacts, echo, repeat)
     return record
 
 
 def _store(record: CrashRecord, crash, core: OpenedCore, look: Look, artifacts: ArtifactDir,
-           options: HarvestOptions) -> None:
+           options: HarvestOptions, echo: Echo = _stderr) -> None:
     try:
         artifacts.ensure()
         artifacts.crash_dir(record.id)
@@ -190,7 +197,7 @@ def _store(record: CrashRecord, crash, core: OpenedCore, look: Look, artifacts: 
             from coredump.report.json import crash_to_dict
 
             record.crash_json = artifacts.write_json(f"{record.id}/crash.json", crash_to_dict(crash))
-        removable = _store_core(record, core, look, artifacts, options)
+        removable = _store_core(record, core, look, artifacts, options, echo)
         if options.bundle_binaries and crash is not None:
             artifacts.bundle_modules(record, crash.modules)
         record.kept = not removable
@@ -199,7 +206,12 @@ def _store(record: CrashRecord, crash, core: OpenedCore, look: Look, artifacts: 
         record.add_note(f"{exc}; the core stays at {core.path}")
 
 
-def _print_crash(crash, failure, record: CrashRecord, artifacts: ArtifactDir, echo: Echo) -> None:
+def _explain(crash, failure, record: CrashRecord, seen: Optional[Dict[str, int]], echo: Echo) -> bool:
+    """Print what happened; True (and nothing printed) for a signature already explained."""
+    if crash is not None and seen is not None:
+        seen[crash.signature] = seen.get(crash.signature, 0) + 1
+        if seen[crash.signature] > 1:
+            return True
     if crash is not None:
         try:
             from coredump.report.text import render_summary
@@ -209,12 +221,15 @@ def _print_crash(crash, failure, record: CrashRecord, artifacts: ArtifactDir, ec
             text = f"{record.signal} in {record.executable} ({type(exc).__name__} while rendering)"
     else:
         text = f"core {record.source} could not be analyzed: {failure}"
-    lines = [f"coredump: {line}" for line in text.splitlines()]
-    where = os.path.relpath(artifacts.path(record.id)) if record.crash_json or record.stored else None
-    lines.append(f"coredump:   artifacts: {where}" if where else "coredump:   artifacts: none")
+    for line in text.splitlines():
+        echo(f"coredump: {line}")
+    return False
+
+
+def _print_stored(record: CrashRecord, artifacts: ArtifactDir, echo: Echo, repeat: bool) -> None:
+    """Where the crash went; a repeat says only what went wrong, if anything."""
+    if not repeat:
+        where = os.path.relpath(artifacts.path(record.id)) if record.crash_json or record.stored else None
+        echo(f"coredump:   artifacts: {where}" if where else "coredump:   artifacts: none")
     if record.note:
-        lines.append(f"coredump:   note: {record.note}")
-    for line in lines:
-        echo(line)
-
-
+        echo(f"coredump:   note: {record.note}" if not repeat else f"coredump: {record.id}: note: {record.note}")
