@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from coredump.report import view
-from coredump.report.sanitize import safe_href, show_controls
+from coredump.report.sanitize import safe_href, safe_web_url, show_controls
 
 __all__ = ("render_crash_html", "render_index_html", "local_commands", "TRUST_LABELS")
 
@@ -268,5 +268,18 @@ def render_index_html(summary: Dict, crashes: Sequence[Tuple[Dict, Optional[Dict
             "started": _when(summary.get("started")), "finished": _when(summary.get("finished")),
             "exit_status": _exit_text(summary.get("exit_status")),
             "failed": summary.get("exit_status") not in (0, None),
-            "groups": groups, "total": len(crashes)}
+            "groups": groups, "total": len(crashes), "ci": _ci_vm(summary.get("ci"))}
     return _environment().get_template("index.html").render(page=page, csp=_csp())
+
+
+def _ci_vm(ci) -> Optional[Dict[str, Any]]:
+    """summary.json's ``ci`` object for the page: text fields as they are (the template
+    escapes them), links only when they are plain http(s) URLs."""
+    if not isinstance(ci, dict) or not ci.get("provider"):
+        return None
+    text = {k: _str(ci.get(k)) for k in ("provider", "repository", "branch", "tag", "job", "build_number")}
+    commit = _str(ci.get("commit"))
+    pull = ci.get("pull_request")
+    return {**text, "commit": commit, "commit_short": commit[:12] if commit else None,
+            "job_href": safe_web_url(ci.get("job_url")), "pipeline_href": safe_web_url(ci.get("pipeline_url")),
+            "pull_href": safe_web_url(pull), "pull": _str(pull) if pull and not safe_web_url(pull) else None}

@@ -12,7 +12,7 @@ import re
 from typing import Optional
 from urllib.parse import quote
 
-__all__ = ("clean_text", "clean_xml", "show_controls", "safe_href")
+__all__ = ("clean_text", "clean_xml", "show_controls", "safe_href", "safe_web_url")
 
 # ECMA-48: CSI (ESC [ or 8-bit 0x9b) params/intermediates/final; OSC, DCS, SOS, PM, APC
 # strings end with BEL or ST (ESC \); any other ESC takes one following byte (Fe/Fp/Fs).
@@ -96,3 +96,20 @@ def safe_href(path: Optional[str]) -> Optional[str]:
     if path.startswith("/") or ":" in parts[0] or "" in parts:
         return None
     return "/".join(quote(p, safe="") if p != ".." else p for p in parts)
+
+
+_WEB_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:#[A-Za-z0-9._~/-]*)?")
+
+
+def safe_web_url(url) -> Optional[str]:
+    """An absolute http(s) link to a CI's job page, or None: only the characters RFC 3986
+    allows unencoded in a host, port, path and fragment, so no quote, space or ``javascript:``.
+
+    >>> safe_web_url("https://app.circleci.com/pipelines/workflows/1f2")
+    'https://app.circleci.com/pipelines/workflows/1f2'
+    >>> safe_web_url('https://x/"onmouseover=1') is None
+    True
+    """
+    if not isinstance(url, str) or len(url) > 2048:
+        return None
+    return url if _WEB_URL.fullmatch(url) else None

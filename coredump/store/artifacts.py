@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from coredump.errors import StorageError
 from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.store.ci_metadata import ci_metadata
 from coredump.store.hashing import hash_file
 
 __all__ = ("SUMMARY_SCHEMA", "DEFAULT_DIR", "DEFAULT_MODE", "CrashRecord", "ArtifactDir", "utc_timestamp",
@@ -282,6 +283,7 @@ class ArtifactDir:
             "host": socket.gethostname(),
             "started": utc_timestamp(started) if started is not None else previous.get("started"),
             "finished": utc_timestamp(finished),
+            "ci": ci_metadata() or previous.get("ci"),
             "crashes": crashes,
         }
         return self.write_json("summary.json", summary)
