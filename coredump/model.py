@@ -180,3 +180,5 @@ class Crash:
     signature: Optional[str] = None
     fingerprint: Optional[str] = None
     warnings: Tuple[str, ...] = ()
+    # Why this crash is a test framework's on purpose (a googletest death test's child), or None.
+    death_test: Optional[str] = None

@@ -6,10 +6,11 @@ from coredump.cli.entry import parse_run_args, parse_size
 
 def test_parse_run_args():
     p = parse_run_args(["-o", "out", "--core-dir", "a", "--core-dir", "b", "--keep-cores", "--no-binaries",
-                        "--max-core-size", "2G", "--upload", "s3://b/p", "--", "make", "-k", "--", "x"])
+                        "--max-core-size", "2G", "--upload", "s3://b/p", "--expect", "SIGABRT in *",
+                        "--", "make", "-k", "--", "x"])
     assert p.as_options() == {"output": "out", "core_dirs": ("a", "b"), "keep_cores": True,
                               "no_binaries": True, "max_core_size": 2 << 30, "upload": "s3://b/p",
-                              "mode": 0o600}
+                              "mode": 0o600, "expect": ("SIGABRT in *",)}
     assert p.command == ["make", "-k", "--", "x"]
     assert parse_run_args(["make", "--keep-cores"]).command == ["make", "--keep-cores"]
 
@@ -24,7 +25,8 @@ def test_unusual_arguments_go_to_click(args):
 def test_same_options_as_the_click_command():
     from coredump.cli.capture import run
 
-    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--", "true", "-x"]
+    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--expect", "x*", "--expect",
+            "0123456789abcdef", "--", "true", "-x"]
     ctx = run.make_context("run", list(argv))
     fast = parse_run_args(argv)
     assert {k: v for k, v in ctx.params.items() if k != "command"} == fast.as_options()

@@ -43,6 +43,8 @@ class HarvestOptions:
     # The permission bits of stored files (directories get x where r is set): private by
     # default, since a core holds the process's memory and environment.
     mode: int = DEFAULT_MODE
+    # --expect rules (signature globs, fingerprints); .coredump-expect adds its own.
+    expect: Sequence[str] = ()
     settle_quiet: float = SETTLE_QUIET
     settle_timeout: float = SETTLE_TIMEOUT
 
@@ -179,10 +181,16 @@ def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOpt
                  result: HarvestResult) -> None:
     """Every core, guest cores first (qemu writes them before it dies, so the emulator's can
     name them); one core's failure is recorded and the next is processed."""
+    from coredump.triage.expect import load_expect_rules
+
     guests, seen = {}, {}
+    try:
+        expect = load_expect_rules(options.expect, os.getcwd())
+    except OSError:  # no working directory any more: --expect rules only
+        expect = load_expect_rules(options.expect, "/nonexistent")
     for path, look in sorted(cores, key=lambda c: guest_pid(c[0]) is None):
         try:
-            record = process_core(path, artifacts, options, echo, guests, found=look, seen=seen)
+            record = process_core(path, artifacts, options, echo, guests, found=look, seen=seen, expect=expect)
         except Exception as exc:  # noqa: BLE001 - a bug on one core must not cost the others
             record = CrashRecord(id=artifacts.new_id(None, None), source=path, failed=True)
             record.add_note(f"{type(exc).__name__} while storing it: {exc}; the core stays at {path}")
@@ -255,7 +263,9 @@ def _tally(records: Sequence[CrashRecord], root: str, echo: Echo) -> None:
         if n > 1:
             echo(f"coredump:   ×{n} {signature}")
     crashes, signatures = len(records), len(counts)
-    echo(f"coredump: {crashes} crash{'es' if crashes != 1 else ''}, {signatures} signature"
+    expected = sum(1 for r in records if r.expected)
+    also = f" ({expected} expected)" if expected else ""
+    echo(f"coredump: {crashes} crash{'es' if crashes != 1 else ''}{also}, {signatures} signature"
          f"{'s' if signatures != 1 else ''}; artifacts in {os.path.join(_shown_path(root), '')}")
 
 
@@ -279,8 +289,11 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         ArtifactDir(root, options.mode).apply_mode()
         for warning in rendered.warnings:
             echo(f"coredump: {warning}")
-        crashes = [json.loads(p.with_name("crash.json").read_text()) for p in rendered.reports]
-        for warning in emit_github(crashes, [_shown_path(p) for p in rendered.reports]):
+        # An expected crash (a death test, an --expect rule) is no annotation and no summary entry.
+        expected = {r.id for r in result.records if r.expected}
+        reports = [p for p in rendered.reports if p.parent.name not in expected]
+        crashes = [json.loads(p.with_name("crash.json").read_text()) for p in reports]
+        for warning in emit_github(crashes, [_shown_path(p) for p in reports]):
             echo(f"coredump: warning: {warning}")
         echo(f"coredump: report: {_shown_path(rendered.index)}")
     except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores

@@ -151,13 +151,14 @@ def _label_emulator(record: CrashRecord, crash, guests) -> None:
 
 def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
                  echo: Echo = _stderr, guests=None, found: Optional[Look] = None,
-                 seen: Optional[Dict[str, int]] = None) -> Optional[CrashRecord]:
+                 seen: Optional[Dict[str, int]] = None, expect=None) -> Optional[CrashRecord]:
     """Analyze one core and store it; returns its summary record (``remove`` pending), or
     None when `source` is no longer the regular file `found` (lstat look) says it was.
 
     The explanation is printed as soon as the core is analyzed, before the slow part
     (compressing, verifying, bundling). `seen` counts the signatures explained so far in this
-    harvest: a repeat is folded into the final tally instead of explained again.
+    harvest: a repeat is folded into the final tally instead of explained again. `expect`
+    (``triage.expect.ExpectRules``) marks the crashes the job means to have.
     `guests` maps a pid to the record of a qemu-user guest core stored before: a core of
     qemu with that pid is labelled as the emulator's."""
     try:
@@ -173,6 +174,8 @@ def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
         if crash is not None:
             record.signature, record.fingerprint, record.executable = crash.signature, crash.fingerprint, exe
             record.signal = crash.signal.name
+            if expect is not None:
+                record.expected = expect.match(crash.signature, crash.fingerprint, crash.death_test)
             _label_emulator(record, crash, guests or {})
         else:
             record.add_note(f"analysis failed: {failure}")
@@ -223,6 +226,8 @@ def _explain(crash, failure, record: CrashRecord, seen: Optional[Dict[str, int]]
         text = f"core {record.source} could not be analyzed: {failure}"
     for line in text.splitlines():
         echo(f"coredump: {line}")
+    if record.expected:
+        echo(f"coredump:   expected: {record.expected}; not reported as a failure")
     return False
 
 

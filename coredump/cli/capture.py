@@ -79,6 +79,10 @@ def _store_options(func):
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
                           "not stored."),
+        click.option("--expect", "expect", multiple=True, metavar="PATTERN",
+                     help="A crash the job means to have: a signature glob or a fingerprint (repeatable; "
+                          ".coredump-expect in the working directory lists more). Still explained and stored, "
+                          "but no JUnit failure and no annotation. Death-test children are expected anyway."),
         click.option("--mode", type=_Parsed("MODE", _parse_mode), default="0600", show_default=True,
                      help="Permission bits of the stored cores, crash.json, pages and bundled files "
                           "(directories get x where r is set: 0600 gives 0700). Cores hold the "
@@ -91,15 +95,17 @@ def _store_options(func):
 
 
 def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
-                     mode=0o600):
+                     mode=0o600, expect=()):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size, upload=upload, mode=mode)
+                          max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect))
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+# allow_interspersed_args=False: COMMAND starts at the first argument that is no option of
+# ours (`coredump run make -k`); an unknown option before it is a usage error, not the command.
+@click.command(context_settings={"allow_interspersed_args": False})
 @_store_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(command, **opts):

@@ -27,16 +27,18 @@ class RunArgs:
         self.max_core_size = None
         self.upload = None
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
+        self.expect = []
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode}
+                "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
+                "expect": tuple(self.expect)}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload"}
+           "--max-core-size": "max_core_size", "--upload": "upload", "--expect": "expect"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 
@@ -59,8 +61,8 @@ def parse_run_args(args) -> RunArgs | None:
         elif arg in _VALUED and i + 1 < len(args):
             i += 1
             name, value = _VALUED[arg], args[i]
-            if name == "core_dirs":
-                out.core_dirs.append(value)
+            if name in ("core_dirs", "expect"):
+                getattr(out, name).append(value)
             elif name == "max_core_size":
                 try:
                     out.max_core_size = parse_size(value)

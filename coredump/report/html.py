@@ -218,7 +218,8 @@ def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
                         "note": _str(entry.get("note")),
                         # A core stored without an analysis: its only artifact, so link it.
                         "core_href": _inner_href(entry.get("core")) if entry.get("stored", True) else None,
-                        "pid": ((member or {}).get("process") or {}).get("pid"), "missing": member is None})
+                        "pid": ((member or {}).get("process") or {}).get("pid"), "missing": member is None,
+                        "expected": _str(entry.get("expected"))})
         fingerprint = _str((member or {}).get("fingerprint") or entry.get("fingerprint"))
         kind = _str((member or {}).get("classification"))
         fingerprints += [fingerprint] if fingerprint and fingerprint not in fingerprints else []
@@ -229,7 +230,7 @@ def _group_vm(group: Dict, frames: int) -> Dict[str, Any]:
             "assertion": _str(crash.get("assertion")),
             "classification": ", ".join(classes) or None, "fingerprints": fingerprints,
             "executable": _str((crash.get("process") or {}).get("executable") or entry.get("executable")),
-            "frames": top, "members": members}
+            "frames": top, "members": members, "expected": all(m["expected"] for m in members)}
 
 
 def _when(value) -> Optional[str]:

@@ -79,6 +79,7 @@ def crash_to_dict(crash: Crash) -> Dict[str, Any]:
         "signature": crash.signature,
         "fingerprint": crash.fingerprint,
         "warnings": list(crash.warnings),
+        "death_test": crash.death_test,
     }
 
 

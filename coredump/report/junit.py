@@ -89,13 +89,17 @@ def _title(crash: Optional[Dict], entry: Dict) -> Tuple[bool, str]:
 
 def _testcase(suite: ET.Element, signature: str, members, workspace: Optional[str]) -> None:
     crash = members[0][1]
+    expected = members[0][2].get("expected")
     case = _case(suite, signature, (crash.get("process") or {}).get("executable"))
     _properties(case, {"fingerprint": crash.get("fingerprint"), "classification": crash.get("classification"),
-                       **_members(members)})
+                       **_members(members), "expected": expected})
     top = view.start_frame(crash)
     if top is not None and top.get("file") and top.get("line"):
         case.set("file", clean_xml(view.repo_file(top, workspace)))
         case.set("line", clean_xml(top["line"]))
+    if expected:  # a crash the job means to have (a death test): a passed test case, told in its output
+        ET.SubElement(case, "system-out").text = clean_xml(f"expected: {expected}\n" + crash_failure_text(crash))
+        return
     signal = crash.get("signal") or {}
     failure = ET.SubElement(case, "failure", message=clean_xml(signature),
                             type=clean_xml(signal.get("name") or "crash"))
@@ -114,11 +118,13 @@ def render_junit(crashes: Sequence[Tuple], suite_name: str = "coredump", workspa
         crash_id, crash = item[0], item[1]
         entry = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
         crash = crash if isinstance(crash, dict) or crash is None else {}
-        groups.setdefault(_title(crash, entry), []).append((crash_id, crash, entry))
-    root = ET.Element("testsuites", name=suite_name, tests=str(len(groups)), failures=str(len(groups)))
+        key = _title(crash, entry) + (bool(entry.get("expected")) and crash is not None,)
+        groups.setdefault(key, []).append((crash_id, crash, entry))
+    failures = str(sum(1 for (_, _, expected) in groups if not expected))
+    root = ET.Element("testsuites", name=suite_name, tests=str(len(groups)), failures=failures)
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(groups)),
-                          failures=str(len(groups)), errors="0", skipped="0", time="0")
-    for (analysed, title), members in groups.items():
+                          failures=failures, errors="0", skipped="0", time="0")
+    for (analysed, title, _expected), members in groups.items():
         if analysed:
             _testcase(suite, title, members, workspace)
         else:

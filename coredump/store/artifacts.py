@@ -100,6 +100,8 @@ class CrashRecord:
     size: Optional[int] = None
     sha256: Optional[str] = None
     file_digests: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # Why the crash is one the job means to have (a death test, an --expect rule), or None.
+    expected: Optional[str] = None
     # The core as it was stored (an ``opened.Look``): it is removed only while its path still
     # names that inode, unchanged. Not written to summary.json.
     look: Any = None
@@ -114,7 +116,7 @@ class CrashRecord:
             "executable": self.executable, "crash_json": self.crash_json, "core": self.core,
             "stored": self.stored, "note": self.note, "source": self.source, "kept": self.kept,
             "files": list(self.files), "size": self.size, "sha256": self.sha256,
-            "file_digests": dict(self.file_digests),
+            "file_digests": dict(self.file_digests), "expected": self.expected,
         }
 
 

@@ -94,6 +94,8 @@ def load_crashes(path, warnings: Optional[List[str]] = None) -> Dict[str, RunCra
         if not isinstance(entry, dict):
             warnings.append(f"{summary_path}: crash #{i} is not an object; skipped")
             continue
+        if entry.get("expected"):
+            continue  # a crash the job means to have (a death test, --expect) gates nothing
         fp, crash = _fingerprint(entry, summary_path.parent, warnings)
         item = out.setdefault(fp, RunCrash(fp, str(entry.get("signature") or crash.get("signature") or "?"),
                                             classification=crash.get("classification")))
@@ -125,6 +127,9 @@ def diff_paths(base_path, new_path, allow_missing_base: bool = False) -> CrashDi
     (this one, or main's last) leaves nothing to download. A directory without a summary is
     an error, unless it is BASE and `allow_missing_base` says to take it as empty."""
     warnings: List[str] = []
+    if not os.path.exists(base_path) and not os.path.exists(new_path):
+        # a path mistyped, or both jobs' artifacts missing: nothing to compare, not "no new crash"
+        raise MissingFileError(f"neither {base_path} nor {new_path} exists: nothing to compare")
     runs = []
     for label, path, lenient in (("BASE", base_path, allow_missing_base), ("NEW", new_path, False)):
         if not os.path.exists(path):

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from coredump.model import Crash
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
+from coredump.triage.death_test import find_death_test
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
 from coredump.triage.rust import find_rust_panic, is_rust_panic
 from coredump.triage.signature import generate_signature
@@ -82,6 +83,12 @@ def explain(crash: Crash, target=None) -> Crash:
     except Exception as exc:  # an unexpected core layout: keep the kernel's words
         warnings.append(f"crash reason unavailable ({type(exc).__name__}: {exc})")
         reason, classification = crash.signal.description, None
+    try:
+        death_test = find_death_test(target, crash.process.argv)
+    except Exception as exc:  # noqa: BLE001 - a damaged core costs this fact only
+        warnings.append(f"death-test marker unreadable ({type(exc).__name__}: {exc})")
+        death_test = None
     return dataclasses.replace(crash, assertion=_assertion(facts), reason=reason,
                                classification=classification, signature=sig.signature,
-                               fingerprint=sig.fingerprint, warnings=tuple(dict.fromkeys(warnings)))
+                               fingerprint=sig.fingerprint, warnings=tuple(dict.fromkeys(warnings)),
+                               death_test=death_test)

@@ -1,0 +1,60 @@
+"""
+Expected crashes
+================
+
+Crashes a job means to have: a death test's child, or a signature the project lists. They are
+still explained and stored, but marked "expected": no JUnit failure, no annotation.
+
+A rule is a signature glob (fnmatch: ``SIGABRT in parse_args < *``) or a fingerprint (16 hex
+digits), from ``--expect`` (repeatable) and the ``.coredump-expect`` file of the working
+directory (one rule a line; ``#`` starts a comment).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+__all__ = ("EXPECT_FILE", "ExpectRules", "load_expect_rules")
+
+EXPECT_FILE = ".coredump-expect"
+MAX_RULES = 1000
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
+@dataclass(frozen=True)
+class ExpectRules:
+    """The rules in force, each with where it came from; death tests are expected unless
+    `death_tests` is False."""
+
+    rules: Tuple[Tuple[str, str], ...] = ()
+    death_tests: bool = True
+
+    def match(self, signature: Optional[str], fingerprint: Optional[str],
+              death_test: Optional[str] = None) -> Optional[str]:
+        """Why a crash with this signature and fingerprint is expected, or None."""
+        if death_test and self.death_tests:
+            return death_test
+        for rule, source in self.rules:
+            if _FINGERPRINT.fullmatch(rule):
+                if fingerprint == rule:
+                    return f"fingerprint {rule} ({source})"
+            elif signature is not None and fnmatch.fnmatchcase(signature, rule):
+                return f"matches {rule!r} ({source})"
+        return None
+
+
+def load_expect_rules(patterns: Sequence[str] = (), directory: str = ".") -> ExpectRules:
+    """`patterns` (from --expect) and the rules of `directory`'s .coredump-expect."""
+    rules = [(p.strip(), "--expect") for p in patterns if p.strip()]
+    path = os.path.join(directory, EXPECT_FILE)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read(1 << 20).splitlines()
+    except OSError:
+        lines = []
+    rules += [(line.strip(), EXPECT_FILE) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return ExpectRules(tuple(rules[:MAX_RULES]))

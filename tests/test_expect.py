@@ -1,0 +1,111 @@
+"""Expected crashes: a passing googletest death test, --expect rules and .coredump-expect.
+They are explained and stored, marked expected, and give no JUnit failure, no annotation and
+no new crash for `coredump diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from coredump.triage.expect import ExpectRules, load_expect_rules
+from tests.cli import command
+from tests.cores import BUILD, ROOT, SAMPLES, core_skip_reason
+
+ENV = {**{k: v for k, v in os.environ.items() if k not in ("GITHUB_STEP_SUMMARY",)},
+       "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true"}
+
+
+def run(cwd, *args):
+    return subprocess.run(command("run", *args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def cores_here():
+    reason = core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def gtest_program(tmp_path_factory):
+    if not shutil.which("g++") or not os.path.exists("/usr/include/gtest/gtest.h"):
+        pytest.skip("googletest is not installed (Debian: libgtest-dev): the death-test sample needs it")
+    exe = tmp_path_factory.mktemp("gtest") / "gtest_death"
+    subprocess.run(["g++", "-O0", "-g", "-o", str(exe), str(SAMPLES / "gtest_death.cpp"), "-lgtest", "-pthread"],
+                   check=True, timeout=300)
+    return exe
+
+
+def _summary(cwd):
+    return json.loads((cwd / "coredump-artifacts" / "summary.json").read_text())
+
+
+def test_a_passing_death_test_is_expected(cores_here, gtest_program, tmp_path):
+    r = run(tmp_path, "--", str(gtest_program))
+    assert r.returncode == 0 and "[  PASSED  ] 2 tests." in r.stdout, r.stdout + r.stderr
+    (entry,) = _summary(tmp_path)["crashes"]
+    assert entry["stored"] and "death test" in entry["expected"]
+    # the framework's frames are left out of the signature, as glibc's are
+    assert entry["signature"] == "SIGSEGV in store_through < Parser_RejectsNull_Test::TestBody"
+    assert "::error" not in r.stderr  # no annotation on the pull request
+    assert "expected: a googletest death test's child" in r.stderr
+    suite = ET.parse(tmp_path / "coredump-artifacts" / "junit.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "0" and suite.find("testcase/failure") is None
+    props = {p.get("name"): p.get("value") for p in suite.findall("testcase/properties/property")}
+    assert "death test" in props["expected"]
+    assert "expected" in (tmp_path / "coredump-artifacts" / "index.html").read_text()
+
+
+def test_expect_rules_from_the_option_and_the_file(cores_here, tmp_path):
+    steps = [f"(mkdir a && cd a && exec {BUILD / 'O0' / 'segv'})", f"(mkdir b && cd b && exec {BUILD / 'O0' / 'fpe'})"]
+    r = run(tmp_path, "--expect", "SIGSEGV in store_value < *", "--", "sh", "-c", " ; ".join(steps))
+    assert r.returncode == 128 + signal.SIGFPE
+    by_signal = {c["signal"]: c for c in _summary(tmp_path)["crashes"]}
+    assert "--expect" in by_signal["SIGSEGV"]["expected"] and by_signal["SIGFPE"]["expected"] is None
+    errors = [line for line in r.stderr.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "SIGFPE" in errors[0]
+    suite = ET.parse(tmp_path / "coredump-artifacts" / "junit.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    assert "(1 expected)" in r.stderr.splitlines()[-1]
+
+    # the same by fingerprint, from .coredump-expect; then diff gates on the FPE only
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / ".coredump-expect").write_text(f"# the FPE is known\n{by_signal['SIGFPE']['fingerprint']}\n")
+    r = run(again, "--", "sh", "-c", " ; ".join(steps))
+    by_signal = {c["signal"]: c for c in _summary(again)["crashes"]}
+    assert "fingerprint" in by_signal["SIGFPE"]["expected"] and by_signal["SIGSEGV"]["expected"] is None
+    empty = tmp_path / "green"
+    d = subprocess.run(command("diff", str(empty), str(again / "coredump-artifacts"), "--format", "json"),
+                       env=ENV, capture_output=True, text=True, timeout=60)
+    assert d.returncode == 1
+    assert [e["signature"] for e in json.loads(d.stdout)["new"]] == [by_signal["SIGSEGV"]["signature"]]
+
+
+def test_rules_unit(tmp_path):
+    (tmp_path / ".coredump-expect").write_text("# comment\n\nSIGABRT in parse_*\n0123456789abcdef\n")
+    rules = load_expect_rules(["SIGILL in *"], str(tmp_path))
+    assert rules.match("SIGABRT in parse_args < main", "ffff") .startswith("matches 'SIGABRT in parse_*'")
+    assert rules.match("SIGSEGV in f", "0123456789abcdef").startswith("fingerprint 0123456789abcdef")
+    assert rules.match("SIGILL in g", None).endswith("(--expect)")
+    assert rules.match("SIGSEGV in f", "aaaa") is None
+    assert ExpectRules().match("SIGSEGV in f", None, death_test="a death test") == "a death test"
+    assert ExpectRules(death_tests=False).match("SIGSEGV in f", None, death_test="a death test") is None
+
+
+def test_an_unknown_run_option_is_a_usage_error(tmp_path):
+    r = subprocess.run(command("run", "--bogus", "--", "true"), cwd=tmp_path, env=ENV, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "No such option '--bogus'" in r.stderr
+
+
+def test_diff_of_two_missing_paths_cannot_compare(tmp_path):
+    r = subprocess.run(command("diff", str(tmp_path / "a"), str(tmp_path / "b")), env=ENV, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("Error: ") and "nothing to compare" in r.stderr
