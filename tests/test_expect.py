@@ -109,3 +109,19 @@ def test_diff_of_two_missing_paths_cannot_compare(tmp_path):
     r = subprocess.run(command("diff", str(tmp_path / "a"), str(tmp_path / "b")), env=ENV, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("Error: ") and "nothing to compare" in r.stderr
+
+
+def test_run_upload_is_checked_before_the_step_runs(tmp_path):
+    """A malformed URL, or no boto3 (an interpreter without site-packages: python -S), is an
+    Error before the step: the step does not run for nothing."""
+    import sys
+
+    marker = tmp_path / "ran"
+    r = subprocess.run(command("run", "--upload", "http://not-s3", "--", "touch", str(marker)), cwd=tmp_path,
+                       env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Error: --upload http://not-s3" in r.stderr and not marker.exists()
+    entry = "from coredump.cli.entry import main; main()"
+    r = subprocess.run([sys.executable, "-S", "-c", entry, "run", "--upload", "s3://crash-bucket/ci", "--", "touch", str(marker)],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "pip install 'coredump[s3]'" in r.stderr, r.stderr
+    assert not marker.exists()

@@ -64,6 +64,15 @@ class _Parsed(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def _check_upload(ctx, param, value):
+    from coredump.store.s3url import upload_problem
+
+    problem = upload_problem(value) if value is not None else None
+    if problem:
+        raise click.UsageError(problem, ctx)
+    return value
+
+
 def _store_options(func):
     opts = [
         click.option("-o", "--output", default="coredump-artifacts", show_default=True,
@@ -73,8 +82,9 @@ def _store_options(func):
         click.option("--keep-cores", is_flag=True, help="Leave the raw cores in place after storing them."),
         click.option("--no-binaries", is_flag=True,
                      help="Do not bundle the executables, libraries and debug files the cores need."),
-        click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
-                     help="Also upload the artifact directory to S3 (needs coredump[s3])."),
+        click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None, callback=_check_upload,
+                     help="Also upload the artifact directory to S3 (needs coredump[s3]; checked before "
+                          "the step runs)."),
         click.option("--max-core-size", type=_Parsed("SIZE", parse_size), default=None,
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "

@@ -82,6 +82,14 @@ def parse_run_args(args) -> RunArgs | None:
 def _run_fast(parsed: RunArgs) -> int:
     from coredump.capture.run import run
 
+    if parsed.upload is not None:  # before the step runs: a CI step must not run for nothing
+        from coredump.store.s3url import upload_problem
+
+        problem = upload_problem(parsed.upload)
+        if problem:
+            print(f"Error: {problem}", file=sys.stderr)
+            return 2
+
     def make_options():
         from coredump.cli.capture import _harvest_options
 

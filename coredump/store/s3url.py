@@ -78,3 +78,18 @@ def parse_s3_url(url: str) -> S3Url:
 def http_url(endpoint: str, bucket: str, key: str) -> str:
     """The path-style HTTP(S) address of an object, for a browser."""
     return f"{endpoint.rstrip('/')}/{bucket}/{quote(key)}"
+
+
+def upload_problem(url: str):
+    """Why an upload to `url` cannot work, found before a step runs (a malformed URL, boto3
+    not installed), or None. Imports nothing heavy: ``find_spec`` locates boto3 without
+    loading it."""
+    import importlib.util
+
+    try:
+        parse_s3_url(url)
+    except StorageError as exc:
+        return f"--upload {url}: {exc}"
+    if importlib.util.find_spec("boto3") is None:
+        return "--upload needs S3 support, which is not installed: pip install 'coredump[s3]' (boto3)"
+    return None
