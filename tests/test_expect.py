@@ -121,7 +121,7 @@ def test_run_upload_is_checked_before_the_step_runs(tmp_path):
                        env=ENV, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Error: --upload http://not-s3" in r.stderr and not marker.exists()
     entry = "from coredump.cli.entry import main; main()"
-    r = subprocess.run([sys.executable, "-S", "-c", entry, "run", "--upload", "s3://crash-bucket/ci", "--", "touch", str(marker)],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    argv = [sys.executable, "-S", "-c", entry, "run", "--upload", "s3://crash-bucket/ci", "--", "touch", str(marker)]
+    r = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pip install 'coredump[s3]'" in r.stderr, r.stderr
     assert not marker.exists()
