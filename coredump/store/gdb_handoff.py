@@ -110,10 +110,24 @@ def list_core_modules(core_path: str, files_dir: Optional[str],
     return out
 
 
-def _link(target: str, link: str) -> None:
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    if not os.path.lexists(link):
-        os.symlink(os.path.abspath(target), link)
+def _link(target: str, root: str, name: str, warnings: List[str]) -> None:
+    """``root/<name> -> target``. `name` comes from the core (NT_FILE) and is hostile: it is
+    flattened under `root` as if `root` were ``/`` (``..`` stops there, as in path
+    resolution at the root directory, POSIX.1 §4.13), and the link's folder must resolve
+    (realpath) inside `root`, so no link lands outside the work folder."""
+    relative = os.path.normpath("/" + name).lstrip("/")
+    link = os.path.join(root, relative)
+    real_root = os.path.realpath(root)
+    if relative in ("", ".") or os.path.commonpath(
+            [real_root, os.path.realpath(os.path.dirname(link))]) != real_root:
+        warnings.append(f"{name}: not linked, the name leaves {root}")
+        return
+    try:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(target), link)
+    except OSError as exc:
+        warnings.append(f"{name}: not linked in {root} ({exc.strerror})")
 
 
 def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
@@ -135,12 +149,12 @@ def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
         # gdb looks for a shared library at sysroot + l_name, then in solib-search-path by
         # basename (solib.c solib_find_1); l_name may differ from NT_FILE's path (/lib vs
         # /usr/lib), so both trees are built.
-        _link(file, os.path.join(workdir, "sysroot", m.path.lstrip("/")))
+        _link(file, os.path.join(workdir, "sysroot"), m.path, warnings)
         if not m.is_executable:
-            _link(file, os.path.join(workdir, "solib", os.path.basename(m.path)))
+            _link(file, os.path.join(workdir, "solib"), os.path.basename(m.path), warnings)
         if m.build_id and m.debug_file:
-            _link(m.debug_file, os.path.join(workdir, "debug", ".build-id", m.build_id[:2],
-                                             m.build_id[2:] + ".debug"))
+            _link(m.debug_file, os.path.join(workdir, "debug"),
+                  f".build-id/{m.build_id[:2]}/{m.build_id[2:]}.debug", warnings)
     return warnings
 
 
@@ -160,6 +174,12 @@ def prepare_gdb(path: str, gdb: str = "gdb", exe: Optional[str] = None, extra: S
     modules = list_core_modules(core, crash.files_dir, warnings)
     warnings += _build_trees(workdir, modules)
     executable = exe or _executable(modules)
+    if executable is not None:
+        # gdb/main.c parses options with getopt_long_only wherever they appear: a relative
+        # name from NT_FILE such as "--eval-command=shell …" would be an option; an
+        # absolute path never is.
+        executable = os.path.abspath(executable)
+    core = os.path.abspath(core)
     if executable is None:
         warnings.append("executable not found: gdb starts with the core alone")
     elif not os.path.isfile(executable):
