@@ -9,7 +9,6 @@ junit.xml after the fact, from artifact directories, crash.json files or raw cor
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 import click
 
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import dumps_document, read_document
 from coredump.model import CRASH_SCHEMA
 
 __all__ = ("report", "build_report", "DEFAULT_OUTPUT")
@@ -138,7 +137,7 @@ def _field(crash: Dict, key: str, name: str):
 def _add_crash(folder: Path, crash: Dict, core: Optional[BinaryIO], note: str) -> Dict:
     """Write <id>/crash.json (and core.zst) and return the summary entry."""
     folder.mkdir()
-    (folder / "crash.json").write_text(json.dumps(crash, indent=2, ensure_ascii=False) + "\n")
+    (folder / "crash.json").write_text(dumps_document(crash) + "\n")
     stored = _store_core(core, folder) if core is not None else None
     return {"id": folder.name, "signature": crash.get("signature"),
             "signal": _field(crash, "signal", "name"),
@@ -158,7 +157,7 @@ def build_report(inputs, output=None):
             raise MissingFileError(f"{p}: no such file or directory")
     if output is None and len(paths) == 1 and _is_artifacts(paths[0]):
         result = render_artifacts(paths[0])
-        return result, [json.loads(p.with_name("crash.json").read_text()) for p in result.reports]
+        return result, [read_document(p.with_name("crash.json")) for p in result.reports]
     out = Path(output or DEFAULT_OUTPUT)
     summary = load_summary(out)  # an absent directory has no summary and no crash.json
     if len(paths) == 1 and _is_artifacts(paths[0]):
@@ -182,7 +181,7 @@ def build_report(inputs, output=None):
             if core is not None:
                 core.close()
     summary.setdefault("schema", SUMMARY_SCHEMA)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    (out / "summary.json").write_text(dumps_document(summary) + "\n")
     result = render_artifacts(out)
     result.warnings[:0] = warnings
     return result, crashes

@@ -9,7 +9,6 @@ Store commands
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import threading
@@ -17,6 +16,7 @@ import threading
 import click
 
 from coredump.errors import CoreDumpError
+from coredump.jsondoc import dumps_document
 
 __all__ = ("upload", "ls", "fetch", "COMMANDS")
 
@@ -119,7 +119,7 @@ def ls(url, fmt):
                     crashes=[{k: c.get(k) for k in ("id", "signature", "signal", "executable")}
                              | {"url": f"{job['url']}/{c.get('id')}"} for c in job.get("crashes") or []])
                for job in jobs]
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps_document(out))
         return
     rows = list(_rows(jobs))
     if not rows:

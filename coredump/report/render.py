@@ -9,7 +9,6 @@ files: index.html, <id>/report.html and junit.xml, from summary.json and each
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
@@ -140,5 +139,5 @@ def render_artifacts(artifact_dir) -> RenderResult:
     _write(result.index, render_index_html(summary, pairs))
     _write(result.junit, render_junit([(e.get("id"), c, e) for e, c in pairs]))
     summary.setdefault("schema", SUMMARY_SCHEMA)
-    _write(root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    _write(root / "summary.json", dumps_document(summary) + "\n")
     return result

@@ -3,7 +3,8 @@ Sanitize
 ========
 
 Crash data (argv, file and function names, assertion messages) is untrusted: strip what
-could drive a terminal or break an XML document before it is printed or written.
+could drive a terminal or break an XML document before it is printed or written, and spell
+bytes that were no UTF-8 as ``\\xNN`` (the rule of ``coredump.jsondoc``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 from urllib.parse import quote
+
+from coredump.jsondoc import escape_undecodable
 
 __all__ = ("clean_text", "clean_xml", "show_controls", "safe_href")
 
@@ -42,7 +45,7 @@ def clean_text(value, keep_newlines: bool = False) -> str:
     """
     if value is None:
         return ""
-    text = _ESCAPES.sub("", str(value))
+    text = _ESCAPES.sub("", escape_undecodable(str(value)))
     text = text.replace("\t", " ").replace("\r\n", "\n")
     if keep_newlines:
         return _CONTROLS_KEEP_NL.sub("", text)
@@ -64,7 +67,8 @@ def show_controls(value) -> str:
     """
     if value is None:
         return ""
-    return _CONTROLS_KEEP_NL.sub(_visible, str(value).replace("\t", " ").replace("\r\n", "\n"))
+    text = escape_undecodable(str(value))
+    return _CONTROLS_KEEP_NL.sub(_visible, text.replace("\t", " ").replace("\r\n", "\n"))
 
 
 def clean_xml(value) -> str:
@@ -75,7 +79,7 @@ def clean_xml(value) -> str:
     """
     if value is None:
         return ""
-    return _NOT_XML.sub("", _ESCAPES.sub("", str(value)))
+    return _NOT_XML.sub("", _ESCAPES.sub("", escape_undecodable(str(value))))
 
 
 def safe_href(path: Optional[str]) -> Optional[str]:

@@ -9,7 +9,6 @@ Write the artifact directory of DESIGN.md: ``summary.json``, one ``<id>/`` per c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from coredump.errors import StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
 from coredump.store.hashing import hash_file
 
@@ -133,7 +132,7 @@ class ArtifactDir:
         try:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(obj, f, indent=2, ensure_ascii=False)
+                f.write(dumps_document(obj))
                 f.write("\n")
             # mkstemp creates 0600; the directory's other files (core.zst, report.html) are 0644.
             os.chmod(tmp, 0o644)
