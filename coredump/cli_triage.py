@@ -35,7 +35,8 @@ def diff(base, new, fmt, allow_missing_base):
     new, gone and still present. A path that does not exist is a job without crashes (they
     write no artifact directory), with a warning. Exit status 1 when NEW has crashes BASE did
     not, 2 when the runs cannot be compared."""
-    from coredump.triage.diff import diff_paths, diff_to_dict, render_diff_text
+    from coredump.report.text import render_diff_text
+    from coredump.triage.diff import diff_paths, diff_to_dict
 
     result = diff_paths(base, new, allow_missing_base)
     if fmt == "json":

@@ -30,7 +30,10 @@ Echo = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """The log line sink: lines quote core names and crash data, cleaned here once."""
+    from coredump.report.sanitize import clean_text
+
+    print(clean_text(line), file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
