@@ -198,3 +198,39 @@ def test_a_dotdot_name_plants_no_link_outside_the_workdir(make_core, tmp_path):
              if os.path.islink(os.path.join(r, n))]
     assert links and all(link.startswith(workdir + os.sep) for link in links), links
     assert any(os.path.realpath(link) == str(art / "files" / build_id / "x") for link in links)
+
+
+def _all_frames(text):
+    """(lwp, [(pc, function, file, line)]) of every thread `thread apply all bt` printed."""
+    return [(t.lwp, [(f.pc, f.function, f.file and os.path.basename(f.file), f.line) for f in t.frames])
+            for t in parse_gdb(text).threads]
+
+
+def test_cxx_backtrace_is_plain_gdbs_on_the_build_machine(make_core, gdb, tmp_path):
+    """gdb looks libstdc++ up as l_name's libstdc++.so.6 (sysroot + l_name, then its
+    DT_SONAME in solib-search-path); the bundle holds the real file, libstdc++.so.6.0.30."""
+    core = make_core("O0", "cxx_throw")
+    bt = ["-batch", "-nx", "-ex", "thread apply all bt"]
+    plain = subprocess.run([gdb, *bt, str(BUILD / "O0" / "cxx_throw"), str(core)], capture_output=True, text=True,
+                           timeout=300)
+    crash_dir = make_crash_dir(core, tmp_path / "coredump-artifacts", "1-cxx")
+    assert any(p.name.startswith("libstdc++.so.6.") for p in crash_dir.parent.glob("files/*/*"))
+    out = coredump_gdb(crash_dir, "--", *bt)
+    assert out.returncode == 0, out.stderr
+    assert "Could not load shared library symbols" not in out.stdout + out.stderr
+    expected = _all_frames(plain.stdout)
+    assert expected and "__cxa_throw" in plain.stdout  # the oracle saw libstdc++'s frames
+    assert _all_frames(out.stdout) == expected
+
+
+def test_soname_is_readelfs(make_core, tmp_path):
+    from coredump.store.gdb_names import read_soname
+
+    readelf = shutil.which("readelf") or pytest.skip("readelf is the oracle")
+    crash_dir = make_crash_dir(make_core("O0", "cxx_throw"), tmp_path / "coredump-artifacts", "1-cxx")
+    libs = [p for p in crash_dir.parent.glob("files/*/*.so*") if not p.name.endswith(".debug")]
+    assert libs
+    for lib in libs:
+        out = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+        want = next((line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(SONAME)" in line), None)
+        assert read_soname(str(lib)) == want, lib
