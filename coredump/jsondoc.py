@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Optional
+from typing import Any, BinaryIO, Dict, Iterator, Optional
 
 from coredump.errors import StorageError
+from coredump.model import CRASH_SCHEMA
 
-__all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe")
+__all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe", "crash_type_error")
 
 # PEP 383: surrogateescape decodes byte 0xNN (>= 0x80) of invalid UTF-8 as U+DCNN; any other
 # lone surrogate (from a JSON "\\ud800" escape) is no Unicode scalar value either (RFC 3629).
@@ -70,6 +71,74 @@ def read_document(path, schema: Optional[str] = None, file: Optional[BinaryIO] =
     if not isinstance(data, dict):
         raise StorageError(f"{path} is not a JSON object")
     data = json_safe(data)  # a "\\udce9" escape in the file is a lone surrogate once parsed
+    problem = crash_type_error(data) if schema == CRASH_SCHEMA else None
+    if problem:
+        raise StorageError(f"{path} is not a {schema} document: {problem}")
     if schema is not None and not str(data.get("schema", "")).startswith(schema.split("/", 1)[0] + "/"):
         raise StorageError(f"{path} is not a {schema} document")
     return data
+
+
+class _Map:
+    """A JSON object with any keys whose values are all of one kind (registers)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+
+_FRAME = {"index": int, "pc": str, "function": str, "offset": int, "module": str, "module_offset": str,
+          "file": str, "line": int, "inline": bool, "tailcall": bool, "trust": str, "mangled": str,
+          "source_path": str}
+# docs/json-schema.md, coredump.crash/1: each field may be null or absent, and has this type
+# when present; fields not listed are not read by the renderers and are not checked.
+_CRASH = {
+    "schema": str,
+    "core": {"path": str, "size": int, "truncated": bool},
+    "process": {"pid": int, "executable": str, "argv": [str], "arch": str},
+    "signal": {"number": int, "name": str, "code": int, "code_name": str, "address": str,
+               "description": str, "sender_pid": int},
+    "crashing_thread": int,
+    "threads": [{"tid": int, "status": str, "truncated": bool, "frames_omitted": int,
+                 "registers": _Map(str), "frames": [_FRAME]}],
+    "modules": [{"path": str, "start": str, "end": str, "build_id": str, "file_build_id": str,
+                 "debug_file": str, "file": str, "status": str}],
+    "assertion": str, "reason": str, "classification": str, "signature": str, "fingerprint": str,
+    "warnings": [str],
+}
+_KINDS = {bool: "true or false", int: "an integer", float: "a fraction", str: "a string", list: "an array",
+          dict: "an object"}
+
+
+def _kind(value) -> str:
+    return next(name for kind, name in _KINDS.items() if isinstance(value, kind))
+
+
+def _type_errors(value, spec, where: str) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            yield f"{where} is {_kind(value)}, not an object"
+            return
+        for key, sub in spec.items():
+            yield from _type_errors(value.get(key), sub, f"{where}.{key}")
+    elif isinstance(spec, (list, _Map)):
+        container = list if isinstance(spec, list) else dict
+        if not isinstance(value, container):
+            yield f"{where} is {_kind(value)}, not {_KINDS[container]}"
+            return
+        items = enumerate(value) if container is list else value.items()
+        item_spec = spec[0] if isinstance(spec, list) else spec.kind
+        for key, item in items:
+            yield from _type_errors(item, item_spec, f"{where}[{key!r}]" if container is dict else f"{where}[{key}]")
+    elif not isinstance(value, spec) or (spec is int and isinstance(value, bool)):
+        yield f"{where} is {_kind(value)}, not {_KINDS[spec]}"
+
+
+def crash_type_error(doc: Dict[str, Any]) -> Optional[str]:
+    """The first field of a crash document whose type is not the schema's, or None.
+
+    >>> crash_type_error({"core": 5})
+    'core is an integer, not an object'
+    """
+    return next((e.lstrip(".") for e in _type_errors(doc, _CRASH, "")), None)

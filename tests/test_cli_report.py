@@ -162,3 +162,27 @@ def test_report_wrong_types_in_summary_are_warnings(tmp_path, entry):
     result = _run(root, "-o", tmp_path / "out")
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert "warning: " in result.output
+
+
+def _set(doc, path, value):
+    *parents, last = path
+    for key in parents:
+        doc = doc[key]
+    doc[last] = value
+
+
+@pytest.mark.parametrize("path,value", [
+    (("core",), 5), (("process",), "x"), (("signal",), 5), (("core", "size"), "x"), (("threads",), 5),
+    (("process", "argv"), 5), (("threads", 0, "registers"), "x"), (("threads", 0, "frames", 0, "index"), {}),
+    (("modules",), 5), (("warnings",), 5)])
+def test_crash_json_of_the_wrong_shape_is_a_warning(tmp_path, path, value):
+    """Every field the renderers read is checked against the schema's type (each ran into a
+    TypeError or AttributeError in the HTML, JUnit or annotation renderer)."""
+    crash = segv_crash(2)
+    _set(crash, path, value)
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    (root / "002-2" / "crash.json").write_text(json.dumps(crash))
+    for args in ((root, "-o", tmp_path / "out"), (root,)):
+        result = _run(*args, env={"GITHUB_ACTIONS": "true"})
+        assert result.exit_code == 0, result.output
+        assert "warning: crash 002-2: " in result.output and "1 crash report(s)" in result.output

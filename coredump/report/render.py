@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
-from coredump.jsondoc import dumps_document, read_document
+from coredump.jsondoc import crash_type_error, dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
@@ -64,10 +64,15 @@ def _load_crash(root: Path, entry: Dict, warnings: List[str]) -> Optional[Dict]:
         warnings.append(f"crash {crash_id}: no crash.json")
         return None
     try:
-        return read_document(path)
+        crash = read_document(path)
     except StorageError as exc:
         warnings.append(f"crash {crash_id}: {exc}")
         return None
+    problem = crash_type_error(crash)  # the renderers read these fields by their schema type
+    if problem:
+        warnings.append(f"crash {crash_id}: {path.name} not rendered: {problem}")
+        return None
+    return crash
 
 
 def _write(path: Path, text: str) -> None:
