@@ -17,7 +17,8 @@ from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 import click
 
-from coredump.errors import CoreDumpError, MissingFileError, StorageError
+from coredump.cli_errors import handle_errors
+from coredump.errors import MissingFileError, StorageError
 from coredump.jsondoc import dumps_document, read_document
 from coredump.model import CRASH_SCHEMA
 
@@ -192,16 +193,14 @@ def build_report(inputs, output=None):
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help=f"Artifact directory to write (default: render one artifact directory in place, "
                    f"else ./{DEFAULT_OUTPUT}).")
+@handle_errors
 def report(inputs, output):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
     crash.json files or cores."""
     from coredump.report.annotations import emit_github_annotations
     from coredump.report.sanitize import clean_text
 
-    try:
-        result, crashes = build_report(inputs, output)
-    except CoreDumpError as exc:
-        raise click.ClickException(clean_text(exc)) from exc
+    result, crashes = build_report(inputs, output)  # handle_errors: one cleaned Error: line
     for warning in result.warnings:  # may quote crash ids and file names: crash data
         click.echo(f"warning: {clean_text(warning)}", err=True)
     emit_github_annotations(crashes)
