@@ -18,8 +18,6 @@ from coredump.errors import MemoryFault
 
 __all__ = ("link_map_names", "read_soname")
 
-# ELF gABI "Dynamic Section": d_tag values.
-DT_NULL, DT_SONAME = 0, 14
 MAX_SONAME = 4096
 
 
@@ -53,20 +51,22 @@ def link_map_names(core, modules: Sequence) -> Dict[str, str]:
 
 
 def read_soname(path: str) -> Optional[str]:
-    """DT_SONAME of the ELF file at `path`: a d_val offset into the string table that the
-    .dynamic section's sh_link names (Elf64_Dyn {Elf64_Sxword d_tag; Elf64_Xword d_val})."""
-    from coredump.symbols.image import open_image
+    """DT_SONAME of the ELF file at `path` (gABI "Dynamic Section": a d_val offset into the
+    string table that .dynamic's sh_link names), or None; a file pyelftools cannot read
+    (it is a bundled file: hostile) has none."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
 
-    image = open_image(path)
-    dynamic = image.section_bytes(".dynamic") if image is not None else None
-    strtab = image.section_bytes(image.section_link(".dynamic") or ".dynstr") if dynamic is not None else None
-    if strtab is None:
+    try:
+        with open(path, "rb") as f:
+            dynamic = ELFFile(f).get_section_by_name(".dynamic")
+            if not isinstance(dynamic, DynamicSection):
+                return None
+            tag = next(dynamic.iter_tags("DT_SONAME"), None)
+            name = tag.soname if tag is not None else None
+    except (OSError, ELFError, ValueError, struct.error, UnicodeDecodeError):
         return None
-    for at in range(0, len(dynamic) - 15, 16):
-        d_tag, d_val = struct.unpack_from("<qQ", dynamic, at)
-        if d_tag == DT_NULL:
-            break
-        if d_tag == DT_SONAME and d_val < len(strtab):
-            raw = bytes(strtab[d_val:d_val + MAX_SONAME]).split(b"\0", 1)[0]
-            return raw.decode("utf-8", "surrogateescape") or None
-    return None
+    if not isinstance(name, str) or not name:
+        return None
+    return name[:MAX_SONAME]
