@@ -41,10 +41,10 @@ def gdb(path, exe, gdb_path, print_only, gdb_args):
         click.echo(f"warning: {clean_text(w)}", err=True)
     # Paths in the command come from the core's NT_FILE names: shown, never obeyed.
     if print_only:
-        click.echo(show_controls(session.command))
+        click.echo(show_controls(session.command, keep_newlines=False))
         click.echo(f"(links and core kept in {session.workdir}; remove it when done)", err=True)
         return
-    click.echo(show_controls(session.command), err=True)
+    click.echo(show_controls(session.command, keep_newlines=False), err=True)
     try:
         rc = subprocess.call(session.argv)
     finally:

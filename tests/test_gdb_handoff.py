@@ -234,3 +234,21 @@ def test_soname_is_readelfs(make_core, tmp_path):
         out = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True, check=True).stdout
         want = next((line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(SONAME)" in line), None)
         assert read_soname(str(lib)) == want, lib
+
+
+def test_names_from_the_core_are_printed_without_their_controls(make_core, tmp_path):
+    """The printed command and the warnings quote NT_FILE names: shown, never obeyed."""
+    art = tmp_path / "art"
+    (art / "c1").mkdir(parents=True)
+    name = "x\x1b]0;title\x07\r\n::error::y"
+    _hostile_core(make_core, art / "c1" / "core", b"/tmp/" + name.encode())
+    build_id = file_build_id(str(BUILD / "O0" / "segv"))
+    (art / "files" / build_id).mkdir(parents=True)
+    shutil.copyfile(BUILD / "O0" / "segv", art / "files" / build_id / name)
+    out = coredump_gdb(art / "c1", "--print-only")
+    assert out.returncode == 0, out.stderr
+    assert "error::y" in out.stdout  # the executable is in the command, escaped
+    for text in (out.stdout, out.stderr):
+        assert not set(text) & set("\x1b\x07\r")
+        assert not any(line.startswith("::") for line in text.splitlines())
+    shutil.rmtree(out.stdout.split("set sysroot ", 1)[1].split("/sysroot", 1)[0])

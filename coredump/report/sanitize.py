@@ -57,18 +57,21 @@ def _visible(match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def show_controls(value) -> str:
+def show_controls(value, keep_newlines: bool = True) -> str:
     """Crash data for a page: every control character and bidirectional override written
     as its escape (``\\x1b``, ``\\u202e``), so it is seen, neither obeyed nor hidden; line
-    breaks stay, a tab becomes a space. A backslash is not doubled: the text is for reading.
+    breaks stay (unless `keep_newlines` is false: one line for a log), a tab becomes a space.
+    A backslash is not doubled: the text is for reading.
 
     >>> show_controls("esc\\x1b[31mprog\\x07")
     'esc\\\\x1b[31mprog\\\\x07'
     """
     if value is None:
         return ""
-    text = escape_undecodable(str(value))
-    return _CONTROLS_KEEP_NL.sub(_visible, text.replace("\t", " ").replace("\r\n", "\n"))
+    text = escape_undecodable(str(value)).replace("\t", " ")
+    if not keep_newlines:
+        return _CONTROLS.sub(_visible, text)
+    return _CONTROLS_KEEP_NL.sub(_visible, text.replace("\r\n", "\n"))
 
 
 def clean_xml(value) -> str:
