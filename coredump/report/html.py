@@ -145,9 +145,9 @@ def _module_vm(m: Dict) -> Dict[str, Any]:
 
 def _operand(path: str) -> str:
     """`path` quoted for sh and never read as an option: the crash id and core path come
-    from summary.json and crash.json, and a leading ``-`` would make ``coredump gdb
-    --gdb=…`` of a directory named so (POSIX.1 XBD §12.2 guideline 5: options start with
-    ``-``; ``./`` makes the same path an operand)."""
+    from summary.json and crash.json, and a folder named ``--gdb=sh`` would otherwise be an
+    option of ``coredump gdb`` (POSIX.1 XBD §12.2, guideline 4: options begin with ``-``;
+    ``./`` keeps the same path an operand)."""
     return shlex.quote("./" + path if path.startswith("-") else path)
 
 
