@@ -3,30 +3,142 @@ JSON documents
 ==============
 
 Reading the documents of the artifact directory (``summary.json``, ``<id>/crash.json``): one
-JSON object with the expected ``schema``, or one ``StorageError`` that names the file.
+JSON object with the expected ``schema``, or one ``StorageError`` that names the file; and
+the one rule for text that is no UTF-8, applied by every writer and printer.
+
+Names read from a core (argv, NT_FILE, the link map) are decoded with ``surrogateescape``
+(PEP 383), so a file lookup still finds the file; what is shown or written spells each
+such byte ``\\xNN``, and JSON we write is always valid UTF-8 (RFC 8259 §8.1).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, BinaryIO, Dict, Iterator, Optional
 
 from coredump.errors import StorageError
+from coredump.model import CRASH_SCHEMA
 
-__all__ = ("read_document",)
+__all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe", "crash_type_error")
+
+# PEP 383: surrogateescape decodes byte 0xNN (>= 0x80) of invalid UTF-8 as U+DCNN; any other
+# lone surrogate (from a JSON "\\ud800" escape) is no Unicode scalar value either (RFC 3629).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-def read_document(path, schema: Optional[str] = None) -> Dict[str, Any]:
-    """The JSON object in `path`; with `schema`, its ``schema`` field must name that family
-    (``coredump.summary/1`` accepts any ``coredump.summary/N``)."""
+def _escape(match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def escape_undecodable(text: str) -> str:
+    """`text` with each byte that was no UTF-8 (and any lone surrogate) spelled as an escape.
+
+    >>> escape_undecodable(b"caf\\xe9".decode("utf-8", "surrogateescape"))
+    'caf\\\\xe9'
+    """
+    return _SURROGATES.sub(_escape, text)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` (JSON-shaped: dicts, lists, scalars) with :func:`escape_undecodable` applied
+    to every string, keys included."""
+    if isinstance(value, str):
+        return escape_undecodable(value)
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps_document(value: Any, indent: Optional[int] = 2) -> str:
+    """`value` as JSON text that encodes to valid UTF-8 (the one writer of our documents)."""
+    return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
+
+
+def read_document(path, schema: Optional[str] = None, file: Optional[BinaryIO] = None) -> Dict[str, Any]:
+    """The JSON object in `path` (read from `file` when given: a binary file already open on
+    it); with `schema`, its ``schema`` field must name that family (``coredump.summary/1``
+    accepts any ``coredump.summary/N``)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(file.read().decode("utf-8") if file is not None else path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise StorageError(f"{path} is not a JSON object")
+    data = json_safe(data)  # a "\\udce9" escape in the file is a lone surrogate once parsed
+    problem = crash_type_error(data) if schema == CRASH_SCHEMA else None
+    if problem:
+        raise StorageError(f"{path} is not a {schema} document: {problem}")
     if schema is not None and not str(data.get("schema", "")).startswith(schema.split("/", 1)[0] + "/"):
         raise StorageError(f"{path} is not a {schema} document")
     return data
+
+
+class _Map:
+    """A JSON object with any keys whose values are all of one kind (registers)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+
+_FRAME = {"index": int, "pc": str, "function": str, "offset": int, "module": str, "module_offset": str,
+          "file": str, "line": int, "inline": bool, "tailcall": bool, "trust": str, "mangled": str,
+          "source_path": str}
+# docs/json-schema.md, coredump.crash/1: each field may be null or absent, and has this type
+# when present; fields not listed are not read by the renderers and are not checked.
+_CRASH = {
+    "schema": str,
+    "core": {"path": str, "size": int, "truncated": bool},
+    "process": {"pid": int, "executable": str, "argv": [str], "arch": str},
+    "signal": {"number": int, "name": str, "code": int, "code_name": str, "address": str,
+               "description": str, "sender_pid": int},
+    "crashing_thread": int,
+    "threads": [{"tid": int, "status": str, "truncated": bool, "frames_omitted": int,
+                 "registers": _Map(str), "frames": [_FRAME]}],
+    "modules": [{"path": str, "start": str, "end": str, "build_id": str, "file_build_id": str,
+                 "debug_file": str, "file": str, "status": str}],
+    "assertion": str, "reason": str, "classification": str, "signature": str, "fingerprint": str,
+    "warnings": [str],
+}
+_KINDS = {bool: "true or false", int: "an integer", float: "a fraction", str: "a string", list: "an array",
+          dict: "an object"}
+
+
+def _kind(value) -> str:
+    return next(name for kind, name in _KINDS.items() if isinstance(value, kind))
+
+
+def _type_errors(value, spec, where: str) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            yield f"{where} is {_kind(value)}, not an object"
+            return
+        for key, sub in spec.items():
+            yield from _type_errors(value.get(key), sub, f"{where}.{key}")
+    elif isinstance(spec, (list, _Map)):
+        container = list if isinstance(spec, list) else dict
+        if not isinstance(value, container):
+            yield f"{where} is {_kind(value)}, not {_KINDS[container]}"
+            return
+        items = enumerate(value) if container is list else value.items()
+        item_spec = spec[0] if isinstance(spec, list) else spec.kind
+        for key, item in items:
+            yield from _type_errors(item, item_spec, f"{where}[{key!r}]" if container is dict else f"{where}[{key}]")
+    elif not isinstance(value, spec) or (spec is int and isinstance(value, bool)):
+        yield f"{where} is {_kind(value)}, not {_KINDS[spec]}"
+
+
+def crash_type_error(doc: Dict[str, Any]) -> Optional[str]:
+    """The first field of a crash document whose type is not the schema's, or None.
+
+    >>> crash_type_error({"core": 5})
+    'core is an integer, not an object'
+    """
+    return next((e.lstrip(".") for e in _type_errors(doc, _CRASH, "")), None)

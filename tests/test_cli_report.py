@@ -106,3 +106,83 @@ def test_unreadable_input_leaves_no_output_directory(tmp_path):
         result = _run(*inputs, "-o", out)
         assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: ")
         assert not out.exists()
+
+
+def _hostile_core_entry(tmp_path, core):
+    """An artifact dir whose second crash names `core` (a summary.json value, or "LINK":
+    its core.zst a symlink to a file outside the directory)."""
+    secret = tmp_path / "secret"
+    secret.write_text("TOPSECRET\n")
+    root = write_artifacts(tmp_path / "a" / "b" / "c" / "d", [segv_crash(1), segv_crash(2)])
+    summary = json.loads((root / "summary.json").read_text())
+    if core == "LINK":
+        (root / "002-2" / "core.zst").unlink()
+        (root / "002-2" / "core.zst").symlink_to(secret)
+    else:
+        summary["crashes"][1]["core"] = core
+    (root / "summary.json").write_text(json.dumps(summary))
+    return root
+
+
+@pytest.mark.parametrize("core", ["/proc/self/environ", "../../../../etc/passwd", "../../../../secret", "LINK", 5])
+def test_report_copies_only_files_inside_the_input(tmp_path, core):
+    root = _hostile_core_entry(tmp_path, core)
+    out = tmp_path / "out"
+    result = _run(root, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("warning: crash 002-2: ")]
+    entries = json.loads((out / "summary.json").read_text())["crashes"]
+    assert [(e["id"], e["core"]) for e in entries] == [("001-1", "001-1/core.zst"), ("002-2", None)]
+    assert not (out / "002-2" / "core.zst").exists()
+    assert (out / "002-2" / "report.html").is_file()  # the crash itself is kept
+
+
+def test_report_refuses_a_crash_json_outside_the_input(tmp_path):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(segv_crash(3, argv=("TOPSECRET",))))
+    (root / "002-2" / "crash.json").unlink()
+    (root / "002-2" / "crash.json").symlink_to(outside)
+    out = tmp_path / "out"
+    result = _run(root, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "warning: crash 002-2: " in result.output
+    assert [e["id"] for e in json.loads((out / "summary.json").read_text())["crashes"]] == ["001-1"]
+    assert not any(b"TOPSECRET" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("entry", [5, {"id": "x", "crash_json": 7}, {"id": "x", "crash_json": "001-1/crash.json",
+                                                                     "core": {"a": 1}}])
+def test_report_wrong_types_in_summary_are_warnings(tmp_path, entry):
+    root = write_artifacts(tmp_path / "a", [segv_crash(1)])
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"].append(entry)
+    (root / "summary.json").write_text(json.dumps(summary))
+    result = _run(root, "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "warning: " in result.output
+
+
+def _set(doc, path, value):
+    *parents, last = path
+    for key in parents:
+        doc = doc[key]
+    doc[last] = value
+
+
+@pytest.mark.parametrize("path,value", [
+    (("core",), 5), (("process",), "x"), (("signal",), 5), (("core", "size"), "x"), (("threads",), 5),
+    (("process", "argv"), 5), (("threads", 0, "registers"), "x"), (("threads", 0, "frames", 0, "index"), {}),
+    (("modules",), 5), (("warnings",), 5)])
+def test_crash_json_of_the_wrong_shape_is_a_warning(tmp_path, path, value):
+    """Every field the renderers read is checked against the schema's type (each ran into a
+    TypeError or AttributeError in the HTML, JUnit or annotation renderer)."""
+    crash = segv_crash(2)
+    _set(crash, path, value)
+    root = write_artifacts(tmp_path / "a", [segv_crash(1), segv_crash(2)])
+    (root / "002-2" / "crash.json").write_text(json.dumps(crash))
+    for args in ((root, "-o", tmp_path / "out"), (root,)):
+        result = _run(*args, env={"GITHUB_ACTIONS": "true"})
+        assert result.exit_code == 0, result.output
+        assert "warning: crash 002-2: " in result.output and "1 crash report(s)" in result.output

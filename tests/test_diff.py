@@ -147,3 +147,28 @@ def test_diff_of_two_coredump_run_jobs(make_core, tmp_path):
     assert [e["signature"] for e in data["new"]] == ["SIGABRT in check_balance < withdraw < main"]
     assert [e["signature"] for e in data["gone"]] == ["SIGFPE in average < report < main"]
     assert [e["signature"] for e in data["still"]] == ["SIGSEGV in store_value < fill_list < build"]
+
+
+# A signature that would end the line and forge a GitHub workflow command (and drive a
+# terminal: OSC title, CSI 8-bit, BEL, bidi override).
+FORGED = "SIGSEGV in f\r\n::error file=x.c,line=1::forged\x1b]0;title\x07\x9b31m\u202e"
+
+
+def _assert_clean(output: str):
+    assert not any(line.startswith("::") for line in output.splitlines()), output
+    assert not set(output) & set("\x1b\x07\r\x9b\u202e"), repr(output)
+
+
+def test_diff_text_sanitizes_crash_data(tmp_path):
+    """Signature, id and fingerprint from a crafted summary.json (and one signature read
+    from crash.json) are printed like `analyze` prints crash data."""
+    new = tmp_path / "new"
+    (new / "c2").mkdir(parents=True)
+    (new / "c2" / "crash.json").write_text(json.dumps({"schema": "coredump.crash/1", "signature": FORGED}))
+    crashes = [{"id": "c1\n::error::id", "signature": FORGED, "fingerprint": "ab\r\n::error::fp\x1b[2J"},
+               {"id": "c2", "crash_json": "c2/crash.json"}]
+    (new / "summary.json").write_text(json.dumps({"schema": "coredump.summary/1", "crashes": crashes}))
+    result = CliRunner().invoke(diff, [str(tmp_path / "absent"), str(new)])
+    assert result.exit_code == 1, result.output
+    assert "forged" in result.output  # shown, on the crash's own line
+    _assert_clean(result.output)

@@ -321,3 +321,17 @@ def test_a_hostile_core_name_is_printed_cleaned(tmp_path, make_core):
     assert result.records[0].kept
     assert any("it stays at" in line for line in lines)
     assert not any(c in line for line in lines for c in "\x1b\x07\n")
+
+
+def test_log_lines_are_cleaned_like_crash_data(tmp_path, make_core):
+    """A core's name is chosen by whoever crashed (core_pattern's %e is the comm): the log
+    names it without its escape sequences or line breaks."""
+    job = tmp_path / "job"
+    job.mkdir()
+    evil = job / "core.x\x1b]0;title\x07\r\n::error::forged"
+    evil.write_bytes(make_core("O0", "segv").read_bytes()[:200])  # stored, not analyzable
+    out = coredump_harvest(tmp_path, "--path", str(job), "-o", str(tmp_path / "art"))
+    assert out.returncode == 0, out.stderr
+    assert "forged" in out.stderr
+    assert not any(line.startswith("::") for line in out.stderr.splitlines())
+    assert not set(out.stderr) & set("\x1b\x07\r")

@@ -298,3 +298,16 @@ def test_source_cell_titles_the_full_path():
     assert cells[0].text == f"{frames[0]['file']}:{frames[0]['line']}"
     assert cells[0].attrs["title"] == frames[0]["source_path"]
     assert all("title" not in c.attrs for c in cells[1:] if c is not None)
+
+
+@pytest.mark.parametrize("crash_id,core_path", [("--gdb=sh", None), (None, "--exe=/bin/sh")])
+def test_copyable_commands_never_start_an_operand_with_a_dash(crash_id, core_path):
+    """The ids and core paths come from summary.json and crash.json: shown as operands."""
+    import shlex
+
+    from coredump.report.html import local_commands
+
+    commands = local_commands(crash_id, core_path)
+    assert commands
+    for _label, command in commands:
+        assert not any(word.startswith("-") for word in shlex.split(command)[2:]), command

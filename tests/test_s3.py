@@ -295,3 +295,20 @@ def test_progress_bar_on_a_terminal_only(s3env, tmp_path):
     assert b"uploading" in drawn and b"100%" in drawn
     piped = subprocess.run(command + ["--job", "pipe"], env=env, capture_output=True, timeout=60)
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+def test_ls_sanitizes_crash_data(s3env, tmp_path):
+    """summary.json of an uploaded job is hostile: its signature, executable and crash id
+    must not end the line, forge a GitHub ``::error::`` or drive the terminal."""
+    art = make_artifact_dir(tmp_path / "a")
+    summary = json.loads((art / "summary.json").read_text())
+    forged = "SIGSEGV\r\n::error file=x.c,line=1::forged\x1b]0;title\x07\x9b31m"
+    summary["crashes"][0].update(signature=forged, executable="/opt/p\x1b[2J\nx", id="c1\r::error::id")
+    summary["started"] = "2024\x1b[1m"
+    (art / "summary.json").write_text(json.dumps(summary))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    result = run(ls, s3env.url("p"))
+    assert result.exit_code == 0, result.stderr
+    assert "forged" in result.stdout and len(result.stdout.splitlines()) == 2
+    assert not any(line.startswith("::") for line in result.stdout.splitlines())
+    assert not set(result.stdout) & set("\x1b\x07\r\x9b")

@@ -1,4 +1,4 @@
-from coredump.report.sanitize import clean_text, clean_xml, safe_href
+from coredump.report.sanitize import clean_text, clean_xml, safe_href, show_controls
 
 HOSTILE = ("\x1b[31mred\x1b[0m", "\x1b]0;owned title\x07", "\x1b]8;;http://x\x1b\\link", "\x9b2J",
            "bell\x07", "cr\rreturn", "nul\x00", "del\x7f", "\u202egnp.exe", "\x1bc")
@@ -27,7 +27,7 @@ def test_clean_xml_drops_characters_xml_forbids():
     import xml.etree.ElementTree as ET
 
     text = clean_xml("a\x00b\x01c\x1b[31md\ufffee\ud800f")
-    assert text == "abcdef"
+    assert text == "abcde\\ud800f"  # a lone surrogate is shown escaped (jsondoc's rule), not dropped
     ET.fromstring(f"<x>{text}</x>")
 
 
@@ -50,3 +50,10 @@ def test_show_controls_escapes_visibly():
     assert show_controls("\u202egnp.exe") == "\\u202egnp.exe"
     assert show_controls("a\r\nb\tc") == "a\nb c"
     assert show_controls(None) == ""
+
+
+def test_undecodable_bytes_are_shown_escaped_by_every_printer():
+    odd = b"caf\xe9\xff".decode("utf-8", "surrogateescape")
+    for clean in (clean_text, show_controls, clean_xml):
+        assert clean(odd) == "caf\\xe9\\xff"
+        clean(odd).encode("utf-8")

@@ -40,7 +40,11 @@ _PYTHON_IGNORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ")
 
 
 def _echo(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """The log line sink: lines quote core names and crash data, cleaned here once (imported
+    only when there is something to say: the success path stays cheap)."""
+    from coredump.report.sanitize import clean_text
+
+    print(clean_text(line), file=sys.stderr, flush=True)
 
 
 def _limit_text(value: int) -> str:

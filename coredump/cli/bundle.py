@@ -16,6 +16,7 @@ import click
 
 from coredump.cli.errors import handle_errors
 from coredump.errors import MissingFileError
+from coredump.report.sanitize import clean_text, show_controls
 
 __all__ = ("gdb", "slim")
 
@@ -37,12 +38,13 @@ def gdb(path, exe, gdb_path, print_only, gdb_args):
         raise MissingFileError(f"{gdb_path}: gdb is not installed (use --print-only to see the command)")
     session = prepare_gdb(path, gdb=gdb_path, exe=exe, extra=gdb_args)
     for w in session.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"warning: {clean_text(w)}", err=True)
+    # Paths in the command come from the core's NT_FILE names: shown, never obeyed.
     if print_only:
-        click.echo(session.command)
+        click.echo(show_controls(session.command, keep_newlines=False))
         click.echo(f"(links and core kept in {session.workdir}; remove it when done)", err=True)
         return
-    click.echo(session.command, err=True)
+    click.echo(show_controls(session.command, keep_newlines=False), err=True)
     try:
         rc = subprocess.call(session.argv)
     finally:
@@ -62,6 +64,6 @@ def slim(core, output):
 
     result = slim_core(core, output)
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"warning: {clean_text(w)}", err=True)
     click.echo(f"{output}: {result.size} bytes, {result.ratio:.1f}x smaller than {core} "
                f"({result.kept_segments} of {result.segments} segments keep bytes)")

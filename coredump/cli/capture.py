@@ -148,16 +148,17 @@ def harvest(paths, since, **opts):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     from coredump.errors import MissingFileError
+    from coredump.report.sanitize import clean_text
 
     try:
         result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when)
     except MissingFileError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {clean_text(exc)}", err=True)
         click.get_current_context().exit(1)
     if not result.records:
         click.echo("coredump: no cores found", err=True)
     for error in result.errors:
-        click.echo(f"Error: {error}", err=True)
+        click.echo(f"Error: {clean_text(error)}", err=True)
     click.get_current_context().exit(0 if result.ok else 1)
 
 

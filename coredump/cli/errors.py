@@ -3,7 +3,8 @@ CLI errors
 ==========
 
 How every command reports failure: a ``CoreDumpError`` (or any bug) becomes one ``Error: …``
-line on stderr and a non-zero exit status, never a traceback. Its own module so that command
+line on stderr and a non-zero exit status, never a traceback; the line is cleaned like crash
+data, since messages quote names from cores and documents. Its own module so that command
 modules can use it without importing the command group.
 """
 
@@ -16,6 +17,7 @@ import sys
 import click
 
 from coredump.errors import CoreDumpError
+from coredump.report.sanitize import clean_text
 
 __all__ = ("EXIT_ERROR", "handle_errors")
 
@@ -33,7 +35,7 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         try:
             return func(*args, **kwargs)
         except CoreDumpError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {clean_text(exc)}", err=True)
             sys.exit(status)
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
@@ -43,7 +45,7 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
             if os.environ.get("COREDUMP_DEBUG"):
                 raise
-            click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
+            click.echo(f"Error: internal error: {type(exc).__name__}: {clean_text(exc)} "
                        "(set COREDUMP_DEBUG=1 for details)", err=True)
             sys.exit(status)
 

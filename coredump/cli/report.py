@@ -9,17 +9,17 @@ junit.xml after the fact, from artifact directories, crash.json files or raw cor
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 import click
 
-from coredump.errors import CoreDumpError, MissingFileError
-from coredump.jsondoc import read_document
+from coredump.cli.errors import handle_errors
+from coredump.errors import MissingFileError, StorageError
+from coredump.jsondoc import dumps_document, read_document
 from coredump.model import CRASH_SCHEMA
 
 __all__ = ("report", "build_report", "DEFAULT_OUTPUT")
@@ -59,60 +59,90 @@ def _analyze(core: Path) -> Dict:
         return crash_to_dict(analyze_core(str(raw)))
 
 
-def _store_core(core: Path, folder: Path) -> str:
-    """The core beside its report as core.zst (zstd, as ``run`` stores it)."""
-    if core.suffix == ".zst":
-        shutil.copyfile(core, folder / "core.zst")
-    else:
-        import zstandard
+def _store_core(core: BinaryIO, folder: Path) -> str:
+    """The core beside its report as core.zst (zstd, as ``run`` stores it), copied from the
+    file opened once (a compressed one as it is)."""
+    import zstandard
 
-        with open(core, "rb") as src, open(folder / "core.zst", "wb") as dst:
-            zstandard.ZstdCompressor(level=3).copy_stream(src, dst)
+    from coredump.store.bundle import ZSTD_MAGIC
+
+    compressed = core.read(len(ZSTD_MAGIC)) == ZSTD_MAGIC
+    core.seek(0)
+    with open(folder / "core.zst", "wb") as dst:
+        if compressed:
+            shutil.copyfileobj(core, dst, 1 << 20)
+        else:
+            zstandard.ZstdCompressor(level=3).copy_stream(core, dst)
     return f"{folder.name}/core.zst"
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _open_inside(root: Path, relative, what: str, crash_id: str, warnings: List[str]) -> Optional[BinaryIO]:
+    """A file a summary.json entry names, opened once inside `root` (store.safe_extract
+    rules: no absolute path, ``..`` or symlink); None and a warning when it is refused."""
+    from coredump.store.safe_extract import open_inside
+
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        return open_inside(root, relative)
+    except StorageError as exc:
+        warnings.append(f"crash {crash_id}: {what} not copied: {exc}")
+        return None
 
 
-def _collect(path: Path, taken: Set[str]) -> List[Tuple[str, Dict, Optional[Path]]]:
-    """(id, crash dict, core file or None) for every crash an input names."""
+def _collect_entry(root: Path, entry, taken: Set[str], warnings: List[str]):
+    """(id, crash dict, open core or None) for one summary.json entry, or None (warned)."""
+    if not isinstance(entry, dict):
+        warnings.append(f"summary.json: a crash entry is not an object ({type(entry).__name__}); skipped")
+        return None
+    crash_id = str(entry.get("id") or "?")
+    crash_json = entry.get("crash_json") or (f"{crash_id}/crash.json" if entry.get("id") else None)
+    opened = _open_inside(root, crash_json, "crash.json", crash_id, warnings)
+    if opened is None:
+        return None
+    with opened:
+        try:
+            crash = read_document(root / str(crash_json), CRASH_SCHEMA, file=opened)
+        except StorageError as exc:
+            warnings.append(f"crash {crash_id}: {exc}")
+            return None
+    core = entry.get("core")
+    core = _open_inside(root, core, "core", crash_id, warnings) if core is not None else None
+    return _new_id(str(entry.get("id") or Path(str(crash_json)).parent.name), taken), crash, core
+
+
+def _collect(path: Path, taken: Set[str], warnings: List[str]) -> List[Tuple[str, Dict, Optional[BinaryIO]]]:
+    """(id, crash dict, core opened for reading or None) for every crash an input names.
+    Names in summary.json are hostile: only files inside the input directory are read."""
     from coredump.report.render import load_summary
 
     if _is_artifacts(path):
-        out = []
-        for entry in load_summary(path).get("crashes") or []:
-            crash_json = path / str(entry.get("crash_json") or f"{entry.get('id')}/crash.json")
-            if crash_json.is_file():
-                core = path / entry["core"] if entry.get("core") else None
-                out.append((_new_id(str(entry.get("id") or crash_json.parent.name), taken),
-                            read_document(crash_json, CRASH_SCHEMA), core if core and core.is_file() else None))
-        return out
+        found = (_collect_entry(path, e, taken, warnings) for e in load_summary(path).get("crashes") or [])
+        return [item for item in found if item is not None]
     if path.is_dir():
         raise MissingFileError(f"{path}: a directory without summary.json or */crash.json")
     if path.suffix == ".json":
         name = path.parent.name if path.name == "crash.json" else path.stem
-        sibling = path.parent / "core.zst"
-        return [(_new_id(name, taken), read_document(path, CRASH_SCHEMA), sibling if sibling.is_file() else None)]
-    return [(_new_id(path.name, taken), _analyze(path), path)]
+        crash = read_document(path, CRASH_SCHEMA)
+        sibling = os.path.lexists(path.parent / "core.zst")
+        core = _open_inside(path.parent, "core.zst", "core", name, warnings) if sibling else None
+        return [(_new_id(name, taken), crash, core)]
+    crash = _analyze(path)
+    return [(_new_id(path.name, taken), crash, open(path, "rb"))]
 
 
-def _add_crash(folder: Path, crash: Dict, core: Optional[Path], note: str) -> Dict:
+def _field(crash: Dict, key: str, name: str):
+    """crash[key][name] when crash.json has that shape (it is hostile input), else None."""
+    value = crash.get(key)
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _add_crash(folder: Path, crash: Dict, core: Optional[BinaryIO], note: str) -> Dict:
     """Write <id>/crash.json (and core.zst) and return the summary entry."""
     folder.mkdir()
-    (folder / "crash.json").write_text(json.dumps(crash, indent=2, ensure_ascii=False) + "\n")
-    stored = None
-    if core is not None and core.name == "core.zst":
-        _link_or_copy(core, folder / "core.zst")
-        stored = f"{folder.name}/core.zst"
-    elif core is not None:
-        stored = _store_core(core, folder)
+    (folder / "crash.json").write_text(dumps_document(crash) + "\n")
+    stored = _store_core(core, folder) if core is not None else None
     return {"id": folder.name, "signature": crash.get("signature"),
-            "signal": (crash.get("signal") or {}).get("name"),
-            "executable": (crash.get("process") or {}).get("executable"),
+            "signal": _field(crash, "signal", "name"),
+            "executable": _field(crash, "process", "executable"),
             "crash_json": f"{folder.name}/crash.json", "report_html": None, "core": stored,
             "stored": stored is not None, "note": note}
 
@@ -128,7 +158,7 @@ def build_report(inputs, output=None):
             raise MissingFileError(f"{p}: no such file or directory")
     if output is None and len(paths) == 1 and _is_artifacts(paths[0]):
         result = render_artifacts(paths[0])
-        return result, [json.loads(p.with_name("crash.json").read_text()) for p in result.reports]
+        return result, [read_document(p.with_name("crash.json")) for p in result.reports]
     out = Path(output or DEFAULT_OUTPUT)
     summary = load_summary(out)  # an absent directory has no summary and no crash.json
     if len(paths) == 1 and _is_artifacts(paths[0]):
@@ -138,15 +168,24 @@ def build_report(inputs, output=None):
     taken = {str(e.get("id")) for e in entries} | ({p.name for p in out.iterdir()} if out.is_dir() else set())
     # Read (and analyse) every input before writing anything: an unreadable input leaves no
     # empty or half-filled output directory behind.
-    collected = [(path, item) for path in paths for item in _collect(path, taken)]
-    out.mkdir(parents=True, exist_ok=True)
-    crashes = []
-    for path, (crash_id, crash, core) in collected:
-        entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
-        crashes.append(crash)
+    warnings: List[str] = []
+    collected = []
+    try:
+        collected += [(path, item) for path in paths for item in _collect(path, taken, warnings)]
+        out.mkdir(parents=True, exist_ok=True)
+        crashes = []
+        for path, (crash_id, crash, core) in collected:
+            entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
+            crashes.append(crash)
+    finally:
+        for _path, (_id, _crash, core) in collected:
+            if core is not None:
+                core.close()
     summary.setdefault("schema", SUMMARY_SCHEMA)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return render_artifacts(out), crashes
+    (out / "summary.json").write_text(dumps_document(summary) + "\n")
+    result = render_artifacts(out)
+    result.warnings[:0] = warnings
+    return result, crashes
 
 
 @click.command("report")
@@ -154,16 +193,14 @@ def build_report(inputs, output=None):
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help=f"Artifact directory to write (default: render one artifact directory in place, "
                    f"else ./{DEFAULT_OUTPUT}).")
+@handle_errors
 def report(inputs, output):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
     crash.json files or cores."""
     from coredump.report.annotations import emit_github
     from coredump.report.sanitize import clean_text
 
-    try:
-        result, crashes = build_report(inputs, output)
-    except CoreDumpError as exc:
-        raise click.ClickException(clean_text(exc)) from exc
+    result, crashes = build_report(inputs, output)  # handle_errors: one cleaned Error: line
     for warning in result.warnings:  # may quote crash ids and file names: crash data
         click.echo(f"warning: {clean_text(warning)}", err=True)
     for warning in emit_github(crashes):

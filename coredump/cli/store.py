@@ -9,7 +9,6 @@ Store commands
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import threading
@@ -17,6 +16,8 @@ import threading
 import click
 
 from coredump.errors import CoreDumpError
+from coredump.jsondoc import dumps_document
+from coredump.report.sanitize import clean_text
 
 __all__ = ("upload", "ls", "fetch", "COMMANDS")
 
@@ -29,14 +30,14 @@ def _errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except CoreDumpError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except CoreDumpError as exc:  # messages quote keys and summary.json fields
+            raise click.ClickException(clean_text(exc)) from exc
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
             if os.environ.get("COREDUMP_DEBUG"):
                 raise
-            raise click.ClickException(f"internal error: {type(exc).__name__}: {exc} "
+            raise click.ClickException(f"internal error: {type(exc).__name__}: {clean_text(exc)} "
                                        "(set COREDUMP_DEBUG=1 for details)") from exc
 
     return wrapper
@@ -84,8 +85,8 @@ def upload(directory, url, job, presign):
     finally:
         bar.close()
     click.echo(f"Uploaded {directory} to {parse_s3_url(url).join(job)}/")
-    for address in urls:
-        click.echo(address)
+    for address in urls:  # each names a crash id of the directory's summary.json
+        click.echo(clean_text(address))
 
 
 def _signal_name(value) -> str:
@@ -95,13 +96,19 @@ def _signal_name(value) -> str:
 
 
 def _rows(jobs):
+    """The cells of `ls`: every one comes from a job's summary.json or its S3 key (hostile
+    input), cleaned as `analyze` cleans crash data."""
     for job in jobs:
         started = str(job.get("started") or "?")
         if not job.get("crashes"):
-            yield (started, job["job"], "-", f"no crashes (exit status {job.get('exit_status', '?')})", "")
+            row = (started, job["job"], "-", f"no crashes (exit status {job.get('exit_status', '?')})", "")
+            yield tuple(clean_text(cell) for cell in row)
         for crash in job.get("crashes") or []:
-            yield (started, f"{job['job']}/{crash.get('id', '?')}", _signal_name(crash.get("signal")),
+            if not isinstance(crash, dict):
+                continue
+            row = (started, f"{job['job']}/{crash.get('id', '?')}", _signal_name(crash.get("signal")),
                    str(crash.get("signature") or "?"), str(crash.get("executable") or "?"))
+            yield tuple(clean_text(cell) for cell in row)
 
 
 @click.command(name="ls")
@@ -119,7 +126,7 @@ def ls(url, fmt):
                     crashes=[{k: c.get(k) for k in ("id", "signature", "signal", "executable")}
                              | {"url": f"{job['url']}/{c.get('id')}"} for c in job.get("crashes") or []])
                for job in jobs]
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps_document(out))
         return
     rows = list(_rows(jobs))
     if not rows:

@@ -10,12 +10,12 @@ from "no data").
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from coredump.cli.errors import handle_errors
+from coredump.jsondoc import dumps_document
 
 __all__ = ("diff", "EXIT_NEW_CRASHES", "EXIT_TROUBLE")
 
@@ -35,11 +35,12 @@ def diff(base, new, fmt, allow_missing_base):
     new, gone and still present. A path that does not exist is a job without crashes (they
     write no artifact directory), with a warning. Exit status 1 when NEW has crashes BASE did
     not, 2 when the runs cannot be compared."""
-    from coredump.triage.diff import diff_paths, diff_to_dict, render_diff_text
+    from coredump.report.text import render_diff_text
+    from coredump.triage.diff import diff_paths, diff_to_dict
 
     result = diff_paths(base, new, allow_missing_base)
     if fmt == "json":
-        click.echo(json.dumps(diff_to_dict(result), indent=2, ensure_ascii=False))
+        click.echo(dumps_document(diff_to_dict(result)))
     else:
         click.echo(render_diff_text(result), nl=False)
     sys.exit(EXIT_NEW_CRASHES if result.has_new else 0)

@@ -240,7 +240,8 @@ class Core:
             i -= 1
         if i < 0 or end_argv < 0:
             return None
-        return tuple(mem.read_cstring(p, 1 << 16).decode("utf-8", "replace") for p in reversed(argv_ptrs))
+        # jsondoc's rule: undecodable bytes kept (PEP 383), escaped where shown.
+        return tuple(mem.read_cstring(p, 1 << 16).decode("utf-8", "surrogateescape") for p in reversed(argv_ptrs))
 
     def close(self) -> None:
         try:

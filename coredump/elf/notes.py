@@ -167,8 +167,8 @@ def decode_nt_prpsinfo(desc: bytes) -> Prpsinfo:
         raise CoreFormatError(f"NT_PRPSINFO is {len(desc)} bytes, expected 136")
     pr_state, pr_sname = struct.unpack_from("<bc", desc, 0)
     pr_uid, pr_gid, pr_pid, pr_ppid, pr_pgrp, pr_sid = struct.unpack_from("<IIiiii", desc, 16)
-    fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "replace")
-    psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "replace")
+    fname = desc[40:56].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     return Prpsinfo(pr_state, pr_sname.decode("latin-1"), pr_uid, pr_gid, pr_pid, pr_ppid,
                     pr_pgrp, pr_sid, fname, psargs)
 

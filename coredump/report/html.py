@@ -143,16 +143,24 @@ def _module_vm(m: Dict) -> Dict[str, Any]:
             "debug_file": _str(m.get("debug_file")), "status": str(status), "problem": problem}
 
 
+def _operand(path: str) -> str:
+    """`path` quoted for sh and never read as an option: the crash id and core path come
+    from summary.json and crash.json, and a folder named ``--gdb=sh`` would otherwise be an
+    option of ``coredump gdb`` (POSIX.1 XBD §12.2, guideline 4: options begin with ``-``;
+    ``./`` keeps the same path an operand)."""
+    return shlex.quote("./" + path if path.startswith("-") else path)
+
+
 def local_commands(crash_id: Optional[str], core_path: Optional[str] = None,
                    artifact_name: str = "coredump-artifacts") -> List[Tuple[str, str]]:
     """The shell commands that open this crash on a developer's machine, quoted for sh."""
     if crash_id:
-        target = shlex.quote(crash_id)
-        return [("Go to the downloaded artifacts", f"cd {shlex.quote(artifact_name)}"),
+        target = _operand(crash_id)
+        return [("Go to the downloaded artifacts", f"cd {_operand(artifact_name)}"),
                 ("Explain it at the terminal", f"coredump analyze {target}"),
                 ("Open it in gdb, with the bundled binaries", f"coredump gdb {target}")]
     if core_path:
-        target = shlex.quote(core_path)
+        target = _operand(str(core_path))
         return [("Explain it at the terminal", f"coredump analyze {target}"),
                 ("Open it in gdb", f"coredump gdb {target}")]
     return []

@@ -8,9 +8,9 @@ strings, ``crashing_thread`` an index into ``threads``.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional
 
+from coredump.jsondoc import dumps_document
 from coredump.model import CRASH_SCHEMA, Crash, Frame, Module, Thread
 
 __all__ = ("SCHEMA", "crash_to_dict", "dumps")
@@ -84,4 +84,4 @@ def crash_to_dict(crash: Crash) -> Dict[str, Any]:
 
 
 def dumps(crash: Crash) -> str:
-    return json.dumps(crash_to_dict(crash), indent=2, ensure_ascii=False)
+    return dumps_document(crash_to_dict(crash))

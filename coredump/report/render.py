@@ -9,7 +9,6 @@ files: index.html, <id>/report.html and junit.xml, from summary.json and each
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import crash_type_error, dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
@@ -65,10 +64,15 @@ def _load_crash(root: Path, entry: Dict, warnings: List[str]) -> Optional[Dict]:
         warnings.append(f"crash {crash_id}: no crash.json")
         return None
     try:
-        return read_document(path)
+        crash = read_document(path)
     except StorageError as exc:
         warnings.append(f"crash {crash_id}: {exc}")
         return None
+    problem = crash_type_error(crash)  # the renderers read these fields by their schema type
+    if problem:
+        warnings.append(f"crash {crash_id}: {path.name} not rendered: {problem}")
+        return None
+    return crash
 
 
 def _write(path: Path, text: str) -> None:
@@ -140,5 +144,5 @@ def render_artifacts(artifact_dir) -> RenderResult:
     _write(result.index, render_index_html(summary, pairs))
     _write(result.junit, render_junit([(e.get("id"), c, e) for e, c in pairs]))
     summary.setdefault("schema", SUMMARY_SCHEMA)
-    _write(root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    _write(root / "summary.json", dumps_document(summary) + "\n")
     return result

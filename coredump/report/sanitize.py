@@ -3,7 +3,8 @@ Sanitize
 ========
 
 Crash data (argv, file and function names, assertion messages) is untrusted: strip what
-could drive a terminal or break an XML document before it is printed or written.
+could drive a terminal or break an XML document before it is printed or written, and spell
+bytes that were no UTF-8 as ``\\xNN`` (the rule of ``coredump.jsondoc``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 from urllib.parse import quote
+
+from coredump.jsondoc import escape_undecodable
 
 __all__ = ("clean_text", "clean_xml", "show_controls", "safe_href", "safe_web_url")
 
@@ -42,7 +45,7 @@ def clean_text(value, keep_newlines: bool = False) -> str:
     """
     if value is None:
         return ""
-    text = _ESCAPES.sub("", str(value))
+    text = _ESCAPES.sub("", escape_undecodable(str(value)))
     text = text.replace("\t", " ").replace("\r\n", "\n")
     if keep_newlines:
         return _CONTROLS_KEEP_NL.sub("", text)
@@ -54,17 +57,21 @@ def _visible(match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def show_controls(value) -> str:
+def show_controls(value, keep_newlines: bool = True) -> str:
     """Crash data for a page: every control character and bidirectional override written
     as its escape (``\\x1b``, ``\\u202e``), so it is seen, neither obeyed nor hidden; line
-    breaks stay, a tab becomes a space. A backslash is not doubled: the text is for reading.
+    breaks stay (unless `keep_newlines` is false: one line for a log), a tab becomes a space.
+    A backslash is not doubled: the text is for reading.
 
     >>> show_controls("esc\\x1b[31mprog\\x07")
     'esc\\\\x1b[31mprog\\\\x07'
     """
     if value is None:
         return ""
-    return _CONTROLS_KEEP_NL.sub(_visible, str(value).replace("\t", " ").replace("\r\n", "\n"))
+    text = escape_undecodable(str(value)).replace("\t", " ")
+    if not keep_newlines:
+        return _CONTROLS.sub(_visible, text)
+    return _CONTROLS_KEEP_NL.sub(_visible, text.replace("\r\n", "\n"))
 
 
 def clean_xml(value) -> str:
@@ -75,7 +82,7 @@ def clean_xml(value) -> str:
     """
     if value is None:
         return ""
-    return _NOT_XML.sub("", _ESCAPES.sub("", str(value)))
+    return _NOT_XML.sub("", _ESCAPES.sub("", escape_undecodable(str(value))))
 
 
 def safe_href(path: Optional[str]) -> Optional[str]:

@@ -14,7 +14,7 @@ from typing import List, Optional
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
 
-__all__ = ("render_text", "render_summary", "format_frame", "use_color")
+__all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "use_color")
 
 def use_color(stream) -> bool:
     """Never when NO_COLOR is set to a non-empty value (no-color.org: "when present and not an
@@ -142,3 +142,24 @@ def render_summary(crash: Crash, max_frames: int = 5) -> str:
         for f in frames[:min(12, max(max_frames, own + 2))]:
             lines.append("    " + format_frame(f))
     return "\n".join(lines)
+
+
+def render_diff_text(d) -> str:
+    """A ``triage.diff.CrashDiff`` for the terminal; signatures, fingerprints and warnings
+    come from summary.json and crash.json files and are cleaned like every crash field.
+
+    >>> from coredump.triage.diff import CrashDiff, DiffEntry
+    >>> print(render_diff_text(CrashDiff((DiffEntry("ab12", "SIGSEGV in f", [], ["c1"]),), (), ())), end="")
+    new crashes: 1, gone: 0, still present: 0
+    NEW    ab12  SIGSEGV in f  (1 crash)
+    """
+    lines = [f"new crashes: {len(d.new)}, gone: {len(d.gone)}, still present: {len(d.still)}"]
+    for label, entries, count in (("NEW", d.new, lambda e: len(e.new_ids)),
+                                  ("GONE", d.gone, lambda e: len(e.base_ids)),
+                                  ("STILL", d.still, lambda e: len(e.new_ids))):
+        for e in entries:
+            n = count(e)
+            lines.append(f"{label:<6} {clean_text(e.fingerprint)}  {clean_text(e.signature)}  "
+                         f"({n} crash{'es' if n != 1 else ''})")
+    lines.extend(f"warning: {clean_text(w)}" for w in d.warnings)
+    return "\n".join(lines) + "\n"

@@ -56,7 +56,8 @@ def frame_location(frame: Dict) -> str:
 
 def frame_line(frame: Dict) -> str:
     """One gdb-style line: ``#0  0x… in fn (file:line) [found by scan]``."""
-    index = _get(frame, "index", "?")
+    index = _get(frame, "index")
+    index = "?" if index is None else str(index)  # null, or any type in a hostile crash.json
     pc = "" if _get(frame, "inline") else f"{_get(frame, 'pc') or '?'} in "
     where = frame_location(frame) or (os.path.basename(str(frame["module"])) if _get(frame, "module") else "")
     text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")

@@ -9,7 +9,6 @@ Write the artifact directory of DESIGN.md: ``summary.json``, one ``<id>/`` per c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from coredump.errors import StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
 from coredump.store.ci_metadata import ci_metadata
 from coredump.store.hashing import hash_file
@@ -192,7 +191,7 @@ class ArtifactDir:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 os.fchmod(f.fileno(), self.mode)  # mkstemp creates 0600
-                json.dump(obj, f, indent=2, ensure_ascii=False)
+                f.write(dumps_document(obj))
                 f.write("\n")
             os.replace(tmp, dst)
         except OSError as exc:

@@ -24,13 +24,16 @@ __all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundl
 
 @dataclass(frozen=True)
 class GdbModule:
-    """A module of the core: its path in the process, build-id, and the file gdb gets."""
+    """A module of the core: its path in the process, build-id, and the file gdb gets; the
+    link map's name for it and the file's DT_SONAME, when they differ (store.gdb_names)."""
 
     path: str
     build_id: Optional[str]
     is_executable: bool
     file: Optional[str] = None
     debug_file: Optional[str] = None
+    link_name: Optional[str] = None
+    soname: Optional[str] = None
 
 
 @dataclass
@@ -95,10 +98,12 @@ def list_core_modules(core_path: str, files_dir: Optional[str],
     line per bundled file of another build-id."""
     from coredump.elf.core import open_core
     from coredump.elf.modules import VDSO_NAME, find_modules
+    from coredump.store.gdb_names import link_map_names, read_soname
 
     warnings = warnings if warnings is not None else []
     with open_core(core_path) as core:
         found = find_modules(core)
+        link_names = link_map_names(core, found)
     out = []
     for m in found:
         if m.path == VDSO_NAME:
@@ -106,14 +111,29 @@ def list_core_modules(core_path: str, files_dir: Optional[str],
         name = os.path.basename(m.path)
         file = _checked(bundled_file(files_dir, m.build_id, name), m.build_id, m.path, warnings)
         debug = _checked(bundled_file(files_dir, m.build_id, name, debug=True), m.build_id, m.path, warnings)
-        out.append(GdbModule(m.path, m.build_id, m.is_executable, file, debug))
+        soname = read_soname(file) if file is not None and not m.is_executable else None
+        out.append(GdbModule(m.path, m.build_id, m.is_executable, file, debug, link_names.get(m.path), soname))
     return out
 
 
-def _link(target: str, link: str) -> None:
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    if not os.path.lexists(link):
-        os.symlink(os.path.abspath(target), link)
+def _link(target: str, root: str, name: str, warnings: List[str]) -> None:
+    """``root/<name> -> target``. `name` comes from the core (NT_FILE) and is hostile: it is
+    flattened under `root` as if `root` were ``/`` (``..`` stops there, as in path
+    resolution at the root directory, POSIX.1 §4.13), and the link's folder must resolve
+    (realpath) inside `root`, so no link lands outside the work folder."""
+    relative = os.path.normpath("/" + name).lstrip("/")
+    link = os.path.join(root, relative)
+    real_root = os.path.realpath(root)
+    if relative in ("", ".") or os.path.commonpath(
+            [real_root, os.path.realpath(os.path.dirname(link))]) != real_root:
+        warnings.append(f"{name}: not linked, the name leaves {root}")
+        return
+    try:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(target), link)
+    except OSError as exc:
+        warnings.append(f"{name}: not linked in {root} ({exc.strerror})")
 
 
 def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
@@ -134,13 +154,16 @@ def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
                 continue
         # gdb looks for a shared library at sysroot + l_name, then in solib-search-path by
         # basename (solib.c solib_find_1); l_name may differ from NT_FILE's path (/lib vs
-        # /usr/lib), so both trees are built.
-        _link(file, os.path.join(workdir, "sysroot", m.path.lstrip("/")))
+        # /usr/lib, libstdc++.so.6 vs the real libstdc++.so.6.0.30), so each name the
+        # library is known by gets a link in both trees.
+        for name in dict.fromkeys(n for n in (m.path, m.link_name) if n):
+            _link(file, os.path.join(workdir, "sysroot"), name, warnings)
         if not m.is_executable:
-            _link(file, os.path.join(workdir, "solib", os.path.basename(m.path)))
+            for name in dict.fromkeys(n for n in (m.path, m.link_name, m.soname) if n):
+                _link(file, os.path.join(workdir, "solib"), os.path.basename(name), warnings)
         if m.build_id and m.debug_file:
-            _link(m.debug_file, os.path.join(workdir, "debug", ".build-id", m.build_id[:2],
-                                             m.build_id[2:] + ".debug"))
+            _link(m.debug_file, os.path.join(workdir, "debug"),
+                  f".build-id/{m.build_id[:2]}/{m.build_id[2:]}.debug", warnings)
     return warnings
 
 
@@ -160,6 +183,12 @@ def prepare_gdb(path: str, gdb: str = "gdb", exe: Optional[str] = None, extra: S
     modules = list_core_modules(core, crash.files_dir, warnings)
     warnings += _build_trees(workdir, modules)
     executable = exe or _executable(modules)
+    if executable is not None:
+        # gdb/main.c parses options with getopt_long_only wherever they appear: a relative
+        # name from NT_FILE such as "--eval-command=shell …" would be an option; an
+        # absolute path never is.
+        executable = os.path.abspath(executable)
+    core = os.path.abspath(core)
     if executable is None:
         warnings.append("executable not found: gdb starts with the core alone")
     elif not os.path.isfile(executable):

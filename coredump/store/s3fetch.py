@@ -8,13 +8,13 @@ laid out like the artifact directory it came from, refusing unsafe keys and wron
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from coredump.errors import StorageError
+from coredump.jsondoc import dumps_document
 from coredump.store.hashing import hash_file
 from coredump.store.s3 import (
     SUMMARY,
@@ -157,7 +157,7 @@ def fetch_artifacts(url: str, dest, progress: Optional[Progress] = None, client=
 def _write_summary(dest: Path, summary: dict) -> Path:
     out, tmp, _ = open_safe_tempfile(dest, SUMMARY)
     with out:
-        out.write(json.dumps(summary, indent=2).encode() + b"\n")
+        out.write(dumps_document(summary).encode("utf-8") + b"\n")
     return commit_tempfile(tmp, dest, SUMMARY)
 
 

@@ -3,7 +3,8 @@ Safe extraction
 ===============
 
 Map remote object keys to paths under a destination directory, refusing every key that
-could write outside it: ``..`` components, absolute paths and symlinks planted in DEST.
+could write outside it: ``..`` components, absolute paths and symlinks planted in DEST;
+and open a file that a document names under its directory, by the same rules.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from coredump.errors import StorageError
 
-__all__ = ("check_relative_key", "safe_target", "open_safe_tempfile", "commit_tempfile")
+__all__ = ("check_relative_key", "safe_target", "open_safe_tempfile", "commit_tempfile", "open_inside")
 
 
 def check_relative_key(relative: str) -> Optional[str]:
@@ -90,3 +91,27 @@ def commit_tempfile(tmp: Path, dest: Path, relative: str) -> Path:
     target = safe_target(dest, relative)
     os.replace(tmp, target)
     return target
+
+
+def open_inside(root: Path, relative) -> BinaryIO:
+    """Open the regular file ``relative`` names under ``root`` for reading, once: the name
+    must pass :func:`safe_target` (no ``..``, absolute part or symlink), resolve (realpath)
+    inside ``root``, open with O_NOFOLLOW and be a regular file by ``fstat`` of that open
+    descriptor; every later read uses the descriptor, never the path (a swap after the
+    check changes nothing). Raises StorageError saying why not."""
+    if not isinstance(relative, str):
+        raise StorageError(f"unsafe name {relative!r}: not a string")
+    path = safe_target(root, relative)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+        raise StorageError(f"unsafe name {relative!r}: it resolves outside {root}")
+    try:
+        # O_NONBLOCK: a FIFO planted under the name must not block the open (open(2)).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StorageError(f"cannot open {relative!r} in {root}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(f"unsafe name {relative!r}: not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")

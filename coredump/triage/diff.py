@@ -19,7 +19,7 @@ from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
-           "diff_to_dict", "render_diff_text")
+           "diff_to_dict")
 
 
 
@@ -158,19 +158,3 @@ def diff_to_dict(d: CrashDiff) -> dict:
             "gone": [_entry_dict(e) for e in d.gone], "still": [_entry_dict(e) for e in d.still],
             "warnings": list(d.warnings)}
 
-
-def render_diff_text(d: CrashDiff) -> str:
-    """
-    >>> print(render_diff_text(CrashDiff((DiffEntry("ab12", "SIGSEGV in f", [], ["c1"]),), (), ())), end="")
-    new crashes: 1, gone: 0, still present: 0
-    NEW    ab12  SIGSEGV in f  (1 crash)
-    """
-    lines = [f"new crashes: {len(d.new)}, gone: {len(d.gone)}, still present: {len(d.still)}"]
-    for label, entries, count in (("NEW", d.new, lambda e: len(e.new_ids)),
-                                  ("GONE", d.gone, lambda e: len(e.base_ids)),
-                                  ("STILL", d.still, lambda e: len(e.new_ids))):
-        for e in entries:
-            n = count(e)
-            lines.append(f"{label:<6} {e.fingerprint}  {e.signature}  ({n} crash{'es' if n != 1 else ''})")
-    lines.extend(f"warning: {w}" for w in d.warnings)
-    return "\n".join(lines) + "\n"

@@ -56,7 +56,7 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame], mark: Optional[st
 def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES,
                        exception: Optional[str] = None) -> SignatureResult:
     """Run `rules` over the crashing thread's frames. Those include the frames tail calls
-    removed (analysis puts them back, ``symbols.tailcall``), so -O2 builds name the same
+    removed (analysis puts them back, ``unwind.tailcall``), so -O2 builds name the same
     functions as -O0 ones. `exception` is the type of the uncaught C++ exception, if any
     (:func:`coredump.triage.assertion.find_cxx_exception`).
 
