@@ -66,6 +66,9 @@ def _store_options(func):
                      help="Do not bundle the executables, libraries and debug files the cores need."),
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None,
                      help="Also upload the artifact directory to S3 (needs coredump[s3])."),
+        click.option("--upload-timeout", type=click.FloatRange(0, min_open=True), default=None,
+                     metavar="SECONDS", help="Give up the upload, retries included, after this long "
+                                             "(default 600); the artifact directory stays."),
         click.option("--max-core-size", type=_Size(), default=None,
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
@@ -76,12 +79,13 @@ def _store_options(func):
     return func
 
 
-def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",)):
+def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
+                     upload_timeout=None):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size, upload=upload)
+                          max_core_size=max_core_size, upload=upload, upload_timeout=upload_timeout)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -42,6 +42,14 @@ def _errors(func):
     return wrapper
 
 
+def _timeout_option(what: str):
+    from coredump.store.s3deadline import DEFAULT_TIMEOUT
+
+    return click.option("--timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT,
+                        show_default=True, metavar="SECONDS",
+                        help=f"Give up the whole {what}, retries included, after this long.")
+
+
 class _Bar:
     """A ``Progress`` callback drawing a click progress bar on a terminal, nothing elsewhere."""
 
@@ -69,8 +77,9 @@ class _Bar:
 @click.option("--job", help="Job id under the prefix (default: the summary's start time and host).")
 @click.option("--presign", type=click.IntRange(1, 7 * 24 * 3600), metavar="SECONDS",
               help="Print presigned addresses valid this long (for a private bucket).")
+@_timeout_option("upload")
 @_errors
-def upload(directory, url, job, presign):
+def upload(directory, url, job, presign, timeout):
     """Upload an artifact DIRECTORY to URL/<job>/ (URL is s3://BUCKET/PREFIX) and print its addresses."""
     from pathlib import Path
 
@@ -80,7 +89,7 @@ def upload(directory, url, job, presign):
     job = job or default_job_id(read_summary(Path(directory)))
     bar = _Bar("uploading")
     try:
-        urls = upload_artifacts(directory, url, progress=bar, job=job, presign=presign)
+        urls = upload_artifacts(directory, url, progress=bar, job=job, presign=presign, timeout=timeout)
     finally:
         bar.close()
     click.echo(f"Uploaded {directory} to {parse_s3_url(url).join(job)}/")
@@ -133,14 +142,15 @@ def ls(url, fmt):
 @click.command()
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
+@_timeout_option("download")
 @_errors
-def fetch(url, dest):
+def fetch(url, dest, timeout):
     """Download a job (s3://BUCKET/PREFIX/JOB) or one crash (…/JOB/ID) with its binaries into DEST."""
     from coredump.store.s3fetch import fetch_artifacts
 
     bar = _Bar("downloading")
     try:
-        written = fetch_artifacts(url, dest, progress=bar)
+        written = fetch_artifacts(url, dest, progress=bar, timeout=timeout)
     finally:
         bar.close()
     total = sum(path.stat().st_size for path in written)

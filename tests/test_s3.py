@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import urllib.request
 
 import pytest
@@ -36,9 +37,10 @@ def test_upload_prints_urls_that_open_in_a_browser(s3env, tmp_path):
     result = run(upload, art, s3env.url("nightly"))
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"Uploaded {art} to {s3env.url('nightly', JOB)}/"
-    assert lines[1] == f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/index.html"
-    assert f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/c1/report.html" in lines
+    job = re.fullmatch(rf"Uploaded {re.escape(str(art))} to {s3env.url('nightly')}/({JOB}-[0-9a-f]{{8}})/", lines[0])
+    assert job, lines[0]
+    assert lines[1] == f"{s3env.endpoint}/{s3env.bucket}/nightly/{job[1]}/index.html"
+    assert f"{s3env.endpoint}/{s3env.bucket}/nightly/{job[1]}/c1/report.html" in lines
     presigned = run(upload, art, s3env.url("nightly"), "--job", "j2", "--presign", 600).stdout.splitlines()
     for url, name in ((presigned[1], "index.html"), (presigned[2], "c1/report.html")):
         with urllib.request.urlopen(url) as response:  # what a browser gets from the bucket
@@ -51,7 +53,7 @@ def test_upload_stores_every_file_with_its_content_type(s3env, tmp_path):
     urls = upload_artifacts(art, s3env.url("p"), job="j1")
     client = s3env.client()
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3env.bucket)["Contents"]}
-    assert keys == {f"p/j1/{rel}" for rel in tree(art)}
+    assert keys == {f"p/j1/{rel}" for rel in tree(art)} | {"p/j1/.coredump-job.json"}
     types = {rel: client.head_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}")["ContentType"]
              for rel in tree(art)}
     assert types["index.html"].startswith("text/html") and types["c2/report.html"].startswith("text/html")
@@ -75,16 +77,33 @@ def test_large_core_goes_up_in_parts(s3env, tmp_path):
     assert seen[-1] == (total, total)
 
 
-def test_default_job_id_is_start_time_and_host():
-    assert default_job_id({"started": "2024-05-01T12:34:56Z", "host": "ci-runner-7"}) == JOB
-    assert default_job_id({"started": 1714566896, "host": "a b"}) == "20240501T123456Z-a-b"
+def test_default_job_id_is_start_time_host_and_a_random_part():
+    summary = {"started": "2024-05-01T12:34:56Z", "host": "ci-runner-7"}
+    first, second = default_job_id(summary), default_job_id(summary)
+    assert re.fullmatch(rf"{JOB}-[0-9a-f]{{8}}", first) and first != second
+    assert default_job_id({"started": 1714566896, "host": "a b"})[:-9] == "20240501T123456Z-a-b"
 
 
 def test_upload_refuses_a_job_that_exists(s3env, tmp_path):
     art = make_artifact_dir(tmp_path / "art")
-    assert run(upload, art, s3env.url("p")).exit_code == 0
-    assert "already holds a job" in error_line(run(upload, art, s3env.url("p")))
+    assert run(upload, art, s3env.url("p"), "--job", "j1").exit_code == 0
+    assert "already holds a job" in error_line(run(upload, art, s3env.url("p"), "--job", "j1"))
     assert run(upload, art, s3env.url("p"), "--job", "second").exit_code == 0
+
+
+def test_uploads_of_one_directory_get_a_job_each(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    assert run(upload, art, s3env.url("p")).exit_code == 0
+    assert run(upload, art, s3env.url("p")).exit_code == 0
+    jobs = [job["job"] for job in json.loads(run(ls, s3env.url("p"), "--format", "json").stdout)]
+    assert len(jobs) == 2 and all(job.startswith(JOB + "-") for job in jobs)
+
+
+def test_a_job_claimed_by_an_unfinished_upload_is_refused(s3env, tmp_path):
+    """An upload that failed (or still runs) holds its claim but no summary.json yet."""
+    art = make_artifact_dir(tmp_path / "art")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/.coredump-job.json", Body=b"{}")
+    assert "is claimed by another upload" in error_line(run(upload, art, s3env.url("p"), "--job", "j1"))
 
 
 @pytest.mark.parametrize("setup, message", [

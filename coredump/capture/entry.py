@@ -39,17 +39,27 @@ class RunArgs:
         self.no_binaries = False
         self.max_core_size = None
         self.upload = None
+        self.upload_timeout = None
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "max_core_size": self.max_core_size, "upload": self.upload}
+                "max_core_size": self.max_core_size, "upload": self.upload,
+                "upload_timeout": self.upload_timeout}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload"}
+           "--max-core-size": "max_core_size", "--upload": "upload", "--upload-timeout": "upload_timeout"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
+
+
+def _positive_seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def parse_run_args(args) -> RunArgs | None:
@@ -77,6 +87,10 @@ def parse_run_args(args) -> RunArgs | None:
                 try:
                     out.max_core_size = parse_size(value)
                 except ValueError:
+                    return None
+            elif name == "upload_timeout":
+                out.upload_timeout = _positive_seconds(value)
+                if out.upload_timeout is None:
                     return None
             else:
                 setattr(out, name, value)

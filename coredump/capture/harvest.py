@@ -46,6 +46,7 @@ class HarvestOptions:
     max_core_size: Optional[int] = None
     analyze_options: Any = None
     upload: Optional[str] = None
+    upload_timeout: Optional[float] = None  # seconds for the whole upload; None: the store's default
 
 
 @dataclass
@@ -321,10 +322,10 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
         echo(f"coredump: {result.errors[-1]}")
     if options.upload:
-        from coredump.store.s3 import upload_artifacts
+        from coredump.store.s3 import DEFAULT_TIMEOUT, upload_artifacts
 
         try:
-            for url in upload_artifacts(root, options.upload):
+            for url in upload_artifacts(root, options.upload, timeout=options.upload_timeout or DEFAULT_TIMEOUT):
                 echo(f"coredump: uploaded {url}")
         except CoreDumpError as exc:
             result.errors.append(f"upload failed, {root} is intact: {exc}")

@@ -25,6 +25,7 @@ from coredump.store.s3 import (
     storage_errors,
     transfer_config,
 )
+from coredump.store.s3deadline import DEFAULT_TIMEOUT, Deadline
 from coredump.store.s3url import S3Url, parse_s3_url
 from coredump.store.safe_extract import check_relative_key, commit_tempfile, open_safe_tempfile, safe_target
 
@@ -130,13 +131,14 @@ def _check(listing: Listing, dest: Path, summary: dict, job: S3Url) -> None:
             raise StorageError(f"{job.key(relative)} is {sizes[relative]} bytes but {SUMMARY} records {size}")
 
 
-def fetch_artifacts(url: str, dest, progress: Optional[Progress] = None, client=None) -> List[Path]:
+def fetch_artifacts(url: str, dest, progress: Optional[Progress] = None, client=None,
+                    timeout: float = DEFAULT_TIMEOUT) -> List[Path]:
     """Download the job at ``url`` (``s3://B/PREFIX/JOB``), or one crash
     (``s3://B/PREFIX/JOB/ID``) with summary.json and the ``files/`` its modules need, into
     ``dest``; return the paths written. For one crash, summary.json lists that crash only."""
     dest = Path(dest)
     base = parse_s3_url(url)
-    client = client or make_client()
+    client = client or make_client(Deadline(timeout, f"fetch of {base}"))
     with storage_errors(f"fetch of {base} failed"):
         job, summary, crash = _locate(client, base)
         if crash:
