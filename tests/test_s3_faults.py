@@ -148,3 +148,45 @@ def test_a_fetch_from_an_endpoint_that_never_answers_stops_at_its_deadline(s3env
 
 def files_in(path):
     return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def concurrent_uploads(s3env, fault_proxy, arts, *extra):
+    """Upload each directory in a process of its own; every summary.json PUT waits until all
+    of them have asked whether their job exists, so the uploads truly overlap."""
+    summary_head = lambda entry: entry[1] == "HEAD" and entry[2].split("?")[0].endswith("/summary.json")  # noqa: E731
+    fault_proxy.hold(lambda method, target: method == "PUT" and target.split("?")[0].endswith("/summary.json"))
+    env = dict(os.environ, **s3env.env, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-m", "coredump.cli_store", "upload", str(art), s3env.url("p"),
+                               *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for art in arts]
+    try:
+        fault_proxy.wait_for(lambda log: sum(map(summary_head, log)) == len(arts))
+    finally:
+        fault_proxy.release()
+    return [(proc.wait(timeout=120), *proc.communicate()) for proc in procs]
+
+
+def two_jobs_of_one_second(tmp_path):
+    """Two matrix jobs on one host, started in the same second: equal default job ids before."""
+    return [make_artifact_dir(tmp_path / name) for name in ("a", "b")]
+
+
+def test_concurrent_uploads_get_distinct_job_ids(s3env, fault_proxy, tmp_path):
+    arts = two_jobs_of_one_second(tmp_path)
+    results = concurrent_uploads(s3env, fault_proxy, arts)
+    assert [status for status, _, _ in results] == [0, 0], results
+    jobs = [out.splitlines()[0].rstrip("/").rsplit("/", 1)[1] for _, out, _ in results]
+    assert jobs[0] != jobs[1]
+    for art, job in zip(arts, jobs):
+        assert stored(s3env, f"p/{job}/") == tree(art)  # each job holds its own files only
+
+
+def test_concurrent_uploads_to_one_named_job_let_one_win(s3env, fault_proxy, tmp_path):
+    arts = two_jobs_of_one_second(tmp_path)
+    results = concurrent_uploads(s3env, fault_proxy, arts, "--job", "j1")
+    assert sorted(status for status, _, _ in results) == [0, 1], results
+    winner = next(art for art, (status, _, _) in zip(arts, results) if status == 0)
+    loser = next(err for status, _, err in results if status == 1)
+    assert loser.strip() == f"Error: {s3env.url('p', 'j1')} is claimed by another upload (finished or still " \
+                            "running); choose another with --job"
+    assert stored(s3env, "p/j1/") == tree(winner)
