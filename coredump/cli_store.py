@@ -150,7 +150,8 @@ def fetch(url, dest, timeout):
 
     bar = _Bar("downloading")
     try:
-        written = fetch_artifacts(url, dest, progress=bar, timeout=timeout)
+        written = fetch_artifacts(url, dest, progress=bar, timeout=timeout,
+                                  warn=lambda line: click.echo(f"warning: {line}", err=True))
     finally:
         bar.close()
     total = sum(path.stat().st_size for path in written)

@@ -22,7 +22,8 @@ import uuid
 
 import pytest
 
-__all__ = ("moto_server", "s3env", "fault_proxy", "FaultProxy", "S3Env", "make_artifact_dir", "tree")
+__all__ = ("moto_server", "s3env", "fault_proxy", "FaultProxy", "S3Env", "make_artifact_dir", "record_digests",
+           "tree")
 
 START_TIMEOUT = 60.0
 
@@ -302,14 +303,33 @@ def make_artifact_dir(root, crashes=(("c1", "aa11"), ("c2", "bb22")), core_bytes
         entries.append({"id": crash_id, "signature": crash["signature"], "signal": "SIGSEGV",
                         "executable": f"/opt/prog{index}", "crash_json": f"{crash_id}/crash.json",
                         "report_html": f"{crash_id}/report.html", "core": f"{crash_id}/core.zst",
-                        "stored": True, "note": None})
+                        "stored": True, "note": None, "files": [f"files/{build_id}/prog{index}"]})
     summary = {"schema": "coredump.summary/1", "command": ["make", "test"], "exit_status": 2,
                "host": "ci-runner-7", "started": started or "2024-05-01T12:34:56+00:00",
                "finished": "2024-05-01T12:35:10+00:00", "crashes": entries}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
     (root / "index.html").write_text("<html><body>index</body></html>")
     (root / "junit.xml").write_text("<testsuite/>")
+    record_digests(root, summary)
     return root
+
+
+def record_digests(root, summary=None):
+    """Write summary.json with the sizes and sha256s harvest and render record: each crash's
+    core and ``files``, and every other file under ``digests``."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    summary = summary or json.loads((root / "summary.json").read_text())
+    digest = lambda rel: {"size": (root / rel).stat().st_size,  # noqa: E731
+                          "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest()}
+    for crash in summary["crashes"]:
+        crash.update(digest(crash["core"]))
+        crash["file_digests"] = {rel: digest(rel) for rel in crash.get("files", [])}
+    recorded = {c["core"] for c in summary["crashes"]} | {r for c in summary["crashes"] for r in c["files"]}
+    summary["digests"] = {rel: digest(rel) for rel in tree(root) if rel not in recorded | {"summary.json"}}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 def tree(root):

@@ -1,5 +1,6 @@
 """Upload, ls and fetch against a real moto S3 server over HTTP (tests/s3server.py)."""
 
+import hashlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from coredump.store.s3 import MULTIPART_THRESHOLD, default_job_id, upload_artifa
 pytest.register_assert_rewrite("tests.s3server")
 pytest_plugins = ("tests.s3server",)  # the moto_server and s3env fixtures
 
-from tests.s3server import make_artifact_dir, tree  # noqa: E402
+from tests.s3server import make_artifact_dir, record_digests, tree  # noqa: E402
 
 JOB = "20240501T123456Z-ci-runner-7"
 
@@ -171,18 +172,77 @@ def test_fetch_of_nothing_is_one_error(s3env, tmp_path):
     assert "no coredump job or crash" in error_line(run(fetch, s3env.url("p", "nope"), tmp_path / "d"))
 
 
-def test_fetch_refuses_keys_that_escape_dest(s3env, tmp_path):
-    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+HOSTILE_KEYS = ["../../etc/x", "/abs", "c1/../../../x", "c1/core.zst\0.sh", "\x1b]0;owned\x07", "a\\..\\b"]
+
+
+def test_fetch_writes_no_hostile_key_and_names_each_one(s3env, tmp_path):
+    """Keys summary.json does not record never become paths: the job still fetches, and the
+    warning shows each key escaped (NUL and ESC visible, not acted on by the terminal)."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
     client = s3env.client()
-    for key in ("p/j1/../../etc/x", "p/j1//abs"):
-        client.put_object(Bucket=s3env.bucket, Key=key, Body=b"owned")
+    for rel in HOSTILE_KEYS:
+        client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}", Body=b"owned")
+    listed = {o["Key"] for o in client.list_objects_v2(Bucket=s3env.bucket, Prefix="p/j1/")["Contents"]}
+    assert {f"p/j1/{rel}" for rel in HOSTILE_KEYS} <= listed  # the store kept every one as named
     dest = tmp_path / "deep" / "er" / "dest"
-    before = tree(tmp_path)
-    line = error_line(run(fetch, s3env.url("p", "j1"), dest))
-    assert "'p/j1/../../etc/x' (parent directory component '..')" in line
-    assert "'p/j1//abs' (absolute path)" in line
-    assert tree(tmp_path) == before  # nothing written anywhere, inside DEST or out
-    assert not (tmp_path / "deep" / "etc").exists() and not os.path.exists(os.path.join(dest, "abs"))
+    outside = {k: v for k, v in tree(tmp_path).items() if not k.startswith("deep/")}
+    result = run(fetch, s3env.url("p", "j1"), dest)
+    assert result.exit_code == 0, result.stderr
+    assert tree(dest) == tree(art)
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("deep/")} == outside
+    assert not (tmp_path / "deep" / "etc").exists() and not (tmp_path / "x").exists()
+    warning, = result.stderr.splitlines()
+    assert warning.startswith("warning: not fetched, summary.json does not record them: ")
+    assert "../../etc/x (parent directory component '..')" in warning and "/abs (absolute path)" in warning
+    assert "c1/core.zst\\x00.sh (NUL or backslash in name)" in warning and "\\x1b]0;owned\\x07" in warning
+    assert "\0" not in warning and "\x1b" not in warning
+
+
+def test_an_empty_folder_key_leaves_the_job_fetchable(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/notes/", Body=b"")  # the S3 console's "Create folder"
+    for url, dest in ((s3env.url("p", "j1"), tmp_path / "job"), (s3env.url("p", "j1", "c1"), tmp_path / "c1")):
+        result = run(fetch, url, dest)
+        assert result.exit_code == 0 and result.stderr == "", result.stderr
+        assert not (dest / "notes").exists()
+    assert tree(tmp_path / "job") == tree(art)
+    assert tree(tmp_path / "c1")["c1/core.zst"] == (art / "c1" / "core.zst").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/outside", "c1/x\0y", "c1//x"])
+def test_fetch_refuses_a_summary_that_names_a_path_outside_dest(s3env, tmp_path, name):
+    """summary.json is hostile too: a name it records that would leave DEST stops the fetch."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    client = s3env.client()
+    summary = json.loads((art / "summary.json").read_text())
+    summary["digests"][name] = {"size": 5, "sha256": hashlib.sha256(b"owned").hexdigest()}
+    client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{name}", Body=b"owned")
+    client.put_object(Bucket=s3env.bucket, Key="p/j1/summary.json", Body=json.dumps(summary).encode())
+    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
+    assert "refused 1 name(s) in p/j1/summary.json that would write outside the destination" in line
+    assert repr(f"p/j1/{name}") in line
+    assert not (tmp_path / "dest").exists() and not (tmp_path / "outside").exists()
+
+
+def test_fetch_leaves_unrecorded_objects_in_the_bucket(s3env, tmp_path):
+    """A library planted under files/ after the upload would be loaded by gdb: it stays out."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/files/aa11/libevil.so", Body=b"\x7fELF")
+    result = run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert "files/aa11/libevil.so" in result.stderr and not (tmp_path / "dest" / "files/aa11/libevil.so").exists()
+
+
+def test_fetch_of_a_job_missing_a_recorded_file_is_one_error(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+    s3env.client().delete_object(Bucket=s3env.bucket, Key="p/j1/c2/report.html")
+    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
+    assert "p/j1/c2/report.html: summary.json records it but the bucket has no such object" in line
+    assert not (tmp_path / "dest").exists()
 
 
 def test_fetch_refuses_a_symlink_planted_in_dest(s3env, tmp_path):
@@ -248,8 +308,24 @@ def test_fetch_refuses_a_changed_bundled_file(s3env, tmp_path, harvested_job):
 def test_fetch_of_an_untouched_harvested_job_passes_the_checks(s3env, tmp_path, harvested_job):
     art, crash = harvested_job
     result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
-    assert result.exit_code == 0, result.stderr
-    assert (tmp_path / "dest" / crash["core"]).read_bytes() == (art / crash["core"]).read_bytes()
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    assert tree(tmp_path / "dest") == tree(art)  # every file recorded, so every file fetched
+
+
+@pytest.mark.parametrize("name", ["{id}/crash.json", "{id}/report.html", "index.html", "junit.xml"])
+def test_fetch_refuses_a_changed_page_or_analysis(s3env, tmp_path, harvested_job, name):
+    """harvest (store/artifacts.py, report/render.py) records every file it writes, so a page
+    edited in the bucket (a phishing link in report.html) is caught like a changed core."""
+    art, crash = harvested_job
+    rel = name.format(id=crash["id"])
+    client = s3env.client()
+    data = (art / rel).read_bytes()
+    client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}", Body=data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+    urls = [s3env.url("p", "j1")] + ([s3env.url("p", "j1", crash["id"])] if "{id}" in name else [])
+    for url in urls:
+        line = error_line(run(fetch, url, tmp_path / "dest"))
+        assert f"p/j1/{rel}" in line and "sha256 differs from the one summary.json records" in line
+        assert not (tmp_path / "dest").exists()  # nothing half-written: no file, no directory
 
 
 def test_library_errors_are_storage_errors(s3env, tmp_path):
@@ -278,6 +354,9 @@ def test_real_core_round_trip_brings_the_binaries_gdb_needs(s3env, tmp_path, mak
     for m in modules:
         (art / "files" / m.build_id).mkdir(parents=True, exist_ok=True)
         shutil.copy(m.path, art / "files" / m.build_id / os.path.basename(m.path))
+    summary = json.loads((art / "summary.json").read_text())
+    summary["crashes"][0]["files"] = [f"files/{m.build_id}/{os.path.basename(m.path)}" for m in modules]
+    record_digests(art, summary)
     upload_artifacts(art, s3env.url("p"), job="j1")
     assert run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest").exit_code == 0
     dest = tmp_path / "dest"

@@ -206,6 +206,9 @@ class ArtifactDir:
         new_ids = {r.id for r in records}
         crashes = [c for c in previous.get("crashes", []) if c.get("id") not in new_ids]
         crashes += [r.to_dict() for r in records]
+        # What `coredump fetch` checks each file against; render.py adds the pages it writes.
+        digests = previous.get("digests") if isinstance(previous.get("digests"), dict) else {}
+        digests.update({r.crash_json: self.digest(r.crash_json) for r in records if r.crash_json})
         summary = {
             "schema": SUMMARY_SCHEMA,
             "command": list(command) if command is not None else previous.get("command"),
@@ -214,5 +217,6 @@ class ArtifactDir:
             "started": utc_timestamp(started) if started is not None else previous.get("started"),
             "finished": utc_timestamp(finished),
             "crashes": crashes,
+            "digests": digests,
         }
         return self.write_json("summary.json", summary)

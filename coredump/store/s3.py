@@ -36,8 +36,8 @@ from coredump.store.s3deadline import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, READ_TIM
 from coredump.store.s3url import S3Url, http_url, parse_s3_url
 
 __all__ = ("upload_artifacts", "list_jobs", "make_client", "transfer_config", "default_job_id",
-           "read_summary", "storage_errors", "get_json", "ByteCounter", "Progress", "MULTIPART_THRESHOLD",
-           "MAX_ATTEMPTS", "CLAIM", "DEFAULT_TIMEOUT")
+           "read_summary", "storage_errors", "get_json", "get_json_document", "ByteCounter", "Progress",
+           "MULTIPART_THRESHOLD", "MAX_ATTEMPTS", "MAX_JSON", "CLAIM", "DEFAULT_TIMEOUT")
 
 #: ``progress(bytes_done, bytes_total)``, called from transfer threads.
 Progress = Callable[[int, int], None]
@@ -47,6 +47,8 @@ MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 8 * MiB
 MULTIPART_CHUNKSIZE = 8 * MiB
 MAX_ATTEMPTS = 5
+#: The largest summary.json (or other JSON document) read from a bucket.
+MAX_JSON = 64 * MiB
 SUMMARY = "summary.json"
 #: The object that claims a job id for one upload (never part of the artifact directory).
 CLAIM = ".coredump-job.json"
@@ -280,20 +282,31 @@ def _upload_batch(client, target: S3Url, files, counter: ByteCounter) -> None:
                 future.result()
 
 
-def get_json(client, bucket: str, key: str) -> Optional[dict]:
+def get_json_document(client, bucket: str, key: str) -> Optional[Tuple[bytes, dict]]:
+    """``(bytes, object)`` of a JSON object stored at ``key``, None if there is none; one
+    larger than ``MAX_JSON`` is refused unread (a hostile summary.json costs no memory)."""
     from botocore.exceptions import ClientError
 
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = client.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
             return None
         raise
+    body = response["Body"].read(MAX_JSON + 1)
+    response["Body"].close()
+    if len(body) > MAX_JSON:
+        raise StorageError(f"s3://{bucket}/{key} is larger than {MAX_JSON // MiB} MiB; not read")
     try:
         value = json.loads(body)
     except ValueError as exc:
         raise StorageError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc
-    return value if isinstance(value, dict) else None
+    return (body, value) if isinstance(value, dict) else None
+
+
+def get_json(client, bucket: str, key: str) -> Optional[dict]:
+    found = get_json_document(client, bucket, key)
+    return found[1] if found else None
 
 
 def list_jobs(url: str, client=None) -> List[dict]:
