@@ -8,38 +8,15 @@ Store commands
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 import threading
 
 import click
 
-from coredump.errors import CoreDumpError
+from coredump.cli_errors import handle_errors
 
 __all__ = ("upload", "ls", "fetch", "COMMANDS")
-
-
-def _errors(func):
-    """A CoreDumpError (or a bug) becomes click's one ``Error: …`` line on stderr and exit
-    status 1, as ``cli.handle_errors`` does for the other commands."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CoreDumpError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
-            if os.environ.get("COREDUMP_DEBUG"):
-                raise
-            raise click.ClickException(f"internal error: {type(exc).__name__}: {exc} "
-                                       "(set COREDUMP_DEBUG=1 for details)") from exc
-
-    return wrapper
 
 
 def _timeout_option(what: str):
@@ -78,7 +55,7 @@ class _Bar:
 @click.option("--presign", type=click.IntRange(1, 7 * 24 * 3600), metavar="SECONDS",
               help="Print presigned addresses valid this long (for a private bucket).")
 @_timeout_option("upload")
-@_errors
+@handle_errors
 def upload(directory, url, job, presign, timeout):
     """Upload an artifact DIRECTORY to URL/<job>/ (URL is s3://BUCKET/PREFIX) and print its addresses."""
     from pathlib import Path
@@ -116,7 +93,7 @@ def _rows(jobs):
 @click.command(name="ls")
 @click.argument("url")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_errors
+@handle_errors
 def ls(url, fmt):
     """List the jobs and crashes under URL (s3://BUCKET/PREFIX), from each job's summary.json."""
     from coredump.store.s3 import list_jobs
@@ -143,7 +120,7 @@ def ls(url, fmt):
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
 @_timeout_option("download")
-@_errors
+@handle_errors
 def fetch(url, dest, timeout):
     """Download a job (s3://BUCKET/PREFIX/JOB) or one crash (…/JOB/ID) with its binaries into DEST."""
     from coredump.store.s3fetch import fetch_artifacts

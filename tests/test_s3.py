@@ -5,6 +5,7 @@ import json
 import os
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -393,3 +394,27 @@ def test_progress_bar_on_a_terminal_only(s3env, tmp_path):
     assert b"uploading" in drawn and b"100%" in drawn
     piped = subprocess.run(command + ["--job", "pipe"], env=env, capture_output=True, timeout=60)
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+@pytest.mark.parametrize("name", ["upload", "ls", "fetch"])
+def test_store_commands_into_a_closed_pipe_end_quietly(s3env, tmp_path, name):
+    """``coredump upload … | head -1`` ended in "internal error: BrokenPipeError"."""
+    from tests.cli import command
+    from tests.closedpipe import run_into_closed_pipe
+
+    art = make_artifact_dir(tmp_path / "art")
+    if name != "upload":
+        upload_artifacts(art, s3env.url("p"), job="j1")
+    args = {"upload": [art, s3env.url("p"), "--job", "j1"], "ls": [s3env.url("p")],
+            "fetch": [s3env.url("p", "j1"), tmp_path / "dest"]}[name]
+    env = dict(os.environ, **s3env.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = run_into_closed_pipe(command(name, *map(str, args)), env=env)
+    assert (proc.returncode, proc.stderr) == (1, "")
+    if name == "fetch":
+        assert tree(tmp_path / "dest") == tree(art)
+    assert stored_keys(s3env, "p/j1/") >= {f"p/j1/{rel}" for rel in tree(art)}  # the work was done first
+
+
+def stored_keys(s3env, prefix):
+    listing = s3env.client().list_objects_v2(Bucket=s3env.bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"] for o in listing}

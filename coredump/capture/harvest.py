@@ -13,12 +13,12 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
+from coredump.capture.console import echo as _stderr
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
 from coredump.capture.find import QEMU_CORE_NAME, find_cores
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
@@ -27,10 +27,6 @@ from coredump.store.artifacts import DEFAULT_DIR, ArtifactDir, CrashRecord
 __all__ = ("HarvestOptions", "HarvestResult", "harvest", "process_core", "format_size")
 
 Echo = Callable[[str], None]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
