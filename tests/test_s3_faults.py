@@ -121,6 +121,17 @@ def test_an_endpoint_that_never_answers_fails_the_upload_at_its_deadline(s3env, 
     assert stored(s3env, "p/") == {}
 
 
+def test_each_attempt_has_a_short_read_timeout(s3env, fault_proxy, tmp_path):
+    """Without --timeout one attempt waits READ_TIMEOUT (20 s), not botocore's 60 s."""
+    from coredump.store.s3deadline import READ_TIMEOUT
+
+    fault_proxy.inject("hang", math.inf)
+    s3env.env["AWS_MAX_ATTEMPTS"] = "1"
+    proc, seconds = cli_store(s3env, "upload", make_artifact_dir(tmp_path / "art"), s3env.url("p"))
+    assert proc.returncode == 1 and "Read timeout on endpoint URL" in proc.stderr, proc.stderr
+    assert READ_TIMEOUT <= seconds < READ_TIMEOUT + 15
+
+
 def test_a_part_that_never_answers_aborts_the_multipart_upload(s3env, fault_proxy, tmp_path):
     from coredump.errors import StorageError
 
