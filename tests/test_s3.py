@@ -418,3 +418,23 @@ def test_store_commands_into_a_closed_pipe_end_quietly(s3env, tmp_path, name):
 def stored_keys(s3env, prefix):
     listing = s3env.client().list_objects_v2(Bucket=s3env.bucket, Prefix=prefix).get("Contents", [])
     return {o["Key"] for o in listing}
+
+
+def test_a_local_claim_file_never_replaces_the_jobs_claim(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    (art / ".coredump-job.json").write_text('{"token": "forged"}')
+    assert run(upload, art, s3env.url("p"), "--job", "j1").exit_code == 0
+    claim = s3env.client().get_object(Bucket=s3env.bucket, Key="p/j1/.coredump-job.json")["Body"].read()
+    assert b"forged" not in claim and len(json.loads(claim)["token"]) == 32
+
+
+def test_a_summary_that_records_itself_still_fetches(s3env, tmp_path):
+    """summary.json cannot hold its own sha256; a (hostile) entry for it is not a file to fetch."""
+    art = make_artifact_dir(tmp_path / "art")
+    summary = json.loads((art / "summary.json").read_text())
+    summary["digests"]["summary.json"] = {"size": 1, "sha256": "0" * 64}
+    (art / "summary.json").write_text(json.dumps(summary))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert tree(tmp_path / "dest") == tree(art)

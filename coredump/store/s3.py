@@ -159,15 +159,17 @@ def read_summary(directory: Path) -> dict:
 
 def iter_upload_files(directory: Path) -> List[Tuple[str, Path, int]]:
     """``(relative key, path, size)`` of every regular file, ``summary.json`` last: a job
-    whose summary is in the bucket is complete (``ls`` and ``fetch`` read it first)."""
+    whose summary is in the bucket is complete (``ls`` and ``fetch`` read it first). A local
+    ``.coredump-job.json`` would replace the job's claim: it stays behind."""
     found = []
     for root, dirs, files in os.walk(directory):
         dirs.sort()
         for name in sorted(files):
             path = Path(root, name)
-            if path.is_symlink() or not path.is_file():
+            rel = path.relative_to(directory).as_posix()
+            if path.is_symlink() or not path.is_file() or rel == CLAIM:
                 continue
-            found.append((path.relative_to(directory).as_posix(), path, path.stat().st_size))
+            found.append((rel, path, path.stat().st_size))
     found.sort(key=lambda item: (item[0] == SUMMARY, item[0] != "index.html", item[0]))
     return found
 
