@@ -13,10 +13,11 @@ and ``AWS_MAX_ATTEMPTS`` override it. Every attempt has short connect and read t
 an upload or fetch as a whole a deadline (:mod:`coredump.store.s3deadline`).
 
 A job id is claimed before anything is written under it, with a conditional write of
-``<job>/.coredump-job.json`` (``If-None-Match: *``: S3 since 2024-08, MinIO, Ceph RGW and
-moto answer 412 PreconditionFailed, or 409 ConditionalRequestConflict to a write racing
-another, when the key exists). Default ids also end in a random part, so two jobs that start
-in one second on one host (a matrix, a re-run) never even compete for one id.
+``<job>/.coredump-job.json`` (``If-None-Match: *``: S3 has honoured it since 2024-08 and moto
+does, answering 412 PreconditionFailed when the key exists, or 409 ConditionalRequestConflict
+to a write racing another), then read back, for a store that ignores the header. Default ids
+also end in a random part, so two jobs that start in one second on one host (a matrix, a
+re-run) never even compete for one id.
 """
 
 from __future__ import annotations
