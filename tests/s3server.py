@@ -4,7 +4,8 @@ S3 test server
 
 A real ``moto.server`` subprocess on 127.0.0.1 for the S3 tests, and a fault-injecting
 HTTP proxy in front of it that fails the first N requests (503 SlowDown, a connection
-reset, or a dropped connection) and then passes requests through.
+reset, a dropped connection, or a connection accepted and never answered) and then passes
+requests through; it can also hold requests at a gate, to line two clients up in a race.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import uuid
 
 import pytest
 
-__all__ = ("moto_server", "s3env", "fault_proxy", "FaultProxy", "S3Env", "make_artifact_dir", "tree")
+__all__ = ("moto_server", "s3env", "fault_proxy", "FaultProxy", "S3Env", "make_artifact_dir", "record_digests",
+           "tree")
 
 START_TIMEOUT = 60.0
 
@@ -114,7 +116,9 @@ def s3env(moto_server, monkeypatch, tmp_path):
 class FaultProxy(socketserver.ThreadingTCPServer):
     """Forwards one HTTP request per connection to ``upstream``; the first ``faults``
     requests that ``match`` get ``mode`` instead: ``503`` (S3's SlowDown throttle),
-    ``reset`` (TCP RST) or ``drop`` (closed without a response)."""
+    ``reset`` (TCP RST), ``drop`` (closed without a response) or ``hang`` (the request is
+    read and never answered, until the client gives up). Requests that :meth:`hold`
+    matches wait for :meth:`release` before they are forwarded."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -125,6 +129,8 @@ class FaultProxy(socketserver.ThreadingTCPServer):
         self.mode, self.faults, self.match = "503", 0, lambda method, target: True
         self.log = []  # (time, method, target, "fault:<mode>" or "pass")
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.held, self.gate = (lambda method, target: False), threading.Event()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
     @property
@@ -143,10 +149,23 @@ class FaultProxy(socketserver.ThreadingTCPServer):
                 self.faults -= 1
                 outcome = f"fault:{self.mode}"
             self.log.append((time.monotonic(), method, target, outcome))
+            self.changed.notify_all()
             return outcome
 
     def count(self, outcome: str) -> int:
         return sum(1 for entry in self.log if entry[3] == outcome)
+
+    def hold(self, match) -> None:
+        self.held = match
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def wait_for(self, predicate, timeout: float = 120.0) -> None:
+        """Block until ``predicate(log)`` holds; AssertionError after ``timeout`` seconds."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: predicate(self.log), timeout), self.log
 
 
 class _ProxyHandler(socketserver.BaseRequestHandler):
@@ -159,7 +178,11 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
         method, target = request_line.split(" ")[:2]
         outcome = self.server.decide(method, target)
         if outcome == "pass":
+            if self.server.held(method, target):
+                self.server.gate.wait(START_TIMEOUT)
             _forward(client, self.server.upstream, request_line, headers, rest)
+        elif outcome == "fault:hang":
+            _swallow(client)
         elif outcome == "fault:503":
             _reply_503(client, headers, rest)
         elif outcome == "fault:reset":
@@ -179,6 +202,16 @@ def _read_head(sock):
     lines = head.decode("latin-1").split("\r\n")
     headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
     return lines[0], headers, rest
+
+
+def _swallow(client):
+    """Read and discard until the client closes: an endpoint that accepted the connection
+    and never answers (a stuck load balancer, a full server)."""
+    try:
+        while client.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 def _header(headers, name):
@@ -270,14 +303,33 @@ def make_artifact_dir(root, crashes=(("c1", "aa11"), ("c2", "bb22")), core_bytes
         entries.append({"id": crash_id, "signature": crash["signature"], "signal": "SIGSEGV",
                         "executable": f"/opt/prog{index}", "crash_json": f"{crash_id}/crash.json",
                         "report_html": f"{crash_id}/report.html", "core": f"{crash_id}/core.zst",
-                        "stored": True, "note": None})
+                        "stored": True, "note": None, "files": [f"files/{build_id}/prog{index}"]})
     summary = {"schema": "coredump.summary/1", "command": ["make", "test"], "exit_status": 2,
                "host": "ci-runner-7", "started": started or "2024-05-01T12:34:56+00:00",
                "finished": "2024-05-01T12:35:10+00:00", "crashes": entries}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
     (root / "index.html").write_text("<html><body>index</body></html>")
     (root / "junit.xml").write_text("<testsuite/>")
+    record_digests(root, summary)
     return root
+
+
+def record_digests(root, summary=None):
+    """Write summary.json with the sizes and sha256s harvest and render record: each crash's
+    core and ``files``, and every other file under ``digests``."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    summary = summary or json.loads((root / "summary.json").read_text())
+    digest = lambda rel: {"size": (root / rel).stat().st_size,  # noqa: E731
+                          "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest()}
+    for crash in summary["crashes"]:
+        crash.update(digest(crash["core"]))
+        crash["file_digests"] = {rel: digest(rel) for rel in crash.get("files", [])}
+    recorded = {c["core"] for c in summary["crashes"]} | {r for c in summary["crashes"] for r in c["files"]}
+    summary["digests"] = {rel: digest(rel) for rel in tree(root) if rel not in recorded | {"summary.json"}}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 def tree(root):

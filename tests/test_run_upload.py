@@ -75,3 +75,22 @@ def test_failed_upload_keeps_directory_and_status(s3env, tmp_path, crash_step):
     summary = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
     crash = summary["crashes"][0]
     assert (work / "coredump-artifacts" / crash["core"]).is_file()
+
+
+def test_an_upload_that_hangs_ends_at_its_deadline_and_keeps_everything(s3env, fault_proxy, tmp_path, crash_step):
+    import math
+    import time
+
+    fault_proxy.inject("hang", math.inf)
+    work = tmp_path / "job"
+    work.mkdir()
+    start = time.monotonic()
+    out = coredump("run", "--upload-timeout", "2", "--upload", s3env.url("ci"), "--", *crash_step, cwd=work)
+    seconds = time.monotonic() - start
+    assert out.returncode == 139  # the step's own status, whatever the upload did
+    errors = [line for line in out.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("coredump: error: upload failed"), out.stderr
+    assert "did not finish within its 2 s deadline" in errors[0] and "Traceback" not in out.stderr
+    assert seconds < 60  # analysis and start-up included; the upload alone held 302 s before
+    summary = json.loads((work / "coredump-artifacts" / "summary.json").read_text())
+    assert (work / "coredump-artifacts" / summary["crashes"][0]["core"]).is_file()

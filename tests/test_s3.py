@@ -1,8 +1,11 @@
 """Upload, ls and fetch against a real moto S3 server over HTTP (tests/s3server.py)."""
 
+import hashlib
 import json
 import os
+import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +17,7 @@ from coredump.store.s3 import MULTIPART_THRESHOLD, default_job_id, upload_artifa
 pytest.register_assert_rewrite("tests.s3server")
 pytest_plugins = ("tests.s3server",)  # the moto_server and s3env fixtures
 
-from tests.s3server import make_artifact_dir, tree  # noqa: E402
+from tests.s3server import make_artifact_dir, record_digests, tree  # noqa: E402
 
 JOB = "20240501T123456Z-ci-runner-7"
 
@@ -36,9 +39,10 @@ def test_upload_prints_urls_that_open_in_a_browser(s3env, tmp_path):
     result = run(upload, art, s3env.url("nightly"))
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"Uploaded {art} to {s3env.url('nightly', JOB)}/"
-    assert lines[1] == f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/index.html"
-    assert f"{s3env.endpoint}/{s3env.bucket}/nightly/{JOB}/c1/report.html" in lines
+    job = re.fullmatch(rf"Uploaded {re.escape(str(art))} to {s3env.url('nightly')}/({JOB}-[0-9a-f]{{8}})/", lines[0])
+    assert job, lines[0]
+    assert lines[1] == f"{s3env.endpoint}/{s3env.bucket}/nightly/{job[1]}/index.html"
+    assert f"{s3env.endpoint}/{s3env.bucket}/nightly/{job[1]}/c1/report.html" in lines
     presigned = run(upload, art, s3env.url("nightly"), "--job", "j2", "--presign", 600).stdout.splitlines()
     for url, name in ((presigned[1], "index.html"), (presigned[2], "c1/report.html")):
         with urllib.request.urlopen(url) as response:  # what a browser gets from the bucket
@@ -51,7 +55,7 @@ def test_upload_stores_every_file_with_its_content_type(s3env, tmp_path):
     urls = upload_artifacts(art, s3env.url("p"), job="j1")
     client = s3env.client()
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3env.bucket)["Contents"]}
-    assert keys == {f"p/j1/{rel}" for rel in tree(art)}
+    assert keys == {f"p/j1/{rel}" for rel in tree(art)} | {"p/j1/.coredump-job.json"}
     types = {rel: client.head_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}")["ContentType"]
              for rel in tree(art)}
     assert types["index.html"].startswith("text/html") and types["c2/report.html"].startswith("text/html")
@@ -75,16 +79,33 @@ def test_large_core_goes_up_in_parts(s3env, tmp_path):
     assert seen[-1] == (total, total)
 
 
-def test_default_job_id_is_start_time_and_host():
-    assert default_job_id({"started": "2024-05-01T12:34:56Z", "host": "ci-runner-7"}) == JOB
-    assert default_job_id({"started": 1714566896, "host": "a b"}) == "20240501T123456Z-a-b"
+def test_default_job_id_is_start_time_host_and_a_random_part():
+    summary = {"started": "2024-05-01T12:34:56Z", "host": "ci-runner-7"}
+    first, second = default_job_id(summary), default_job_id(summary)
+    assert re.fullmatch(rf"{JOB}-[0-9a-f]{{8}}", first) and first != second
+    assert default_job_id({"started": 1714566896, "host": "a b"})[:-9] == "20240501T123456Z-a-b"
 
 
 def test_upload_refuses_a_job_that_exists(s3env, tmp_path):
     art = make_artifact_dir(tmp_path / "art")
-    assert run(upload, art, s3env.url("p")).exit_code == 0
-    assert "already holds a job" in error_line(run(upload, art, s3env.url("p")))
+    assert run(upload, art, s3env.url("p"), "--job", "j1").exit_code == 0
+    assert "already holds a job" in error_line(run(upload, art, s3env.url("p"), "--job", "j1"))
     assert run(upload, art, s3env.url("p"), "--job", "second").exit_code == 0
+
+
+def test_uploads_of_one_directory_get_a_job_each(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    assert run(upload, art, s3env.url("p")).exit_code == 0
+    assert run(upload, art, s3env.url("p")).exit_code == 0
+    jobs = [job["job"] for job in json.loads(run(ls, s3env.url("p"), "--format", "json").stdout)]
+    assert len(jobs) == 2 and all(job.startswith(JOB + "-") for job in jobs)
+
+
+def test_a_job_claimed_by_an_unfinished_upload_is_refused(s3env, tmp_path):
+    """An upload that failed (or still runs) holds its claim but no summary.json yet."""
+    art = make_artifact_dir(tmp_path / "art")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/.coredump-job.json", Body=b"{}")
+    assert "is claimed by another upload" in error_line(run(upload, art, s3env.url("p"), "--job", "j1"))
 
 
 @pytest.mark.parametrize("setup, message", [
@@ -152,18 +173,77 @@ def test_fetch_of_nothing_is_one_error(s3env, tmp_path):
     assert "no coredump job or crash" in error_line(run(fetch, s3env.url("p", "nope"), tmp_path / "d"))
 
 
-def test_fetch_refuses_keys_that_escape_dest(s3env, tmp_path):
-    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+HOSTILE_KEYS = ["../../etc/x", "/abs", "c1/../../../x", "c1/core.zst\0.sh", "\x1b]0;owned\x07", "a\\..\\b"]
+
+
+def test_fetch_writes_no_hostile_key_and_names_each_one(s3env, tmp_path):
+    """Keys summary.json does not record never become paths: the job still fetches, and the
+    warning shows each key escaped (NUL and ESC visible, not acted on by the terminal)."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
     client = s3env.client()
-    for key in ("p/j1/../../etc/x", "p/j1//abs"):
-        client.put_object(Bucket=s3env.bucket, Key=key, Body=b"owned")
+    for rel in HOSTILE_KEYS:
+        client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}", Body=b"owned")
+    listed = {o["Key"] for o in client.list_objects_v2(Bucket=s3env.bucket, Prefix="p/j1/")["Contents"]}
+    assert {f"p/j1/{rel}" for rel in HOSTILE_KEYS} <= listed  # the store kept every one as named
     dest = tmp_path / "deep" / "er" / "dest"
-    before = tree(tmp_path)
-    line = error_line(run(fetch, s3env.url("p", "j1"), dest))
-    assert "'p/j1/../../etc/x' (parent directory component '..')" in line
-    assert "'p/j1//abs' (absolute path)" in line
-    assert tree(tmp_path) == before  # nothing written anywhere, inside DEST or out
-    assert not (tmp_path / "deep" / "etc").exists() and not os.path.exists(os.path.join(dest, "abs"))
+    outside = {k: v for k, v in tree(tmp_path).items() if not k.startswith("deep/")}
+    result = run(fetch, s3env.url("p", "j1"), dest)
+    assert result.exit_code == 0, result.stderr
+    assert tree(dest) == tree(art)
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("deep/")} == outside
+    assert not (tmp_path / "deep" / "etc").exists() and not (tmp_path / "x").exists()
+    warning, = result.stderr.splitlines()
+    assert warning.startswith("warning: not fetched, summary.json does not record them: ")
+    assert "../../etc/x (parent directory component '..')" in warning and "/abs (absolute path)" in warning
+    assert "c1/core.zst\\x00.sh (NUL or backslash in name)" in warning and "\\x1b]0;owned\\x07" in warning
+    assert "\0" not in warning and "\x1b" not in warning
+
+
+def test_an_empty_folder_key_leaves_the_job_fetchable(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/notes/", Body=b"")  # the S3 console's "Create folder"
+    for url, dest in ((s3env.url("p", "j1"), tmp_path / "job"), (s3env.url("p", "j1", "c1"), tmp_path / "c1")):
+        result = run(fetch, url, dest)
+        assert result.exit_code == 0 and result.stderr == "", result.stderr
+        assert not (dest / "notes").exists()
+    assert tree(tmp_path / "job") == tree(art)
+    assert tree(tmp_path / "c1")["c1/core.zst"] == (art / "c1" / "core.zst").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/outside", "c1/x\0y", "c1//x"])
+def test_fetch_refuses_a_summary_that_names_a_path_outside_dest(s3env, tmp_path, name):
+    """summary.json is hostile too: a name it records that would leave DEST stops the fetch."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    client = s3env.client()
+    summary = json.loads((art / "summary.json").read_text())
+    summary["digests"][name] = {"size": 5, "sha256": hashlib.sha256(b"owned").hexdigest()}
+    client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{name}", Body=b"owned")
+    client.put_object(Bucket=s3env.bucket, Key="p/j1/summary.json", Body=json.dumps(summary).encode())
+    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
+    assert "refused 1 name(s) in p/j1/summary.json that would write outside the destination" in line
+    assert repr(f"p/j1/{name}") in line
+    assert not (tmp_path / "dest").exists() and not (tmp_path / "outside").exists()
+
+
+def test_fetch_leaves_unrecorded_objects_in_the_bucket(s3env, tmp_path):
+    """A library planted under files/ after the upload would be loaded by gdb: it stays out."""
+    art = make_artifact_dir(tmp_path / "art")
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    s3env.client().put_object(Bucket=s3env.bucket, Key="p/j1/files/aa11/libevil.so", Body=b"\x7fELF")
+    result = run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert "files/aa11/libevil.so" in result.stderr and not (tmp_path / "dest" / "files/aa11/libevil.so").exists()
+
+
+def test_fetch_of_a_job_missing_a_recorded_file_is_one_error(s3env, tmp_path):
+    upload_artifacts(make_artifact_dir(tmp_path / "art"), s3env.url("p"), job="j1")
+    s3env.client().delete_object(Bucket=s3env.bucket, Key="p/j1/c2/report.html")
+    line = error_line(run(fetch, s3env.url("p", "j1"), tmp_path / "dest"))
+    assert "p/j1/c2/report.html: summary.json records it but the bucket has no such object" in line
+    assert not (tmp_path / "dest").exists()
 
 
 def test_fetch_refuses_a_symlink_planted_in_dest(s3env, tmp_path):
@@ -229,8 +309,24 @@ def test_fetch_refuses_a_changed_bundled_file(s3env, tmp_path, harvested_job):
 def test_fetch_of_an_untouched_harvested_job_passes_the_checks(s3env, tmp_path, harvested_job):
     art, crash = harvested_job
     result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
-    assert result.exit_code == 0, result.stderr
-    assert (tmp_path / "dest" / crash["core"]).read_bytes() == (art / crash["core"]).read_bytes()
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    assert tree(tmp_path / "dest") == tree(art)  # every file recorded, so every file fetched
+
+
+@pytest.mark.parametrize("name", ["{id}/crash.json", "{id}/report.html", "index.html", "junit.xml"])
+def test_fetch_refuses_a_changed_page_or_analysis(s3env, tmp_path, harvested_job, name):
+    """harvest (store/artifacts.py, report/render.py) records every file it writes, so a page
+    edited in the bucket (a phishing link in report.html) is caught like a changed core."""
+    art, crash = harvested_job
+    rel = name.format(id=crash["id"])
+    client = s3env.client()
+    data = (art / rel).read_bytes()
+    client.put_object(Bucket=s3env.bucket, Key=f"p/j1/{rel}", Body=data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+    urls = [s3env.url("p", "j1")] + ([s3env.url("p", "j1", crash["id"])] if "{id}" in name else [])
+    for url in urls:
+        line = error_line(run(fetch, url, tmp_path / "dest"))
+        assert f"p/j1/{rel}" in line and "sha256 differs from the one summary.json records" in line
+        assert not (tmp_path / "dest").exists()  # nothing half-written: no file, no directory
 
 
 def test_library_errors_are_storage_errors(s3env, tmp_path):
@@ -259,6 +355,9 @@ def test_real_core_round_trip_brings_the_binaries_gdb_needs(s3env, tmp_path, mak
     for m in modules:
         (art / "files" / m.build_id).mkdir(parents=True, exist_ok=True)
         shutil.copy(m.path, art / "files" / m.build_id / os.path.basename(m.path))
+    summary = json.loads((art / "summary.json").read_text())
+    summary["crashes"][0]["files"] = [f"files/{m.build_id}/{os.path.basename(m.path)}" for m in modules]
+    record_digests(art, summary)
     upload_artifacts(art, s3env.url("p"), job="j1")
     assert run(fetch, s3env.url("p", "j1", "c1"), tmp_path / "dest").exit_code == 0
     dest = tmp_path / "dest"
@@ -312,3 +411,47 @@ def test_ls_sanitizes_crash_data(s3env, tmp_path):
     assert "forged" in result.stdout and len(result.stdout.splitlines()) == 2
     assert not any(line.startswith("::") for line in result.stdout.splitlines())
     assert not set(result.stdout) & set("\x1b\x07\r\x9b")
+
+
+@pytest.mark.parametrize("name", ["upload", "ls", "fetch"])
+def test_store_commands_into_a_closed_pipe_end_quietly(s3env, tmp_path, name):
+    """``coredump upload … | head -1`` ended in "internal error: BrokenPipeError"."""
+    from tests.cli import command
+    from tests.closedpipe import run_into_closed_pipe
+
+    art = make_artifact_dir(tmp_path / "art")
+    if name != "upload":
+        upload_artifacts(art, s3env.url("p"), job="j1")
+    args = {"upload": [art, s3env.url("p"), "--job", "j1"], "ls": [s3env.url("p")],
+            "fetch": [s3env.url("p", "j1"), tmp_path / "dest"]}[name]
+    env = dict(os.environ, **s3env.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = run_into_closed_pipe(command(name, *map(str, args)), env=env)
+    assert (proc.returncode, proc.stderr) == (1, "")
+    if name == "fetch":
+        assert tree(tmp_path / "dest") == tree(art)
+    assert stored_keys(s3env, "p/j1/") >= {f"p/j1/{rel}" for rel in tree(art)}  # the work was done first
+
+
+def stored_keys(s3env, prefix):
+    listing = s3env.client().list_objects_v2(Bucket=s3env.bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"] for o in listing}
+
+
+def test_a_local_claim_file_never_replaces_the_jobs_claim(s3env, tmp_path):
+    art = make_artifact_dir(tmp_path / "art")
+    (art / ".coredump-job.json").write_text('{"token": "forged"}')
+    assert run(upload, art, s3env.url("p"), "--job", "j1").exit_code == 0
+    claim = s3env.client().get_object(Bucket=s3env.bucket, Key="p/j1/.coredump-job.json")["Body"].read()
+    assert b"forged" not in claim and len(json.loads(claim)["token"]) == 32
+
+
+def test_a_summary_that_records_itself_still_fetches(s3env, tmp_path):
+    """summary.json cannot hold its own sha256; a (hostile) entry for it is not a file to fetch."""
+    art = make_artifact_dir(tmp_path / "art")
+    summary = json.loads((art / "summary.json").read_text())
+    summary["digests"]["summary.json"] = {"size": 1, "sha256": "0" * 64}
+    (art / "summary.json").write_text(json.dumps(summary))
+    upload_artifacts(art, s3env.url("p"), job="j1")
+    result = run(fetch, s3env.url("p", "j1"), tmp_path / "dest")
+    assert result.exit_code == 0, result.stderr
+    assert tree(tmp_path / "dest") == tree(art)

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence
 
+from coredump.capture.console import echo as _stderr
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
 from coredump.capture.find import Found, find_core_entries
 from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, open_found, unlink_if_same
-from coredump.capture.store_core import Echo, _stderr, format_size, guest_pid, process_core
+from coredump.capture.store_core import Echo, format_size, guest_pid, process_core
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.store.artifacts import DEFAULT_DIR, DEFAULT_MODE, ArtifactDir, CrashRecord
 
@@ -47,6 +48,7 @@ class HarvestOptions:
     expect: Sequence[str] = ()
     settle_quiet: float = SETTLE_QUIET
     settle_timeout: float = SETTLE_TIMEOUT
+    upload_timeout: Optional[float] = None  # seconds for the whole upload; None: the store's default
 
 
 @dataclass
@@ -300,12 +302,13 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
         echo(f"coredump: {result.errors[-1]}")
     if options.upload:
-        from coredump.store.s3 import upload_artifacts
+        from coredump.store.s3 import DEFAULT_TIMEOUT, upload_artifacts
 
         try:
             from coredump.capture.progress import LogProgress
 
-            for url in upload_artifacts(root, options.upload, progress=LogProgress(echo, f"uploading {root}")):
+            for url in upload_artifacts(root, options.upload, progress=LogProgress(echo, f"uploading {root}"),
+                                        timeout=options.upload_timeout or DEFAULT_TIMEOUT):
                 echo(f"coredump: uploaded {url}")
         except CoreDumpError as exc:
             result.errors.append(f"upload failed, {root} is intact: {exc}")

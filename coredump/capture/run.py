@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
+
+from coredump.capture.console import echo as _echo
 
 __all__ = ("FORWARDED_SIGNALS", "raise_core_limit", "exit_status", "run_step", "run")
 
@@ -37,14 +38,6 @@ _DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
 # the wrapper inherited reaches the step unchanged: a SIGHUP that nohup ignored stays ignored,
 # as it would without the wrapper (handlers are reset by exec anyway).
 _PYTHON_IGNORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
-
-
-def _echo(line: str) -> None:
-    """The log line sink: lines quote core names and crash data, cleaned here once (imported
-    only when there is something to say: the success path stays cheap)."""
-    from coredump.report.sanitize import clean_text
-
-    print(clean_text(line), file=sys.stderr, flush=True)
 
 
 def _limit_text(value: int) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import sys
 from typing import Any, Callable, Dict, Optional
 
+from coredump.capture.console import echo as _stderr
 from coredump.capture.find import QEMU_CORE_NAME
 from coredump.capture.opened import Look, OpenedCore, look_at, open_found, phdr_extent, settle
 from coredump.capture.progress import LogProgress
@@ -26,10 +26,6 @@ __all__ = ("process_core", "format_size", "guest_pid")
 
 Echo = Callable[[str], None]
 HarvestOptions = Any  # harvest.HarvestOptions (harvest imports this module)
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def format_size(n: int) -> str:

@@ -85,6 +85,9 @@ def _store_options(func):
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None, callback=_check_upload,
                      help="Also upload the artifact directory to S3 (needs coredump[s3]; checked before "
                           "the step runs)."),
+        click.option("--upload-timeout", type=click.FloatRange(0, min_open=True), default=None,
+                     metavar="SECONDS", help="Give up the upload, retries included, after this long "
+                                             "(default 600); the artifact directory stays."),
         click.option("--max-core-size", type=_Parsed("SIZE", parse_size), default=None,
                      help="A core larger than SIZE (e.g. 2G) is analyzed in full but stored slimmed "
                           "(stacks and what they point to; see `coredump slim`); one still larger is "
@@ -105,12 +108,13 @@ def _store_options(func):
 
 
 def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
-                     mode=0o600, expect=()):
+                     mode=0o600, expect=(), upload_timeout=None):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
-                          max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect))
+                          max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect),
+                          upload_timeout=upload_timeout)
 
 
 # allow_interspersed_args=False: COMMAND starts at the first argument that is no option of

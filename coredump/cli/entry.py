@@ -28,18 +28,28 @@ class RunArgs:
         self.upload = None
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
         self.expect = []
+        self.upload_timeout = None
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
                 "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
-                "expect": tuple(self.expect)}
+                "expect": tuple(self.expect), "upload_timeout": self.upload_timeout}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload", "--expect": "expect"}
+           "--max-core-size": "max_core_size", "--upload": "upload", "--upload-timeout": "upload_timeout",
+           "--expect": "expect"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
+
+
+def _positive_seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def parse_run_args(args) -> RunArgs | None:
@@ -67,6 +77,10 @@ def parse_run_args(args) -> RunArgs | None:
                 try:
                     out.max_core_size = parse_size(value)
                 except ValueError:
+                    return None
+            elif name == "upload_timeout":
+                out.upload_timeout = _positive_seconds(value)
+                if out.upload_timeout is None:
                     return None
             else:
                 setattr(out, name, value)

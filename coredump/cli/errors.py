@@ -4,8 +4,8 @@ CLI errors
 
 How every command reports failure: a ``CoreDumpError`` (or any bug) becomes one ``Error: …``
 line on stderr and a non-zero exit status, never a traceback; the line is cleaned like crash
-data, since messages quote names from cores and documents. Its own module so that command
-modules can use it without importing the command group.
+data, since messages quote names from cores and documents; a closed stdout (EPIPE) is a quiet
+exit. Its own module so that command modules can use it without importing the command group.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
             click.echo("Error: interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`coredump ls … | head -1`): click's main() ends quietly
+            # with status 1 and silences the final flush, as a CLI killed by SIGPIPE would be.
             raise
         except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
             if os.environ.get("COREDUMP_DEBUG"):

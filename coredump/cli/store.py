@@ -8,39 +8,24 @@ Store commands
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 import threading
 
 import click
 
-from coredump.errors import CoreDumpError
+from coredump.cli.errors import handle_errors
 from coredump.jsondoc import dumps_document
 from coredump.report.sanitize import clean_text
 
 __all__ = ("upload", "ls", "fetch", "COMMANDS")
 
 
-def _errors(func):
-    """A CoreDumpError (or a bug) becomes click's one ``Error: …`` line on stderr and exit
-    status 1, as ``cli.handle_errors`` does for the other commands."""
+def _timeout_option(what: str):
+    from coredump.store.s3deadline import DEFAULT_TIMEOUT
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CoreDumpError as exc:  # messages quote keys and summary.json fields
-            raise click.ClickException(clean_text(exc)) from exc
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
-            if os.environ.get("COREDUMP_DEBUG"):
-                raise
-            raise click.ClickException(f"internal error: {type(exc).__name__}: {clean_text(exc)} "
-                                       "(set COREDUMP_DEBUG=1 for details)") from exc
-
-    return wrapper
+    return click.option("--timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT,
+                        show_default=True, metavar="SECONDS",
+                        help=f"Give up the whole {what}, retries included, after this long.")
 
 
 class _Bar:
@@ -70,8 +55,9 @@ class _Bar:
 @click.option("--job", help="Job id under the prefix (default: the summary's start time and host).")
 @click.option("--presign", type=click.IntRange(1, 7 * 24 * 3600), metavar="SECONDS",
               help="Print presigned addresses valid this long (for a private bucket).")
-@_errors
-def upload(directory, url, job, presign):
+@_timeout_option("upload")
+@handle_errors
+def upload(directory, url, job, presign, timeout):
     """Upload an artifact DIRECTORY to URL/<job>/ (URL is s3://BUCKET/PREFIX) and print its addresses."""
     from pathlib import Path
 
@@ -81,7 +67,7 @@ def upload(directory, url, job, presign):
     job = job or default_job_id(read_summary(Path(directory)))
     bar = _Bar("uploading")
     try:
-        urls = upload_artifacts(directory, url, progress=bar, job=job, presign=presign)
+        urls = upload_artifacts(directory, url, progress=bar, job=job, presign=presign, timeout=timeout)
     finally:
         bar.close()
     click.echo(f"Uploaded {directory} to {parse_s3_url(url).join(job)}/")
@@ -114,7 +100,7 @@ def _rows(jobs):
 @click.command(name="ls")
 @click.argument("url")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_errors
+@handle_errors
 def ls(url, fmt):
     """List the jobs and crashes under URL (s3://BUCKET/PREFIX), from each job's summary.json."""
     from coredump.store.s3 import list_jobs
@@ -143,8 +129,9 @@ def ls(url, fmt):
 @click.option("--host", metavar="URL",
               help="CircleCI's address for circleci: URLs (CircleCI server; default $CIRCLECI_HOST, else "
                    "https://circleci.com).")
-@_errors
-def fetch(url, dest, host):
+@_timeout_option("download")
+@handle_errors
+def fetch(url, dest, host, timeout):
     """Download a job (s3://BUCKET/PREFIX/JOB, or circleci:PROJECT-SLUG/JOB-NUMBER with
     $CIRCLE_TOKEN) or one S3 crash (…/JOB/ID) with its binaries into DEST."""
     bar = _Bar("downloading")
@@ -152,11 +139,12 @@ def fetch(url, dest, host):
         if url.startswith("circleci:"):
             from coredump.store.circleci import fetch_circleci
 
-            written = fetch_circleci(url, dest, host=host)
+            written = fetch_circleci(url, dest, host=host, timeout=timeout)
         else:
             from coredump.store.s3fetch import fetch_artifacts
 
-            written = fetch_artifacts(url, dest, progress=bar)
+            written = fetch_artifacts(url, dest, progress=bar, timeout=timeout,
+                                      warn=lambda line: click.echo(f"warning: {clean_text(line)}", err=True))
     finally:
         bar.close()
     total = sum(path.stat().st_size for path in written)

@@ -9,6 +9,7 @@ files: index.html, <id>/report.html and junit.xml, from summary.json and each
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -75,20 +76,23 @@ def _load_crash(root: Path, entry: Dict, warnings: List[str]) -> Optional[Dict]:
     return crash
 
 
-def _write(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a page."""
+def _write(path: Path, text: str) -> Dict:
+    """Write through a temporary file and rename, so a reader never sees half a page;
+    returns the ``{"size", "sha256"}`` summary.json records of it."""
+    data = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path]:
+def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path, Dict]:
     from coredump.report.html import render_crash_html
 
     crash_id = str(entry.get("id") or "")
@@ -102,8 +106,7 @@ def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path]:
         links.append((core.name, os.path.relpath(core, folder)))
     html = render_crash_html(crash, crash_id, links=links, index_href="../index.html",
                              artifact_name=root.name)
-    _write(folder / "report.html", html)
-    return f"{crash_id}/report.html", folder / "report.html"
+    return f"{crash_id}/report.html", folder / "report.html", _write(folder / "report.html", html)
 
 
 def _index_entry(root: Path, entry: Dict, crash: Optional[Dict]) -> Dict:
@@ -129,6 +132,8 @@ def render_artifacts(artifact_dir) -> RenderResult:
     summary = load_summary(root)
     result = RenderResult(root / "index.html", root / "junit.xml")
     pairs = []
+    # `coredump fetch` checks each page against these (the crash.json digests are store/artifacts.py's).
+    digests = summary.get("digests") if isinstance(summary.get("digests"), dict) else {}
     for entry in summary.get("crashes") or []:
         if not isinstance(entry, dict):
             continue
@@ -136,13 +141,14 @@ def render_artifacts(artifact_dir) -> RenderResult:
         entry["report_html"] = None
         if crash is not None:
             try:
-                entry["report_html"], page = _crash_page(root, entry, crash)
+                entry["report_html"], page, digests[entry["report_html"]] = _crash_page(root, entry, crash)
                 result.reports.append(page)
             except StorageError as exc:
                 result.warnings.append(str(exc))
         pairs.append((_index_entry(root, entry, crash), crash))
-    _write(result.index, render_index_html(summary, pairs))
-    _write(result.junit, render_junit([(e.get("id"), c, e) for e, c in pairs]))
+    digests["index.html"] = _write(result.index, render_index_html(summary, pairs))
+    digests["junit.xml"] = _write(result.junit, render_junit([(e.get("id"), c, e) for e, c in pairs]))
+    summary["digests"] = digests
     summary.setdefault("schema", SUMMARY_SCHEMA)
     _write(root / "summary.json", dumps_document(summary) + "\n")
     return result

@@ -277,6 +277,9 @@ class ArtifactDir:
         new_ids = {r.id for r in records}
         crashes = [c for c in previous.get("crashes", []) if c.get("id") not in new_ids]
         crashes += [r.to_dict() for r in records]
+        # What `coredump fetch` checks each file against; render.py adds the pages it writes.
+        digests = previous.get("digests") if isinstance(previous.get("digests"), dict) else {}
+        digests.update({r.crash_json: self.digest(r.crash_json) for r in records if r.crash_json})
         summary = {
             "schema": SUMMARY_SCHEMA,
             "command": list(command) if command is not None else previous.get("command"),
@@ -286,6 +289,7 @@ class ArtifactDir:
             "finished": utc_timestamp(finished),
             "ci": ci_metadata() or previous.get("ci"),
             "crashes": crashes,
+            "digests": digests,
         }
         return self.write_json("summary.json", summary)
 

@@ -9,7 +9,15 @@ Credentials, region and endpoint come from boto3's usual chain; ``AWS_ENDPOINT_U
 points it at MinIO, Ceph or any S3-compatible store (path-style addressing is then used).
 Retries use botocore's ``standard`` mode, which retries throttling (503 SlowDown), 5xx and
 connection errors with exponential backoff and jitter, capped at 20 s; ``AWS_RETRY_MODE``
-and ``AWS_MAX_ATTEMPTS`` override it.
+and ``AWS_MAX_ATTEMPTS`` override it. Every attempt has short connect and read timeouts, and
+an upload or fetch as a whole a deadline (:mod:`coredump.store.s3deadline`).
+
+A job id is claimed before anything is written under it, with a conditional write of
+``<job>/.coredump-job.json`` (``If-None-Match: *``: S3 has honoured it since 2024-08 and moto
+does, answering 412 PreconditionFailed when the key exists, or 409 ConditionalRequestConflict
+to a write racing another), then read back, for a store that ignores the header. Default ids
+also end in a random part, so two jobs that start in one second on one host (a matrix, a
+re-run) never even compete for one id.
 """
 
 from __future__ import annotations
@@ -18,16 +26,19 @@ import json
 import mimetypes
 import os
 import re
+import secrets
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from coredump.errors import StorageError
+from coredump.store.s3deadline import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, READ_TIMEOUT, Deadline
 from coredump.store.s3url import S3Url, http_url, parse_s3_url
 
 __all__ = ("upload_artifacts", "list_jobs", "make_client", "transfer_config", "default_job_id",
-           "read_summary", "storage_errors", "get_json", "ByteCounter", "Progress", "MULTIPART_THRESHOLD",
-           "MAX_ATTEMPTS")
+           "read_summary", "storage_errors", "get_json", "get_json_document", "ByteCounter", "Progress",
+           "MULTIPART_THRESHOLD", "MAX_ATTEMPTS", "MAX_JSON", "CLAIM", "DEFAULT_TIMEOUT")
 
 #: ``progress(bytes_done, bytes_total)``, called from transfer threads.
 Progress = Callable[[int, int], None]
@@ -37,7 +48,11 @@ MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 8 * MiB
 MULTIPART_CHUNKSIZE = 8 * MiB
 MAX_ATTEMPTS = 5
+#: The largest summary.json (or other JSON document) read from a bucket.
+MAX_JSON = 64 * MiB
 SUMMARY = "summary.json"
+#: The object that claims a job id for one upload (never part of the artifact directory).
+CLAIM = ".coredump-job.json"
 
 # Browsers render an object by its Content-Type: index.html and report.html must be text/html.
 _CONTENT_TYPES = {
@@ -49,8 +64,9 @@ _CONTENT_TYPES = {
 }
 
 
-def make_client():
-    """An S3 client from the default credential chain, with standard-mode retries."""
+def make_client(deadline: Optional[Deadline] = None):
+    """An S3 client from the default credential chain, with standard-mode retries, short
+    timeouts, and every request (retries included) within ``deadline`` when given."""
     try:
         import boto3
         from botocore.config import Config
@@ -63,9 +79,14 @@ def make_client():
         raise StorageError(f"AWS_MAX_ATTEMPTS must be a positive integer, not {attempts!r}")
     retries = {"mode": os.environ.get("AWS_RETRY_MODE", "standard"), "total_max_attempts": int(attempts)}
     s3 = {"addressing_style": "path"} if os.environ.get("AWS_ENDPOINT_URL") else {}
-    config = Config(retries=retries, s3=s3, connect_timeout=10, read_timeout=60)
+    timeouts = deadline.timeouts() if deadline else {"connect_timeout": CONNECT_TIMEOUT,
+                                                      "read_timeout": READ_TIMEOUT}
+    config = Config(retries=retries, s3=s3, **timeouts)
     with storage_errors("cannot create an S3 client"):
-        return boto3.client("s3", config=config)
+        client = boto3.client("s3", config=config)
+    if deadline:
+        deadline.attach(client)
+    return client
 
 
 def transfer_config():
@@ -100,9 +121,10 @@ class storage_errors:
 
 
 def default_job_id(summary: dict) -> str:
-    """``<started as YYYYmmddTHHMMSSZ>-<host>``, from the summary (now and "unknown" if absent).
+    """``<started as YYYYmmddTHHMMSSZ>-<host>-<8 random hex digits>``, from the summary (now
+    and "unknown" if absent); the random part keeps two uploads from sharing an id.
 
-    >>> default_job_id({"started": "2024-05-01T12:34:56+02:00", "host": "ci runner/7"})
+    >>> default_job_id({"started": "2024-05-01T12:34:56+02:00", "host": "ci runner/7"})[:-9]
     '20240501T103456Z-ci-runner-7'
     """
     started = summary.get("started")
@@ -119,7 +141,7 @@ def default_job_id(summary: dict) -> str:
     elif when.tzinfo is None:
         when = when.astimezone()
     host = re.sub(r"[^A-Za-z0-9._-]+", "-", str(summary.get("host") or "unknown")).strip("-.")
-    return f"{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{host or 'unknown'}"
+    return f"{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{host or 'unknown'}-{secrets.token_hex(4)}"
 
 
 def read_summary(directory: Path) -> dict:
@@ -138,15 +160,17 @@ def read_summary(directory: Path) -> dict:
 
 def iter_upload_files(directory: Path) -> List[Tuple[str, Path, int]]:
     """``(relative key, path, size)`` of every regular file, ``summary.json`` last: a job
-    whose summary is in the bucket is complete (``ls`` and ``fetch`` read it first)."""
+    whose summary is in the bucket is complete (``ls`` and ``fetch`` read it first). A local
+    ``.coredump-job.json`` would replace the job's claim: it stays behind."""
     found = []
     for root, dirs, files in os.walk(directory):
         dirs.sort()
         for name in sorted(files):
             path = Path(root, name)
-            if path.is_symlink() or not path.is_file():
+            rel = path.relative_to(directory).as_posix()
+            if path.is_symlink() or not path.is_file() or rel == CLAIM:
                 continue
-            found.append((path.relative_to(directory).as_posix(), path, path.stat().st_size))
+            found.append((rel, path, path.stat().st_size))
     found.sort(key=lambda item: (item[0] == SUMMARY, item[0] != "index.html", item[0]))
     return found
 
@@ -186,13 +210,14 @@ def _object_exists(client, bucket: str, key: str) -> bool:
 
 
 def upload_artifacts(directory, url: str, progress: Optional[Progress] = None, job: Optional[str] = None,
-                     presign: Optional[int] = None, client=None) -> List[str]:
+                     presign: Optional[int] = None, client=None, timeout: float = DEFAULT_TIMEOUT) -> List[str]:
     """Upload the artifact directory to ``url/<job>/``; return the HTTP(S) addresses of its
     index.html, each report.html and summary.json (what a person opens), presigned for
     ``presign`` seconds when given (a private bucket answers 403 to a plain address).
 
-    ``job`` defaults to :func:`default_job_id`. A job whose summary.json is already in the
-    bucket is refused, so two runs never mix; a failed upload can simply be repeated.
+    ``job`` defaults to :func:`default_job_id`. A job id already claimed by another upload,
+    finished or not, is refused, so two uploads never mix; a failed upload is repeated under
+    a new id. Everything is sent within ``timeout`` seconds (when this makes the client).
     """
     directory = Path(directory)
     summary = read_summary(directory)
@@ -201,10 +226,11 @@ def upload_artifacts(directory, url: str, progress: Optional[Progress] = None, j
         raise StorageError(f"invalid job id {job!r}: it must be one path component")
     target = parse_s3_url(url).join(job)
     files = iter_upload_files(directory)
-    client = client or make_client()
+    client = client or make_client(Deadline(timeout, f"upload to {target}"))
     with storage_errors(f"upload to {target} failed"):
         if _object_exists(client, target.bucket, target.key(SUMMARY)):
             raise StorageError(f"{target} already holds a job; choose another with --job")
+        _claim(client, target)
         counter = ByteCounter(progress, sum(size for _, _, size in files))
         # summary.json goes up only after everything else has, as the job's commit mark.
         _upload_batch(client, target, [f for f in files if f[0] != SUMMARY], counter)
@@ -215,6 +241,34 @@ def upload_artifacts(directory, url: str, progress: Optional[Progress] = None, j
         return [client.generate_presigned_url("get_object", Params={"Bucket": target.bucket, "Key": key},
                                               ExpiresIn=presign) for key in keys]
     return [http_url(client.meta.endpoint_url, target.bucket, key) for key in keys]
+
+
+def _claim(client, target: S3Url) -> None:
+    """Create ``<job>/.coredump-job.json`` only if absent (``If-None-Match: *``), then read it
+    back: a store that ignores the condition lets the last writer win, and the loser sees
+    another upload's token."""
+    from botocore.exceptions import ClientError
+
+    token = secrets.token_hex(16)
+    body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
+                       "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+    taken = StorageError(f"{target} is claimed by another upload (finished or still running); "
+                         "choose another with --job")
+    try:
+        client.put_object(Bucket=target.bucket, Key=target.key(CLAIM), Body=body, IfNoneMatch="*",
+                          ContentType="application/json")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise taken from None
+        raise
+    try:
+        stored = client.get_object(Bucket=target.bucket, Key=target.key(CLAIM))["Body"].read(64 * 1024)
+    except ClientError as exc:  # a role allowed s3:PutObject only cannot read it back
+        if exc.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+            return
+        raise
+    if token.encode() not in stored:
+        raise taken
 
 
 def _upload_batch(client, target: S3Url, files, counter: ByteCounter) -> None:
@@ -231,20 +285,31 @@ def _upload_batch(client, target: S3Url, files, counter: ByteCounter) -> None:
                 future.result()
 
 
-def get_json(client, bucket: str, key: str) -> Optional[dict]:
+def get_json_document(client, bucket: str, key: str) -> Optional[Tuple[bytes, dict]]:
+    """``(bytes, object)`` of a JSON object stored at ``key``, None if there is none; one
+    larger than ``MAX_JSON`` is refused unread (a hostile summary.json costs no memory)."""
     from botocore.exceptions import ClientError
 
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = client.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
             return None
         raise
+    body = response["Body"].read(MAX_JSON + 1)
+    response["Body"].close()
+    if len(body) > MAX_JSON:
+        raise StorageError(f"s3://{bucket}/{key} is larger than {MAX_JSON // MiB} MiB; not read")
     try:
         value = json.loads(body)
     except ValueError as exc:
         raise StorageError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc
-    return value if isinstance(value, dict) else None
+    return (body, value) if isinstance(value, dict) else None
+
+
+def get_json(client, bucket: str, key: str) -> Optional[dict]:
+    found = get_json_document(client, bucket, key)
+    return found[1] if found else None
 
 
 def list_jobs(url: str, client=None) -> List[dict]:

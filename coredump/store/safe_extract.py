@@ -47,11 +47,12 @@ def check_relative_key(relative: str) -> Optional[str]:
     return None
 
 
-def safe_target(dest: Path, relative: str, create: bool = False) -> Path:
+def safe_target(dest: Path, relative: str, create: bool = False, created: Optional[list] = None) -> Path:
     """The path of ``relative`` under ``dest``; each existing component is checked with
     ``lstat`` so a symlink anywhere under ``dest`` is refused (it could point outside).
 
-    With ``create``, missing parent directories are made one at a time, mode 0o755.
+    With ``create``, missing parent directories are made one at a time, mode 0o755, and
+    appended to ``created`` (for the caller to remove if it gives up).
     """
     reason = check_relative_key(relative)
     if reason:
@@ -66,6 +67,8 @@ def safe_target(dest: Path, relative: str, create: bool = False) -> Path:
         except FileNotFoundError:
             if create and not last:
                 os.mkdir(path, 0o755)
+                if created is not None:
+                    created.append(path)
             continue
         if stat.S_ISLNK(mode):
             raise StorageError(f"unsafe name {relative!r}: {path} is a symlink")
@@ -76,10 +79,10 @@ def safe_target(dest: Path, relative: str, create: bool = False) -> Path:
     return path
 
 
-def open_safe_tempfile(dest: Path, relative: str):
-    """Create the parents of ``relative`` under ``dest`` and open a temporary file beside
-    it; returns ``(file object, temporary path, final path)``."""
-    target = safe_target(dest, relative, create=True)
+def open_safe_tempfile(dest: Path, relative: str, created: Optional[list] = None):
+    """Create the parents of ``relative`` under ``dest`` (appended to ``created``) and open a
+    temporary file beside it; returns ``(file object, temporary path, final path)``."""
+    target = safe_target(dest, relative, create=True, created=created)
     # mkstemp opens with O_CREAT | O_EXCL: it never follows a symlink planted at its name.
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     return os.fdopen(fd, "wb"), Path(tmp), target
