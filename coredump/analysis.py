@@ -40,10 +40,11 @@ class AnalyzeOptions:
             debuginfod_timeout=self.debuginfod_timeout))
 
 
-def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:
-    """Analyze the core at `path`; raises CoreDumpError only when nothing can be read."""
+def analyze_core(path: str, options: Optional[AnalyzeOptions] = None, name: Optional[str] = None) -> Crash:
+    """Analyze the core at `path` (called `name` in messages and the report, when it is a
+    temporary copy); raises CoreDumpError only when nothing can be read."""
     options = options or AnalyzeOptions()
-    core = open_core(path)
+    core = open_core(path, name)
     try:
         _require_notes(core)
         return analyze_target(Target(core, options.finder()), options)

@@ -275,39 +275,42 @@ class Core:
         self.close()
 
 
-def open_core(path: str) -> Core:
-    """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``."""
+def open_core(path: str, name: Optional[str] = None) -> Core:
+    """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``.
+    `name` is what messages and ``Core.path`` call it when `path` is a temporary copy (a
+    core decompressed from the user's core.zst)."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    shown = path if name is None else name
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+        raise MissingFileError(f"{shown}: {exc.strerror.lower()}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise CoreFormatError(f"{path} is a directory, not a core file")
+        raise CoreFormatError(f"{shown} is a directory, not a core file")
     if st.st_size == 0:
-        raise CoreFormatError(f"{path} is empty")
+        raise CoreFormatError(f"{shown} is empty")
     try:
         f = open(path, "rb")
     except OSError as exc:
-        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+        raise MissingFileError(f"{shown}: {exc.strerror.lower()}") from None
     try:
         head = f.read(64)
         if head[:4] != b"\x7fELF":
-            raise CoreFormatError(f"{path} is not an ELF file")
+            raise CoreFormatError(f"{shown} is not an ELF file")
         if len(head) < 64:  # sizeof(Elf64_Ehdr)
-            raise CoreFormatError(f"{path} is truncated inside its ELF header ({len(head)} bytes)")
+            raise CoreFormatError(f"{shown} is truncated inside its ELF header ({len(head)} bytes)")
         if head[4] != 2 or head[5] != 1:
-            raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF (only those are supported)")
+            raise CoreFormatError(f"{shown} is not a 64-bit little-endian ELF (only those are supported)")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
             elffile = ELFFile(f)
         except (ELFError, Exception) as exc:
-            raise CoreFormatError(f"{path}: ELF header unreadable ({exc})") from None
+            raise CoreFormatError(f"{shown}: ELF header unreadable ({exc})") from None
         if elffile["e_type"] != "ET_CORE":
-            raise CoreFormatError(f"{path} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
-        core = Core(path, f, data, elffile)
+            raise CoreFormatError(f"{shown} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
+        core = Core(shown, f, data, elffile)
     except BaseException:
         f.close()
         raise
