@@ -381,3 +381,23 @@ def test_zstd_bomb_stops_at_the_core_end_and_names_the_users_file(scratch, tmp_p
         assert status == 1 and stderr.startswith(f"Error: {bomb} is zstd-compressed") and str(tmpdir) not in stderr
         assert "decompresses to more than" in stderr and len(stderr.strip().splitlines()) == 1, stderr
         assert not list(tmpdir.iterdir())  # the partial copy is gone
+
+
+def test_harvest_analyses_have_the_same_budget(tmp_path):
+    """`harvest` (and `run`, which harvests) analyze through the same budget: the 1,000 deep
+    threads end with frame 0 and the warning in crash.json, and the core is stored."""
+    import json
+
+    from tests.cli import command
+
+    job = tmp_path / "job"
+    job.mkdir()
+    W.write_core(job / "core", deep_threads(1_000, 4 << 20))
+    out = subprocess.run(command("harvest", "--path", str(job), "-o", str(tmp_path / "out")), capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    [entry] = summary["crashes"]
+    crash = json.loads((tmp_path / "out" / entry["crash_json"]).read_text())
+    assert any("threads show frame 0 only" in w for w in crash["warnings"]), crash["warnings"][:10]
+    assert (tmp_path / "out" / entry["core"]).is_file()
