@@ -114,13 +114,16 @@ def _walk_threads(target: Target, options: AnalyzeOptions, crashing: Optional[in
             budget.charge(len(threads[i].frames))
         else:
             cut, cut_threads = cut or why, cut_threads + 1
-            threads[i] = _walk_thread(target, ct, 1, budget.deadline, [])  # frame 0: its warnings say nothing new
+            threads[i] = _walk_thread(target, ct, 1, budget.deadline, warnings, quiet=True)
     if cut is not None:
         warnings.append(f"{cut}: {cut_threads} of {len(core.threads)} threads show frame 0 only")
     return threads
 
 
-def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings: List[str]) -> Thread:
+def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings: List[str],
+                 quiet: bool = False) -> Thread:
+    """One thread walked and symbolized; `quiet` (frame 0 only, past the budget) keeps the
+    walk's own warnings (the cap it met) out: the budget's one warning says it."""
     from coredump.symbols.symbolize import symbolize_frames
     from coredump.unwind.walk import WalkResult, walk_thread
 
@@ -129,7 +132,8 @@ def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings:
     except Exception as exc:  # a bug in the walk must not cost the other threads
         warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
         walked = WalkResult(())
-    warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
+    if not quiet:
+        warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
     frames = _with_tail_calls(target, ct.tid, symbolize_frames(target, walked.frames), warnings)
     return Thread(ct.tid, ct.registers, frames, ct.cursig, status="ok" if frames else "no_stack_memory",
                   truncated=walked.truncated, frames_omitted=walked.frames_omitted)
