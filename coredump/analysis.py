@@ -102,33 +102,34 @@ def _walk_threads(target: Target, options: AnalyzeOptions, crashing: Optional[in
     order = ([crashing] if crashing is not None else []) + [i for i in range(len(core.threads)) if i != crashing]
     threads: List[Optional[Thread]] = [None] * len(core.threads)
     cut, cut_threads = None, 0
-    for i in order:
+    for n, i in enumerate(order):
         ct = core.threads[i]
         if not ct.registers:
             threads[i] = Thread(ct.tid, {}, (), ct.cursig, status="no_registers")
             continue
         why = budget.exhausted()
         if why is None:
+            hidden = None if n == 0 else budget.share(len(order) - n)  # None: walk.py's own limit
             threads[i] = _walk_thread(target, ct, budget.frames_for_thread(options.max_frames), budget.deadline,
-                                      warnings)
+                                      warnings, hidden_seconds=hidden)
             budget.charge(len(threads[i].frames))
         else:
             cut, cut_threads = cut or why, cut_threads + 1
-            threads[i] = _walk_thread(target, ct, 1, budget.deadline, warnings, quiet=True)
+            threads[i] = _walk_thread(target, ct, 1, budget.deadline, warnings, hidden_seconds=0, quiet=True)
     if cut is not None:
         warnings.append(f"{cut}: {cut_threads} of {len(core.threads)} threads show frame 0 only")
     return threads
 
 
 def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings: List[str],
-                 quiet: bool = False) -> Thread:
+                 hidden_seconds: Optional[float], quiet: bool = False) -> Thread:
     """One thread walked and symbolized; `quiet` (frame 0 only, past the budget) keeps the
     walk's own warnings (the cap it met) out: the budget's one warning says it."""
     from coredump.symbols.symbolize import symbolize_frames
     from coredump.unwind.walk import WalkResult, walk_thread
 
     try:
-        walked = walk_thread(target, ct.registers, max_frames, deadline)
+        walked = walk_thread(target, ct.registers, max_frames, deadline, hidden_seconds)
     except Exception as exc:  # a bug in the walk must not cost the other threads
         warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
         walked = WalkResult(())

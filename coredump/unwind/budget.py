@@ -62,6 +62,12 @@ class WalkBudget:
         """The frame cap of the next thread walked: its own, within what is left."""
         return max(1, min(max_frames, self.frames - self.frames_used))
 
+    def share(self, threads_left: int) -> float:
+        """Seconds the next thread may walk on past its cap: the crashing thread, walked
+        first, takes walk.py's own limit; each other thread an equal part of what is left,
+        so that one deep stack does not cost the others their frames."""
+        return max(0.0, self.deadline - time.monotonic()) / max(1, threads_left)
+
     def charge(self, frames: int) -> None:
         self.frames_used += frames
         self.threads_walked += 1

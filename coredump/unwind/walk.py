@@ -67,18 +67,20 @@ def _unwinder(arch_name: str):
 
 
 def walk_thread(target, registers: Dict[str, int], max_frames: int = MAX_FRAMES,
-                deadline: Optional[float] = None) -> WalkResult:
+                deadline: Optional[float] = None, hidden_seconds: Optional[float] = None) -> WalkResult:
     """The physical frames of the thread whose registers (by name) the core holds.
 
     Frame 0 has trust ``context``; each caller carries the trust of the strategy that
     found it. Abnormal ends of the walk are reported in ``warnings``. At `deadline` (a
     ``time.monotonic()``, the analysis' budget: ``coredump.unwind.budget``) the walk stops
-    where it is."""
+    where it is; past the cap it walks on for `hidden_seconds` (at most MAX_HIDDEN_SECONDS)."""
     arch = target.arch
     pc = registers.get(arch.pc)
     if pc is None:
         return WalkResult((), warnings=["no program counter in the thread's registers"])
     first = UnwindState(pc, dict(registers), Trust.CONTEXT)
+    if max_frames <= 1:  # frame 0 alone (a thread past the analysis' budget): no caller is looked for
+        return WalkResult((first.to_frame(0, arch.sp),), True, 0, ["stack walk cut at the cap of 1 frames"])
     unwinder = _unwinder(arch.name)
     if unwinder is None:
         return WalkResult((first.to_frame(0, arch.sp),), warnings=[f"no unwinder for {arch.name}"])
@@ -96,7 +98,8 @@ def walk_thread(target, registers: Dict[str, int], max_frames: int = MAX_FRAMES,
             return WalkResult(_materialize(enumerate(top), arch.sp), True, 0, warnings)
     else:
         return WalkResult(_materialize(enumerate(top), arch.sp), warnings=warnings)
-    return _truncated(top, states, max_frames, arch.sp, warnings, deadline)
+    hidden = MAX_HIDDEN_SECONDS if hidden_seconds is None else min(MAX_HIDDEN_SECONDS, hidden_seconds)
+    return _truncated(top, states, max_frames, arch.sp, warnings, min(deadline, time.monotonic() + hidden))
 
 
 def _truncated(top, states: Iterator[UnwindState], max_frames: int, sp_name: str,
@@ -111,7 +114,6 @@ def _truncated(top, states: Iterator[UnwindState], max_frames: int, sp_name: str
         return WalkResult(_materialize(enumerate(top[:max_frames]), sp_name), True, 0, warnings)
     bottom = deque(top[keep_top:], maxlen=keep_bottom)
     count = len(top)
-    deadline = min(deadline, time.monotonic() + MAX_HIDDEN_SECONDS)
     reached_bottom = True
     for state in states:
         bottom.append(state)
