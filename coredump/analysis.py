@@ -19,12 +19,9 @@ from coredump.model import CoreInfo, Crash, Process, Signal, Thread
 from coredump.symbols.finder import DEFAULT_DEBUG_DIRS, FileFinder, FinderOptions
 from coredump.target import Target
 from coredump.triage.signals import describe_fault, si_code_name, signal_name
+from coredump.unwind.budget import MAX_WALKED_THREADS, WalkBudget
 
 __all__ = ("AnalyzeOptions", "analyze_core", "analyze_target", "MAX_WALKED_THREADS")
-
-# Threads unwound in full; past this many (each walk costs milliseconds) only frame 0 is kept.
-MAX_WALKED_THREADS = 2048
-
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
@@ -43,10 +40,11 @@ class AnalyzeOptions:
             debuginfod_timeout=self.debuginfod_timeout))
 
 
-def analyze_core(path: str, options: Optional[AnalyzeOptions] = None) -> Crash:
-    """Analyze the core at `path`; raises CoreDumpError only when nothing can be read."""
+def analyze_core(path: str, options: Optional[AnalyzeOptions] = None, name: Optional[str] = None) -> Crash:
+    """Analyze the core at `path` (called `name` in messages and the report, when it is a
+    temporary copy); raises CoreDumpError only when nothing can be read."""
     options = options or AnalyzeOptions()
-    core = open_core(path)
+    core = open_core(path, name)
     try:
         _require_notes(core)
         return analyze_target(Target(core, options.finder()), options)
@@ -64,32 +62,10 @@ def _require_notes(core) -> None:
 
 
 def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
-    from coredump.symbols.symbolize import symbolize_frames
-    from coredump.unwind.walk import walk_thread
-
     core = target.core
     warnings: List[str] = []  # the threads' own; the other channels are joined at the end
-    threads = []
-    for i, ct in enumerate(core.threads):
-        if not ct.registers:
-            threads.append(Thread(ct.tid, {}, (), ct.cursig, status="no_registers"))
-            continue
-        if i == MAX_WALKED_THREADS:
-            warnings.append(f"only the first {MAX_WALKED_THREADS} of {len(core.threads)} threads are unwound; "
-                            "the others show frame 0")
-        try:
-            walked = walk_thread(target, ct.registers, options.max_frames if i < MAX_WALKED_THREADS else 1)
-        except Exception as exc:  # a bug in the walk must not cost the other threads
-            warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
-            from coredump.unwind.walk import WalkResult
-
-            walked = WalkResult(())
-        warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
-        frames = _with_tail_calls(target, ct.tid, symbolize_frames(target, walked.frames), warnings)
-        threads.append(Thread(ct.tid, ct.registers, frames, ct.cursig,
-                              status="ok" if frames else "no_stack_memory",
-                              truncated=walked.truncated, frames_omitted=walked.frames_omitted))
     crashing = _find_crashing_thread(core)
+    threads = _walk_threads(target, options, crashing, warnings)
     signal = _signal(core, crashing)
     slim = core.slim
     slimmed = [f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "
@@ -114,6 +90,54 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     except Exception as exc:  # noqa: BLE001 - the frames stand without an explanation
         return dataclasses.replace(crash, warnings=crash.warnings + (
             f"explaining the crash failed ({type(exc).__name__}: {exc})",))
+
+
+def _walk_threads(target: Target, options: AnalyzeOptions, crashing: Optional[int],
+                  warnings: List[str]) -> List[Thread]:
+    """Every thread, the crashing one walked first, the others while the analysis' budget
+    lasts (``coredump.unwind.budget``); past it a thread keeps frame 0, and one warning
+    says how many did."""
+    core = target.core
+    budget = WalkBudget()
+    order = ([crashing] if crashing is not None else []) + [i for i in range(len(core.threads)) if i != crashing]
+    threads: List[Optional[Thread]] = [None] * len(core.threads)
+    cut, cut_threads = None, 0
+    for n, i in enumerate(order):
+        ct = core.threads[i]
+        if not ct.registers:
+            threads[i] = Thread(ct.tid, {}, (), ct.cursig, status="no_registers")
+            continue
+        why = budget.exhausted()
+        if why is None:
+            hidden = None if n == 0 else budget.share(len(order) - n)  # None: walk.py's own limit
+            threads[i] = _walk_thread(target, ct, budget.frames_for_thread(options.max_frames), budget.deadline,
+                                      warnings, hidden_seconds=hidden)
+            budget.charge(len(threads[i].frames))
+        else:
+            cut, cut_threads = cut or why, cut_threads + 1
+            threads[i] = _walk_thread(target, ct, 1, budget.deadline, warnings, hidden_seconds=0, quiet=True)
+    if cut is not None:
+        warnings.append(f"{cut}: {cut_threads} of {len(core.threads)} threads show frame 0 only")
+    return threads
+
+
+def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings: List[str],
+                 hidden_seconds: Optional[float], quiet: bool = False) -> Thread:
+    """One thread walked and symbolized; `quiet` (frame 0 only, past the budget) keeps the
+    walk's own warnings (the cap it met) out: the budget's one warning says it."""
+    from coredump.symbols.symbolize import symbolize_frames
+    from coredump.unwind.walk import WalkResult, walk_thread
+
+    try:
+        walked = walk_thread(target, ct.registers, max_frames, deadline, hidden_seconds)
+    except Exception as exc:  # a bug in the walk must not cost the other threads
+        warnings.append(f"thread {ct.tid}: unwinding failed ({type(exc).__name__}: {exc})")
+        walked = WalkResult(())
+    if not quiet:
+        warnings.extend(f"thread {ct.tid}: {w}" for w in walked.warnings)
+    frames = _with_tail_calls(target, ct.tid, symbolize_frames(target, walked.frames), warnings)
+    return Thread(ct.tid, ct.registers, frames, ct.cursig, status="ok" if frames else "no_stack_memory",
+                  truncated=walked.truncated, frames_omitted=walked.frames_omitted)
 
 
 def _with_tail_calls(target: Target, tid: int, frames, warnings: List[str]):

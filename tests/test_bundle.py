@@ -184,3 +184,17 @@ def test_a_damaged_core_zst_says_so(make_core, tmp_path, damage, reason):
     assert out.returncode == 1 and len(lines) == 1, out.stderr
     assert lines[0].startswith(f"Error: {zst} is zstd-compressed but cannot be decompressed: ")
     assert reason in lines[0] and "not an ELF" not in lines[0]
+
+
+def test_errors_about_a_decompressed_core_name_the_users_file(tmp_path):
+    """The temporary copy a core.zst is decompressed to is never what an error names."""
+    import zstandard
+
+    from tests.cores import BUILD, build_samples
+
+    build_samples()
+    zst = tmp_path / "core.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress((BUILD / "O0" / "segv").read_bytes()))  # an ELF, not a core
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", str(zst)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == 1 and out.stderr == f"Error: {zst} is an ELF ET_DYN, not a core (ET_CORE)\n", out.stderr

@@ -162,3 +162,44 @@ def test_a_new_cache_directory_is_private(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache.put(BID, "k", [1])
     assert os.stat(tmp_path / "coredump").st_mode & 0o777 == 0o700
+
+
+def _analyze_json(core, exe, cache_home, enabled=True):
+    """(function of each frame, fingerprint, build-id of the file --exe named) from a child."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "COREDUMP_CACHE": "1" if enabled else "0"}
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", "--exe", str(exe),
+                          str(core)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    crash = json.loads(out.stdout)
+    [file_build_id] = [m["file_build_id"] for m in crash["modules"] if m["file"] == str(exe)]
+    return [f.get("function") for t in crash["threads"] for f in t["frames"]], crash["fingerprint"], file_build_id
+
+
+def test_a_file_with_the_same_build_id_and_size_does_not_answer_for_the_genuine_one(tmp_path, make_core):
+    """Issue #13 item 9: a copy of the executable with a symbol renamed in .strtab and .debug_str
+    keeps the build-id and the size; analyzed first, it must not rename the frames (nor change
+    the fingerprint) of a later analysis with the genuine file."""
+    from tests.cores import BUILD
+
+    core = make_core("O0", "segv")
+    genuine = BUILD / "O0" / "segv"
+    data = genuine.read_bytes()
+    assert data.count(b"store_value\0") >= 2  # .strtab and .debug_str
+    hostile = tmp_path / "hostile" / "segv"
+    hostile.parent.mkdir()
+    hostile.write_bytes(data.replace(b"store_value\0", b"ATTACKER_NA\0"))
+    assert hostile.stat().st_size == genuine.stat().st_size
+
+    expected = _analyze_json(core, genuine, tmp_path / "cold", enabled=False)
+    assert "store_value" in expected[0]
+    warm_home = tmp_path / "shared-cache"
+    poisoned = _analyze_json(core, hostile, warm_home)
+    assert "ATTACKER_NA" in poisoned[0]  # the hostile file's own analysis shows its own names
+    assert poisoned[2] == expected[2]  # under the genuine file's build-id
+    for _ in range(2):  # filling the cache for the genuine file, then reading it back
+        assert _analyze_json(core, genuine, warm_home) == expected
+    assert _analyze_json(core, hostile, warm_home) == poisoned  # and the other way round

@@ -280,3 +280,124 @@ def test_writer_descriptions(scratch):
         check_bytes(scratch, W.build_core(desc))
 
     run()
+
+
+# -- large crafted cores: each ends within the analysis' budget, with a warning ----------------
+
+
+def deep_stack(size: int):
+    """A stack of `size` bytes that is one frame-pointer chain from its bottom to its top
+    (System V psABI §3.2.2: [rbp] the caller's rbp, [rbp+8] the return address), 16 bytes a
+    frame: ~size/16 frames. Returns (stack bytes, rbp of the innermost frame)."""
+    stack = bytearray(size)
+    ret = W.CODE_BASE + W.PAGE + 0x20
+    for off in range(0x100, size - 32, 16):
+        struct.pack_into("<QQ", stack, off, W.STACK_BASE + off + 16, ret)
+    return bytes(stack), W.STACK_BASE + 0x100
+
+
+def deep_threads(nthreads: int, stack_size: int):
+    """`nthreads` threads that all stand on one deep stack."""
+    stack, rbp = deep_stack(stack_size)
+    desc = W.simple_process(stack=stack, nthreads=nthreads)
+    for t in desc.threads:
+        t.regs.update(rbp=rbp, rsp=rbp)
+    return desc
+
+
+def many_files(count: int):
+    """NT_FILE with `count` more entries, one page each, all mapped executable (a PT_LOAD
+    with PF_X and no file bytes): each looks like an ELF file whose header was not dumped."""
+    desc = W.simple_process()
+    base = 0x10000000
+    desc.files += [W.FileEntry(base + i * W.PAGE, base + (i + 1) * W.PAGE, 0, f"/l/{i}") for i in range(count)]
+    desc.loads.append(W.Load(base, b"", memsz=count * W.PAGE, flags=W.PF_R | W.PF_X))
+    return desc
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # RFC 8878 §3.1.1 Magic_Number
+
+
+def zstd_rle_frame(prefix: bytes, zeros: int) -> bytes:
+    """One zstd frame (RFC 8878 §3.1.1) without Frame_Content_Size: `prefix` in Raw_Blocks,
+    then `zeros` zero bytes in RLE_Blocks of 128 KiB, 4 bytes each (Block_Header §3.1.1.2:
+    Last_Block bit 0, Block_Type bits 1-2, Block_Size bits 3-23)."""
+    block = 1 << 17
+    out = bytearray(ZSTD_MAGIC + bytes([0x00, (17 - 10) << 3]))  # FHD 0; Window_Descriptor 2**17
+    blocks = [(0, prefix[i:i + block]) for i in range(0, len(prefix), block)]
+    blocks += [(1, min(block, zeros - i)) for i in range(0, zeros, block)]
+    for n, (block_type, body) in enumerate(blocks):
+        size = len(body) if block_type == 0 else body
+        out += ((n == len(blocks) - 1) | block_type << 1 | size << 3).to_bytes(3, "little")
+        out += body if block_type == 0 else b"\0"
+    return bytes(out)
+
+
+def analyze_cli(path: Path, *args: str, env=None):
+    """`coredump analyze --format json` in a child: (exit status, stdout, stderr); a hang
+    guard only, no timing is asserted (``make bench`` measures)."""
+    out = subprocess.run([sys.executable, "-m", "coredump.cli", "analyze", "--format", "json", *args, str(path)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert "Traceback" not in out.stderr and "internal error" not in out.stderr, out.stderr[-2000:]
+    return out.returncode, out.stdout, out.stderr
+
+
+LARGE_CASES = {
+    # name: (description, the warnings that say which limits cut in)
+    "1M NT_FILE entries": (lambda: many_files(1_000_000), ("NT_FILE lists 1000001 mapped files; only the first",)),
+    "40,000 NT_PRSTATUS notes": (lambda: deep_threads(40_000, 1 << 20),
+                                 ("7232 threads past the first 32768 ignored", "threads show frame 0 only")),
+    "1,000 deep threads": (lambda: deep_threads(1_000, 4 << 20), ("threads show frame 0 only",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LARGE_CASES))
+def test_large_crafted_cores_end_within_the_budget(scratch, case):
+    import json
+
+    build, warnings = LARGE_CASES[case]
+    path = scratch / "large-core"
+    W.write_core(path, build())
+    status, stdout, stderr = analyze_cli(path)
+    assert status == 0, stderr
+    crash = json.loads(stdout)
+    for warning in warnings:
+        assert any(warning in w for w in crash["warnings"]), crash["warnings"][:10]
+    assert crash["threads"][crash["crashing_thread"]]["frames"]
+
+
+def test_zstd_bomb_stops_at_the_core_end_and_names_the_users_file(scratch, tmp_path):
+    """A core followed by 8 GiB of zeros in RLE blocks (a 256 KiB file): decompression stops
+    where the core's program headers say it ends (or at --max-core-size); the one error line
+    names the user's file, not the temporary copy, which is gone."""
+    core = W.build_core(W.simple_process())
+    bomb = scratch / "bomb.core.zst"
+    bomb.write_bytes(zstd_rle_frame(core, 8 << 30))
+    assert len(bomb.read_bytes()) < 300 << 10
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    for args in ((), ("--max-core-size", "1M")):
+        status, stdout, stderr = analyze_cli(bomb, *args, env={**os.environ, "TMPDIR": str(tmpdir)})
+        assert status == 1 and stderr.startswith(f"Error: {bomb} is zstd-compressed") and str(tmpdir) not in stderr
+        assert "decompresses to more than" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert not list(tmpdir.iterdir())  # the partial copy is gone
+
+
+def test_harvest_analyses_have_the_same_budget(tmp_path):
+    """`harvest` (and `run`, which harvests) analyze through the same budget: the 1,000 deep
+    threads end with frame 0 and the warning in crash.json, and the core is stored."""
+    import json
+
+    from tests.cli import command
+
+    job = tmp_path / "job"
+    job.mkdir()
+    W.write_core(job / "core", deep_threads(1_000, 4 << 20))
+    out = subprocess.run(command("harvest", "--path", str(job), "-o", str(tmp_path / "out")), capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    [entry] = summary["crashes"]
+    crash = json.loads((tmp_path / "out" / entry["crash_json"]).read_text())
+    assert any("threads show frame 0 only" in w for w in crash["warnings"]), crash["warnings"][:10]
+    assert (tmp_path / "out" / entry["core"]).is_file()

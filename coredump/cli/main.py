@@ -118,13 +118,28 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_
                           debuginfod_timeout=debuginfod_timeout, **extra)
 
 
+def _size(text):
+    """Bytes for --max-core-size (``512M``, ``2G``), or None."""
+    if text is None:
+        return None
+    from coredump.capture.entry import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("core", type=click.Path())
 @analysis_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html", "junit"]), default="text",
               show_default=True)
+@click.option("--max-core-size", metavar="SIZE", callback=lambda ctx, param, value: _size(value),
+              help="Decompress a core.zst to at most SIZE (e.g. 2G; default: what its zstd header "
+                   "declares, within the space free in TMPDIR).")
 @handle_errors
-def analyze(core, fmt, **opts):
+def analyze(core, fmt, max_core_size=None, **opts):
     """Explain one crash (a core, a core.zst or a crash directory): signal, faulting
     address, every thread's backtrace, modules."""
     import dataclasses
@@ -132,8 +147,8 @@ def analyze(core, fmt, **opts):
     from coredump.analysis import analyze_core
     from coredump.store.bundle import open_input
 
-    with open_input(core) as (core_path, overrides):
-        crash = analyze_core(core_path, make_options(**opts, **overrides))
+    with open_input(core, max_core_size) as (core_path, overrides):
+        crash = analyze_core(core_path, make_options(**opts, **overrides), name=core if core_path != core else None)
     if core_path != core:  # the temporary decompressed core is gone: name the input
         crash = dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core)))
     if fmt == "json":

@@ -66,22 +66,22 @@ class FramesMemo:
     MAX_ADDRESSES = 4096
 
     def __init__(self, image):
-        self._build_id = image.build_id
+        self._key = cache.image_key(image)
         self._image = image
         self._data: Optional[Dict[int, Frames]] = None
         self._dirty = False
 
     def _load(self) -> Dict[int, Frames]:
         if self._data is None:
-            found = cache.get(self._build_id, entry_kind(_FRAMES_KIND, self._image))
+            found = cache.get(self._key, entry_kind(_FRAMES_KIND, self._image))
             self._data = dict(found) if isinstance(found, dict) else {}
         return self._data
 
     def get(self, address: int) -> Optional[Frames]:
-        return self._load().get(address) if self._build_id and cache.enabled() else None
+        return self._load().get(address) if self._key and cache.enabled() else None
 
     def add(self, address: int, frames: Frames) -> None:
-        if not self._build_id or not cache.enabled():
+        if not self._key or not cache.enabled():
             return
         data = self._load()
         if address in data or len(data) >= self.MAX_ADDRESSES:
@@ -98,13 +98,13 @@ class FramesMemo:
         if self._dirty and self._data is not None:
             self._dirty = False
             kind = entry_kind(_FRAMES_KIND, self._image)
-            merged = cache.get(self._build_id, kind)
+            merged = cache.get(self._key, kind)
             merged = dict(merged) if isinstance(merged, dict) else {}
             for address, frames in self._data.items():
                 if len(merged) >= self.MAX_ADDRESSES:
                     break
                 merged.setdefault(address, frames)
-            cache.put(self._build_id, kind, merged)
+            cache.put(self._key, kind, merged)
 
 
 _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
@@ -113,7 +113,7 @@ _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
 def frames_memo(image) -> FramesMemo:
     """The process's one memo for `image`'s file: two memos of one entry would each write
     it at exit, the last with only its own addresses."""
-    key = (image.build_id, entry_kind(_FRAMES_KIND, image))
+    key = (cache.image_key(image), entry_kind(_FRAMES_KIND, image))
     memo = _MEMOS.get(key)
     if memo is None:
         memo = _MEMOS[key] = FramesMemo(image)

@@ -81,7 +81,8 @@ class DwarfIndex:
         self.budget = budget if budget is not None else DwarfBudget()
         self._deadline = float("inf")
         self._cuts = 0  # limits that cut in, so far: a lookup they cut is not memoized
-        self._key = image.build_id or image.path
+        self._cache_key = cache.image_key(image)  # what names this file's entries (not its build-id alone)
+        self._key = self._cache_key or image.path
         self._dwarf = None
         self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image)
@@ -182,7 +183,7 @@ class DwarfIndex:
             self._cut(unit.cut["lines"])
         if not unit.lines_done:
             kind = self._kind(_LINES_KIND, unit)
-            cached = cache.get(self.image.build_id, kind)
+            cached = cache.get(self._cache_key, kind)
             if cached is False or (isinstance(cached, tuple) and len(cached) == 6):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
@@ -194,7 +195,7 @@ class DwarfIndex:
                     unit.cut["lines"] = f"line program of the CU at {unit.cu.cu_offset:#x} has {exc}"
                     self._cut(unit.cut["lines"])
                 else:
-                    cache.put(self.image.build_id, kind, unit.lines.to_data() if unit.lines else False, wait=False)
+                    cache.put(self._cache_key, kind, unit.lines.to_data() if unit.lines else False, wait=False)
             unit.lines_done = True
         return unit.lines
 
@@ -257,7 +258,7 @@ class DwarfIndex:
         if walk in unit.cut:
             raise DwarfTooLarge(unit.cut[walk])
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
-        found = cache.get(self.image.build_id, kind)
+        found = cache.get(self._cache_key, kind)
         if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
             top_level: list = []
             try:
@@ -267,7 +268,7 @@ class DwarfIndex:
                     unit.cut[walk] = exc.reason  # the same CU stops there again: say so at once
                 raise
             found = (functions, frozenset(() if nested else top_level))
-            cache.put(self.image.build_id, kind, found, wait=False)
+            cache.put(self._cache_key, kind, found, wait=False)
         return found
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):

@@ -34,6 +34,13 @@ PHDR_SIZE = 56  # sizeof(Elf64_Phdr)
 # NT_PRSTATUS notes decoded at most (each thread costs a register dict and a walk); the kernel's
 # default threads-max is far higher, but a core with more threads than this is not debugged by stack.
 MAX_THREADS = 32768
+# NT_FILE entries decoded at most: fs/binfmt_elf.c fill_files_note() writes one per VMA and
+# refuses a note of 4 MiB or more (MAX_FILE_NOTE_SIZE, since 6.9 the core_file_note_size_limit
+# sysctl), 64 bytes an entry at its first guess: under 65536 entries from a default kernel.
+MAX_FILE_ENTRIES = 65536
+# Notes framed at most, all PT_NOTE segments together: the kernel writes a dozen per thread
+# at most (arm64: NT_PRSTATUS, NT_PRFPREG and ten regsets), plus the process's few.
+MAX_NOTES = 16 * MAX_THREADS
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class Core:
         self.segments: List[Segment] = []
         self.missing_bytes = 0
         self.threads_ignored = 0
+        self.notes_seen = 0
         self._read_program_headers()
         self._memory: Optional[AddressSpace] = None
 
@@ -131,6 +139,10 @@ class Core:
             self.warnings.append(f"core is truncated inside its notes (at {offset + len(data):#x})")
         try:
             for note in N.iter_raw_notes(data, offset):
+                if self.notes_seen >= MAX_NOTES:
+                    self.warnings.append(f"notes past the first {MAX_NOTES} ignored (the notes at {note.offset:#x} on)")
+                    return
+                self.notes_seen += 1
                 self._decode_note(note)
         except CoreFormatError as exc:
             self.warnings.append(f"notes end early: {exc}")
@@ -151,13 +163,19 @@ class Core:
             elif note.n_type == N.NT_AUXV and not self.auxv:
                 self.auxv = N.decode_nt_auxv(note.desc)
             elif note.n_type == N.NT_FILE and not self.files:
-                self.files = N.decode_nt_file(note.desc)
+                self._add_files(note.desc)
             elif note.n_type == NT_ARM_PAC_MASK and note.n_name == "LINUX" and len(note.desc) >= 16:
                 # struct user_pac_mask { __u64 data_mask; __u64 insn_mask; }
                 # (arch/arm64/include/uapi/asm/ptrace.h)
                 self.pac_insn_mask = struct.unpack_from("<Q", note.desc, 8)[0]
         except CoreFormatError as exc:
             self.warnings.append(f"note at {note.offset:#x} skipped: {exc}")
+
+    def _add_files(self, desc: bytes) -> None:
+        self.files = N.decode_nt_file(desc, MAX_FILE_ENTRIES)
+        count = N.nt_file_count(desc)
+        if count > MAX_FILE_ENTRIES:
+            self.warnings.append(f"NT_FILE lists {count} mapped files; only the first {MAX_FILE_ENTRIES} are read")
 
     def _add_thread(self, desc: bytes) -> None:
         if len(self.threads) >= MAX_THREADS:
@@ -258,39 +276,42 @@ class Core:
         self.close()
 
 
-def open_core(path: str) -> Core:
-    """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``."""
+def open_core(path: str, name: Optional[str] = None) -> Core:
+    """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``.
+    `name` is what messages and ``Core.path`` call it when `path` is a temporary copy (a
+    core decompressed from the user's core.zst)."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    shown = path if name is None else name
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+        raise MissingFileError(f"{shown}: {exc.strerror.lower()}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise CoreFormatError(f"{path} is a directory, not a core file")
+        raise CoreFormatError(f"{shown} is a directory, not a core file")
     if st.st_size == 0:
-        raise CoreFormatError(f"{path} is empty")
+        raise CoreFormatError(f"{shown} is empty")
     try:
         f = open(path, "rb")
     except OSError as exc:
-        raise MissingFileError(f"{path}: {exc.strerror.lower()}") from None
+        raise MissingFileError(f"{shown}: {exc.strerror.lower()}") from None
     try:
         head = f.read(64)
         if head[:4] != b"\x7fELF":
-            raise CoreFormatError(f"{path} is not an ELF file")
+            raise CoreFormatError(f"{shown} is not an ELF file")
         if len(head) < 64:  # sizeof(Elf64_Ehdr)
-            raise CoreFormatError(f"{path} is truncated inside its ELF header ({len(head)} bytes)")
+            raise CoreFormatError(f"{shown} is truncated inside its ELF header ({len(head)} bytes)")
         if head[4] != 2 or head[5] != 1:
-            raise CoreFormatError(f"{path} is not a 64-bit little-endian ELF (only those are supported)")
+            raise CoreFormatError(f"{shown} is not a 64-bit little-endian ELF (only those are supported)")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
             elffile = ELFFile(f)
         except (ELFError, Exception) as exc:
-            raise CoreFormatError(f"{path}: ELF header unreadable ({exc})") from None
+            raise CoreFormatError(f"{shown}: ELF header unreadable ({exc})") from None
         if elffile["e_type"] != "ET_CORE":
-            raise CoreFormatError(f"{path} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
-        core = Core(path, f, data, elffile)
+            raise CoreFormatError(f"{shown} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
+        core = Core(shown, f, data, elffile)
     except BaseException:
         f.close()
         raise

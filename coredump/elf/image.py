@@ -80,6 +80,13 @@ class ElfImage:
         self.e_type: str = self.elf["e_type"]
         self.e_machine: str = self.elf["e_machine"]
 
+    def fstat(self) -> Optional[os.stat_result]:
+        """The status of the file mapped (of the descriptor, not the path: the path may name
+        another file by now), or None for bytes in memory."""
+        if isinstance(self._file, io.BytesIO):
+            return None
+        return os.fstat(self._file.fileno())
+
     @cached_property
     def program_headers(self) -> List[ProgramHeader]:
         """(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz) of each Elf64_Phdr (gABI

@@ -17,7 +17,7 @@ from coredump.errors import CoreFormatError
 __all__ = (
     "RawNote", "Prstatus", "Siginfo", "Prpsinfo", "FileMapping",
     "iter_raw_notes", "decode_nt_prstatus", "decode_nt_siginfo", "decode_nt_prpsinfo",
-    "decode_nt_auxv", "decode_nt_file", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
+    "decode_nt_auxv", "decode_nt_file", "nt_file_count", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
     "NT_FILE", "NT_GNU_BUILD_ID",
     "SlimNote", "COREDUMP_NOTE_NAME", "NT_COREDUMP_SLIM", "encode_note", "encode_slim_note",
     "decode_slim_note",
@@ -194,20 +194,30 @@ class FileMapping:
     filename: str
 
 
-def decode_nt_file(desc: bytes) -> Tuple[FileMapping, ...]:
-    """fs/binfmt_elf.c fill_files_note(): long count, long page_size, then count triples
-    {start, end, file_ofs (in pages)}, then count NUL-terminated file names."""
+def nt_file_count(desc: bytes) -> int:
+    """The entry count an NT_FILE descriptor claims (its first long)."""
     if len(desc) < 16:
         raise CoreFormatError("NT_FILE is too short")
-    count, page_size = struct.unpack_from("<QQ", desc, 0)
+    return struct.unpack_from("<Q", desc, 0)[0]
+
+
+def decode_nt_file(desc: bytes, max_entries: Optional[int] = None) -> Tuple[FileMapping, ...]:
+    """fs/binfmt_elf.c fill_files_note(): long count, long page_size, then count triples
+    {start, end, file_ofs (in pages)}, then count NUL-terminated file names. With
+    `max_entries`, the first that many entries only (the names after them are not read)."""
+    count = nt_file_count(desc)
+    (page_size,) = struct.unpack_from("<Q", desc, 8)
     if count * 24 + 16 > len(desc):
         raise CoreFormatError(f"NT_FILE claims {count} entries in {len(desc)} bytes")
-    names = desc[16 + 24 * count:].split(b"\0")
+    wanted = count if max_entries is None else min(count, max_entries)
     out = []
-    for i in range(count):
+    pos = 16 + 24 * count
+    for i in range(wanted):
         start, end, file_ofs = struct.unpack_from("<QQQ", desc, 16 + 24 * i)
-        name = names[i].decode("utf-8", "surrogateescape") if i < len(names) else ""
-        out.append(FileMapping(start, end, file_ofs * page_size, name))
+        nul = desc.find(b"\0", pos)
+        raw = desc[pos:nul if nul >= 0 else len(desc)]
+        pos = nul + 1 if nul >= 0 else len(desc)
+        out.append(FileMapping(start, end, file_ofs * page_size, raw.decode("utf-8", "surrogateescape")))
     return tuple(out)
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple
 
+from coredump.elf.phdrs import read_phdrs
 from coredump.errors import CoreFormatError, MissingFileError
 
 __all__ = ("CrashInput", "find_crash_input", "open_input", "decompress_to", "ZSTD_MAGIC")
@@ -25,6 +27,11 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CORE_NAMES = ("core.zst", "core")
 FILES_DIR = "files"
 CRASH_JSON = "crash.json"
+# Bytes a core.zst may hold past the end its program headers describe: gdb's gcore and
+# objcopy put the section name table there, before the section headers.
+_TRAILER_SLACK = 1 << 20
+# The first bytes read for the ELF and program headers: 65535 Elf64_Phdr take 3.5 MiB.
+_HEAD_SIZE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -80,31 +87,94 @@ def find_crash_input(path: str) -> CrashInput:
                       crash_json if os.path.isfile(crash_json) else None)
 
 
-def decompress_to(src: str, dst_file) -> int:
+def decompress_to(src: str, dst_file, max_size: Optional[int] = None) -> int:
     """Stream-decompress the zstd file `src` into the open binary file `dst_file`;
-    returns the number of bytes written. Memory stays bounded by zstd's window."""
+    returns the number of bytes written. Memory stays bounded by zstd's window, and the
+    output by the first limit met: `max_size` (``--max-core-size``; by default the space
+    free where `dst_file` is), the frame's Frame_Content_Size when its header has one
+    (RFC 8878 §3.1.1.1.4), and the end of the last segment the core's own program headers
+    describe. Past a limit it stops with an error, having written at most the limit."""
     import zstandard
 
     def fail(reason: str) -> CoreFormatError:
         return CoreFormatError(f"{src} is zstd-compressed but cannot be decompressed: {reason}")
 
+    limit, why = (max_size, "--max-core-size") if max_size is not None else _free_space(dst_file)
     try:
         with open(src, "rb") as fin:
             header = fin.read(18)  # RFC 8878 §3.1.1: a frame header is at most 18 bytes
             if header[:4] != ZSTD_MAGIC:
                 raise fail("it does not start with a zstd frame (RFC 8878 magic number)")
             content_size = zstandard.get_frame_parameters(header).content_size
+            if content_size in (None, zstandard.CONTENTSIZE_UNKNOWN):
+                content_size = None
+            elif content_size > limit:
+                raise fail(f"its frame header says it holds {content_size} bytes, over the limit of {limit} "
+                           f"bytes ({why})")
+            else:
+                limit, why = content_size, "the content size its frame header declares"
             fin.seek(0)
-            _read, written = zstandard.ZstdDecompressor().copy_stream(fin, dst_file, write_size=1 << 20)
+            written = _copy_within(zstandard.ZstdDecompressor().stream_reader(fin, read_across_frames=True),
+                                   dst_file, limit, why, fail)
     except zstandard.ZstdError as exc:
         raise fail(str(exc)) from None
     # The frame header records the content size (compress_file and the zstd tool write it); a
     # stream cut short decompresses without an error, only shorter.
-    if content_size not in (None, zstandard.CONTENTSIZE_UNKNOWN) and written < content_size:
+    if content_size is not None and written < content_size:
         raise fail(f"it ends early ({written} of {content_size} bytes; the file is truncated)")
     if written == 0:
         raise fail("it holds no data")
     return written
+
+
+def _copy_within(reader, dst_file, limit: int, why: str, fail) -> int:
+    """Copy what `reader` decompresses into `dst_file` until its end or `limit` bytes; one
+    byte more is an error. The first bytes must be an ELF header, and once they hold the
+    core's program headers, the limit drops to where the core ends."""
+    written = 0
+    head = b""
+    while True:
+        chunk = reader.read(1 << 20)
+        if not chunk:
+            return written
+        if len(head) < _HEAD_SIZE:
+            head += chunk[:_HEAD_SIZE - len(head)]
+            if len(head) >= 4 and head[:4] != b"\x7fELF":
+                raise fail("what it holds is not an ELF file")
+            end = _core_end(head)
+            if end is not None and end < limit:
+                limit, why = end, "where the last segment its ELF program headers describe ends"
+        if written + len(chunk) > limit:
+            dst_file.write(chunk[:max(0, limit - written)])
+            raise fail(f"it decompresses to more than {limit} bytes ({why})")
+        dst_file.write(chunk)
+        written += len(chunk)
+
+
+def _core_end(head: bytes) -> Optional[int]:
+    """The size of the ELF core whose first bytes are `head`, from its headers: the kernel
+    writes the ELF header, the program headers, the notes and each PT_LOAD's p_filesz bytes
+    at its p_offset, then, with PN_XNUM, section 0 at e_shoff (fs/binfmt_elf.c
+    elf_core_dump), give or take ``_TRAILER_SLACK``. None when `head` does not hold them all."""
+    import io
+
+    from coredump.elf.phdrs import EHDR, PHDR, SHDR
+
+    try:
+        ehdr, phdrs = read_phdrs(io.BytesIO(head), "core")
+    except (CoreFormatError, struct.error):
+        return None
+    fields = EHDR.unpack(ehdr)
+    e_phoff, e_shoff, e_shnum = fields[5], fields[6], fields[12]
+    ends = [e_phoff + PHDR.size * len(phdrs), e_shoff + SHDR.size * e_shnum if e_shoff else 0]
+    return max(ends + [ph.p_offset + ph.p_filesz for ph in phdrs]) + _TRAILER_SLACK
+
+
+def _free_space(dst_file) -> Tuple[int, str]:
+    """The bytes free to an unprivileged writer on `dst_file`'s file system (statvfs(3)
+    f_bavail): a core that would fill the disk is refused before it does."""
+    st = os.fstatvfs(dst_file.fileno())
+    return st.f_bavail * st.f_frsize + dst_file.tell(), "the space free in the temporary directory (TMPDIR)"
 
 
 def overrides_for(crash: CrashInput) -> Dict[str, Any]:
@@ -116,9 +186,10 @@ def overrides_for(crash: CrashInput) -> Dict[str, Any]:
 
 
 @contextlib.contextmanager
-def open_input(path: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+def open_input(path: str, max_size: Optional[int] = None) -> Iterator[Tuple[str, Dict[str, Any]]]:
     """Yield ``(core_path, overrides)``: a plain core file (a temporary one, deleted on
-    exit, when the input is compressed) and the AnalyzeOptions fields for its bundle.
+    exit, when the input is compressed, within `max_size` bytes: ``decompress_to``) and the
+    AnalyzeOptions fields for its bundle.
 
     >>> with open_input(core) as (core_path, overrides):   # doctest: +SKIP
     ...     analyze_core(core_path, dataclasses.replace(options, **overrides))
@@ -135,7 +206,7 @@ def open_input(path: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
     try:
         core_path = os.path.join(tmpdir, "core")
         with open(core_path, "wb") as out:
-            decompress_to(crash.core, out)
+            decompress_to(crash.core, out, max_size)
         yield core_path, overrides
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -6,9 +6,11 @@ Parsed symbol tables, DWARF and CFI indexes kept on disk per GNU build-id, so th
 a second core of the same binaries skips the parsing (as debuginfod and gdb's index cache do).
 
 Entries live under ``$XDG_CACHE_HOME/coredump`` (default ``~/.cache/coredump``) as
-``v<CACHE_VERSION>/<xx>/<rest-of-build-id>.<kind>.pickle``. A build-id names the bytes of a
-file, so an entry never goes stale; a ``kind`` names the format of what is stored and must
-change (``"cfi.2"``) when that format does. Writes go to a temporary file that ``os.replace``
+``v<CACHE_VERSION>/<xx>/<rest-of-key>.<kind>.pickle``. The key (``image_key``) is not the
+build-id alone: a build-id is what a file says about itself, and a copy of a binary with one
+symbol renamed keeps it (and its size). The key adds what tells two files apart, so an entry
+made from one file never answers for another; a ``kind`` names the format of what is stored
+and must change (``"cfi.2"``) when that format does. Writes go to a temporary file that ``os.replace``
 renames into place, so concurrent writers never leave a half-written entry; an unreadable or
 corrupted entry reads as a miss. ``COREDUMP_CACHE=0`` turns the cache off.
 
@@ -23,15 +25,17 @@ from __future__ import annotations
 
 import _thread
 import functools
+import hashlib
 import io
 import itertools
 import os
 import pickle
 import re
 import stat
+import weakref
 from typing import Any, Dict, Optional
 
-__all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path")
+__all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
@@ -47,6 +51,46 @@ def cache_dir() -> str:
     """``$XDG_CACHE_HOME/coredump`` (XDG Base Directory spec), else ``~/.cache/coredump``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "coredump")
+
+
+def image_key(image) -> Optional[str]:
+    """The key of the entries made from `image` (an ``ElfImage``): a SHA-256 of its build-id,
+    the identity of its file and its ELF, program and section headers; None without a build-id.
+
+    Two files that exist together differ in (st_dev, st_ino); the files one inode holds over
+    time differ in st_ctime_ns, which the kernel sets on every change and no user can set
+    (utimensat(2) sets st_mtime only), or else in st_size, st_mtime_ns or their headers. Bytes
+    in memory (the vDSO, an image copied out of a core) are keyed by all their bytes."""
+    try:
+        return _KEYS[image]
+    except KeyError:
+        pass
+    key = None
+    if image.build_id:
+        digest = hashlib.sha256(f"{image.build_id}\0".encode())
+        st = image.fstat()
+        if st is None:
+            digest.update(image.data)
+        else:
+            digest.update(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\0".encode())
+            for start, size in _header_ranges(image):
+                digest.update(image.data[start:start + size])
+        key = digest.hexdigest()
+    _KEYS[image] = key
+    return key
+
+
+def _header_ranges(image):
+    """(offset, size) of the ELF header and of the program and section header tables (gABI
+    "ELF Header": e_phoff/e_phentsize/e_phnum, e_shoff/e_shentsize/e_shnum), each at most
+    what 65535 entries of 64 bytes take."""
+    elf = image.elf
+    yield 0, 64
+    for off, entsize, num in (("e_phoff", "e_phentsize", "e_phnum"), ("e_shoff", "e_shentsize", "e_shnum")):
+        yield elf[off], min(elf[entsize] * elf[num], 0xFFFF * 64)
+
+
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def entry_path(build_id: str, kind: str) -> Optional[str]:

@@ -33,12 +33,13 @@ class SymbolTable:
     def __init__(self, image: ElfImage):
         self._image = image
         kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
-        cached = cache.get(image.build_id, kind)
+        key = cache.image_key(image)
+        cached = cache.get(key, kind)
         if isinstance(cached, tuple) and len(cached) == 3 and len(cached[1]) == len(cached[2]):
             self.source, self._addrs, self._entries = cached
             return
         self._read(image)
-        cache.put(image.build_id, kind, (self.source, self._addrs, self._entries), wait=False)
+        cache.put(key, kind, (self.source, self._addrs, self._entries), wait=False)
 
     def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None

@@ -66,41 +66,54 @@ def _unwinder(arch_name: str):
         return None
 
 
-def walk_thread(target, registers: Dict[str, int], max_frames: int = MAX_FRAMES) -> WalkResult:
+def walk_thread(target, registers: Dict[str, int], max_frames: int = MAX_FRAMES,
+                deadline: Optional[float] = None, hidden_seconds: Optional[float] = None) -> WalkResult:
     """The physical frames of the thread whose registers (by name) the core holds.
 
     Frame 0 has trust ``context``; each caller carries the trust of the strategy that
-    found it. Abnormal ends of the walk are reported in ``warnings``."""
+    found it. Abnormal ends of the walk are reported in ``warnings``. At `deadline` (a
+    ``time.monotonic()``, the analysis' budget: ``coredump.unwind.budget``) the walk stops
+    where it is; past the cap it walks on for `hidden_seconds` (at most MAX_HIDDEN_SECONDS)."""
     arch = target.arch
     pc = registers.get(arch.pc)
     if pc is None:
         return WalkResult((), warnings=["no program counter in the thread's registers"])
     first = UnwindState(pc, dict(registers), Trust.CONTEXT)
+    if max_frames <= 1:  # frame 0 alone (a thread past the analysis' budget): no caller is looked for
+        return WalkResult((first.to_frame(0, arch.sp),), True, 0, ["stack walk cut at the cap of 1 frames"])
     unwinder = _unwinder(arch.name)
     if unwinder is None:
         return WalkResult((first.to_frame(0, arch.sp),), warnings=[f"no unwinder for {arch.name}"])
     warnings: List[str] = []
     states = _iter_states(target, unwinder, first, warnings)
     max_frames = max(1, max_frames)
+    deadline = float("inf") if deadline is None else deadline
     top: List[UnwindState] = []
     for state in states:
         top.append(state)
         if len(top) > max_frames:
             break
+        if not len(top) & 0xFF and time.monotonic() > deadline:
+            warnings.append(f"stack walk stopped at frame {len(top) - 1}: the analysis' unwinding time is spent")
+            return WalkResult(_materialize(enumerate(top), arch.sp), True, 0, warnings)
     else:
         return WalkResult(_materialize(enumerate(top), arch.sp), warnings=warnings)
-    return _truncated(top, states, max_frames, arch.sp, warnings)
+    hidden = MAX_HIDDEN_SECONDS if hidden_seconds is None else min(MAX_HIDDEN_SECONDS, hidden_seconds)
+    return _truncated(top, states, max_frames, arch.sp, warnings, min(deadline, time.monotonic() + hidden))
 
 
 def _truncated(top, states: Iterator[UnwindState], max_frames: int, sp_name: str,
-               warnings: List[str]) -> WalkResult:
+               warnings: List[str], deadline: float) -> WalkResult:
     """Past the cap: walk on to the outermost frames without building frames for the
-    ones between, within a bounded amount of work."""
+    ones between, within a bounded amount of work. A cap too small to keep bottom frames
+    (frame 0 alone: a thread past the analysis' budget) walks on no further."""
     keep_bottom = min(BOTTOM_FRAMES, max_frames // 4)
     keep_top = max_frames - keep_bottom
-    bottom = deque(top[keep_top:], maxlen=keep_bottom or 1)
+    if not keep_bottom:
+        warnings.append(f"stack walk cut at the cap of {max_frames} frames")
+        return WalkResult(_materialize(enumerate(top[:max_frames]), sp_name), True, 0, warnings)
+    bottom = deque(top[keep_top:], maxlen=keep_bottom)
     count = len(top)
-    deadline = time.monotonic() + MAX_HIDDEN_SECONDS
     reached_bottom = True
     for state in states:
         bottom.append(state)
@@ -108,10 +121,9 @@ def _truncated(top, states: Iterator[UnwindState], max_frames: int, sp_name: str
         if not count & 0x3FF and (count > MAX_HIDDEN_FRAMES or time.monotonic() > deadline):
             reached_bottom = False
             break
-    if not reached_bottom or not keep_bottom:
+    if not reached_bottom:
         omitted = count - max_frames
-        warnings.append(f"stack walk stopped after {count} frames without reaching the outermost frame"
-                        if not reached_bottom else f"{omitted} frames omitted beyond the cap of {max_frames}")
+        warnings.append(f"stack walk stopped after {count} frames without reaching the outermost frame")
         frames = _materialize(enumerate(top[:max_frames]), sp_name)
         return WalkResult(frames, True, omitted, warnings)
     omitted = count - keep_top - len(bottom)
