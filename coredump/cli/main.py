@@ -122,7 +122,7 @@ def _size(text):
     """Bytes for --max-core-size (``512M``, ``2G``), or None."""
     if text is None:
         return None
-    from coredump.capture.entry import parse_size
+    from coredump.cli.sizes import parse_size
 
     try:
         return parse_size(text)

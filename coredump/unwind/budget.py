@@ -3,7 +3,7 @@ Unwinding limits
 ================
 
 The work one analysis may spend on its threads' stacks, shared by all of them, and the one
-warning that says the budget cut in (as ``coredump.symbols.dwarflimits`` does for DWARF).
+warning that says the budget cut in (as ``coredump.dwarf.limits`` does for DWARF).
 
 The limits (each with its reason beside it):
 
