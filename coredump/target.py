@@ -71,8 +71,13 @@ class LoadedModule:
         if not self.trusted:
             return None
         table = SymbolTable(self.image)
-        if not len(table) and self.debug_image is not None:
-            table = SymbolTable(self.debug_image)
+        if table.source != ".symtab" and self.debug_image is not None:
+            # A stripped file keeps .dynsym only; its separate debug file keeps the whole
+            # .symtab, local functions included (objcopy --only-keep-debug): gdb reads the
+            # minimal symbols of both, so a pc outside the DWARF still gets the local's name.
+            debug = SymbolTable(self.debug_image)
+            if debug.source == ".symtab" or not len(table):
+                table = debug
         return table if len(table) else None
 
     @cached_property
