@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from coredump.analysis import analyze_core
 from coredump.elf.core import open_core
 from coredump.model import Frame, Trust
 from coredump.symbols.finder import FileFinder, FinderOptions
@@ -100,3 +101,20 @@ def test_source_paths_match_gdb(make_core, gdb, debug_files, variant, program):
         assert f.source_path == g.file, (g, f)
         assert f.source_path == f.file or f.source_path.endswith("/" + f.file), (g, f)
     assert all(f.source_path is None for g, f in zip(want, got) if g.file is None and f.file is None)
+
+
+@pytest.mark.parametrize("variant", ["O0", "O2"])
+def test_offsets_are_never_negative(make_core, debug_files, variant):
+    """An offset counts from the start of the code that holds the pc (issue #15: libc6-dbg's
+    __assert_fail_base, whose cold part lies before its entry, was `+-59787`), in the JSON
+    and the text alike."""
+    from coredump.report.json import crash_to_dict
+    from coredump.report.text import render_text
+
+    exe = cores.BUILD / variant / "abort_assert"
+    crash = analyze_core(str(make_core(variant, "abort_assert")), debug_files.analyze_options(exe=str(exe)))
+    frames = [f for t in crash_to_dict(crash)["threads"] for f in t["frames"]]
+    if debug_files.directory is None:  # libc's DWARF names the frame whose cold part it is
+        assert "__assert_fail_base" in [f["function"] for f in frames]
+    assert [f for f in frames if f["offset"] is not None and f["offset"] < 0] == []
+    assert "+-" not in render_text(crash)

@@ -72,7 +72,11 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
         if physical.function:
             function = physical.function
             mangled = _mangled(physical.function, physical.linkage_name)
-            if sym is None and physical.low_pc is not None:
+            if sym is None and physical.low_pc is not None and vaddr >= physical.low_pc:
+                # Counted from the entry only where the pc follows it: a split function's
+                # cold part may lie before its entry (DWARF 5 §2.17.3 non-contiguous
+                # ranges; gcc's .text.unlikely), and without its own symbol (f.cold) the
+                # start of the part that holds the pc is unknown here: no offset.
                 offset = vaddr - physical.low_pc + after
     out.append(replace(frame, function=function, mangled=mangled, symbol_offset=offset,
                        file=file, line=line, source_path=path, inline=False))
