@@ -275,3 +275,9 @@ class Target:
         if i >= 0 and self.modules[i].contains(address):
             return self.modules[i]
         return None
+
+    def is_jit_code(self, address: int) -> bool:
+        """Executable memory that no file backs, other than the vDSO: JIT-compiled code,
+        also where it lies in a hole of a module's span (between its PT_LOADs)."""
+        module = self.find_module(address)
+        return (module is None or module.path != VDSO_NAME) and self.memory.is_anonymous_code(address)

@@ -43,6 +43,8 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
     # start a page of its own right after another module (qemu-user's), so pc - 1 is not its.
     trampoline = frame.function == SIGNAL_HANDLER_CALLED
     module = target.find_module(frame.pc if trampoline else frame.lookup_pc)
+    if target.is_jit_code(frame.lookup_pc):
+        return [replace(frame, jit=True)]  # no module's code, even inside a module's span
     if module is None:
         return [frame]
     frame = replace(frame, module=module.path, module_offset=frame.pc - module.start)
