@@ -73,6 +73,8 @@ class Frame:
     and it was put back from the call that names it (gdb's ``TAILCALL_FRAME``).
     ``file`` is the source name as DWARF and gdb's ``bt`` give it (often relative to the
     compilation directory); ``source_path`` is its absolute path, when the DWARF says it.
+    A ``jit`` frame's pc lies in executable memory that no file backs (JIT-compiled code):
+    it has no module, and no symbol names it.
     """
 
     index: int
@@ -90,6 +92,7 @@ class Frame:
     inline: bool = False
     tailcall: bool = False
     source_path: Optional[str] = None
+    jit: bool = False
     registers: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -71,8 +71,13 @@ class LoadedModule:
         if not self.trusted:
             return None
         table = SymbolTable(self.image)
-        if not len(table) and self.debug_image is not None:
-            table = SymbolTable(self.debug_image)
+        if table.source != ".symtab" and self.debug_image is not None:
+            # A stripped file keeps .dynsym only; its separate debug file keeps the whole
+            # .symtab, local functions included (objcopy --only-keep-debug): gdb reads the
+            # minimal symbols of both, so a pc outside the DWARF still gets the local's name.
+            debug = SymbolTable(self.debug_image)
+            if debug.source == ".symtab" or not len(table):
+                table = debug
         return table if len(table) else None
 
     @cached_property
@@ -270,3 +275,9 @@ class Target:
         if i >= 0 and self.modules[i].contains(address):
             return self.modules[i]
         return None
+
+    def is_jit_code(self, address: int) -> bool:
+        """Executable memory that no file backs, other than the vDSO: JIT-compiled code,
+        also where it lies in a hole of a module's span (between its PT_LOADs)."""
+        module = self.find_module(address)
+        return (module is None or module.path != VDSO_NAME) and self.memory.is_anonymous_code(address)

@@ -110,3 +110,7 @@ class FakeTarget:
             if m.start <= address < m.end:
                 return m
         return None
+
+    def is_jit_code(self, address):
+        """No NT_FILE here: which memory files back is unknown (AddressSpace.is_anonymous_code)."""
+        return False

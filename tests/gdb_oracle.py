@@ -11,14 +11,15 @@ inline and tail-call frames are known for what they are, not guessed from the te
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ("GdbFrame", "GdbThread", "GdbReport", "run_gdb", "run_gdb_deep", "parse_gdb",
-           "parse_frame", "strip_params", "NORMAL_FRAME", "INLINE_FRAME", "TAILCALL_FRAME",
-           "SIGTRAMP_FRAME", "SIGNAL_HANDLER_CALLED")
+__all__ = ("GdbFrame", "GdbThread", "GdbReport", "DebugFiles", "SYSTEM", "run_gdb", "run_gdb_deep",
+           "parse_gdb", "parse_frame", "strip_params", "system_debug_files", "NORMAL_FRAME",
+           "INLINE_FRAME", "TAILCALL_FRAME", "SIGTRAMP_FRAME", "SIGNAL_HANDLER_CALLED")
 
 # gdb.NORMAL_FRAME ... gdb.SIGTRAMP_FRAME (gdb/frame.h enum frame_type).
 NORMAL_FRAME, INLINE_FRAME, TAILCALL_FRAME, SIGTRAMP_FRAME = 0, 2, 3, 4
@@ -52,6 +53,57 @@ _FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$")
 _ARGS = re.compile(r" \([^()]*\)$")
 _SIGNAL = re.compile(r"Program terminated with signal (SIG\w+)")
 _SHLIB = re.compile(r"^(?:0x[0-9a-f]+\s+0x[0-9a-f]+)?\s+(?:Yes|No)(?: \(\*\))?\s+(/\S.*)$")
+
+
+@dataclass(frozen=True)
+class DebugFiles:
+    """The separate debug files both sides of a comparison may use (issue #15's two modes).
+
+    ``system``: the machine's own (``/usr/lib/debug``: Debian's libc6-dbg, -dbg and dbgsym
+    packages where installed), each tool's default. ``hidden``: none, on both sides: ours
+    with `directory` (an empty one) as the only debug dir, gdb with ``debug-file-directory``
+    set to it by ``-iex``, before the file is loaded (gdb manual, "Separate Debug Files": the
+    build-id and debuglink lookups under the global directory then find nothing). That is a
+    machine without distribution debug files, as far as these lookups go. Files beside the
+    binary (``.gnu_debuglink`` in its own and its ``.debug/`` directory) stay visible to both.
+    Neither side asks debuginfod: gdb's is off (GDB_INIT), and the fixture unsets
+    DEBUGINFOD_URLS for ours."""
+
+    mode: str
+    directory: Optional[str] = None
+
+    @property
+    def gdb_args(self) -> Tuple[str, ...]:
+        return ("-iex", f"set debug-file-directory {self.directory}") if self.directory else ()
+
+    @property
+    def cli_args(self) -> Tuple[str, ...]:
+        """For ``coredump analyze``."""
+        return ("--debug-dir", self.directory) if self.directory else ()
+
+    def finder_options(self, **kw):
+        from coredump.symbols.finder import FinderOptions
+
+        return FinderOptions(**self._dirs(), **kw)
+
+    def analyze_options(self, **kw):
+        from coredump.analysis import AnalyzeOptions
+
+        return AnalyzeOptions(**self._dirs(), **kw)
+
+    def _dirs(self):
+        return {"debug_dirs": (self.directory,)} if self.directory else {}
+
+
+SYSTEM = DebugFiles("system")
+
+
+def system_debug_files() -> bool:
+    """Whether the machine has separate debug files where both tools look by default."""
+    from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
+
+    return any(os.path.isdir(os.path.join(d, ".build-id")) and os.listdir(os.path.join(d, ".build-id"))
+               for d in DEFAULT_DEBUG_DIRS)
 
 
 @dataclass
@@ -240,26 +292,30 @@ def _argv(gdb: str, exe: Optional[str], core: str, commands: List[Tuple[str, str
 
 @functools.cache
 def _run(argv: Tuple[str, ...]) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "DEBUGINFOD_URLS"}
     out = subprocess.run(list(argv), capture_output=True, text=True, timeout=600,
-                         stdin=subprocess.DEVNULL)
+                         stdin=subprocess.DEVNULL, env=env)
     return out.stdout + out.stderr
 
 
-def run_gdb(exe: Optional[str], core: str, gdb: str = "gdb", extra=(), types_limit: int = 4096) -> GdbReport:
+def run_gdb(exe: Optional[str], core: str, gdb: str = "gdb", extra=(), types_limit: int = 4096,
+            debug: DebugFiles = SYSTEM) -> GdbReport:
     """``thread apply all bt`` of every thread, with frame types and pcs of the first
-    `types_limit` frames of each, and ``info sharedlibrary``. Cached per process: the tests
-    of one session share a run."""
+    `types_limit` frames of each, and ``info sharedlibrary``; gdb sees the debug files of
+    `debug`. Cached per process: the tests of one session share a run."""
     commands = [("info threads", "info threads"), ("shlibs", "info sharedlibrary"),
                 ("bt all", "thread apply all bt"),
                 ("types", FRAME_TYPES), ("types run", f"python _oracle_frames({types_limit})")]
-    return parse_gdb(_run(tuple(_argv(gdb, str(exe) if exe else None, str(core), commands, extra))))
+    return parse_gdb(_run(tuple(_argv(gdb, str(exe) if exe else None, str(core), commands,
+                                      (*debug.gdb_args, *extra)))))
 
 
 def run_gdb_deep(exe: Optional[str], core: str, gdb: str = "gdb", top: int = 64, bottom: int = 16,
-                 extra=()) -> GdbReport:
+                 extra=(), debug: DebugFiles = SYSTEM) -> GdbReport:
     """The selected thread's top `top` and bottom `bottom` frames (``bt N``, ``bt -N``) and its
     frame count, for stacks too deep to print whole (a stack overflow has ~10^5 frames)."""
     commands = [("info threads", "info threads"), ("bt top", f"bt {top}"),
                 ("bt bottom", f"bt -{bottom}"), ("types", FRAME_TYPES),
                 ("types run", f"python _oracle_frames({top})")]
-    return parse_gdb(_run(tuple(_argv(gdb, str(exe) if exe else None, str(core), commands, extra))))
+    return parse_gdb(_run(tuple(_argv(gdb, str(exe) if exe else None, str(core), commands,
+                                      (*debug.gdb_args, *extra)))))

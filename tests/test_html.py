@@ -311,3 +311,23 @@ def test_copyable_commands_never_start_an_operand_with_a_dash(crash_id, core_pat
     assert commands
     for _label, command in commands:
         assert not any(word.startswith("-") for word in shlex.split(command)[2:]), command
+
+
+def test_jit_frame_is_labelled_in_json_text_and_html(make_core):
+    """c_samples/jit.c crashes in code it copied into an anonymous page (issue #15 item 5):
+    frame 0 has no module and no name (gdb: `??`), and every report says it is JIT code."""
+    from coredump.analysis import AnalyzeOptions, analyze_core
+    from coredump.report.json import crash_to_dict
+    from coredump.report.text import render_text
+    from tests.cores import BUILD
+
+    exe = BUILD / "O2" / "jit"
+    crash = analyze_core(str(make_core("O2", "jit")), AnalyzeOptions(exe=str(exe)))
+    data = crash_to_dict(crash)
+    frames = data["threads"][data["crashing_thread"]]["frames"]
+    assert frames[0]["jit"] is True and (frames[0]["function"], frames[0]["module"]) == (None, None)
+    assert not [f for f in frames[1:] if "jit" in f] and frames[1]["function"] == "run_jitted"
+    line = next(x for x in render_text(crash).splitlines() if x.lstrip().startswith("#0 "))
+    assert line.endswith("in ??  [JIT code]"), line
+    rows = parse_html(render_crash_html(data)).by_id("crashing-thread").find("tbody").find_all("tr")
+    assert [r.find("td", "num").text for r in rows if r.find("span", "jit") is not None] == ["0"]

@@ -41,11 +41,10 @@ def test_siginfo_kill_sender():
     assert (si.si_code, si.si_pid, si.si_uid, si.si_addr) == (-6, 4242, 1000, None)
 
 
-def test_nt_file_matches_eu_readelf(make_core):
-    eu = subprocess.run(["eu-readelf", "-n", str(make_core("O0", "uselib"))], capture_output=True, text=True)
-    if eu.returncode != 0:
-        pytest.skip("eu-readelf (elfutils) is not installed")
+def test_nt_file_matches_eu_readelf(make_core, eu_readelf):
     core = make_core("O0", "uselib")
+    eu = subprocess.run([eu_readelf, "-n", str(core)], capture_output=True, text=True)
+    assert eu.returncode == 0, eu.stderr
     with open_core(str(core)) as c:
         ours = c.files
     rows = re.findall(r"^\s+([0-9a-f]+)-([0-9a-f]+)\s+([0-9a-f]+)\s+\d+\s+(\S+)", eu.stdout, re.M)
@@ -62,10 +61,10 @@ def test_nt_file_rejects_impossible_count():
         decode_nt_file((10**9).to_bytes(8, "little") + (4096).to_bytes(8, "little"))
 
 
-def test_prpsinfo_ids_match_eu_readelf(make_core):
+def test_prpsinfo_ids_match_eu_readelf(make_core, eu_readelf):
     """pr_pid, pr_ppid, pr_pgrp, pr_sid of struct elf_prpsinfo as elfutils reads them."""
     core = make_core("O0", "segv")
-    eu = subprocess.run(["eu-readelf", "-n", str(core)], capture_output=True, text=True).stdout
+    eu = subprocess.run([eu_readelf, "-n", str(core)], capture_output=True, text=True).stdout
     m = re.search(r"pid: (\d+), ppid: (\d+), pgrp: (\d+), sid: (\d+)", eu)
     with open_core(str(core)) as c:
         ps = c.prpsinfo

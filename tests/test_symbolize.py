@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from coredump.analysis import analyze_core
 from coredump.elf.core import open_core
 from coredump.model import Frame, Trust
 from coredump.symbols.finder import FileFinder, FinderOptions
@@ -24,9 +25,9 @@ def _physical(frames):
     return out
 
 
-def _symbolized(gdb, exe: Path, core: Path, exe_for_gdb=None):
-    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
-    want = run_gdb(str(exe_for_gdb or exe), str(core), gdb).crashing.physical_frames()
+def _symbolized(gdb, exe: Path, core: Path, debug_files):
+    target = Target(open_core(str(core)), FileFinder(debug_files.finder_options(exe=str(exe))))
+    want = run_gdb(str(exe), str(core), gdb, debug=debug_files).crashing.physical_frames()
     return want, symbolize_frames(target, _physical(want))
 
 
@@ -34,9 +35,9 @@ def _symbolized(gdb, exe: Path, core: Path, exe_for_gdb=None):
     ("O0", "segv"), ("O2", "segv"), ("static", "segv"), ("O0", "cxx_throw"), ("O2", "cxx_throw"),
     ("O0", "uselib"), ("O2", "uselib"), ("O2", "abort_assert"),
 ])
-def test_frames_match_gdb(make_core, gdb, variant, program):
+def test_frames_match_gdb(make_core, gdb, debug_files, variant, program):
     core = make_core(variant, program)
-    want, got = _symbolized(gdb, cores.BUILD / variant / program, core)
+    want, got = _symbolized(gdb, cores.BUILD / variant / program, core, debug_files)
     assert [f.index for f in got] == list(range(len(want)))
     starts = {m.path: m.start for m in Target(
         open_core(str(core)), FileFinder(FinderOptions(exe=str(cores.BUILD / variant / program)))).modules}
@@ -63,9 +64,9 @@ def test_frames_past_an_omitted_stretch_keep_their_numbers(make_core):
     assert [f.index for f in symbolize_frames(target, frames)] == [0, 1, 5000]
 
 
-def test_cxx_frame_keeps_the_raw_name(make_core, gdb):
+def test_cxx_frame_keeps_the_raw_name(make_core, gdb, debug_files):
     core = make_core("O0", "cxx_throw")
-    _, got = _symbolized(gdb, cores.BUILD / "O0" / "cxx_throw", core)
+    _, got = _symbolized(gdb, cores.BUILD / "O0" / "cxx_throw", core, debug_files)
     frame = next(f for f in got if f.function and f.function.startswith("store::"))
     assert frame.function == "store::load_config(store::Config const&)"
     assert frame.mangled == "_ZN5store11load_configERKNS_6ConfigE"
@@ -85,14 +86,14 @@ def test_named_frames_and_unknown_modules_are_kept(make_core):
 
 
 @pytest.mark.parametrize("variant, program", [("O0", "segv"), ("O2", "uselib"), ("O2", "cxx_throw")])
-def test_source_paths_match_gdb(make_core, gdb, variant, program):
+def test_source_paths_match_gdb(make_core, gdb, debug_files, variant, program):
     """Each frame with a source file carries its absolute path: gdb's ``bt`` file with ``set
     filename-display absolute``; frames without source carry none."""
     exe = cores.BUILD / variant / program
     core = make_core(variant, program)
-    target = Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
-    want = run_gdb(str(exe), str(core), gdb,
-                   extra=("-iex", "set filename-display absolute")).crashing.physical_frames()
+    target = Target(open_core(str(core)), FileFinder(debug_files.finder_options(exe=str(exe))))
+    want = run_gdb(str(exe), str(core), gdb, extra=("-iex", "set filename-display absolute"),
+                   debug=debug_files).crashing.physical_frames()
     got = symbolize_frames(target, _physical(want))
     sourced = [(g, f) for g, f in zip(want, got) if g.file is not None]
     assert sourced and len(got) == len(want)
@@ -100,3 +101,20 @@ def test_source_paths_match_gdb(make_core, gdb, variant, program):
         assert f.source_path == g.file, (g, f)
         assert f.source_path == f.file or f.source_path.endswith("/" + f.file), (g, f)
     assert all(f.source_path is None for g, f in zip(want, got) if g.file is None and f.file is None)
+
+
+@pytest.mark.parametrize("variant", ["O0", "O2"])
+def test_offsets_are_never_negative(make_core, debug_files, variant):
+    """An offset counts from the start of the code that holds the pc (issue #15: libc6-dbg's
+    __assert_fail_base, whose cold part lies before its entry, was `+-59787`), in the JSON
+    and the text alike."""
+    from coredump.report.json import crash_to_dict
+    from coredump.report.text import render_text
+
+    exe = cores.BUILD / variant / "abort_assert"
+    crash = analyze_core(str(make_core(variant, "abort_assert")), debug_files.analyze_options(exe=str(exe)))
+    frames = [f for t in crash_to_dict(crash)["threads"] for f in t["frames"]]
+    if debug_files.directory is None:  # libc's DWARF names the frame whose cold part it is
+        assert "__assert_fail_base" in [f["function"] for f in frames]
+    assert [f for f in frames if f["offset"] is not None and f["offset"] < 0] == []
+    assert "+-" not in render_text(crash)

@@ -133,3 +133,23 @@ def test_a_cache_entry_of_another_shape_is_read_again(tmp_path, monkeypatch):
     cache.put(image.build_id, kind, "garbage")
     table = symtab.SymbolTable(image)
     assert len(table) > 5 and table.lookup(table._addrs[0])[0]
+
+
+def test_a_size_0_symbol_ends_with_its_code_section():
+    """gdb's minimal-symbol rule, bounded by the section that holds the symbol (issue #15
+    item 5: a pc past every function was named after the last symbol before it): crti.o's
+    _fini (st_size 0) covers the rest of .fini and not the padding after it; past _init's
+    .init, the PLT has no name; the linker's _end (in .bss) covers no code."""
+    cores.build_samples()
+    image = ElfImage(str(cores.BUILD / "O0" / "segv"))
+    table = symtab.SymbolTable(image)
+    fini, _, fini_size, _ = image.get_section_info(".fini")
+    init, _, init_size, _ = image.get_section_info(".init")
+    plt = image.get_section_info(".plt")[0]
+    assert table.lookup(fini + 1) == ("_fini", 1)
+    assert table.lookup(fini + fini_size) is None
+    assert table.lookup(init + init_size - 1) == ("_init", init_size - 1)
+    assert table.lookup(plt) is None
+    end = table.find_symbol("_end")
+    assert end and table.lookup(end) is None and table.lookup(end + 0x1000) is None
+    assert table.function_range(fini) == (fini, fini + fini_size)

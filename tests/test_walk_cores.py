@@ -15,8 +15,9 @@ VARIANTS = ("O0", "O2", "stripped", "static")
 PROGRAMS = ("segv", "threads", "sighandler", "abort_assert", "cxx_throw", "uselib")
 
 
-def open_target(core, exe, search_paths=()):
-    options = FinderOptions(exe=str(exe), search_paths=list(search_paths))
+def open_target(core, exe, search_paths=(), debug_files=None):
+    kw = {"exe": str(exe), "search_paths": list(search_paths)}
+    options = debug_files.finder_options(**kw) if debug_files else FinderOptions(**kw)
     return Target(open_core(str(core)), FileFinder(options))
 
 
@@ -36,11 +37,11 @@ def assert_matches_gdb(frames, gdb_thread, tid):
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_frames_match_gdb(make_core, gdb, variant, program):
+def test_frames_match_gdb(make_core, gdb, debug_files, variant, program):
     core = make_core(variant, program)
     exe = BUILD / variant / program
-    target = open_target(core, exe)
-    report = run_gdb(str(exe), str(core), gdb)
+    target = open_target(core, exe, debug_files=debug_files)
+    report = run_gdb(str(exe), str(core), gdb, debug=debug_files)
     assert {t.lwp for t in report.threads} == {t.tid for t in target.core.threads}
     for thread in target.core.threads:
         result = walk_thread(target, thread.registers)
@@ -74,13 +75,13 @@ def test_ucontext_decoding_agrees_with_glibc_cfi(make_core, variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_deep_recursion_top_and_bottom_match_gdb(make_core, gdb, variant):
+def test_deep_recursion_top_and_bottom_match_gdb(make_core, gdb, debug_files, variant):
     core = make_core(variant, "recursion")
     exe = BUILD / variant / "recursion"
-    target = open_target(core, exe)
+    target = open_target(core, exe, debug_files=debug_files)
     result = walk_thread(target, target.core.threads[0].registers)
     # The same gdb run as test_gdb_oracle's (cached): bt 1024 and bt -64.
-    gdb_thread = run_gdb_deep(str(exe), str(core), gdb, 1024, 64).crashing
+    gdb_thread = run_gdb_deep(str(exe), str(core), gdb, 1024, 64, debug=debug_files).crashing
     by_index = {f.index: f.frame_pc if f.frame_pc is not None else f.pc for f in gdb_thread.frames}
     assert result.truncated and len(result.frames) == 1024
     assert result.frames[-1].index + 1 == gdb_thread.total

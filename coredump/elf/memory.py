@@ -76,6 +76,13 @@ class AddressSpace:
         seg = self.find_segment(address)
         return seg is not None and bool(seg.p_flags & PF_X)
 
+    def is_anonymous_code(self, address: int) -> bool:
+        """Executable memory that no file backs: code a JIT compiler wrote. The kernel dumps
+        one PT_LOAD per mapping and lists the file-backed ones in NT_FILE (binfmt_elf.c
+        fill_files_note), so an executable segment outside them is anonymous. The vDSO is
+        one too: callers look for a module first. Without NT_FILE nothing is known."""
+        return bool(self._files) and self.is_executable(address) and self.find_file_mapping(address) is None
+
     def _read_chunk(self, address: int, size: int) -> bytes:
         """Bytes from the one segment holding `address`, at most `size` of them."""
         seg = self.find_segment(address)

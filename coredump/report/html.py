@@ -87,6 +87,7 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
         "module": module,
         "module_base": os.path.basename(module) if module else None,
         "inline": bool(frame.get("inline")), "tailcall": bool(frame.get("tailcall")), "trust": trust,
+        "jit": bool(frame.get("jit")),
         "trust_label": TAILCALL_LABEL if frame.get("tailcall") else TRUST_LABELS.get(trust, trust),
         "uncertain": trust in view.LESS_CERTAIN,
         "start_here": start_here,

@@ -34,6 +34,8 @@ def _frame(f: Frame) -> Dict[str, Any]:
         out["source_path"] = f.source_path
     if f.tailcall:  # only where true, as `mangled` only where set: older readers see no change
         out["tailcall"] = True
+    if f.jit:  # as `tailcall`: only where true
+        out["jit"] = True
     return out
 
 

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
+from coredump.report.view import JIT_TAG
 
 __all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "use_color")
 
@@ -51,6 +52,8 @@ def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
         tags.append("inlined")
     if f.tailcall:
         tags.append("tail call")
+    if f.jit:
+        tags.append(JIT_TAG)
     if f.trust in (Trust.SCAN, Trust.FP) and not f.inline:
         tags.append(f"found by {f.trust.description}")
     tag = style(f"  [{', '.join(tags)}]", "2") if tags else ""

@@ -14,11 +14,13 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from coredump.report.sanitize import clean_text
 
 __all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "start_frame", "repo_file",
-           "workspace", "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "SYSTEM_PREFIXES")
+           "workspace", "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "JIT_TAG", "SYSTEM_PREFIXES")
 
 # rust-minidump's FrameTrust: scanning guesses return addresses from stack words, a
 # frame-pointer chain breaks through code built without one; both may be wrong.
 LESS_CERTAIN = ("scan", "fp", "none")
+# The tag of a frame in anonymous executable memory (model.Frame.jit).
+JIT_TAG = "JIT code"
 # Where distributions install libraries and their headers (FHS 3.0 §4.6, §4.4).
 SYSTEM_PREFIXES = ("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/include/", "/usr/local/include/")
 
@@ -63,6 +65,7 @@ def frame_line(frame: Dict) -> str:
     text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")
     tailcall = bool(_get(frame, "tailcall"))  # says how it was found: no "found by none"
     tags = (["inlined"] if _get(frame, "inline") else []) + (["tail call"] if tailcall else []) + (
+        [JIT_TAG] if _get(frame, "jit") else []) + (
         [f"found by {frame['trust']}"] if _get(frame, "trust") in LESS_CERTAIN and not tailcall else [])
     return text + (f" [{', '.join(tags)}]" if tags else "")
 

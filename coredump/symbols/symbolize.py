@@ -42,6 +42,8 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
     # start a page of its own right after another module (qemu-user's), so pc - 1 is not its.
     trampoline = frame.function == SIGNAL_HANDLER_CALLED
     module = target.find_module(frame.pc if trampoline else frame.lookup_pc)
+    if target.is_jit_code(frame.lookup_pc):
+        return [replace(frame, jit=True)]  # no module's code, even inside a module's span
     if module is None:
         return [frame]
     frame = replace(frame, module=module.path, module_offset=frame.pc - module.start)
@@ -71,7 +73,11 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
         if physical.function:
             function = physical.function
             mangled = _mangled(physical.function, physical.linkage_name)
-            if sym is None and physical.low_pc is not None:
+            if sym is None and physical.low_pc is not None and vaddr >= physical.low_pc:
+                # Counted from the entry only where the pc follows it: a split function's
+                # cold part may lie before its entry (DWARF 5 §2.17.3 non-contiguous
+                # ranges; gcc's .text.unlikely), and without its own symbol (f.cold) the
+                # start of the part that holds the pc is unknown here: no offset.
                 offset = vaddr - physical.low_pc + after
     out.append(replace(frame, function=function, mangled=mangled, symbol_offset=offset,
                        file=file, line=line, source_path=path, inline=False))

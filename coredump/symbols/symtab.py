@@ -23,8 +23,11 @@ _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
 # pyelftools calls STT_GNU_IFUNC (10) "STT_LOOS", so the tables so far have left it out.
 _CODE_TYPE_VALUES = (0, 2)
 _ELF64_SYM = struct.Struct("<IBBHQQ")  # st_name, st_info, st_other, st_shndx, st_value, st_size
-# Version of the cached (source, addresses, entries) triple; bump when the rules below change.
-_FORMAT = 3
+_ELF64_SHDR_FLAGS = struct.Struct("<8xQQ8xQ")  # sh_flags, sh_addr, sh_size of an Elf64_Shdr
+# Version of the cached (source, addresses, entries, code) tuple; bump when the rules below change.
+_FORMAT = 4
+# gABI sh_flags: a section of code the process maps.
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
 
 class SymbolTable:
@@ -35,11 +38,12 @@ class SymbolTable:
         kind = f"symtab.{_FORMAT}.{len(image.data)}"  # a stripped file and its debug file share a build-id
         key = cache.image_key(image)
         cached = cache.get(key, kind)
-        if isinstance(cached, tuple) and len(cached) == 3 and len(cached[1]) == len(cached[2]):
-            self.source, self._addrs, self._entries = cached
+        if isinstance(cached, tuple) and len(cached) == 4 and len(cached[1]) == len(cached[2]):
+            self.source, self._addrs, self._entries, self._code = cached
             return
         self._read(image)
-        cache.put(key, kind, (self.source, self._addrs, self._entries), wait=False)
+        self._code: List[Tuple[int, int]] = _code_sections(image)
+        cache.put(key, kind, (self.source, self._addrs, self._entries, self._code), wait=False)
 
     def _read(self, image: ElfImage) -> None:
         self.source: Optional[str] = None
@@ -75,12 +79,14 @@ class SymbolTable:
         """(name, offset) of the function containing `address`, or None.
 
         A symbol with a size covers only [value, value+size); a size-0 symbol covers up to
-        the next symbol (gdb's minimal-symbol rule)."""
+        the next symbol (gdb's minimal-symbol rule) within the code section that holds it
+        (its sh_addr + sh_size): past the last function of .text, or in a section of data
+        (``_end``), no symbol names the address."""
         i = bisect.bisect_right(self._addrs, address) - 1
         for j in range(i, max(-1, i - 8), -1):
             start, size, name = self._entries[j]
             if size == 0 and j == i:
-                return name, address - start
+                return (name, address - start) if address < self._section_end(start) else None
             if start <= address < start + size:
                 return name, address - start
         return None
@@ -94,7 +100,17 @@ class SymbolTable:
         start, size, _ = self._entries[i]
         if size:
             return start, start + size
-        return (start, self._addrs[i + 1]) if i + 1 < len(self._addrs) else None
+        end = min(self._addrs[i + 1] if i + 1 < len(self._addrs) else 1 << 64, self._section_end(start))
+        return (start, end) if start < end < 1 << 64 else None
+
+    def _section_end(self, address: int) -> int:
+        """The end of the code section holding `address`; unbounded where the file has no
+        section headers (a core's ELF image read from memory), `address` itself where it
+        lies in none of them."""
+        if not self._code:
+            return 1 << 64
+        i = bisect.bisect_right(self._code, (address, 1 << 64)) - 1
+        return self._code[i][1] if i >= 0 and address < self._code[i][1] else address
 
     def find_symbol(self, name: str) -> Optional[int]:
         """The image address of the symbol `name` of any type (functions and data, such as
@@ -145,6 +161,32 @@ def _keep(best: dict, is_code: bool, undefined: bool, name: str, addr: int, size
         best[addr] = (addr, size, name.encode(), name)
     else:
         best[addr] = (addr, max(size, cur[1]), *max((name.encode(), name), cur[2:]))
+
+
+def _code_sections(image: ElfImage) -> List[Tuple[int, int]]:
+    """[sh_addr, sh_addr + sh_size) of each SHF_ALLOC | SHF_EXECINSTR section, sorted; a
+    separate debug file keeps these headers (as SHT_NOBITS) with the stripped file's
+    addresses."""
+    out = []
+    try:
+        for flags, addr, size in _section_flags(image):
+            if flags & SHF_ALLOC and flags & SHF_EXECINSTR and size:
+                out.append((addr, addr + size))
+    except Exception:
+        return []
+    return sorted(out)
+
+
+def _section_flags(image: ElfImage):
+    """(sh_flags, sh_addr, sh_size) of each section header; ELF64 LE ones with struct
+    (Elf64_Shdr: sh_flags at 8, sh_addr 16, sh_size 32), as fast as the symbols are read."""
+    elf = image.elf
+    if not image._is_elf64le:
+        return [(s["sh_flags"], s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()]
+    e_shoff, e_shentsize, data = elf["e_shoff"], elf["e_shentsize"], image.data
+    count = elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
+    return [_ELF64_SHDR_FLAGS.unpack_from(data, e_shoff + i * e_shentsize) for i in range(count)
+            if e_shoff + (i + 1) * e_shentsize <= len(data)]
 
 
 def _read_elf64le(image: ElfImage, sec, best: dict) -> None:

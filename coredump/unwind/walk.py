@@ -9,6 +9,7 @@ strategies for each caller and owns every rule that ends a stack (rust-minidump'
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
 from collections import deque
@@ -218,6 +219,13 @@ def _stack_missing(target, state: UnwindState, arch) -> Optional[str]:
     return None
 
 
+def _into_module(strategy, state: UnwindState, target, reader) -> Optional[UnwindState]:
+    caller = strategy(state, target, reader)
+    if caller is None or target.find_module(caller.pc) is None or not target.memory.is_executable(caller.pc):
+        return None
+    return caller
+
+
 def _find_caller(unwinder, state: UnwindState, target, reader,
                  is_executable) -> Tuple[Optional[UnwindState], Optional[str]]:
     """(caller, None), or (None, why the stack ends abnormally) or (None, None) at its end."""
@@ -225,6 +233,11 @@ def _find_caller(unwinder, state: UnwindState, target, reader,
     if state.trust in (Trust.CONTEXT, Trust.SIGNAL) and not is_executable(state.pc):
         # An interrupted pc outside code: a call through a bad pointer (drgn's bad_call_unwind).
         strategies = (unwinder.BAD_CALL,) + tuple(strategies)
+    elif state.trust in (Trust.CONTEXT, Trust.SIGNAL) and target.is_jit_code(state.pc):
+        # JIT code: no file, so no CFI. gdb takes a function it cannot find as frameless
+        # (amd64_frame_cache: the return address at [sp]; aarch64: in x30), and so does this
+        # first try, where that address returns into a module's code.
+        strategies = (functools.partial(_into_module, unwinder.BAD_CALL),) + tuple(strategies)
     for strategy in strategies:
         try:
             caller = strategy(state, target, reader)
