@@ -116,7 +116,7 @@ def _decode(name: bytes) -> str:
 
 def iter_candidates(link: SupplementaryLink, debug_path: str, debug_dirs) -> Iterator[str]:
     """Paths where the file may be, in gdb's order: the name (relative to the debug file's
-    directory, as found and as resolved), then its ``.dwz/...`` tail under each debug directory
+    directory, as resolved and as found), then its ``.dwz/...`` tail under each debug directory
     and that directory's parents' names (``/usr/lib/debug/.dwz/x`` under ``D``: ``D/.dwz/x``,
     ``D/debug/.dwz/x``, ``D/lib/debug/.dwz/x``, ...)."""
     name = link.name
@@ -125,8 +125,10 @@ def iter_candidates(link: SupplementaryLink, debug_path: str, debug_dirs) -> Ite
     if posixpath.isabs(name):
         yield name
     else:
-        for base in (debug_path, os.path.realpath(debug_path)):
-            yield posixpath.join(posixpath.dirname(base), name)
+        # From the debug file itself (Fedora's .build-id entries are links to it), then from
+        # the path it was found at, where ".." is the kernel's to resolve.
+        yield posixpath.normpath(posixpath.join(posixpath.dirname(os.path.realpath(debug_path)), name))
+        yield posixpath.join(posixpath.dirname(debug_path), name)
     at = name.find("/.dwz/")
     if at < 0:
         return
@@ -164,18 +166,20 @@ def find_supplementary(image, finder) -> Optional[Supplementary]:
     fetched = finder.fetch_debuginfo(link.build_id, matches) if link.build_id else None
     if fetched is not None:
         return Supplementary(link, fetched)
-    return Supplementary(link, None, _problem(image.path, link, wrong))
+    return Supplementary(link, None, _problem(link, wrong))
 
 
-def _problem(debug_path: str, link: SupplementaryLink, wrong: List[Tuple[str, Optional[str]]]) -> str:
+def _problem(link: SupplementaryLink, wrong: List[Tuple[str, Optional[str]]]) -> str:
+    """One line per supplementary file, whichever debug files name it (the analysis joins
+    equal warnings)."""
     want = f"build-id {link.build_id}" if link.build_id else "no build-id"
     if wrong:
         path, found = wrong[0]
         what = f"{path!r} has build-id {found or 'none'}, not {link.build_id}"
     else:
         what = f"{link.name!r} ({want}) not found"
-    return (f"{debug_path}: supplementary DWARF file ({link.section}) {what}; its DWARF is not "
-            "used, names come from the symbol table")
+    return (f"supplementary DWARF file ({link.section}) {what}: the DWARF of the debug files that "
+            "name it is not used, their frames are named from the symbol table")
 
 
 def attach(dwarfinfo, supplementary) -> None:
