@@ -74,8 +74,12 @@ class LoadedModule:
         if not self.trusted:
             return None
         table = SymbolTable(self.image)
-        if not len(table) and self.debug_image is not None:
-            table = SymbolTable(self.debug_image)
+        if table.source != ".symtab" and self.debug_image is not None:
+            # A stripped file keeps only .dynsym; its debug file keeps the full .symtab (the
+            # static functions), which gdb reads too: the names when DWARF gives none.
+            debug = SymbolTable(self.debug_image)
+            if debug.source == ".symtab" or not len(table):
+                table = debug
         return table if len(table) else None
 
     @property
