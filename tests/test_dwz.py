@@ -7,6 +7,7 @@ build; bundles and the gdb hand-off carrying it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -150,3 +151,76 @@ def test_bundle_and_gdb_handoff_carry_the_supplementary_file(pair, tmp_path, gdb
     assert out.returncode == 0, out.stderr
     assert "could not find supplementary" not in out.stdout + out.stderr
     assert "lib_entry (text=" in out.stdout and "libcrash.c:" in out.stdout, out.stdout
+
+
+def test_supplementary_file_from_debuginfod(pair, tmp_path):
+    """Debug files and their supplementary file served by a debuginfod-protocol server on
+    127.0.0.1 only: the supplementary file is fetched by the build-id its link names."""
+    from tests.test_debuginfod import serve
+
+    root, sup = _debug_dir(pair, tmp_path, "dwz-dir")
+    files = {(p.parent.name + p.name[:-len(".debug")], "debuginfo"): p.read_bytes()
+             for p in root.glob(".build-id/*/*.debug")}
+    identity = file_identity(ElfImage(str(sup)))
+    files[(identity, "debuginfo")] = sup.read_bytes()
+    server, hits = serve(files)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, DEBUGINFOD_URLS=f"http://127.0.0.1:{server.server_address[1]}",
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    try:
+        out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json",
+                              "--debug-dir", str(empty), str(pair.core)],
+                             capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr
+    crash = json.loads(out.stdout)
+    ours = _ours(crash)
+    assert [f[0] for f in ours] == UNWIND and all(line for _, _, line in ours), (ours, crash["warnings"])
+    assert f"/buildid/{identity}/debuginfo" in hits
+
+
+def _with_section(src: Path, dst: Path, name: str, content: bytes) -> ElfImage:
+    """A copy of the debug file `src` with section `name` holding `content` (objcopy)."""
+    blob = dst.with_suffix(".blob")
+    blob.write_bytes(content)
+    subprocess.run(["objcopy", "--add-section", f"{name}={blob}", str(src), str(dst)], check=True,
+                   capture_output=True)
+    return ElfImage(str(dst))
+
+
+BUILD_ID = bytes(range(20))
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    (".gnu_debugaltlink", b"/x/.dwz/common.debug\0" + BUILD_ID, ("/x/.dwz/common.debug", BUILD_ID.hex())),
+    (".gnu_debugaltlink", b"\0" + BUILD_ID, None),  # no name
+    (".gnu_debugaltlink", b"no terminator", None),
+    (".gnu_debugaltlink", b"/a" * 5000 + b"\0" + BUILD_ID, None),  # larger than any path
+    # DWARF 5 §7.3.6: version 5, is_supplementary 0, name, ULEB128 length, checksum.
+    (".debug_sup", b"\5\0\0common5.debug\0\x14" + BUILD_ID, ("common5.debug", BUILD_ID.hex())),
+    (".debug_sup", b"\5\0\1\0\x14" + BUILD_ID, None),  # a supplementary file's own
+    (".debug_sup", b"\5\0\0name\0\x80", None),  # its ULEB128 runs off the end
+    (".debug_sup", b"\5\0\0name\0\x40" + BUILD_ID, None),  # a checksum longer than the section
+    (".debug_sup", b"\4\0\0name\0\x14" + BUILD_ID, None),  # another version
+])
+def test_links_are_read_as_written_and_malformed_ones_are_none(pair, tmp_path, name, content, expected):
+    image = _with_section(pair.split["uselib"], tmp_path / "uselib.debug", name, content)
+    link = read_link(image)
+    assert (link and (link.name, link.build_id)) == expected
+
+
+def test_a_hostile_link_is_one_warning_and_no_file_outside_is_taken(pair, tmp_path):
+    """A debug file whose link climbs out of every directory to a file that is no ELF, and
+    names a build-id nothing has: the analysis goes on, with one warning."""
+    root = tmp_path / "debug"
+    for path in pair.split.values():
+        build_id = ElfImage(str(path)).build_id
+        dest = root / ".build-id" / build_id[:2] / (build_id[2:] + ".debug")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _with_section(path, dest, ".gnu_debugaltlink", b"../../../../../../../../../etc/passwd\0" + BUILD_ID)
+    crash = analyze_json(pair.core, "--debug-dir", str(root))
+    assert [f[0] for f in _ours(crash)] == UNWIND
+    about = [w for w in crash["warnings"] if "supplementary" in w]
+    assert len(about) == 1 and "etc/passwd" in about[0] and BUILD_ID.hex() in about[0], about
