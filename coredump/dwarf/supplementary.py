@@ -13,6 +13,12 @@ Found as gdb's ``dwarf2_get_dwz_file`` (dwarf2/dwz.c) finds it, after the bundle
 the same ``.dwz/`` path under each debug directory, ``.build-id/xx/yyyy.debug`` by its
 build-id, then debuginfod. Every candidate's build-id must be the one the link names.
 pyelftools resolves the forms once the file is attached (``DWARFInfo.supplementary_dwarfinfo``).
+
+Partial units hold what dwz found shared: types, declarations, abstract instances of inline
+functions, never code (it moves no DIE with DW_AT_low_pc or DW_AT_ranges). So the search for
+the function at an address walks the compile units only; the names, inline origins and
+specifications in partial units are reached through the references that point at them
+(DW_FORM_ref_addr within the file, the alt/sup forms into the supplementary file).
 """
 
 from __future__ import annotations
