@@ -167,6 +167,20 @@ class ArtifactDir:
             self._digests[relpath] = {"size": size, "sha256": sha256}
         return self._digests[relpath]
 
+    def _add_supplementary(self, path: Optional[str]) -> Optional[str]:
+        """Store a dwz supplementary file as ``files/<identity>/<name>.debug``, where the
+        analysis elsewhere looks for it by the build-id (or DWARF 5 sup_checksum) its debug
+        files name (``coredump.dwarf.supplementary``)."""
+        from coredump.dwarf.supplementary import file_identity
+        from coredump.elf.image import open_image
+
+        image = open_image(path) if path else None
+        identity = file_identity(image) if image is not None else None
+        if identity is None:
+            return None
+        name = os.path.basename(path)
+        return self.add_file(identity, path, name if name.endswith(".debug") else name + ".debug")
+
     def bundle_modules(self, record: CrashRecord, modules: Sequence[Any]) -> None:
         """Store each module's file (and separate debug file, and the dwz supplementary file
         that names) once per build-id.
@@ -195,20 +209,6 @@ class ArtifactDir:
                 record.file_digests[rel] = self.digest(rel)
         if skipped:
             record.add_note(f"not bundled (no matching build-id): {', '.join(sorted(set(skipped)))}")
-
-    def _add_supplementary(self, path: Optional[str]) -> Optional[str]:
-        """Store a dwz supplementary file as ``files/<identity>/<name>.debug``, where the
-        analysis elsewhere looks for it by the build-id (or DWARF 5 sup_checksum) its debug
-        files name (``coredump.dwarf.supplementary``)."""
-        from coredump.dwarf.supplementary import file_identity
-        from coredump.elf.image import open_image
-
-        image = open_image(path) if path else None
-        identity = file_identity(image) if image is not None else None
-        if identity is None:
-            return None
-        name = os.path.basename(path)
-        return self.add_file(identity, path, name if name.endswith(".debug") else name + ".debug")
 
     def read_summary(self) -> Optional[Dict[str, Any]]:
         try:
