@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, read_uleb128
+from coredump.elf.image import ElfImage, open_image
 
 __all__ = ("SupplementaryLink", "Supplementary", "read_link", "file_identity", "find_supplementary", "attach",
            "string_value", "ALT_STRING_FORMS", "ALT_REFERENCE_FORMS")
 
-# DWARF 5 §7.5.5 (Table 7.6) and the GNU extensions dwz writes for DWARF 2-4.
+# DWARF 5 §7.5.6 (Table 7.6, attribute form encodings) and the GNU extensions dwz writes
+# for DWARF 2-4.
 ALT_STRING_FORMS = ("DW_FORM_strp_sup", "DW_FORM_GNU_strp_alt")
 ALT_REFERENCE_FORMS = ("DW_FORM_ref_sup4", "DW_FORM_ref_sup8", "DW_FORM_GNU_ref_alt")
 
@@ -63,11 +65,11 @@ class Supplementary:
     (``image``), or why there is none (``problem``, one line naming the file)."""
 
     link: SupplementaryLink
-    image: Optional[object] = None  # an ElfImage
+    image: Optional[ElfImage] = None
     problem: Optional[str] = None
 
 
-def read_link(image) -> Optional[SupplementaryLink]:
+def read_link(image: ElfImage) -> Optional[SupplementaryLink]:
     """The supplementary file `image` (an ElfImage) names, or None when it names none.
     ``.debug_sup`` of a supplementary file itself (is_supplementary = 1) names none."""
     raw = image.section_bytes(".gnu_debugaltlink")
@@ -82,7 +84,7 @@ def read_link(image) -> Optional[SupplementaryLink]:
     return None
 
 
-def _read_debug_sup(image) -> Optional[Tuple[int, bytes, str]]:
+def _read_debug_sup(image: ElfImage) -> Optional[Tuple[int, bytes, str]]:
     """(is_supplementary, sup_filename, sup_checksum as hex) of `image`'s ``.debug_sup``
     (DWARF 5 §7.3.6: version (uhalf, 5), is_supplementary (ubyte), sup_filename (string),
     sup_checksum_len (ULEB128), sup_checksum), or None when it has none or it is malformed."""
@@ -102,7 +104,7 @@ def _read_debug_sup(image) -> Optional[Tuple[int, bytes, str]]:
     return raw[2], raw[3:nul], raw[at:at + length].hex()
 
 
-def file_identity(image) -> Optional[str]:
+def file_identity(image: ElfImage) -> Optional[str]:
     """What a link names a supplementary file by: its own ``.debug_sup`` sup_checksum (a
     DWARF 5 supplementary file, is_supplementary = 1; dwz --dwarf-5 writes no build-id note),
     else its GNU build-id (gdb's verify_id in dwarf2/dwz.c)."""
@@ -112,7 +114,7 @@ def file_identity(image) -> Optional[str]:
     return identity if identity is None or len(identity) <= MAX_IDENTITY_HEX else None
 
 
-def _matches(link: SupplementaryLink, image) -> bool:
+def _matches(link: SupplementaryLink, image: ElfImage) -> bool:
     return image.has_debug_info and (link.build_id is None or file_identity(image) == link.build_id)
 
 
@@ -147,13 +149,11 @@ def iter_candidates(link: SupplementaryLink, debug_path: str, debug_dirs) -> Ite
             yield posixpath.join(d, *parents[len(parents) - k:], tail)
 
 
-def find_supplementary(image, finder) -> Optional[Supplementary]:
+def find_supplementary(image: ElfImage, finder) -> Optional[Supplementary]:
     """The supplementary file of the debug file `image`, or None when it needs none.
 
     `finder` is the analysis' ``FileFinder``: its bundle and ``.build-id`` lookups
     (``find_debug_by_build_id``), its debug directories and its debuginfod session."""
-    from coredump.elf.image import open_image
-
     link = read_link(image)
     if link is None:
         return None
@@ -188,7 +188,7 @@ def _problem(link: SupplementaryLink, wrong: List[Tuple[str, Optional[str]]]) ->
             "name it is not used, their frames are named from the symbol table")
 
 
-def attach(dwarfinfo, supplementary) -> None:
+def attach(dwarfinfo, supplementary: ElfImage) -> None:
     """Resolve `dwarfinfo`'s alt/sup forms in the supplementary ElfImage `supplementary`:
     pyelftools reads them through ``supplementary_dwarfinfo`` (set before any DIE is read,
     as each DIE translates its values when it is parsed)."""
