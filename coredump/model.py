@@ -137,6 +137,8 @@ class Module:
     debug_file: Optional[str] = None
     load_bias: int = 0
     status: str = "ok"
+    # The dwz supplementary file its DWARF names (.gnu_debugaltlink / .debug_sup), as found.
+    supplementary_file: Optional[str] = None
 
 
 @dataclass(frozen=True)

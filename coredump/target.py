@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Dict, List, Optional
 
 from coredump.dwarf.limits import DwarfBudget
+from coredump.dwarf.supplementary import Supplementary, find_supplementary
 from coredump.elf.core import Core
 from coredump.elf.image import PT_DYNAMIC, ElfImage, open_image
 from coredump.elf.linkmap import locate_image, read_link_map
@@ -35,6 +36,8 @@ class LoadedModule:
     def __init__(self, core_module: CoreModule, image: Optional[ElfImage],
                  debug_image: Optional[ElfImage] = None):
         self.core_module = core_module
+        # The dwz file the DWARF image names (coredump.dwarf.supplementary), once looked for.
+        self.supplementary: Optional[Supplementary] = None
         self.path = core_module.path
         self.start = core_module.start
         self.end = core_module.end
@@ -80,20 +83,27 @@ class LoadedModule:
                 table = debug
         return table if len(table) else None
 
+    @property
+    def dwarf_image(self) -> Optional[ElfImage]:
+        """The file whose DWARF names this module's frames: the separate debug file, else the file."""
+        return next((img for img in (self.debug_image, self.image) if img is not None and img.has_debug_info), None)
+
     @cached_property
     def dwarf(self):
-        """The DWARF index of the image or its separate debug file, or None."""
-        if not self.trusted:
+        """The DWARF index of the image or its separate debug file, or None (also when the
+        supplementary file it needs is missing: gdb then reads none of its DWARF either)."""
+        img = self.dwarf_image
+        if not self.trusted or img is None:
             return None
         from coredump.dwarf.index import DwarfIndex
 
-        for img in (self.debug_image, self.image):
-            if img is not None and img.has_debug_info:
-                try:
-                    return DwarfIndex(img, self.dwarf_budget)
-                except Exception:
-                    return None
-        return None
+        sup = self.supplementary
+        if sup is not None and sup.image is None:
+            return None
+        try:
+            return DwarfIndex(img, self.dwarf_budget, sup.image if sup is not None else None)
+        except Exception:
+            return None
 
     def to_model(self) -> Module:
         return Module(
@@ -101,6 +111,8 @@ class LoadedModule:
             file=self.image.path if self.image is not None and self.path != VDSO_NAME else None,
             file_build_id=self.image.build_id if self.image is not None else None,
             debug_file=self.debug_image.path if self.debug_image is not None else None,
+            supplementary_file=self.supplementary.image.path
+            if self.supplementary is not None and self.supplementary.image is not None else None,
             load_bias=self.bias, status=self.status,
         )
 
@@ -166,6 +178,10 @@ class Target:
         if image is not None and not image.has_debug_info:
             debug = self.finder.find_debug_file(image, cm.build_id)
         mod = LoadedModule(cm, image, debug)
+        if mod.trusted and mod.dwarf_image is not None:
+            mod.supplementary = find_supplementary(mod.dwarf_image, self.finder)
+            if mod.supplementary is not None and mod.supplementary.problem:
+                self.warnings.append(mod.supplementary.problem)
         if mod.status == "mismatch":
             self.warnings.append(
                 f"{cm.path}: build-id mismatch (core {cm.build_id}, file {image.path} has "

@@ -12,9 +12,10 @@ import functools
 import sys
 from typing import Dict, Optional, Tuple
 
+from coredump.dwarf.supplementary import file_identity
 from coredump.symbols import cache
 
-__all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames")
+__all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "flush_frames")
 
 # The modules whose rules shape the cached data: the line-program decoder (lineprogram),
 # gdb's line choices (lines), the DIE walk (dwarf), the frames built from it (dwarfframes)
@@ -22,7 +23,7 @@ __all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames"
 # names new entries.
 _RULE_MODULES = (
     "coredump.dwarf.lineprogram", "coredump.dwarf.lines", "coredump.dwarf.index",
-    "coredump.dwarf.inline", "coredump.demangle", "coredump.demangle.itanium",
+    "coredump.dwarf.inline", "coredump.dwarf.supplementary", "coredump.demangle", "coredump.demangle.itanium",
     "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",
     "coredump.demangle.rust_v0", "coredump.demangle.rust_v0_lexer", "coredump.demangle.rust_legacy",
 )
@@ -48,10 +49,22 @@ def code_tag() -> str:
     return f"{crc:08x}"
 
 
-def entry_kind(kind: str, image, *parts: int) -> str:
-    """``kind.<code tag>.<file size>[.part…]``: a stripped file and its debug file share a
-    build-id, so the file's size is part of the name (as for symbol tables)."""
-    return ".".join((kind, code_tag(), str(len(image.data))) + tuple(str(p) for p in parts))
+def supplementary_identity(supplementary) -> str:
+    """``<identity>-<size>`` of a dwz supplementary file (an ElfImage), ``-`` for none: the
+    strings and shared DIEs a debug file's entries were read with."""
+    if supplementary is None:
+        return "-"
+    return f"{file_identity(supplementary) or 'none'}-{len(supplementary.data)}"
+
+
+def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
+    """``kind.<code tag>.<file size>[.sup-<identity>][.part…]``: a stripped file and its debug
+    file share a build-id, so the file's size is part of the name (as for symbol tables);
+    a file read with a supplementary file (dwz) names that file too."""
+    head = (kind, code_tag(), str(len(image.data)))
+    if supplementary is not None:
+        head += ("sup-" + supplementary_identity(supplementary),)
+    return ".".join(head + tuple(str(p) for p in parts))
 
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
@@ -65,17 +78,21 @@ class FramesMemo:
 
     MAX_ADDRESSES = 4096
 
-    def __init__(self, image):
+    def __init__(self, image, supplementary=None):
         self._key = cache.image_key(image)
         self._image = image
+        self._supplementary = supplementary
         self._data: Optional[Dict[int, Frames]] = None
         self._dirty = False
 
     def _load(self) -> Dict[int, Frames]:
         if self._data is None:
-            found = cache.get(self._key, entry_kind(_FRAMES_KIND, self._image))
+            found = cache.get(self._key, self._kind())
             self._data = dict(found) if isinstance(found, dict) else {}
         return self._data
+
+    def _kind(self) -> str:
+        return entry_kind(_FRAMES_KIND, self._image, supplementary=self._supplementary)
 
     def get(self, address: int) -> Optional[Frames]:
         return self._load().get(address) if self._key and cache.enabled() else None
@@ -97,7 +114,7 @@ class FramesMemo:
         writer must not drop them."""
         if self._dirty and self._data is not None:
             self._dirty = False
-            kind = entry_kind(_FRAMES_KIND, self._image)
+            kind = self._kind()
             merged = cache.get(self._key, kind)
             merged = dict(merged) if isinstance(merged, dict) else {}
             for address, frames in self._data.items():
@@ -110,13 +127,13 @@ class FramesMemo:
 _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
 
 
-def frames_memo(image) -> FramesMemo:
-    """The process's one memo for `image`'s file: two memos of one entry would each write
-    it at exit, the last with only its own addresses."""
-    key = (cache.image_key(image), entry_kind(_FRAMES_KIND, image))
+def frames_memo(image, supplementary=None) -> FramesMemo:
+    """The process's one memo for `image`'s file (read with `supplementary`): two memos of
+    one entry would each write it at exit, the last with only its own addresses."""
+    key = (cache.image_key(image), entry_kind(_FRAMES_KIND, image, supplementary=supplementary))
     memo = _MEMOS.get(key)
     if memo is None:
-        memo = _MEMOS[key] = FramesMemo(image)
+        memo = _MEMOS[key] = FramesMemo(image, supplementary)
     return memo
 
 

@@ -21,11 +21,12 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-from coredump.dwarf.cache import entry_kind, frames_memo
+from coredump.dwarf.cache import entry_kind, frames_memo, supplementary_identity
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
+from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
@@ -76,21 +77,29 @@ class DwarfIndex:
     Addresses are the image's own (unrelocated) virtual addresses.
     """
 
-    def __init__(self, image: ElfImage, budget: Optional[DwarfBudget] = None):
+    def __init__(self, image: ElfImage, budget: Optional[DwarfBudget] = None,
+                 supplementary: Optional[ElfImage] = None):
+        """`supplementary` is the dwz file `image` names (``coredump.dwarf.supplementary``):
+        its identity is part of every cache key, as the names read depend on it."""
         self.image = image
+        self.supplementary = supplementary
         self.budget = budget if budget is not None else DwarfBudget()
         self._deadline = float("inf")
         self._cuts = 0  # limits that cut in, so far: a lookup they cut is not memoized
         self._cache_key = cache.image_key(image)  # what names this file's entries (not its build-id alone)
-        self._key = self._cache_key or image.path
+        self._key = (self._cache_key or image.path, supplementary_identity(supplementary))
         self._dwarf = None
         self._units: Optional[CompileUnitIndex] = None
-        self._memo = frames_memo(image)
+        self._memo = frames_memo(image, supplementary)
 
     @property
     def dwarfinfo(self):
         if self._dwarf is None:
-            self._dwarf = self.image.elf.get_dwarf_info(relocate_dwarf_sections=False)
+            # The supplementary file is ours to find (pyelftools would open the link's path as written).
+            dwarf = self.image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+            if self.supplementary is not None:
+                attach(dwarf, self.supplementary)
+            self._dwarf = dwarf
         return self._dwarf
 
     # ---- public ---------------------------------------------------------------------
@@ -208,12 +217,14 @@ class DwarfIndex:
         if attr is None or dwarf.debug_line_sec is None:
             return None
         comp_dir = top.attributes.get("DW_AT_comp_dir")
-        comp_dir = _text(comp_dir.value) if comp_dir is not None else None
+        comp_dir = string_value(comp_dir) if comp_dir is not None else None
         if dwarf.config.little_endian:
             try:
+                sup = dwarf.supplementary_dwarfinfo
                 return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
                                                      _buffer(dwarf.debug_str_sec),
-                                                     _buffer(dwarf.debug_line_str_sec), self._deadline),
+                                                     _buffer(dwarf.debug_line_str_sec), self._deadline,
+                                                     _buffer(sup.debug_str_sec) if sup is not None else None),
                                                      comp_dir)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
@@ -222,7 +233,7 @@ class DwarfIndex:
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file."""
-        return entry_kind(kind, self.image, unit.cu.cu_offset)
+        return entry_kind(kind, self.image, unit.cu.cu_offset, supplementary=self.supplementary)
 
     # ---- DIEs -----------------------------------------------------------------------------
 
@@ -313,6 +324,8 @@ class DwarfIndex:
     def _is_top_level(self, die) -> bool:
         """Whether `die` is known to be a child of its CU DIE (from the walk of its CU's
         functions): no namespace or class above it qualifies its name."""
+        if die.dwarfinfo is not self.dwarfinfo:
+            return False  # a DIE of the supplementary file: its offsets are not this file's
         unit = _UNITS.get((self._key, die.cu.cu_offset))
         return unit is not None and die.offset in unit.top_level
 
@@ -320,9 +333,3 @@ class DwarfIndex:
 def _buffer(section):
     """A section's bytes without a copy (pyelftools keeps each DWARF section in a BytesIO)."""
     return section.stream.getbuffer() if section is not None else None
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return str(value)

@@ -17,6 +17,7 @@ from typing import Callable, List, Optional, Tuple
 
 from coredump.demangle import demangle
 from coredump.dwarf.limits import DwarfTooLarge
+from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 
 __all__ = ("SourceFrame", "MAX_INLINE_DEPTH", "inline_chain", "source_frames", "die_names")
 
@@ -118,14 +119,15 @@ def die_names(die, is_top_level: Callable[..., bool]) -> Tuple[Optional[str], Op
         if linkage is None:
             for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
                 if key in attrs:
-                    linkage = _text(attrs[key].value)
+                    linkage = string_value(attrs[key])
                     break
         if name is None and "DW_AT_name" in attrs:
-            name, named = _text(attrs["DW_AT_name"].value), cur
+            name = string_value(attrs["DW_AT_name"])
+            named = cur if name is not None else None
         ref = next((k for k in ("DW_AT_abstract_origin", "DW_AT_specification")
                     if k in attrs), None)
-        if ref is None:
-            break
+        if ref is None or (attrs[ref].form in ALT_REFERENCE_FORMS and not cur.dwarfinfo.supplementary_dwarfinfo):
+            break  # a DIE of a supplementary file that is not there
         cur = cur.get_DIE_from_attribute(ref)
     # A Rust function is named as gdb's bt names it: DW_AT_name (rustc puts the generic
     # arguments there) under its namespaces ({impl#N} included), not the linkage name.
@@ -147,7 +149,10 @@ def _qualify(die, name: str) -> str:
         parent = die.get_parent()
         while parent is not None and parent.tag in _QUALIFIER_TAGS:
             pname = parent.attributes.get("DW_AT_name")
-            parts.append(_text(pname.value) if pname is not None else "(anonymous namespace)")
+            text = string_value(pname) if pname is not None else "(anonymous namespace)"
+            if text is None:
+                break  # its name is in a supplementary file that is not there
+            parts.append(text)
             parent = parent.get_parent()
     except Exception:
         pass
@@ -173,9 +178,3 @@ def _has_parameters(die) -> bool:
 def _attr(die, name: str):
     a = die.attributes.get(name)
     return a.value if a is not None else None
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return str(value)

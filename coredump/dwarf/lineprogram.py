@@ -110,10 +110,11 @@ def _string_at(section, offset: int) -> Optional[bytes]:
 
 
 def decode_line_program(data, offset: int, debug_str=None, debug_line_str=None,
-                        deadline: Optional[float] = None) -> LineProgram:
+                        deadline: Optional[float] = None, sup_str=None) -> LineProgram:
     """Decode the line program at `offset` of a ``.debug_line`` section (`data`, bytes or a
     memoryview; DWARF 2 to 5, 32- or 64-bit format, little-endian). `debug_str` and
-    `debug_line_str` resolve DW_FORM_strp and DW_FORM_line_strp names. DW_LNE_set_address
+    `debug_line_str` resolve DW_FORM_strp and DW_FORM_line_strp names; `sup_str`, the
+    supplementary file's ``.debug_str``, DW_FORM_strp_sup and DW_FORM_GNU_strp_alt ones. DW_LNE_set_address
     takes its operand's size from the opcode's length, so no address size is needed.
     Raises ValueError, IndexError or struct.error on malformed input, LineProgramTooLarge
     past ``MAX_LINE_ROWS`` rows or past `deadline` (a ``time.monotonic()``)."""
@@ -128,7 +129,7 @@ def decode_line_program(data, offset: int, debug_str=None, debug_line_str=None,
     if len(data) < end:
         raise ValueError("line table runs past the end of .debug_line")
     version, program_start, params, pos = _header(data, pos, off_size)
-    strings = (off_size, debug_str, debug_line_str)
+    strings = (off_size, debug_str, debug_line_str, sup_str)
     dirs, files = _file_names(data, pos, version, strings)
     program = bytes(data[program_start:end])
     rows = _run(program, files, params, deadline)
@@ -213,7 +214,7 @@ def _entries(data, pos: int, strings) -> Tuple[List[Dict[int, object]], int]:
 
 
 def _form(data, pos: int, form: int, strings):
-    off_size, debug_str, debug_line_str = strings
+    off_size, debug_str, debug_line_str, sup_str = strings
     if form == DW_FORM_line_strp or form == DW_FORM_strp:
         offset = int.from_bytes(data[pos:pos + off_size], "little")
         return _string_at(debug_line_str if form == DW_FORM_line_strp else debug_str, offset), pos + off_size
@@ -225,8 +226,8 @@ def _form(data, pos: int, form: int, strings):
         size = _FIXED[form]
         value = int.from_bytes(data[pos:pos + size], "little")
         return (value if size < 16 and form < DW_FORM_strx1 else None), pos + size
-    if form in (DW_FORM_strp_sup, DW_FORM_GNU_strp_alt):  # a supplementary file's string
-        return str(int.from_bytes(data[pos:pos + off_size], "little")).encode(), pos + off_size
+    if form in (DW_FORM_strp_sup, DW_FORM_GNU_strp_alt):  # a supplementary file's string (None without it)
+        return _string_at(sup_str, int.from_bytes(data[pos:pos + off_size], "little")), pos + off_size
     if form == DW_FORM_sdata:
         return _sleb(data, pos)
     if form == DW_FORM_block:

@@ -38,7 +38,7 @@ def read_build_id_from_notes(data: bytes) -> Optional[str]:
         desc_at = name_at + ((namesz + 3) & ~3)
         if desc_at + descsz > len(data):
             return None
-        if ntype == NT_GNU_BUILD_ID and data[name_at:name_at + namesz].rstrip(b"\0") == b"GNU":
+        if ntype == NT_GNU_BUILD_ID and bytes(data[name_at:name_at + namesz]).rstrip(b"\0") == b"GNU":
             return bytes(data[desc_at:desc_at + descsz]).hex()
         pos = desc_at + ((descsz + 3) & ~3)
     return None

@@ -49,9 +49,12 @@ def _thread(t: Thread, with_registers: bool) -> Dict[str, Any]:
 
 
 def _module(m: Module) -> Dict[str, Any]:
-    return {"path": m.path, "start": _hex(m.start), "end": _hex(m.end), "build_id": m.build_id,
-            "file": m.file, "file_build_id": m.file_build_id, "debug_file": m.debug_file,
-            "status": m.status}
+    out = {"path": m.path, "start": _hex(m.start), "end": _hex(m.end), "build_id": m.build_id,
+           "file": m.file, "file_build_id": m.file_build_id, "debug_file": m.debug_file,
+           "status": m.status}
+    if m.supplementary_file is not None:  # only where the debug file names one (dwz)
+        out["supplementary_file"] = m.supplementary_file
+    return out
 
 
 def _core(core) -> Dict[str, Any]:

@@ -228,8 +228,23 @@ class ArtifactDir:
             self._digests[relpath] = {"size": size, "sha256": sha256}
         return self._digests[relpath]
 
+    def _add_supplementary(self, path: Optional[str]) -> Optional[str]:
+        """Store a dwz supplementary file as ``files/<identity>/<name>.debug``, where the
+        analysis elsewhere looks for it by the build-id (or DWARF 5 sup_checksum) its debug
+        files name (``coredump.dwarf.supplementary``)."""
+        from coredump.dwarf.supplementary import file_identity
+        from coredump.elf.image import open_image
+
+        image = open_image(path) if path else None
+        identity = file_identity(image) if image is not None else None
+        if identity is None:
+            return None
+        name = os.path.basename(path)
+        return self.add_file(identity, path, name if name.endswith(".debug") else name + ".debug")
+
     def bundle_modules(self, record: CrashRecord, modules: Sequence[Any]) -> None:
-        """Store each module's file (and separate debug file) once per build-id.
+        """Store each module's file (and separate debug file, and the dwz supplementary file
+        that names) once per build-id.
 
         A module whose file on disk has another build-id than the core's is not stored
         (it would mislead the analysis elsewhere); one without any build-id cannot be
@@ -247,6 +262,9 @@ class ArtifactDir:
             stored = [self.add_file(key, m.file, base)]
             if m.debug_file:
                 stored.append(self.add_file(key, m.debug_file, base + ".debug"))
+            sup = self._add_supplementary(getattr(m, "supplementary_file", None))
+            if sup is not None and sup not in record.files:  # one dwz file serves many modules
+                stored.append(sup)
             for rel in stored:
                 record.files.append(rel)
                 record.file_digests[rel] = self.digest(rel)

@@ -4,7 +4,8 @@ gdb hand-off
 
 Open a crash (a crash directory, a core or a core.zst) in gdb with the bundled files: a
 sysroot-like tree of links for the shared libraries, a debug-file directory of
-``.build-id/xx/yyyy.debug`` links, and the executable that matches the core's build-id.
+``.build-id/xx/yyyy.debug`` links (the dwz supplementary files included), and the executable
+that matches the core's build-id.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class GdbModule:
     debug_file: Optional[str] = None
     link_name: Optional[str] = None
     soname: Optional[str] = None
+    supplementary_file: Optional[str] = None  # the dwz file debug_file names, bundled
 
 
 @dataclass
@@ -112,8 +114,25 @@ def list_core_modules(core_path: str, files_dir: Optional[str],
         file = _checked(bundled_file(files_dir, m.build_id, name), m.build_id, m.path, warnings)
         debug = _checked(bundled_file(files_dir, m.build_id, name, debug=True), m.build_id, m.path, warnings)
         soname = read_soname(file) if file is not None and not m.is_executable else None
-        out.append(GdbModule(m.path, m.build_id, m.is_executable, file, debug, link_names.get(m.path), soname))
+        sup = _bundled_supplementary(files_dir, debug)
+        out.append(GdbModule(m.path, m.build_id, m.is_executable, file, debug, link_name=link_names.get(m.path),
+                             soname=soname, supplementary_file=sup))
     return out
+
+
+def _bundled_supplementary(files_dir: Optional[str], debug: Optional[str]) -> Optional[str]:
+    """The bundled dwz file (``files/<identity>/*.debug``) that the debug file `debug` names,
+    checked by its identity; None when it names none or none is bundled."""
+    from coredump.dwarf.supplementary import file_identity, read_link
+    from coredump.elf.image import open_image
+
+    image = open_image(debug) if debug else None
+    link = read_link(image) if image is not None else None
+    if link is None or not link.build_id or not all(c in "0123456789abcdef" for c in link.build_id):
+        return None
+    found = bundled_file(files_dir, link.build_id, os.path.basename(link.name), debug=True)
+    sup = open_image(found) if found else None
+    return found if sup is not None and file_identity(sup) == link.build_id else None
 
 
 def _link(target: str, root: str, name: str, warnings: List[str]) -> None:
@@ -164,7 +183,22 @@ def _build_trees(workdir: str, modules: Sequence[GdbModule]) -> List[str]:
         if m.build_id and m.debug_file:
             _link(m.debug_file, os.path.join(workdir, "debug"),
                   f".build-id/{m.build_id[:2]}/{m.build_id[2:]}.debug", warnings)
+        if m.debug_file and m.supplementary_file:
+            _link_supplementary(workdir, m.supplementary_file, warnings)
     return warnings
+
+
+def _link_supplementary(workdir: str, path: str, warnings: List[str]) -> None:
+    """debug/.build-id/xx/yyyy.debug for a dwz file, by the identity its users name it by:
+    gdb's dwarf2_get_dwz_file tries the link's path, then that build-id under the
+    debug-file-directory (dwarf2/dwz.c)."""
+    from coredump.dwarf.supplementary import file_identity
+    from coredump.elf.image import open_image
+
+    image = open_image(path)
+    identity = file_identity(image) if image is not None else None
+    if identity and all(c in "0123456789abcdef" for c in identity):
+        _link(path, os.path.join(workdir, "debug"), f".build-id/{identity[:2]}/{identity[2:]}.debug", warnings)
 
 
 def prepare_gdb(path: str, gdb: str = "gdb", exe: Optional[str] = None, extra: Sequence[str] = (),

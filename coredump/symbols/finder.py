@@ -10,10 +10,11 @@ by build-id; debug files under ``<debug-dir>/.build-id/xx/yyyy.debug`` and via
 
 from __future__ import annotations
 
+import functools
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from coredump.elf.image import ElfImage, open_image
 
@@ -94,15 +95,19 @@ class FileFinder:
                 return image  # an explicit --exe wins even when mismatched
         return self._from_debuginfod(build_id, "executable") or fallback
 
-    def _from_debuginfod(self, build_id: Optional[str], kind: str) -> Optional[ElfImage]:
-        """The last resort, only when DEBUGINFOD_URLS is set (elfutils' and gdb's rule)."""
+    def _from_debuginfod(self, build_id: Optional[str], kind: str,
+                         accept: Optional[Callable[[ElfImage], bool]] = None) -> Optional[ElfImage]:
+        """The last resort, only when DEBUGINFOD_URLS is set (elfutils' and gdb's rule); the
+        file must have `build_id`, or pass `accept`."""
         from coredump.symbols import debuginfod
 
         if self._debuginfod is None:
             self._debuginfod = debuginfod.Session(self.options.debuginfod_timeout)
         path = self._debuginfod.fetch(build_id, kind)
         image = open_image(path) if path else None
-        return image if image is not None and image.build_id == build_id else None
+        if image is None:
+            return None
+        return image if (accept(image) if accept else image.build_id == build_id) else None
 
     def _by_basename(self, name: str) -> List[str]:
         if self._basename_index is None:
@@ -119,18 +124,31 @@ class FileFinder:
     def find_debug_file(self, image: ElfImage, build_id: Optional[str]) -> Optional[ElfImage]:
         """A separate debug file for `image` (gdb manual, "Separate Debug Files")."""
         build_id = build_id or image.build_id
-        if build_id:
-            for d in self.options.build_id_dirs:
-                for cand in _files_in(os.path.join(d, build_id)):
-                    if cand.endswith(".debug"):
-                        dbg = open_image(cand)
-                        if dbg is not None and dbg.build_id == build_id and dbg.has_debug_info:
-                            return dbg
-            for d in self._debug_dirs():
-                dbg = open_image(os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug"))
-                if dbg is not None and dbg.build_id == build_id and dbg.has_debug_info:
-                    return dbg
-        return self._find_by_debuglink(image) or self._from_debuginfod(build_id, "debuginfo")
+        found = self.find_debug_by_build_id(build_id) if build_id else None
+        return found or self._find_by_debuglink(image) or self._from_debuginfod(build_id, "debuginfo")
+
+    def find_debug_by_build_id(self, build_id: str, accept: Optional[Callable[[ElfImage], bool]] = None
+                               ) -> Optional[ElfImage]:
+        """The debug file of `build_id` in the bundle's ``files/<build-id>/`` or under a debug
+        directory's ``.build-id/xx/yyyy.debug``. `accept(image)` checks a candidate (default:
+        its build-id is `build_id` and it has DWARF; a dwz supplementary file has its own test)."""
+        accept = accept or functools.partial(_is_debug_file_of, build_id)
+        for d in self.options.build_id_dirs:
+            for cand in _files_in(os.path.join(d, build_id)):
+                if cand.endswith(".debug"):
+                    dbg = open_image(cand)
+                    if dbg is not None and accept(dbg):
+                        return dbg
+        for d in self.debug_dirs():
+            dbg = open_image(os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug"))
+            if dbg is not None and accept(dbg):
+                return dbg
+        return None
+
+    def fetch_debuginfo(self, build_id: str, accept: Callable[[ElfImage], bool]) -> Optional[ElfImage]:
+        """The debuginfod server's debug file of `build_id`, if `accept` takes it (only when
+        DEBUGINFOD_URLS is set)."""
+        return self._from_debuginfod(build_id, "debuginfo", accept)
 
     def _find_by_debuglink(self, image: ElfImage) -> Optional[ElfImage]:
         link = image.debuglink
@@ -139,7 +157,7 @@ class FileFinder:
         name, crc = link
         here = os.path.dirname(os.path.realpath(image.path))
         candidates = [os.path.join(here, name), os.path.join(here, ".debug", name)]
-        candidates += [os.path.join(d, here.lstrip("/"), name) for d in self._debug_dirs()]
+        candidates += [os.path.join(d, here.lstrip("/"), name) for d in self.debug_dirs()]
         for cand in candidates:
             if os.path.realpath(cand) == os.path.realpath(image.path):
                 continue
@@ -148,11 +166,15 @@ class FileFinder:
                 return dbg
         return None
 
-    def _debug_dirs(self) -> List[str]:
+    def debug_dirs(self) -> List[str]:
         dirs = list(self.options.debug_dirs)
         if self.options.sysroot:
             dirs.insert(0, os.path.join(self.options.sysroot, "usr/lib/debug"))
         return dirs
+
+
+def _is_debug_file_of(build_id: str, image: ElfImage) -> bool:
+    return image.build_id == build_id and image.has_debug_info
 
 
 def _files_in(directory: str) -> List[str]:
