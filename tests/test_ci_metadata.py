@@ -81,3 +81,14 @@ def test_run_records_and_shows_the_ci_job(tmp_path):
     assert CIRCLE["CIRCLE_BUILD_URL"] in hrefs
     codes = [c for c in page.iter("code") if c.attrs.get("title") == CIRCLE["CIRCLE_SHA1"]]
     assert len(codes) == 1
+
+
+def test_s3_job_ids_use_the_ci_build_number():
+    from coredump.store.s3 import default_job_id
+
+    summary = {"started": "2024-05-01T10:34:56Z", "host": "3f2a9c0d1e4b", "ci": ci_metadata(CIRCLE)}
+    job = default_job_id(summary)
+    assert job.startswith("20240501T103456Z-circleci-1234-") and "3f2a9c0d1e4b" not in job
+    assert default_job_id(summary) != job  # two uploads of one job still get two ids
+    hostile = dict(summary, ci=dict(summary["ci"], build_number="../../x y", provider="circleci"))
+    assert "/" not in default_job_id(hostile) and ".." not in default_job_id(hostile)

@@ -186,3 +186,45 @@ def test_crash_json_of_the_wrong_shape_is_a_warning(tmp_path, path, value):
         result = _run(*args, env={"GITHUB_ACTIONS": "true"})
         assert result.exit_code == 0, result.output
         assert "warning: crash 002-2: " in result.output and "1 crash report(s)" in result.output
+
+
+def test_merged_artifacts_carry_their_bundled_files_for_gdb(tmp_path):
+    """report -o merges each crash's files/<build-id>/ too (with the digests fetch checks),
+    so `coredump gdb` on the merged directory has the binaries; a hostile "files" name is
+    refused."""
+    import shutil
+
+    from tests.cores import BUILD, ROOT, core_skip_reason
+
+    if core_skip_reason():
+        pytest.skip(core_skip_reason())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    jobs = []
+    for name in ("segv", "uselib"):
+        work = tmp_path / name
+        work.mkdir()
+        r = subprocess.run(command("run", "--", str(BUILD / "O0" / name)), cwd=work, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert (work / "coredump-artifacts" / "summary.json").is_file(), r.stderr
+        jobs.append(work / "coredump-artifacts")
+    summary = json.loads((jobs[1] / "summary.json").read_text())
+    summary["crashes"][0]["files"].append("files/../../../../etc/passwd")
+    (jobs[1] / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "merged"
+    r = subprocess.run(command("report", str(jobs[0]), str(jobs[1]), "-o", str(out)), env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "files/../../../../etc/passwd" in r.stderr and "not copied" in r.stderr
+    merged = json.loads((out / "summary.json").read_text())
+    for entry in merged["crashes"]:
+        assert entry["files"] and set(entry["file_digests"]) == set(entry["files"])
+        for rel in entry["files"]:
+            assert (out / rel).is_file() and (out / rel).stat().st_size == entry["file_digests"][rel]["size"]
+        assert entry["sha256"] and entry["crash_json"] in merged["digests"]
+    libcrash = [rel for e in merged["crashes"] for rel in e["files"] if rel.endswith("/libcrash.so")]
+    assert libcrash
+    if shutil.which("gdb"):
+        uselib = next(e for e in merged["crashes"] if "uselib" in e["id"])
+        g = subprocess.run(command("gdb", str(out / uselib["id"]), "--print-only"), env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert g.returncode == 0 and "not bundled" not in g.stdout + g.stderr, g.stdout + g.stderr

@@ -131,11 +131,38 @@ def test_ls_lists_jobs_and_crashes(s3env, tmp_path):
                                        started="2024-06-01T00:00:00Z"), s3env.url("p"), job="j2")
     result = run(ls, s3env.url("p"))
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["STARTED", "JOB/CRASH", "SIGNAL", "SIGNATURE", "EXECUTABLE"]
     assert len(lines) == 3
     assert lines[0].split()[:5] == ["2024-05-01T12:34:56+00:00", "j1/c1", "SIGSEGV", "SIGSEGV", "in"]
     assert lines[0].endswith("/opt/prog0") and "store_value_0" in lines[0]
     assert lines[2].split()[1] == "j2/c9"
+
+
+def test_ls_finds_jobs_at_any_depth(s3env, tmp_path):
+    """Jobs uploaded to s3://b/ci/myproj/… are found by ls s3://b/ci (#16)."""
+    upload_artifacts(make_artifact_dir(tmp_path / "a"), s3env.url("ci", "myproj"), job="j1")
+    upload_artifacts(make_artifact_dir(tmp_path / "b"), s3env.url("ci", "other", "nightly"), job="j2")
+    jobs = json.loads(run(ls, s3env.url("ci"), "--format", "json").stdout)
+    assert sorted(job["job"] for job in jobs) == ["myproj/j1", "other/nightly/j2"]
+    want = [s3env.url("ci", "myproj", "j1"), s3env.url("ci", "other", "nightly", "j2")]
+    assert sorted(job["url"] for job in jobs) == want
+
+
+def test_ls_lists_local_artifact_directories(tmp_path):
+    make_artifact_dir(tmp_path / "jobs" / "a" / "coredump-artifacts")
+    make_artifact_dir(tmp_path / "jobs" / "b" / "coredump-artifacts", crashes=(("c9", "cc33"),))
+    (tmp_path / "jobs" / "c").mkdir()
+    (tmp_path / "jobs" / "c" / "summary.json").write_text("{not json")
+    result = run(ls, str(tmp_path / "jobs"))
+    assert result.exit_code == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:2] == ["STARTED", "JOB/CRASH"]
+    assert sorted(line.split()[1] for line in lines) == ["a/coredump-artifacts/c1", "a/coredump-artifacts/c2",
+                                                         "b/coredump-artifacts/c9"]
+    assert "summary.json: not read" in result.stderr
+    missing = run(ls, str(tmp_path / "nowhere"))
+    assert missing.exit_code == 1 and "neither s3://BUCKET/PREFIX nor a directory" in missing.stderr
 
 
 def test_ls_json_and_a_job_url(s3env, tmp_path):
@@ -408,7 +435,7 @@ def test_ls_sanitizes_crash_data(s3env, tmp_path):
     upload_artifacts(art, s3env.url("p"), job="j1")
     result = run(ls, s3env.url("p"))
     assert result.exit_code == 0, result.stderr
-    assert "forged" in result.stdout and len(result.stdout.splitlines()) == 2
+    assert "forged" in result.stdout and len(result.stdout.splitlines()) == 3  # the header, two crashes
     assert not any(line.startswith("::") for line in result.stdout.splitlines())
     assert not set(result.stdout) & set("\x1b\x07\r\x9b")
 

@@ -240,11 +240,30 @@ def slim_note(path):
     return decode_slim_note(next(n for n in iter_raw_notes(blob) if n.n_name == COREDUMP_NOTE_NAME).desc)
 
 
-def test_compressed_input_is_one_error(make_core, tmp_path):
+def test_a_core_zst_and_a_crash_directory_are_slimmed_as_analyze_takes_them(make_core, tmp_path):
+    """slim takes what analyze takes (#16): the artifacts' own core.zst and a crash directory."""
+    import json
+    import subprocess
+
     import zstandard
 
-    zst = tmp_path / "core.zst"
-    zst.write_bytes(zstandard.ZstdCompressor().compress(make_core("O0", "segv").read_bytes()))
-    line = one_error(slim_cli(zst, "-o", tmp_path / "s"))
-    assert "slim needs an uncompressed core (decompress with `zstd -d`)" in line
-    assert not (tmp_path / "s").exists()
+    from tests.cli import command
+    from tests.cores import ROOT
+
+    raw = make_core("O0", "segv")
+    crash = tmp_path / "segv-1"
+    crash.mkdir()
+    (crash / "core.zst").write_bytes(zstandard.ZstdCompressor().compress(raw.read_bytes()))
+    plain = tmp_path / "plain.slim"
+    assert slim_cli(raw, "-o", plain).returncode == 0
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    for source, out in ((crash / "core.zst", tmp_path / "a.slim"), (crash, tmp_path / "b.slim")):
+        r = slim_cli(source, "-o", out)
+        assert r.returncode == 0, r.stderr
+        assert out.read_bytes() == plain.read_bytes()  # the same slim core as from the raw one
+        a = subprocess.run(command("analyze", "--format", "json", str(out)), env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert json.loads(a.stdout)["signature"].startswith("SIGSEGV in store_value")
+    line = one_error(slim_cli(crash, "-o", crash / "core.zst"))  # never over its own input
+    assert "is the input" in line
+    assert zstandard.ZstdDecompressor().decompress((crash / "core.zst").read_bytes()) == raw.read_bytes()

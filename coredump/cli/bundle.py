@@ -59,10 +59,20 @@ def gdb(path, exe, gdb_path, print_only, gdb_args):
 @handle_errors
 def slim(core, output):
     """Write a small core that keeps the notes, the stacks, the memory registers and stack
-    words point into, and each module's ELF headers; gdb still gives the same backtrace."""
+    words point into, and each module's ELF headers; gdb still gives the same backtrace.
+    CORE is what analyze takes: a core, a core.zst or a crash directory."""
+    import os
+
+    from coredump.errors import StorageError
+    from coredump.store.bundle import find_crash_input, open_input
     from coredump.store.slim import slim_core
 
-    result = slim_core(core, output)
+    original = find_crash_input(core).core  # a crash directory's core.zst, the file itself otherwise
+    if os.path.exists(output) and os.path.samefile(original, output):
+        raise StorageError(f"{output} is the input core {original}: slim would replace the full core; "
+                           "write it to another file")
+    with open_input(core) as (core_path, _overrides):
+        result = slim_core(core_path, output)
     for w in result.warnings:
         click.echo(f"warning: {clean_text(w)}", err=True)
     click.echo(f"{output}: {result.size} bytes, {result.ratio:.1f}x smaller than {core} "

@@ -42,21 +42,14 @@ def _new_id(name: str, taken: Set[str]) -> str:
 
 
 def _analyze(core: Path) -> Dict:
-    """Analyze a raw (or .zst-compressed) core; the analysis layer is imported lazily."""
+    """Analyze a raw (or .zst-compressed) core, the latter decompressed within the limits of
+    ``store.bundle.decompress_to`` and named by the user's file; imported lazily."""
     from coredump.analysis import analyze_core
     from coredump.report.json import crash_to_dict
+    from coredump.store.bundle import open_input
 
-    if core.suffix != ".zst":
-        return crash_to_dict(analyze_core(str(core)))
-    import tempfile
-
-    import zstandard
-
-    with tempfile.TemporaryDirectory(prefix="coredump-report-") as tmp:
-        raw = Path(tmp) / core.stem
-        with open(core, "rb") as src, open(raw, "wb") as dst:
-            zstandard.ZstdDecompressor().copy_stream(src, dst)
-        return crash_to_dict(analyze_core(str(raw)))
+    with open_input(str(core)) as (core_path, _overrides):
+        return crash_to_dict(analyze_core(core_path, name=str(core) if core_path != str(core) else None))
 
 
 def _store_core(core: BinaryIO, folder: Path) -> str:
@@ -88,8 +81,27 @@ def _open_inside(root: Path, relative, what: str, crash_id: str, warnings: List[
         return None
 
 
+# files/<build-id>/<name>: what a summary entry's "files" may name (store/artifacts.py's layout).
+_BUNDLED = re.compile(r"files/[0-9a-f]{2,128}/[A-Za-z0-9._+-]{1,255}")
+
+
+def _bundled(root: Path, entry: Dict, crash_id: str, warnings: List[str]) -> List[Tuple[str, BinaryIO]]:
+    """The bundled binaries a summary entry names (``files/<build-id>/<name>``), each opened
+    once inside `root`; a name of another shape is refused with a warning."""
+    names = entry.get("files") if isinstance(entry.get("files"), list) else []
+    out = []
+    for rel in names:
+        if not isinstance(rel, str) or not _BUNDLED.fullmatch(rel):
+            warnings.append(f"crash {crash_id}: bundled file {rel!r} not copied: not files/<build-id>/<name>")
+            continue
+        opened = _open_inside(root, rel, "bundled file", crash_id, warnings)
+        if opened is not None:
+            out.append((rel, opened))
+    return out
+
+
 def _collect_entry(root: Path, entry, taken: Set[str], warnings: List[str]):
-    """(id, crash dict, open core or None) for one summary.json entry, or None (warned)."""
+    """(id, crash dict, open core or None, bundled files) for one summary.json entry, or None (warned)."""
     if not isinstance(entry, dict):
         warnings.append(f"summary.json: a crash entry is not an object ({type(entry).__name__}); skipped")
         return None
@@ -106,12 +118,14 @@ def _collect_entry(root: Path, entry, taken: Set[str], warnings: List[str]):
             return None
     core = entry.get("core")
     core = _open_inside(root, core, "core", crash_id, warnings) if core is not None else None
-    return _new_id(str(entry.get("id") or Path(str(crash_json)).parent.name), taken), crash, core
+    files = _bundled(root, entry, crash_id, warnings)
+    return _new_id(str(entry.get("id") or Path(str(crash_json)).parent.name), taken), crash, core, files
 
 
-def _collect(path: Path, taken: Set[str], warnings: List[str]) -> List[Tuple[str, Dict, Optional[BinaryIO]]]:
-    """(id, crash dict, core opened for reading or None) for every crash an input names.
-    Names in summary.json are hostile: only files inside the input directory are read."""
+def _collect(path: Path, taken: Set[str], warnings: List[str]) -> List[Tuple]:
+    """(id, crash dict, core opened for reading or None, [(files/... name, opened file)]) for
+    every crash an input names. Names in summary.json are hostile: only files inside the
+    input directory are read."""
     from coredump.report.render import load_summary
 
     if _is_artifacts(path):
@@ -124,9 +138,9 @@ def _collect(path: Path, taken: Set[str], warnings: List[str]) -> List[Tuple[str
         crash = read_document(path, CRASH_SCHEMA)
         sibling = os.path.lexists(path.parent / "core.zst")
         core = _open_inside(path.parent, "core.zst", "core", name, warnings) if sibling else None
-        return [(_new_id(name, taken), crash, core)]
+        return [(_new_id(name, taken), crash, core, [])]
     crash = _analyze(path)
-    return [(_new_id(path.name, taken), crash, open(path, "rb"))]
+    return [(_new_id(path.name, taken), crash, open(path, "rb"), [])]
 
 
 def _field(crash: Dict, key: str, name: str):
@@ -135,16 +149,41 @@ def _field(crash: Dict, key: str, name: str):
     return value.get(name) if isinstance(value, dict) else None
 
 
-def _add_crash(folder: Path, crash: Dict, core: Optional[BinaryIO], note: str) -> Dict:
-    """Write <id>/crash.json (and core.zst) and return the summary entry."""
+def _digest(path: Path) -> Dict:
+    from coredump.store.hashing import hash_file
+
+    return {"size": path.stat().st_size, "sha256": hash_file(str(path))}
+
+
+def _add_files(out: Path, files: List[Tuple[str, BinaryIO]]) -> Dict[str, Dict]:
+    """Copy bundled binaries to ``out/files/<build-id>/<name>`` (once: one build-id, one
+    file) from the files opened; their digests, for `coredump fetch` to check."""
+    digests = {}
+    for rel, opened in files:
+        target = out / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as dst:
+                shutil.copyfileobj(opened, dst, 1 << 20)
+        digests[rel] = _digest(target)
+    return digests
+
+
+def _add_crash(out: Path, crash_id: str, crash: Dict, core: Optional[BinaryIO], files, note: str) -> Dict:
+    """Write <id>/crash.json (and core.zst, and the bundled files) and return the summary
+    entry, with the digests `coredump fetch` checks."""
+    folder = out / crash_id
     folder.mkdir()
     (folder / "crash.json").write_text(dumps_document(crash) + "\n")
     stored = _store_core(core, folder) if core is not None else None
-    return {"id": folder.name, "signature": crash.get("signature"),
+    file_digests = _add_files(out, files)
+    core_digest = _digest(out / stored) if stored else {}
+    return {"id": folder.name, "signature": crash.get("signature"), "fingerprint": crash.get("fingerprint"),
             "signal": _field(crash, "signal", "name"),
             "executable": _field(crash, "process", "executable"),
             "crash_json": f"{folder.name}/crash.json", "report_html": None, "core": stored,
-            "stored": stored is not None, "note": note}
+            "stored": stored is not None, "note": note, "files": sorted(file_digests),
+            "file_digests": file_digests, "size": core_digest.get("size"), "sha256": core_digest.get("sha256")}
 
 
 def build_report(inputs, output=None):
@@ -174,13 +213,18 @@ def build_report(inputs, output=None):
         collected += [(path, item) for path in paths for item in _collect(path, taken, warnings)]
         out.mkdir(parents=True, exist_ok=True)
         crashes = []
-        for path, (crash_id, crash, core) in collected:
-            entries.append(_add_crash(out / crash_id, crash, core, f"from {path}"))
+        added = []
+        for path, (crash_id, crash, core, files) in collected:
+            added.append(_add_crash(out, crash_id, crash, core, files, f"from {path}"))
             crashes.append(crash)
+        entries += added
     finally:
-        for _path, (_id, _crash, core) in collected:
-            if core is not None:
-                core.close()
+        for _path, (_id, _crash, core, files) in collected:
+            for opened in [core] + [f for _, f in files]:
+                if opened is not None:
+                    opened.close()
+    digests = summary.get("digests") if isinstance(summary.get("digests"), dict) else {}
+    summary["digests"] = {**digests, **{e["crash_json"]: _digest(out / e["crash_json"]) for e in added}}
     summary.setdefault("schema", SUMMARY_SCHEMA)
     (out / "summary.json").write_text(dumps_document(summary) + "\n")
     result = render_artifacts(out)

@@ -8,6 +8,7 @@ Store commands
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -102,10 +103,23 @@ def _rows(jobs):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
 def ls(url, fmt):
-    """List the jobs and crashes under URL (s3://BUCKET/PREFIX), from each job's summary.json."""
-    from coredump.store.s3 import list_jobs
+    """List the jobs and crashes under URL (s3://BUCKET/PREFIX, at any depth) or a local
+    directory (every artifact directory under it), from each job's summary.json."""
+    warnings: list = []
+    if url.startswith("s3://"):
+        from coredump.store.s3 import list_jobs
 
-    jobs = list_jobs(url)
+        jobs = list_jobs(url, warnings=warnings)
+    elif os.path.isdir(url):
+        from coredump.store.listing import list_local_jobs
+
+        jobs = list_local_jobs(url, warnings)
+    else:
+        from coredump.errors import MissingFileError
+
+        raise MissingFileError(f"{url}: neither s3://BUCKET/PREFIX nor a directory")
+    for warning in warnings:
+        click.echo(f"warning: {clean_text(warning)}", err=True)
     if fmt == "json":
         keep = ("job", "url", "started", "finished", "host", "command", "exit_status")
         out = [dict({k: job.get(k) for k in keep},
@@ -116,11 +130,15 @@ def ls(url, fmt):
         return
     rows = list(_rows(jobs))
     if not rows:
-        click.echo(f"no jobs under {url}", err=True)
+        click.echo(f"no jobs under {clean_text(url)}", err=True)
         return
+    rows.insert(0, _HEADER)
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
+
+
+_HEADER = ("STARTED", "JOB/CRASH", "SIGNAL", "SIGNATURE", "EXECUTABLE")
 
 
 @click.command()

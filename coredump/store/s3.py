@@ -121,12 +121,19 @@ class storage_errors:
 
 
 def default_job_id(summary: dict) -> str:
-    """``<started as YYYYmmddTHHMMSSZ>-<host>-<8 random hex digits>``, from the summary (now
-    and "unknown" if absent); the random part keeps two uploads from sharing an id.
+    """``<started as YYYYmmddTHHMMSSZ>-<CI build or host>-<8 random hex digits>``, from the
+    summary (now and "unknown" if absent): the CI's build number where summary.json's ``ci``
+    has one (a CI host name is a container id), else the host; the random part keeps two
+    uploads from sharing an id.
 
     >>> default_job_id({"started": "2024-05-01T12:34:56+02:00", "host": "ci runner/7"})[:-9]
     '20240501T103456Z-ci-runner-7'
+    >>> default_job_id({"started": "2024-05-01T10:34:56Z", "host": "f00d",
+    ...                 "ci": {"provider": "circleci", "build_number": "1234"}})[:-9]
+    '20240501T103456Z-circleci-1234'
     """
+    from coredump.store.ci_metadata import ci_job_id
+
     started = summary.get("started")
     when = None
     if isinstance(started, (int, float)):
@@ -140,7 +147,9 @@ def default_job_id(summary: dict) -> str:
         when = datetime.now(timezone.utc)
     elif when.tzinfo is None:
         when = when.astimezone()
-    host = re.sub(r"[^A-Za-z0-9._-]+", "-", str(summary.get("host") or "unknown")).strip("-.")
+    ci = summary.get("ci") if isinstance(summary.get("ci"), dict) else None
+    host = ci_job_id(ci) if ci and isinstance(ci.get("provider"), str) else None
+    host = host or re.sub(r"[^A-Za-z0-9._-]+", "-", str(summary.get("host") or "unknown")).strip("-.")
     return f"{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{host or 'unknown'}-{secrets.token_hex(4)}"
 
 
@@ -312,9 +321,15 @@ def get_json(client, bucket: str, key: str) -> Optional[dict]:
     return found[1] if found else None
 
 
-def list_jobs(url: str, client=None) -> List[dict]:
-    """The jobs directly under ``url`` (or the job at ``url``), each its summary plus
-    ``job`` and ``url``; prefixes without a summary.json are incomplete uploads, skipped."""
+# At most this many jobs are read by one listing (each costs a GET of its summary.json).
+MAX_LISTED_JOBS = 10_000
+
+
+def list_jobs(url: str, client=None, warnings: Optional[List[str]] = None) -> List[dict]:
+    """The jobs at any depth under ``url`` (or the job at ``url``), each its summary plus
+    ``job`` (its path below ``url``) and ``url``: a job is a prefix holding summary.json, so
+    ``s3://b/ci`` finds ``s3://b/ci/myproj/<job>``; prefixes without one are incomplete
+    uploads, skipped. More than MAX_LISTED_JOBS jobs: the first ones, and a warning."""
     base = parse_s3_url(url)
     client = client or make_client()
     with storage_errors(f"cannot list {base}"):
@@ -323,11 +338,21 @@ def list_jobs(url: str, client=None) -> List[dict]:
             return [dict(own, job=base.name, url=str(base))]
         jobs = []
         paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=base.bucket, Prefix=base.key_prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                job = S3Url(base.bucket, common["Prefix"].rstrip("/"))
+        for page in paginator.paginate(Bucket=base.bucket, Prefix=base.key_prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if not key.endswith("/" + SUMMARY) or len(key) <= len(base.key_prefix) + len(SUMMARY):
+                    continue
+                if len(jobs) >= MAX_LISTED_JOBS:
+                    if warnings is not None:
+                        warnings.append(f"more than {MAX_LISTED_JOBS} jobs under {base}: listed the first ones")
+                    break
+                job = S3Url(base.bucket, key[:-len(SUMMARY) - 1])
                 summary = get_json(client, job.bucket, job.key(SUMMARY))
-                if summary is not None:
-                    jobs.append(dict(summary, job=job.name, url=str(job)))
+                if isinstance(summary, dict):
+                    jobs.append(dict(summary, job=key[len(base.key_prefix):-len(SUMMARY) - 1], url=str(job)))
+            else:
+                continue
+            break
     jobs.sort(key=lambda s: (str(s.get("started", "")), s["job"]))
     return jobs

@@ -1,0 +1,63 @@
+"""
+Local listing
+=============
+
+``coredump ls DIR``: the artifact directories under DIR (each a folder holding a
+``coredump.summary/1`` summary.json), as ``coredumpctl list`` lists a machine's cores. The walk
+is bounded: it follows no symlink, goes at most ``MAX_DEPTH`` folders down, and reads at most
+``MAX_JOBS`` summaries (each at most ``MAX_SUMMARY`` bytes); an unreadable summary is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Optional
+
+__all__ = ("list_local_jobs", "MAX_DEPTH", "MAX_JOBS")
+
+SUMMARY = "summary.json"
+SUMMARY_SCHEMA = "coredump.summary/1"
+MAX_DEPTH = 6
+MAX_JOBS = 10_000
+MAX_SUMMARY = 64 << 20
+
+
+def _read(path: str) -> Optional[dict]:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_SUMMARY + 1)
+    if len(data) > MAX_SUMMARY:
+        raise ValueError(f"larger than {MAX_SUMMARY} bytes")
+    doc = json.loads(data.decode("utf-8", "surrogateescape"))
+    return doc if isinstance(doc, dict) and doc.get("schema") == SUMMARY_SCHEMA else None
+
+
+def list_local_jobs(root: str, warnings: Optional[List[str]] = None) -> List[dict]:
+    """Every artifact directory at or under `root`: its summary plus ``job`` (its path
+    relative to `root`, ``.`` for `root` itself) and ``url`` (its path)."""
+    warnings = warnings if warnings is not None else []
+    jobs: List[dict] = []
+    root = os.path.normpath(root)
+    for top, dirs, files in os.walk(root, followlinks=False):
+        depth = 0 if top == root else os.path.relpath(top, root).count(os.sep) + 1
+        if depth >= MAX_DEPTH:
+            dirs[:] = []
+        dirs.sort()
+        if SUMMARY not in files:
+            continue
+        path = os.path.join(top, SUMMARY)
+        try:
+            summary = _read(path)
+        except (OSError, ValueError) as exc:
+            warnings.append(f"{path}: not read ({exc})")
+            continue
+        if summary is None:
+            continue
+        dirs[:] = []  # a job's own folders (crash directories, files/) hold no other job
+        jobs.append(dict(summary, job=os.path.relpath(top, root), url=top))
+        if len(jobs) >= MAX_JOBS:
+            warnings.append(f"more than {MAX_JOBS} artifact directories under {root}: listed the first ones")
+            break
+    jobs.sort(key=lambda s: (str(s.get("started", "")), s["job"]))
+    return jobs
