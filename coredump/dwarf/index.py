@@ -22,6 +22,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from coredump.dwarf.cache import entry_kind, frames_memo
+from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -57,6 +58,7 @@ class _Unit:
         # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
         self.top_level: frozenset = frozenset()
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
+        self.call_sites: Dict[int, Optional[FunctionCallSites]] = {}  # by subprogram DIE offset
         # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
         # "lines" -> the reason.
         self.cut: Dict[str, str] = {}
@@ -136,6 +138,27 @@ class DwarfIndex:
             unit = self._unit_for(address)
             table = self._lines(unit) if unit is not None else None
             return table.lookup(address) if table is not None else None
+        except DwarfTooLarge as exc:
+            self._cut(exc.reason)
+            return None
+        except Exception:
+            return None
+        finally:
+            self.budget.charge(started)
+
+    def find_call_sites(self, address: int) -> Optional[FunctionCallSites]:
+        """The call sites of the function holding `address` (``coredump.dwarf.callsites``),
+        or None where no DW_TAG_subprogram holds it. Never raises."""
+        started = self._start()
+        try:
+            unit = self._unit_for(address)
+            sub = self._function_at(unit, address) if unit is not None else None
+            if sub is None:
+                return None
+            if sub.offset not in unit.call_sites:
+                unit.call_sites[sub.offset] = read_call_sites(self.dwarfinfo, sub,
+                                                              lambda count: self._visit(count, unit))
+            return unit.call_sites[sub.offset]
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
             return None
