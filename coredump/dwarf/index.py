@@ -68,7 +68,7 @@ _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # What the parse cache holds per compile unit; bump when the shape changes (a change of the
 # rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
-_LINES_KIND = "lines.3"  # LineTable.to_data
+_LINES_KIND = "lines.4"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
@@ -206,7 +206,7 @@ class DwarfIndex:
         if not unit.lines_done:
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self.image.build_id, kind)
-            if cached is False or (isinstance(cached, tuple) and len(cached) == 6):
+            if cached is False or (isinstance(cached, tuple) and len(cached) == 7):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
                 try:
@@ -231,16 +231,18 @@ class DwarfIndex:
             return None
         comp_dir = top.attributes.get("DW_AT_comp_dir")
         comp_dir = _text(comp_dir.value) if comp_dir is not None else None
+        cu_name = top.attributes.get("DW_AT_name")
+        cu_name = _text(cu_name.value) if cu_name is not None else None
         if dwarf.config.little_endian:
             try:
                 return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
                                                      _buffer(dwarf.debug_str_sec),
                                                      _buffer(dwarf.debug_line_str_sec), self._deadline),
-                                                     comp_dir)
+                                 comp_dir, cu_name)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
         lineprog = dwarf.line_program_for_CU(unit.cu)
-        return LineTable.from_pyelftools(lineprog, comp_dir) if lineprog is not None else None
+        return LineTable.from_pyelftools(lineprog, comp_dir, cu_name) if lineprog is not None else None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file."""
