@@ -39,10 +39,14 @@ def _gdbs(report):
             for f in t.frames if f.is_tailcall}
 
 
+def vaddr(crash, frame) -> int:
+    """The frame's pc as an address of its module's file."""
+    return frame.pc - next(m.load_bias for m in crash.modules if m.path == frame.module)
+
+
 def _jump_before(module: str, offset: int) -> Optional[str]:
-    """objdump's text of the instruction that ends at `offset` of `module` when it is a direct
-    jmp (rel32, 5 bytes, or rel8, 2), else None. Modules here are PIE or shared: offset ==
-    vaddr."""
+    """objdump's text of the instruction that ends at virtual address `offset` of the file
+    `module` when it is a direct jmp (rel32, 5 bytes, or rel8, 2), else None."""
     for size in (5, 2):
         out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={offset - size:#x}",
                               f"--stop-address={offset:#x}", module], capture_output=True, text=True).stdout
@@ -64,7 +68,7 @@ def test_tail_call_frames_are_gdbs(make_core, gdb, sample):
     frames = {(t.tid, f.index): f for t in crash.threads for f in t.frames}
     extra = [frames[k] for k in ours.keys() - theirs.keys()]
     assert {k: ours[k] for k in ours.keys() & theirs.keys()} == theirs
-    assert all(_jump_before(f.module, f.module_offset) for f in extra), extra
+    assert all(_jump_before(f.module, vaddr(crash, f)) for f in extra), extra
     for t in crash.threads:
         assert [f.index for f in t.frames] == list(range(len(t.frames)))
 
