@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 from coredump.symbols import cache
 
-__all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames")
+__all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "call_sites_memo", "flush_frames")
 
 # The modules whose rules shape the cached data: the line-program decoder (lineprogram),
 # gdb's line choices (lines), the DIE walk (dwarf), the frames built from it (dwarfframes)
@@ -22,7 +22,7 @@ __all__ = ("code_tag", "entry_kind", "FramesMemo", "frames_memo", "flush_frames"
 # names new entries.
 _RULE_MODULES = (
     "coredump.dwarf.lineprogram", "coredump.dwarf.lines", "coredump.dwarf.index",
-    "coredump.dwarf.inline", "coredump.demangle", "coredump.demangle.itanium",
+    "coredump.dwarf.inline", "coredump.dwarf.callsites", "coredump.demangle", "coredump.demangle.itanium",
     "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",
     "coredump.demangle.rust_v0", "coredump.demangle.rust_v0_lexer", "coredump.demangle.rust_legacy",
 )
@@ -56,24 +56,27 @@ def entry_kind(kind: str, image, *parts: int) -> str:
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
+_CALL_SITES_KIND = "callsites.1"  # FunctionCallSites.to_data
 
 
 class FramesMemo:
-    """address -> frames of one image, read from the cache on first use and written back
+    """address -> frames of one image (or, for the memo of kind ``_CALL_SITES_KIND``, the
+    call sites of the function there), read from the cache on first use and written back
     once, when the process exits (an entry per address would cost a write each): a second
     analysis of the same crash parses no DWARF at all."""
 
     MAX_ADDRESSES = 4096
 
-    def __init__(self, image):
+    def __init__(self, image, kind: str = _FRAMES_KIND):
         self._build_id = image.build_id
         self._image = image
+        self._kind = kind
         self._data: Optional[Dict[int, Frames]] = None
         self._dirty = False
 
     def _load(self) -> Dict[int, Frames]:
         if self._data is None:
-            found = cache.get(self._build_id, entry_kind(_FRAMES_KIND, self._image))
+            found = cache.get(self._build_id, entry_kind(self._kind, self._image))
             self._data = dict(found) if isinstance(found, dict) else {}
         return self._data
 
@@ -97,7 +100,7 @@ class FramesMemo:
         writer must not drop them."""
         if self._dirty and self._data is not None:
             self._dirty = False
-            kind = entry_kind(_FRAMES_KIND, self._image)
+            kind = entry_kind(self._kind, self._image)
             merged = cache.get(self._build_id, kind)
             merged = dict(merged) if isinstance(merged, dict) else {}
             for address, frames in self._data.items():
@@ -110,14 +113,19 @@ class FramesMemo:
 _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
 
 
-def frames_memo(image) -> FramesMemo:
+def frames_memo(image, kind: str = _FRAMES_KIND) -> FramesMemo:
     """The process's one memo for `image`'s file: two memos of one entry would each write
     it at exit, the last with only its own addresses."""
-    key = (image.build_id, entry_kind(_FRAMES_KIND, image))
+    key = (image.build_id, entry_kind(kind, image))
     memo = _MEMOS.get(key)
     if memo is None:
-        memo = _MEMOS[key] = FramesMemo(image)
+        memo = _MEMOS[key] = FramesMemo(image, kind)
     return memo
+
+
+def call_sites_memo(image) -> FramesMemo:
+    """address -> ``FunctionCallSites.to_data`` of the function holding it (False: none)."""
+    return frames_memo(image, _CALL_SITES_KIND)
 
 
 @functools.cache

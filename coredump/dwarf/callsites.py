@@ -58,6 +58,15 @@ class FunctionCallSites:
     def tail_calls(self) -> Tuple[CallSite, ...]:
         return tuple(s for s in self.sites if s.tail_call)
 
+    def to_data(self) -> tuple:
+        """Plain tuples for the parse cache; ``from_data`` rebuilds the value."""
+        return (self.entry_pc, tuple((s.return_pc, s.tail_call, s.targets, s.target_name) for s in self.sites))
+
+    @classmethod
+    def from_data(cls, data: tuple) -> FunctionCallSites:
+        entry, sites = data
+        return cls(entry, tuple(CallSite(*s) for s in sites))
+
 
 def read_call_sites(dwarfinfo, sub, visit: Callable[[int], None]) -> FunctionCallSites:
     """The call sites under the subprogram DIE `sub`. `visit(count)` sees each DIE read and

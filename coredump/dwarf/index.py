@@ -21,7 +21,7 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-from coredump.dwarf.cache import entry_kind, frames_memo
+from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo
 from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
@@ -87,6 +87,7 @@ class DwarfIndex:
         self._dwarf = None
         self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image)
+        self._call_memo = call_sites_memo(image)
 
     @property
     def dwarfinfo(self):
@@ -149,16 +150,20 @@ class DwarfIndex:
     def find_call_sites(self, address: int) -> Optional[FunctionCallSites]:
         """The call sites of the function holding `address` (``coredump.dwarf.callsites``),
         or None where no DW_TAG_subprogram holds it. Never raises."""
-        started = self._start()
+        hit = self._call_memo.get(address)
+        if hit is not None:
+            return FunctionCallSites.from_data(hit) if hit else None
+        cuts, started = self._cuts, self._start()
         try:
             unit = self._unit_for(address)
             sub = self._function_at(unit, address) if unit is not None else None
-            if sub is None:
-                return None
-            if sub.offset not in unit.call_sites:
+            if sub is not None and sub.offset not in unit.call_sites:
                 unit.call_sites[sub.offset] = read_call_sites(self.dwarfinfo, sub,
                                                               lambda count: self._visit(count, unit))
-            return unit.call_sites[sub.offset]
+            found = unit.call_sites[sub.offset] if sub is not None else None
+            if self._cuts == cuts:  # a lookup a limit cut is tried again by a later analysis
+                self._call_memo.add(address, found.to_data() if found is not None else False)
+            return found
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
             return None
