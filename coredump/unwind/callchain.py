@@ -24,11 +24,13 @@ from typing import List, Optional, Sequence, Tuple
 
 from coredump.symbols.symtab import find_symbol_entry
 
-__all__ = ("find_chain", "function_entry", "MAX_CHAIN_SITES")
+__all__ = ("find_chain", "function_entry", "MAX_CHAIN_SITES", "MAX_CHAIN_LENGTH")
 
-# Call sites one search enters. gdb has no bound; real chains are a few calls long and a
-# function has tens of tail calls, so past this the DWARF is a generator's (or hostile).
+# Call sites one search enters, and tail calls one chain holds. gdb has no bound; real chains
+# are a few calls long and a function has tens of tail calls, so past these the DWARF is a
+# generator's (or hostile), and says nothing.
 MAX_CHAIN_SITES = 4096
+MAX_CHAIN_LENGTH = 64
 
 Site = Tuple[int, object]  # (runtime return pc, the CallSite's module)
 
@@ -58,8 +60,8 @@ class _Search:
                 if pc in self.entered:
                     continue
                 self.steps += 1
-                if self.steps > MAX_CHAIN_SITES:
-                    raise _Unknown(f"more than {MAX_CHAIN_SITES} call sites")
+                if self.steps > MAX_CHAIN_SITES or len(chain) >= MAX_CHAIN_LENGTH:
+                    raise _Unknown("past the search's limits")
                 self.entered.add(pc)
                 chain.append(pc)
                 ok = self.walk(tail, mod, chain)
@@ -118,7 +120,7 @@ def find_chain(target, caller_pc: int, callee_pc: int) -> Optional[Tuple[int, ..
     search = _Search(target, callee_pc)
     try:
         search.walk(site, mod, [])
-    except (_Unknown, RecursionError):
+    except _Unknown:
         return None
     if search.result is None:
         return ()  # every way searched, none reaches the callee (gdb: "no unambiguously determinable")
