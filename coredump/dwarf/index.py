@@ -134,18 +134,11 @@ class DwarfIndex:
 
     def find_line(self, address: int) -> Optional[Tuple[str, int]]:
         """(file, line) of the line-table row for `address`, or None."""
-        started = self._start()
-        try:
+        def read():
             unit = self._unit_for(address)
             table = self._lines(unit) if unit is not None else None
             return table.lookup(address) if table is not None else None
-        except DwarfTooLarge as exc:
-            self._cut(exc.reason)
-            return None
-        except Exception:
-            return None
-        finally:
-            self.budget.charge(started)
+        return self._guarded(read)
 
     def find_call_sites(self, address: int) -> Optional[FunctionCallSites]:
         """The call sites of the function holding `address` (``coredump.dwarf.callsites``),
@@ -153,17 +146,27 @@ class DwarfIndex:
         hit = self._call_memo.get(address)
         if hit is not None:
             return FunctionCallSites.from_data(hit) if hit else None
-        cuts, started = self._cuts, self._start()
-        try:
+        cuts = self._cuts
+
+        def read():
             unit = self._unit_for(address)
             sub = self._function_at(unit, address) if unit is not None else None
-            if sub is not None and sub.offset not in unit.call_sites:
+            if sub is None:
+                return None
+            if sub.offset not in unit.call_sites:
                 unit.call_sites[sub.offset] = read_call_sites(self.dwarfinfo, sub,
                                                               lambda count: self._visit(count, unit))
-            found = unit.call_sites[sub.offset] if sub is not None else None
-            if self._cuts == cuts:  # a lookup a limit cut is tried again by a later analysis
-                self._call_memo.add(address, found.to_data() if found is not None else False)
-            return found
+            return unit.call_sites[sub.offset]
+        found = self._guarded(read)
+        if self._cuts == cuts:  # a lookup a limit cut is tried again by a later analysis
+            self._call_memo.add(address, found.to_data() if found is not None else False)
+        return found
+
+    def _guarded(self, read):
+        """`read()` on the budget's clock; None when a limit cuts it (one warning) or it fails."""
+        started = self._start()
+        try:
+            return read()
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
             return None
