@@ -4,12 +4,16 @@ Tail calls
 
 Frames that optimized code removed, put back as gdb puts them back (its ``TAILCALL_FRAME``s,
 dwarf2/frame-tailcall.c). A function whose last act is a call compiles to a jump at -O2
-(``withdraw`` → ``jmp check_balance``, ``b check_balance`` on aarch64), so its frame is
-gone. The caller's ``call`` (``bl``) still
-names the function it called; when that is not the function found below it, the called
-function tail-called it, and a frame for it is put back: at the return address of its
-``jmp`` to the callee, where gdb puts it (DW_AT_call_return_pc of its DW_TAG_call_site),
-and symbolized there. x86_64 and aarch64, each by its own small decoders (``_DECODERS``).
+(``withdraw`` -> ``jmp check_balance``, ``b check_balance`` on aarch64), so its frame is gone.
+
+Where the DWARF has call sites, the frames are the chain of tail calls gdb finds in them
+(``coredump.unwind.callchain``). Where it cannot tell (no call site at the caller's pc, a call
+of an ifunc or of code without DWARF), the instructions may: the caller's ``call`` (``bl``)
+still names the function it called; when that is not the function found below it, the called
+function tail-called it, and a frame for it is put back at the return address of its ``jmp``
+to the callee (through other functions' jumps, for a chain), where gdb would put it
+(DW_AT_call_return_pc), and symbolized there. x86_64 and aarch64, each by its own small
+decoders (``_DECODERS``).
 """
 
 from __future__ import annotations
