@@ -31,6 +31,8 @@ __all__ = ("find_chain", "function_entry", "MAX_CHAIN_SITES", "MAX_CHAIN_LENGTH"
 # generator's (or hostile), and says nothing.
 MAX_CHAIN_SITES = 4096
 MAX_CHAIN_LENGTH = 64
+# Names one search looks up in the symbol tables (a scan of each module's tables, ~1 ms each).
+MAX_NAME_LOOKUPS = 64
 
 Site = Tuple[int, object]  # (runtime return pc, the CallSite's module)
 
@@ -43,6 +45,7 @@ class _Search:
     def __init__(self, target, callee: int):
         self.target = target
         self.callee = callee
+        self.names: dict = {}  # a declaration's name -> its address, looked up once
         self.entered: set = set()
         self.result: Optional[List[int]] = None  # [callers, callees, pcs...]: see _candidate
         self.steps = 0
@@ -90,7 +93,11 @@ class _Search:
         if site.targets:
             return tuple(t + module.bias for t in site.targets)
         if site.target_name:
-            address = _address_of(self.target, site.target_name)
+            if site.target_name not in self.names:
+                if len(self.names) >= MAX_NAME_LOOKUPS:
+                    raise _Unknown("past the search's limits")
+                self.names[site.target_name] = _address_of(self.target, site.target_name)
+            address = self.names[site.target_name]
             if address is None:
                 raise _Unknown(f"no symbol {site.target_name}")
             return (address,)

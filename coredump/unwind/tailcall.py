@@ -45,8 +45,11 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
 CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
-# Functions one chain of jumps may pass through when no DWARF call sites say the way.
+# Functions one chain of jumps may pass through when no DWARF call sites say the way, and
+# functions one search for it may read (a linear scan finds jmp opcodes inside other
+# instructions too: each a function to read, when it lands on one's start).
 MAX_JUMP_CHAIN = 4
+MAX_JUMP_FUNCTIONS = 32
 
 
 def _x86_64_call_target(memory, return_address: int) -> Optional[int]:
@@ -269,7 +272,11 @@ def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optio
     name = demangle(symbol) or symbol
     if CLONE_RE.sub("", name) in _names(callee):
         return []
-    chain = _jump_chain(target, address, callee_start) if callee_start is not None else None
+    try:
+        chain = _jump_chain(target, address, callee_start, [MAX_JUMP_FUNCTIONS]) if callee_start is not None \
+            else None
+    except _TooFar:
+        chain = None
     if chain is None:  # no one way of jumps to tell where: the function's entry, no line
         return [Frame(0, address, trust=Trust.NONE, module=mod.path, module_offset=address - mod.start,
                       function=name, mangled=symbol if symbol != name else None, symbol_offset=0,
@@ -277,21 +284,29 @@ def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optio
     return [_tail_frame(target, pc) for pc in reversed(chain)]
 
 
-def _jump_chain(target, start: int, callee: int, depth: int = 0) -> Optional[List[int]]:
+class _TooFar(Exception):
+    """A search for a chain of jumps read ``MAX_JUMP_FUNCTIONS`` functions."""
+
+
+def _jump_chain(target, start: int, callee: int, left: List[int], depth: int = 0) -> Optional[List[int]]:
     """Return addresses of the jumps from the function at `start` to `callee`, outermost
     first, through other functions' jumps (a chain of tail calls), when exactly one way
-    leads there (at most ``MAX_JUMP_CHAIN`` functions deep); None when none or several."""
+    leads there (at most ``MAX_JUMP_CHAIN`` functions deep); None when none or several.
+    `left[0]` counts down the functions the search may still read."""
     mod = target.find_module(start)
     span = mod.symtab.function_range(start - mod.bias) if mod is not None and mod.symtab is not None else None
     if span is None or depth >= MAX_JUMP_CHAIN:
         return None
+    left[0] -= 1
+    if left[0] < 0:
+        raise _TooFar()
     low, high = span[0] + mod.bias, span[1] + mod.bias
     after = find_tail_jump(_CodeMemory(target), low, high, callee, target.arch.name)
     if after is not None:
         return [after]
     ways = []
     for to, after in _outside_jumps(target, low, high):
-        rest = _jump_chain(target, to, callee, depth + 1)
+        rest = _jump_chain(target, to, callee, left, depth + 1)
         if rest is not None:
             ways.append([after] + rest)
     return ways[0] if len(ways) == 1 else None
