@@ -72,7 +72,9 @@ class Frame:
     to symbolize. A ``tailcall`` frame has no stack frame of its own: a tail call removed it,
     and it was put back from the call that names it (gdb's ``TAILCALL_FRAME``).
     ``file`` is the source name as DWARF and gdb's ``bt`` give it (often relative to the
-    compilation directory); ``source_path`` is its absolute path, when the DWARF says it.
+    compilation directory); ``source_path`` is its full name as gdb gives it (``filename-display
+    absolute``): absolute when the DWARF's compilation directory is, else relative to that
+    relative directory (Debian's libc6-dbg: ``./nptl/./nptl/pthread_kill.c``).
     A ``jit`` frame's pc lies in executable memory that no file backs (JIT-compiled code):
     it has no module, and no symbol names it.
     """

@@ -122,14 +122,15 @@ def test_file_paths_match_gdb(tmp_path, gdb, version):
 def test_file_path_rules():
     """DWARF 4 §6.2.4: directory 0 is DW_AT_comp_dir and file 1 the first; DWARF 5: both
     0-based and directory 0 the compilation directory; without an absolute compilation
-    directory a relative name has no path."""
+    directory a relative name is under the relative one, as gdb's full name is (libc6-dbg's
+    ``./nptl/./nptl/pthread_kill.c``), and without one it has no path."""
     v4 = LineTable(LineProgram(4, ["inc", "/usr/include"], [("a.c", 0), ("b.h", 1), ("s.h", 2),
                                                                ("/abs/c.c", 1), ("x.c", 9)], []), "/build/dir")
     assert [v4.file_path(i) for i in range(1, 6)] == [
         "/build/dir/a.c", "/build/dir/inc/b.h", "/usr/include/s.h", "/abs/c.c", None]
     assert v4.file_path(0) is None and v4.file_name(2) == "inc/b.h"
     assert LineTable(LineProgram(4, [], [("a.c", 0)], []), None).file_path(1) is None
-    assert LineTable(LineProgram(4, [], [("a.c", 0)], []), "rel").file_path(1) is None
+    assert LineTable(LineProgram(4, [], [("a.c", 0)], []), "rel").file_path(1) == "rel/a.c"
     v5 = LineTable(LineProgram(5, ["/cu/dir", "../up"], [("m.c", 0), ("h.h", 1)], []), None)
     assert (v5.file_path(0), v5.file_path(1)) == ("/cu/dir/m.c", "/cu/up/h.h")
 
@@ -141,7 +142,8 @@ def test_paths_round_trip_through_cache_data():
     try:
         cu = next(dwarf.iter_CUs())
         comp_dir = cu.get_top_DIE().attributes["DW_AT_comp_dir"].value.decode()
-        table = LineTable.from_pyelftools(dwarf.line_program_for_CU(cu), comp_dir)
+        table = LineTable.from_pyelftools(dwarf.line_program_for_CU(cu), comp_dir,
+                                          cu.get_top_DIE().attributes["DW_AT_name"].value.decode())
     finally:
         f.close()
     copy = LineTable.from_data(table.to_data())

@@ -15,7 +15,8 @@ from typing import Dict, Optional, Tuple
 from coredump.dwarf.supplementary import file_identity
 from coredump.symbols import cache
 
-__all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "flush_frames")
+__all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "call_sites_memo",
+           "flush_frames")
 
 # The modules whose rules shape the cached data: the line-program decoder (lineprogram),
 # gdb's line choices (lines), the DIE walk (dwarf), the frames built from it (dwarfframes)
@@ -23,7 +24,8 @@ __all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "fr
 # names new entries.
 _RULE_MODULES = (
     "coredump.dwarf.lineprogram", "coredump.dwarf.lines", "coredump.dwarf.index",
-    "coredump.dwarf.inline", "coredump.dwarf.supplementary", "coredump.demangle", "coredump.demangle.itanium",
+    "coredump.dwarf.inline", "coredump.dwarf.supplementary", "coredump.dwarf.callsites", "coredump.demangle",
+    "coredump.demangle.itanium",
     "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",
     "coredump.demangle.rust_v0", "coredump.demangle.rust_v0_lexer", "coredump.demangle.rust_legacy",
 )
@@ -69,19 +71,22 @@ def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
+_CALL_SITES_KIND = "callsites.1"  # FunctionCallSites.to_data
 
 
 class FramesMemo:
-    """address -> frames of one image, read from the cache on first use and written back
+    """address -> frames of one image (or, for the memo of kind ``_CALL_SITES_KIND``, the
+    call sites of the function there), read from the cache on first use and written back
     once, when the process exits (an entry per address would cost a write each): a second
     analysis of the same crash parses no DWARF at all."""
 
     MAX_ADDRESSES = 4096
 
-    def __init__(self, image, supplementary=None):
+    def __init__(self, image, supplementary=None, kind: str = _FRAMES_KIND):
         self._key = cache.image_key(image)
         self._image = image
         self._supplementary = supplementary
+        self._memo_kind = kind
         self._data: Optional[Dict[int, Frames]] = None
         self._dirty = False
 
@@ -92,7 +97,7 @@ class FramesMemo:
         return self._data
 
     def _kind(self) -> str:
-        return entry_kind(_FRAMES_KIND, self._image, supplementary=self._supplementary)
+        return entry_kind(self._memo_kind, self._image, supplementary=self._supplementary)
 
     def get(self, address: int) -> Optional[Frames]:
         return self._load().get(address) if self._key and cache.enabled() else None
@@ -127,14 +132,19 @@ class FramesMemo:
 _MEMOS: Dict[Tuple[Optional[str], str], FramesMemo] = {}
 
 
-def frames_memo(image, supplementary=None) -> FramesMemo:
+def frames_memo(image, supplementary=None, kind: str = _FRAMES_KIND) -> FramesMemo:
     """The process's one memo for `image`'s file (read with `supplementary`): two memos of
     one entry would each write it at exit, the last with only its own addresses."""
-    key = (cache.image_key(image), entry_kind(_FRAMES_KIND, image, supplementary=supplementary))
+    key = (cache.image_key(image), entry_kind(kind, image, supplementary=supplementary))
     memo = _MEMOS.get(key)
     if memo is None:
-        memo = _MEMOS[key] = FramesMemo(image, supplementary)
+        memo = _MEMOS[key] = FramesMemo(image, supplementary, kind)
     return memo
+
+
+def call_sites_memo(image, supplementary=None) -> FramesMemo:
+    """address -> ``FunctionCallSites.to_data`` of the function holding it (False: none)."""
+    return frames_memo(image, supplementary, _CALL_SITES_KIND)
 
 
 @functools.cache

@@ -21,7 +21,8 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-from coredump.dwarf.cache import entry_kind, frames_memo, supplementary_identity
+from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo, supplementary_identity
+from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -58,6 +59,7 @@ class _Unit:
         # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
         self.top_level: frozenset = frozenset()
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
+        self.call_sites: Dict[int, Optional[FunctionCallSites]] = {}  # by subprogram DIE offset
         # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
         # "lines" -> the reason.
         self.cut: Dict[str, str] = {}
@@ -67,7 +69,7 @@ _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # What the parse cache holds per compile unit; bump when the shape changes (a change of the
 # rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
-_LINES_KIND = "lines.3"  # LineTable.to_data
+_LINES_KIND = "lines.4"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
@@ -91,6 +93,7 @@ class DwarfIndex:
         self._dwarf = None
         self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image, supplementary)
+        self._call_memo = call_sites_memo(image, supplementary)
 
     @property
     def dwarfinfo(self):
@@ -141,11 +144,39 @@ class DwarfIndex:
 
     def find_line(self, address: int) -> Optional[Tuple[str, int]]:
         """(file, line) of the line-table row for `address`, or None."""
-        started = self._start()
-        try:
+        def read():
             unit = self._unit_for(address)
             table = self._lines(unit) if unit is not None else None
             return table.lookup(address) if table is not None else None
+        return self._guarded(read)
+
+    def find_call_sites(self, address: int) -> Optional[FunctionCallSites]:
+        """The call sites of the function holding `address` (``coredump.dwarf.callsites``),
+        or None where no DW_TAG_subprogram holds it. Never raises."""
+        hit = self._call_memo.get(address)
+        if hit is not None:
+            return FunctionCallSites.from_data(hit) if hit else None
+        cuts = self._cuts
+
+        def read():
+            unit = self._unit_for(address)
+            sub = self._function_at(unit, address) if unit is not None else None
+            if sub is None:
+                return None
+            if sub.offset not in unit.call_sites:
+                unit.call_sites[sub.offset] = read_call_sites(self.dwarfinfo, sub,
+                                                              lambda count: self._visit(count, unit))
+            return unit.call_sites[sub.offset]
+        found = self._guarded(read)
+        if self._cuts == cuts:  # a lookup a limit cut is tried again by a later analysis
+            self._call_memo.add(address, found.to_data() if found is not None else False)
+        return found
+
+    def _guarded(self, read):
+        """`read()` on the budget's clock; None when a limit cuts it (one warning) or it fails."""
+        started = self._start()
+        try:
+            return read()
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
             return None
@@ -193,7 +224,7 @@ class DwarfIndex:
         if not unit.lines_done:
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self._cache_key, kind)
-            if cached is False or (isinstance(cached, tuple) and len(cached) == 6):
+            if cached is False or (isinstance(cached, tuple) and len(cached) == 7):
                 unit.lines = LineTable.from_data(cached) if cached else None
             else:
                 try:
@@ -218,6 +249,8 @@ class DwarfIndex:
             return None
         comp_dir = top.attributes.get("DW_AT_comp_dir")
         comp_dir = string_value(comp_dir) if comp_dir is not None else None
+        cu_name = top.attributes.get("DW_AT_name")
+        cu_name = string_value(cu_name) if cu_name is not None else None
         if dwarf.config.little_endian:
             try:
                 sup = dwarf.supplementary_dwarfinfo
@@ -225,11 +258,11 @@ class DwarfIndex:
                                                      _buffer(dwarf.debug_str_sec),
                                                      _buffer(dwarf.debug_line_str_sec), self._deadline,
                                                      _buffer(sup.debug_str_sec) if sup is not None else None),
-                                                     comp_dir)
+                                 comp_dir, cu_name)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
         lineprog = dwarf.line_program_for_CU(unit.cu)
-        return LineTable.from_pyelftools(lineprog, comp_dir) if lineprog is not None else None
+        return LineTable.from_pyelftools(lineprog, comp_dir, cu_name) if lineprog is not None else None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file."""

@@ -108,7 +108,8 @@ def source_frames(chain: list, row: Optional[Tuple[str, int]], table, entry_pc: 
 
 def die_names(die, is_top_level: Callable[..., bool]) -> Tuple[Optional[str], Optional[str]]:
     """(display name, linkage name): the demangled DW_AT_linkage_name found through
-    DW_AT_abstract_origin / DW_AT_specification, else DW_AT_name qualified by its
+    DW_AT_abstract_origin / DW_AT_specification (in C, where nothing demangles, the linkage
+    name itself: glibc's hidden aliases), else DW_AT_name qualified by its
     enclosing namespaces and classes (none when `is_top_level` says the DIE that has the
     name is a child of its CU DIE: no parent to look up)."""
     name = linkage = None
@@ -135,6 +136,8 @@ def die_names(die, is_top_level: Callable[..., bool]) -> Tuple[Optional[str], Op
         shown = demangle(linkage)
         if shown:
             return shown, linkage
+        if _is_c(die):
+            return linkage, linkage  # gdb's physname of a C function is its linkage name: __GI_raise
     if name is not None and named is not None:
         if not is_top_level(named):
             name = _qualify(named, name)
@@ -163,6 +166,12 @@ def _is_cxx(die) -> bool:
     lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
     # DW_LANG_C_plus_plus, _03, _11, _14 (DWARF 5 Table 7.17)
     return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21)
+
+
+def _is_c(die) -> bool:
+    lang = die.cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C89, _C, _C99, _C11, _C17 (DWARF 5 Table 7.17)
+    return lang is not None and lang.value in (0x1, 0x2, 0xC, 0x1D, 0x2C)
 
 
 def _is_rust(die) -> bool:

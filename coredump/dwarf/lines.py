@@ -32,9 +32,10 @@ class LineTable:
     takes, per file, the last row at or below the address, and the file whose row is nearest.
     """
 
-    def __init__(self, program: LineProgram, comp_dir: Optional[str] = None):
+    def __init__(self, program: LineProgram, comp_dir: Optional[str] = None, cu_name: Optional[str] = None):
         self.version: int = program.version
         self.comp_dir = comp_dir
+        self.cu_name = cu_name  # the compile unit's DW_AT_name: gdb's first subfile
         self._dirs = program.dirs
         self._files = program.files
         self._names: Dict[int, Optional[str]] = {}
@@ -44,9 +45,9 @@ class LineTable:
         self._build_index()
 
     @classmethod
-    def from_pyelftools(cls, lineprog, comp_dir: Optional[str] = None) -> LineTable:
+    def from_pyelftools(cls, lineprog, comp_dir: Optional[str] = None, cu_name: Optional[str] = None) -> LineTable:
         """The table of a pyelftools ``LineProgram`` (the reference decoder, for tests)."""
-        return cls(LineProgram.from_pyelftools(lineprog), comp_dir)
+        return cls(LineProgram.from_pyelftools(lineprog), comp_dir, cu_name)
 
     def to_data(self) -> tuple:
         """Plain data for the parse cache (each file's sorted rows as three arrays, which
@@ -58,12 +59,12 @@ class LineTable:
                                 bytes(r[2] for r in rows))
             except OverflowError:  # a malformed program's address past 64 bits: keep the rows
                 packed[name] = list(rows)
-        return (self.version, self._dirs, self._files, packed, self.comp_dir, self._paths)
+        return (self.version, self._dirs, self._files, packed, self.comp_dir, self._paths, self.cu_name)
 
     @classmethod
     def from_data(cls, data: tuple) -> LineTable:
         table = cls.__new__(cls)
-        table.version, table._dirs, table._files, packed, table.comp_dir, table._paths = data
+        table.version, table._dirs, table._files, packed, table.comp_dir, table._paths, table.cu_name = data
         table._names = {}
         table._subfiles = {}
         table._index = []
@@ -83,41 +84,59 @@ class LineTable:
             rows.sort(key=lambda r: (r[0], r[1] != 0))  # end markers first at one address
             self._index.append((name, [r[0] for r in rows], rows))
 
+    def _entry(self, index: int) -> Optional[Tuple[str, Optional[str], bool]]:
+        """(name, include directory, whether the directory index is one the table has) of
+        line-table file `index`; DWARF 5 §6.2.4.1: both 0-based, directory 0 the compilation
+        directory as the producer spelled it; DWARF 4 §6.2.4: file 1 the first, directory 0
+        none (DW_AT_comp_dir)."""
+        v5 = self.version >= 5
+        pos = index if v5 else index - 1
+        if not 0 <= pos < len(self._files):
+            return None
+        name, dir_index = self._files[pos]
+        dpos = dir_index if v5 else dir_index - 1
+        if 0 <= dpos < len(self._dirs):
+            return name, self._dirs[dpos], True
+        return name, None, not v5 and dir_index == 0
+
     def file_name(self, index: int) -> Optional[str]:
-        """The name gdb shows for line-table file `index` (DW_AT_call_file, DW_LNS_set_file):
-        the name as recorded, under its include directory unless that is the compilation
-        directory (directory 0), as gdb's ``dwarf2_start_subfile`` builds it."""
+        """The name gdb shows for line-table file `index` (DW_AT_call_file, DW_LNS_set_file),
+        as gdb's ``dwarf2_start_subfile`` and ``start_subfile`` build it: the name under its
+        include directory (in DWARF 5 directory 0 too: libc6-dbg's ``./nptl/pthread_kill.c``);
+        an absolute name that is the compilation directory joined to the unit's own
+        DW_AT_name is that name (gcc's ``abort_assert.c``)."""
         if index in self._names:
             return self._names[index]
-        pos = index if self.version >= 5 else index - 1  # DWARF 5 §6.2.4: 0-based from v5
+        entry = self._entry(index)
         name = None
-        if 0 <= pos < len(self._files):
-            name, dir_index = self._files[pos]
-            dpos = dir_index if self.version >= 5 else dir_index - 1
-            if dir_index and not name.startswith("/") and 0 <= dpos < len(self._dirs):
-                name = posixpath.join(self._dirs[dpos], name)
+        if entry is not None:
+            name, directory, _ = entry
+            if directory is not None and not name.startswith("/"):
+                name = posixpath.join(directory, name)
+            cu_name = self.cu_name
+            if name.startswith("/") and self.comp_dir and cu_name and not cu_name.startswith("/") \
+                    and name == f"{self.comp_dir}/{cu_name}":
+                name = cu_name
         self._names[index] = name
         return name
 
     def file_path(self, index: int) -> Optional[str]:
-        """The absolute, normalized path of line-table file `index`, or None when the table
-        does not say it (no absolute compilation directory). DWARF 5 §6.2.4: a relative
-        directory is relative to the compilation directory, which is directory 0 from DWARF 5
-        and DW_AT_comp_dir (directory index 0) before; a relative name is relative to its
-        directory."""
-        pos = index if self.version >= 5 else index - 1
-        if not 0 <= pos < len(self._files):
+        """The full name of line-table file `index` as gdb's ``symtab_to_fullname`` gives it
+        for a file not on this machine: the name ``file_name`` shows, under the compilation
+        directory unless absolute (DW_AT_comp_dir; DWARF 5: else directory 0); normalized when
+        absolute, as gdb's is once it finds the file; relative when the compilation directory
+        is (libc6-dbg's ``./nptl/./nptl/pthread_kill.c``). None when the table names a
+        directory it does not have, or says no directory for a relative name."""
+        entry = self._entry(index)
+        if entry is None or not entry[2]:
             return None
-        name, dir_index = self._files[pos]
-        directory = ""  # DWARF 2-4: index 0 is the compilation directory itself
-        if self.version >= 5 or dir_index:
-            dpos = dir_index if self.version >= 5 else dir_index - 1
-            if not 0 <= dpos < len(self._dirs):
+        name = self.file_name(index)
+        if not name.startswith("/"):
+            base = self.comp_dir or (self._dirs[0] if self.version >= 5 and self._dirs else None)
+            if not base:
                 return None
-            directory = self._dirs[dpos]
-        base = self.comp_dir or (self._dirs[0] if self.version >= 5 and self._dirs else "")
-        path = posixpath.join(base, directory, name)
-        return posixpath.normpath(path) if path.startswith("/") else None
+            name = f"{base}/{name}"  # gdb's concat (dirname, SLASH_STRING, filename)
+        return posixpath.normpath(name) if name.startswith("/") else name
 
     def path_of(self, name: str) -> Optional[str]:
         """The absolute path of the file ``lookup`` named `name`, or None when unknown."""

@@ -173,7 +173,9 @@ def repo_file(frame: Dict, workspace: Optional[str]) -> str:
     to the workspace (GITHUB_WORKSPACE, else the current directory) when it lies inside;
     else its ``file``, made relative only when absolute."""
     path = frame.get("source_path")
-    if isinstance(path, str) and path:
+    # A relative source_path (gdb's full name under a relative DW_AT_comp_dir, as Debian's
+    # libc6-dbg has: ./nptl/./nptl/pthread_kill.c) is not relative to this directory.
+    if isinstance(path, str) and path.startswith("/"):
         try:
             rel = _inside(clean_text(path), workspace or os.getcwd())
         except (OSError, ValueError):  # no current directory, a NUL in the path

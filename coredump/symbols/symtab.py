@@ -15,13 +15,14 @@ from typing import List, Optional, Tuple
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
 
-__all__ = ("SymbolTable",)
+__all__ = ("SymbolTable", "find_symbol")
 
 # ELF st_info types that name code.
 _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
 # st_info & 0xf values of the types above as pyelftools names them: STT_NOTYPE and STT_FUNC.
 # pyelftools calls STT_GNU_IFUNC (10) "STT_LOOS", so the tables so far have left it out.
 _CODE_TYPE_VALUES = (0, 2)
+_STT_GNU_IFUNC = 10  # gABI: STT_LOOS; GNU's indirect function
 _ELF64_SYM = struct.Struct("<IBBHQQ")  # st_name, st_info, st_other, st_shndx, st_value, st_size
 _ELF64_SHDR_FLAGS = struct.Struct("<8xQQ8xQ")  # sh_flags, sh_addr, sh_size of an Elf64_Shdr
 # Version of the cached (source, addresses, entries, code) tuple; bump when the rules below change.
@@ -113,37 +114,54 @@ class SymbolTable:
         return self._code[i][1] if i >= 0 and address < self._code[i][1] else address
 
     def find_symbol(self, name: str) -> Optional[int]:
-        """The image address of the symbol `name` of any type (functions and data, such as
-        glibc's GLIBC_PRIVATE ``__abort_msg``), or None when absent or undefined. ELF64 LE
-        files: a struct scan of ``.dynsym`` then ``.symtab``; others through pyelftools:
-        ``.dynsym``'s hash table, else ``.symtab``, else ``.dynsym``."""
-        if self._image._is_elf64le:
-            return _find_in_tables(self._image, name)
-        elf = self._image.elf
-        # .dynsym through its hash table first (ELF gABI "Hash Table", GNU's DT_GNU_HASH):
-        # one bucket instead of a name map of every symbol.
-        for hash_name in (".gnu.hash", ".hash"):
-            sec = elf.get_section_by_name(hash_name)
-            if sec is not None and hasattr(sec, "get_symbol"):
-                try:
-                    sym = sec.get_symbol(name)
-                except Exception:
-                    break
-                if sym is not None and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
-                    return sym["st_value"]
-                break
-        for section in (".symtab", ".dynsym"):
-            sec = elf.get_section_by_name(section)
-            if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
-                continue
+        """``find_symbol`` in this table's image."""
+        return find_symbol(self._image, name)
+
+
+def find_symbol(image: ElfImage, name: str) -> Optional[int]:
+    """The address in `image` of the symbol `name` of any type (functions and data, such as
+    glibc's GLIBC_PRIVATE ``__abort_msg``), or None when absent or undefined."""
+    found = find_symbol_entry(image, name)
+    return found[0] if found is not None else None
+
+
+def find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
+    """(st_value, whether it is an STT_GNU_IFUNC: its value is the resolver's address, not
+    the function's) of the defined symbol `name`, or None. ELF64 LE files: a struct scan of
+    ``.dynsym`` then ``.symtab``; others through pyelftools: ``.dynsym``'s hash table, else
+    ``.symtab``, else ``.dynsym``."""
+    if image._is_elf64le:
+        return _find_in_tables(image, name)
+    elf = image.elf
+    # .dynsym through its hash table first (ELF gABI "Hash Table", GNU's DT_GNU_HASH):
+    # one bucket instead of a name map of every symbol.
+    for hash_name in (".gnu.hash", ".hash"):
+        sec = elf.get_section_by_name(hash_name)
+        if sec is not None and hasattr(sec, "get_symbol"):
             try:
-                found = next((sym["st_value"] for sym in sec.get_symbol_by_name(name) or ()
-                              if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]), None)
+                sym = sec.get_symbol(name)
             except Exception:
-                continue
-            if found:
-                return found
-        return None
+                break
+            if sym is not None and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
+                return sym["st_value"], _is_ifunc(sym)
+            break
+    for section in (".symtab", ".dynsym"):
+        sec = elf.get_section_by_name(section)
+        if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "get_symbol_by_name"):
+            continue
+        try:
+            found = next(((sym["st_value"], _is_ifunc(sym)) for sym in sec.get_symbol_by_name(name) or ()
+                          if sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]), None)
+        except Exception:
+            continue
+        if found:
+            return found
+    return None
+
+
+def _is_ifunc(sym) -> bool:
+    # pyelftools names STT_GNU_IFUNC (10, the first OS-specific type) STT_LOOS.
+    return sym["st_info"]["type"] in ("STT_GNU_IFUNC", "STT_LOOS")
 
 
 def _keep(best: dict, is_code: bool, undefined: bool, name: str, addr: int, size: int) -> None:
@@ -214,7 +232,7 @@ def _read_elf64le(image: ElfImage, sec, best: dict) -> None:
         _keep(best, True, False, name, st_value, st_size)
 
 
-def _find_in_tables(image: ElfImage, name: str) -> Optional[int]:
+def _find_in_tables(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
     """`find_symbol` for ELF64 little-endian files from the section headers read with struct
     (pyelftools' section name map parses every header and builds the hash tables: 10 ms on
     libc, more than the whole unwind): ``.dynsym``, then ``.symtab``, each with the string
@@ -229,7 +247,7 @@ def _find_in_tables(image: ElfImage, name: str) -> Optional[int]:
     return None
 
 
-def _scan_elf64le(data, off: int, size: int, str_off: int, str_size: int, name: str) -> Optional[int]:
+def _scan_elf64le(data, off: int, size: int, str_off: int, str_size: int, name: str) -> Optional[Tuple[int, bool]]:
     """st_value of the defined symbol `name` in the Elf64_Sym table at [off, off+size), read
     with struct: the offsets where the string table holds `name` (a string may end another
     one: linkers share suffixes), then the symbols whose st_name is one of them."""
@@ -242,7 +260,7 @@ def _scan_elf64le(data, off: int, size: int, str_off: int, str_size: int, name: 
         at = strings.find(key, at + 1)
     if not offsets or off + size > len(data):
         return None
-    for st_name, _, _, st_shndx, st_value, _ in _ELF64_SYM.iter_unpack(data[off:off + size - size % 24]):
+    for st_name, st_info, _, st_shndx, st_value, _ in _ELF64_SYM.iter_unpack(data[off:off + size - size % 24]):
         if st_name in offsets and st_shndx and st_value:
-            return st_value
+            return st_value, st_info & 0xF == _STT_GNU_IFUNC
     return None

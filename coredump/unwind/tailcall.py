@@ -4,12 +4,16 @@ Tail calls
 
 Frames that optimized code removed, put back as gdb puts them back (its ``TAILCALL_FRAME``s,
 dwarf2/frame-tailcall.c). A function whose last act is a call compiles to a jump at -O2
-(``withdraw`` → ``jmp check_balance``, ``b check_balance`` on aarch64), so its frame is
-gone. The caller's ``call`` (``bl``) still
-names the function it called; when that is not the function found below it, the called
-function tail-called it, and a frame for it is put back: at the return address of its
-``jmp`` to the callee, where gdb puts it (DW_AT_call_return_pc of its DW_TAG_call_site),
-and symbolized there. x86_64 and aarch64, each by its own small decoders (``_DECODERS``).
+(``withdraw`` -> ``jmp check_balance``, ``b check_balance`` on aarch64), so its frame is gone.
+
+Where the DWARF has call sites, the frames are the chain of tail calls gdb finds in them
+(``coredump.unwind.callchain``). Where it cannot tell (no call site at the caller's pc, a call
+of an ifunc or of code without DWARF), the instructions may: the caller's ``call`` (``bl``)
+still names the function it called; when that is not the function found below it, the called
+function tail-called it, and a frame for it is put back at the return address of its ``jmp``
+to the callee (through other functions' jumps, for a chain), where gdb would put it
+(DW_AT_call_return_pc), and symbolized there. x86_64 and aarch64, each by its own small
+decoders (``_DECODERS``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
 from coredump.symbols.symbolize import symbolize_frame
+from coredump.unwind.callchain import find_chain, function_entry
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 
 __all__ = ("infer_tail_calls", "CLONE_RE", "find_call_target", "find_tail_jump", "resolve_plt")
@@ -40,6 +45,11 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
 CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
+# Functions one chain of jumps may pass through when no DWARF call sites say the way, and
+# functions one search for it may read (a linear scan finds jmp opcodes inside other
+# instructions too: each a function to read, when it lands on one's start).
+MAX_JUMP_CHAIN = 4
+MAX_JUMP_FUNCTIONS = 32
 
 
 def _x86_64_call_target(memory, return_address: int) -> Optional[int]:
@@ -223,15 +233,36 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
 
 
 def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Frame]:
-    """The frames (inline ones first) of the function `caller` called, when that is not
-    `callee`; none when it is, or when nothing tells."""
+    """The tail-call frames between `caller` and `callee`: none when the caller's call is a
+    direct call of the callee; else those DWARF call sites give (``callchain``), and where
+    they cannot tell, those the instructions prove."""
+    callee_start = function_entry(target, callee[-1].lookup_pc)
     called = find_call_target(_CodeMemory(target), caller.pc, target.arch.name)
     hit = _function_at(target, called) if called is not None else None
+    if hit is not None and hit[0] == callee_start:
+        return []  # the call names the callee: nothing was removed (and no DWARF to read)
+    chain = find_chain(target, caller.pc, callee_start) if callee_start is not None else None
+    if chain is not None:
+        return [_tail_frame(target, pc) for pc in chain]
+    return _from_instructions(target, hit, callee, callee_start)
+
+
+def _tail_frame(target, pc: int) -> Frame:
+    """gdb's TAILCALL_FRAME at return address `pc`: one frame, named after the innermost
+    function at ``pc - 1`` (an inlined one, when the tail call is in inlined code), with its
+    file:line; the offset is counted in the function that holds the code."""
+    found = symbolize_frame(target, Frame(0, pc, trust=Trust.NONE))
+    inner, physical = found[0], found[-1]
+    return dataclasses.replace(physical, function=inner.function, mangled=inner.mangled, file=inner.file,
+                               line=inner.line, source_path=inner.source_path, tailcall=True)
+
+
+def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optional[int]) -> List[Frame]:
+    """The frame of the function the caller's direct call names (`hit`), when that is not
+    the callee; none when it is, or when nothing tells."""
     if hit is None or not callee[-1].function:
         return []  # an unnamed callee may well be the called function: nothing to compare
     address, mod, symbol = hit
-    callee_mod = target.find_module(callee[-1].lookup_pc)
-    callee_start = callee_mod.function_start(callee[-1].lookup_pc) if callee_mod is not None else None
     # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
     # or named from DWARF is foo's.
     if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):
@@ -241,14 +272,57 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     name = demangle(symbol) or symbol
     if CLONE_RE.sub("", name) in _names(callee):
         return []
-    span = mod.symtab.function_range(address - mod.bias)
-    after = None
-    if span is not None and callee_start is not None:
-        after = find_tail_jump(_CodeMemory(target), span[0] + mod.bias, span[1] + mod.bias, callee_start,
-                               target.arch.name)
-    if after is None:  # no one jmp to tell where: the function's entry, no line
+    try:
+        chain = _jump_chain(target, address, callee_start, [MAX_JUMP_FUNCTIONS]) if callee_start is not None \
+            else None
+    except _TooFar:
+        chain = None
+    if chain is None:  # no one way of jumps to tell where: the function's entry, no line
         return [Frame(0, address, trust=Trust.NONE, module=mod.path, module_offset=address - mod.start,
                       function=name, mangled=symbol if symbol != name else None, symbol_offset=0,
                       tailcall=True)]
-    found = symbolize_frame(target, Frame(0, after, trust=Trust.NONE))
-    return found[:-1] + [dataclasses.replace(found[-1], tailcall=True)]
+    return [_tail_frame(target, pc) for pc in reversed(chain)]
+
+
+class _TooFar(Exception):
+    """A search for a chain of jumps read ``MAX_JUMP_FUNCTIONS`` functions."""
+
+
+def _jump_chain(target, start: int, callee: int, left: List[int], depth: int = 0) -> Optional[List[int]]:
+    """Return addresses of the jumps from the function at `start` to `callee`, outermost
+    first, through other functions' jumps (a chain of tail calls), when exactly one way
+    leads there (at most ``MAX_JUMP_CHAIN`` functions deep); None when none or several.
+    `left[0]` counts down the functions the search may still read."""
+    mod = target.find_module(start)
+    span = mod.symtab.function_range(start - mod.bias) if mod is not None and mod.symtab is not None else None
+    if span is None or depth >= MAX_JUMP_CHAIN:
+        return None
+    left[0] -= 1
+    if left[0] < 0:
+        raise _TooFar()
+    low, high = span[0] + mod.bias, span[1] + mod.bias
+    after = find_tail_jump(_CodeMemory(target), low, high, callee, target.arch.name)
+    if after is not None:
+        return [after]
+    ways = []
+    for to, after in _outside_jumps(target, low, high):
+        rest = _jump_chain(target, to, callee, left, depth + 1)
+        if rest is not None:
+            ways.append([after] + rest)
+    return ways[0] if len(ways) == 1 else None
+
+
+def _outside_jumps(target, low: int, high: int) -> List[Tuple[int, int]]:
+    """(target, return address) of the direct jumps in [low, high) to the start of another
+    function (a tail call, not a branch inside the function), through PLT stubs."""
+    try:
+        code = _CodeMemory(target).read(low, high - low)
+    except MemoryFault:
+        return []
+    out = set()
+    for to, after in _DECODERS[target.arch.name].jumps(code, low):
+        if not low <= to < high:
+            hit = _function_at(target, to)
+            if hit is not None:
+                out.add((hit[0], after))
+    return sorted(out)
