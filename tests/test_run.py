@@ -301,3 +301,22 @@ def test_core_dir_made_by_the_step_is_searched(tmp_path, samples):
     assert r.returncode == 139 and "no such directory" not in r.stderr, r.stderr
     crash = summary(job)["crashes"][0]
     assert crash["source"].startswith(str(tmp_path / "cores")), crash
+
+
+@pytest.mark.parametrize("how", ["path", "PATH"])
+def test_script_without_shebang_runs_through_sh(tmp_path, how):
+    """execvp(3): a file the kernel refuses as an executable format (ENOEXEC) is run by
+    /bin/sh with its path and arguments, as sh, env, timeout and nohup do."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "noshebang"
+    script.write_text('echo "$0:$1:$2"\nexit 7\n')
+    script.chmod(0o755)
+    env = {**ENV, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    name = str(script) if how == "path" else "noshebang"
+    r = subprocess.run(command("run", "--", name, "a b", "c"), cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    direct = subprocess.run(["env", name, "a b", "c"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert (r.returncode, r.stdout) == (direct.returncode, direct.stdout) == (7, f"{script}:a b:c\n")
+    assert r.stderr == ""

@@ -12,6 +12,7 @@ not crash pays for a spawn, a wait and a directory walk, nothing else.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -91,6 +92,32 @@ def _coarse_now_ns() -> int:
     return time.time_ns() - 20_000_000  # a jiffy or two of slack
 
 
+def _execvp(argv: list[str]) -> None:
+    """execvp(3) as POSIX specifies it: search PATH when the name has no slash, and run a
+    file the kernel refuses as an executable format (ENOEXEC: a script without ``#!``) with
+    /bin/sh, as glibc's execvp, sh, env, timeout and nohup do (``/bin/sh FILE ARGS…``).
+
+    os.execvp has no such fallback, and tries the rest of PATH after a failure instead.
+    Returns only by raising the first error other than "not found" (as execvp reports)."""
+    name = argv[0]
+    if not name:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    # An empty PATH entry is the working directory (POSIX XBD 8.3, PATH).
+    dirs = [None] if "/" in name else (os.environ.get("PATH") or os.defpath).split(os.pathsep)
+    first = None
+    for d in dirs:
+        path = name if d is None else os.path.join(d or ".", name)
+        try:
+            os.execv(path, argv)
+        except OSError as exc:
+            if exc.errno == errno.ENOEXEC:
+                os.execv("/bin/sh", ["/bin/sh", path, *argv[1:]])
+            if first is None and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                first = exc
+            last = exc
+    raise first or last
+
+
 def _exec_child(argv: Sequence[str], report: int) -> None:
     """In the forked child: Python's own ignored signals back to their default action, an
     empty mask, then exec; on failure the errno goes to `report` and the child exits 127."""
@@ -98,7 +125,7 @@ def _exec_child(argv: Sequence[str], report: int) -> None:
         for signo in _PYTHON_IGNORED:
             signal.signal(signo, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.execvp(argv[0], list(argv))
+        _execvp(list(argv))
     except OSError as exc:
         os.write(report, str(exc.errno or 0).encode())
     finally:
@@ -129,8 +156,8 @@ def _spawn(argv: Sequence[str]) -> int:
             os.close(report_w)
     if failure:
         os.waitpid(pid, 0)
-        errno = int(failure)
-        raise (FileNotFoundError if errno == 2 else OSError)(errno, os.strerror(errno))
+        code = int(failure)
+        raise (FileNotFoundError if code == errno.ENOENT else OSError)(code, os.strerror(code))
     return pid
 
 
