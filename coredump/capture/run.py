@@ -3,8 +3,10 @@ Run
 ===
 
 Run one CI step with cores enabled: raise RLIMIT_CORE, spawn the command with its
-standard streams untouched, forward termination signals, return the step's own exit
-status (shell convention), then harvest the cores that appeared while it ran.
+standard streams untouched, forward the termination signals that did not reach it
+directly (``forward``), return the step's own exit status (shell convention), then
+harvest the cores that appeared while it ran; a stop signal during the harvest ends it
+with the step's status all the same.
 
 Only the standard library's cheapest modules are imported here: a step that does
 not crash pays for a spawn, a wait and a directory walk, nothing else.
@@ -20,14 +22,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from coredump.capture.forward import FORWARDED_SIGNALS, Abandoned, Probe, abandon_on_signals, reaches_step
+
 __all__ = ("FORWARDED_SIGNALS", "raise_core_limit", "exit_status", "run_step", "run")
 
-# The signals a CI runner or a user sends to stop a step; each is passed on to the step.
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-# include/uapi/asm-generic/siginfo.h: SI_KERNEL, a signal the kernel sent (a terminal's
-# ^C or ^\, a hangup). The kernel sends it to the whole foreground process group, so the
-# step already has it: forwarding would deliver it twice.
-SI_KERNEL = 0x80
 # Python ignores these at start-up; a step expects the defaults (as subprocess restores).
 # signal(7): the signals whose default action is "Core".
 _DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
@@ -161,8 +159,9 @@ def _spawn(argv: Sequence[str]) -> int:
     return pid
 
 
-def _wait_forwarding(pid: int) -> int:
-    """Wait for `pid`, passing on every forwarded signal; its wait status.
+def _wait_forwarding(pid: int, probe: Probe | None) -> int:
+    """Wait for `pid`, passing on each forwarded signal that did not reach it directly
+    (``forward.reaches_step``); its wait status.
 
     The signals are blocked and taken synchronously with sigwaitinfo, so none is lost
     between the spawn and the wait, and SIGCHLD ends the wait.
@@ -173,7 +172,9 @@ def _wait_forwarding(pid: int) -> int:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 return status
-        elif info.si_code != SI_KERNEL:
+            if probe is not None:
+                probe.reap()
+        elif not reaches_step(info, pid, probe):
             try:
                 os.kill(pid, info.si_signo)
             except ProcessLookupError:
@@ -183,20 +184,20 @@ def _wait_forwarding(pid: int) -> int:
 def run_step(argv: Sequence[str]) -> tuple[int, int, int, int | None]:
     """Run the step; (exit status, start and end in ns since the epoch, its pid).
 
+    The caller has blocked SIGCHLD and FORWARDED_SIGNALS (they stay blocked on return).
     A command that cannot be started gets the shell's 127 (not found) or 126, and no pid.
     """
-    blocked = {signal.SIGCHLD, *FORWARDED_SIGNALS}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     started = _coarse_now_ns()
     try:
-        try:
-            pid = _spawn(argv)
-        except OSError as exc:
-            _echo(f"coredump: cannot run {argv[0]}: {exc.strerror}")
-            return (127 if isinstance(exc, FileNotFoundError) else 126), started, time.time_ns(), None
-        status = exit_status(_wait_forwarding(pid))
+        pid = _spawn(argv)
+    except OSError as exc:
+        _echo(f"coredump: cannot run {argv[0]}: {exc.strerror}")
+        return (127 if isinstance(exc, FileNotFoundError) else 126), started, time.time_ns(), None
+    probe = Probe()  # after the step: a group signal between the two forks reaches the step
+    try:
+        status = exit_status(_wait_forwarding(pid, probe))
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        probe.close()
     return status, started, time.time_ns(), pid
 
 
@@ -207,14 +208,26 @@ def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequ
     Cores are searched in the working directory tree, `core_dirs` and core_pattern's
     directory; a core another job dumped meanwhile is left where it is. `make_options`
     builds the ``HarvestOptions`` once a core is found (the default stores into
-    `output`); it is not called when nothing crashed.
+    `output`); it is not called when nothing crashed. A stop signal after the step has
+    exited abandons the harvest (the cores not stored stay where they were).
     """
     note = raise_core_limit()
     if note:
         echo(f"coredump: {note}")
-    status, started, _finished, pid = run_step(argv)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, *FORWARDED_SIGNALS})
     try:
+        status, started, _finished, pid = run_step(argv)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
+    abandon_on_signals()
+    try:
+        # A stop signal that came after the step's exit is taken here, by the handler.
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         _after(argv, status, started, pid, output, core_dirs, make_options, echo)
+    except Abandoned as exc:
+        echo(f"coredump: {signal.Signals(exc.signo).name} while collecting cores: stopped; "
+             "the cores not stored yet stay where they were")
     except KeyboardInterrupt:
         echo("coredump: interrupted while collecting cores; they stay where they were")
     except Exception as exc:  # the wrapper's own problem never changes the step's status
