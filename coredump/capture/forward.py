@@ -98,6 +98,13 @@ class Probe:
         mask = _pending(self.pid)
         return None if mask is None else bool(mask >> (signo - 1) & 1)
 
+    def forget(self, signals) -> None:
+        """Renew the probe if one of `signals` is pending in it: it came before the step
+        existed, so it did not reach the step (the wrapper forwards its own copy)."""
+        mask = _pending(self.pid) if self.pid is not None else None
+        if mask and any(mask >> (s - 1) & 1 for s in signals):
+            self.renew()
+
     def renew(self) -> None:
         """A new probe, with nothing pending (a pending signal would stay there forever)."""
         self.close()
