@@ -34,7 +34,7 @@ sys.exit(count)
 """
 
 # The kernel functions a process sleeps in while it waits for a signal or a descriptor.
-_WAITING = ("do_sigtimedwait", "do_select", "core_sys_select", "do_sys_poll", "ep_poll")
+_WAITING = ("do_sigtimedwait", "do_select", "core_sys_select", "do_sys_poll", "poll_schedule_timeout", "ep_poll")
 
 
 def _pending(pid, signo):
