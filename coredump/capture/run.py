@@ -28,10 +28,6 @@ __all__ = ("FORWARDED_SIGNALS", "raise_core_limit", "exit_status", "run_step", "
 
 # What the wrapper waits for while the step runs: its exit, and the signals it forwards.
 _WAITED = (signal.SIGCHLD, *FORWARDED_SIGNALS)
-# signal(7): the signals whose default action is "Core".
-_DUMPING_SIGNALS = {int(getattr(signal, n)) for n in (
-    "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS", "SIGXCPU", "SIGXFSZ")
-    if hasattr(signal, n)}
 # The signals Python itself ignores at start-up go back to SIG_DFL for the step, as
 # subprocess's restore_signals does (Python/pylifecycle.c _Py_RestoreSignals). Everything else
 # the wrapper inherited reaches the step unchanged: a SIGHUP that nohup ignored stays ignored,
@@ -347,7 +343,9 @@ def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequ
         # A stop signal that came after the step's exit is taken here, by the handler.
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         moved = watcher.moved if watcher is not None else []
-        _after(argv, status, started, pid, output, core_dirs, make_options, echo, pattern, moved)
+        from coredump.capture.collect import collect
+
+        collect(argv, status, started, pid, output, core_dirs, make_options, echo, pattern, moved)
     except Abandoned as exc:
         echo(f"coredump: {signal.Signals(exc.signo).name} while collecting cores: stopped; "
              "the cores not stored yet stay where they were")
@@ -359,58 +357,3 @@ def run(argv: Sequence[str], output: str = "coredump-artifacts", core_dirs: Sequ
         echo(f"coredump: error while collecting cores ({type(exc).__name__}: {exc}); "
              "the cores stay where they were")
     return status
-
-
-def _union(found: list[str], moved: Sequence[str]) -> list[str]:
-    """`found`, then each core of `moved` (where the watcher put it) not in it: a name the
-    search does not know (a pattern's own name plus ".PID") is still harvested."""
-    seen = set()
-    for path in found:
-        try:
-            st = os.stat(path)
-            seen.add((st.st_dev, st.st_ino))
-        except OSError:
-            pass
-    out = list(found)
-    for path in moved:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) not in seen:
-            seen.add((st.st_dev, st.st_ino))
-            out.append(path)
-    return out
-
-
-def _existing(core_dirs: Sequence[str], echo) -> list:
-    """The --core-dir directories that exist; a warning for each that does not (the
-    step's status is never changed for it)."""
-    found = []
-    for d in core_dirs:
-        if os.path.isdir(d):
-            found.append(d)
-        else:
-            echo(f"coredump: warning: --core-dir {d}: no such directory; no core was searched there")
-    return found
-
-
-def _after(argv, status, started, pid, output, core_dirs, make_options, echo, pattern, moved=()) -> None:
-    from coredump.capture.find import find_cores
-
-    searched = _existing(core_dirs, echo)
-    cores = _union(find_cores([".", *searched], started, pattern, exclude=[os.path.abspath(output)]), moved)
-    if not cores and not (pattern is not None and pattern.is_pipe):
-        if status - 128 in _DUMPING_SIGNALS:
-            echo(f"coredump: the step died of signal {status - 128} but left no core here; "
-                 "`coredump doctor` says where cores go on this machine")
-        return
-    from coredump.capture.harvest import HarvestOptions, harvest
-    from coredump.capture.owner import StepTree
-
-    options = make_options() if make_options else HarvestOptions(output=output, core_dirs=tuple(searched))
-    judge = StepTree(pid).foreign if pid is not None else None
-    result = harvest(options, since=started / 1e9, command=argv, exit_status=status, started=started / 1e9,
-                     pattern=pattern, echo=echo, cores=cores, step_failed=status != 0, foreign=judge)
-    if not result.records and status - 128 in _DUMPING_SIGNALS:
-        echo(f"coredump: the step died of signal {status - 128} but left no core of its own")
