@@ -198,6 +198,8 @@ class CoreWatcher:
         (NT_PRPSINFO's pr_pid) and its other names removed; one that a later crash unlinked
         before it got its second name is copied there from the descriptor. A core of
         another job keeps NAME. The cores of the step, for the harvest."""
+        if not self._held:
+            return self.moved  # nothing of a core's name appeared: the note reader is not needed
         from coredump.capture.owner import StepTree, read_core_ids
 
         foreign = StepTree(self.step_pid).foreign if self.step_pid is not None else (lambda ids: None)
