@@ -60,9 +60,10 @@ def collect(argv, status, started, pid, output, core_dirs, make_options, echo, p
     directory, plus those the watcher `moved`), harvest them, then sweep once more when
     processes of the step still run."""
     from coredump.capture.find import find_cores
+    from coredump.capture.forward import Probe
     from coredump.capture.leftover import describe_leftovers, find_leftovers
 
-    leftovers = find_leftovers() if pid is not None else []
+    leftovers = find_leftovers(exclude=Probe.spawned) if pid is not None else []
     searched = _existing(core_dirs, echo)
     roots, exclude = [".", *searched], [os.path.abspath(output)]
     cores = _union(find_cores(roots, started, pattern, exclude=exclude), moved)

@@ -66,12 +66,19 @@ def _pending(pid: int) -> int | None:
 
 class Probe:
     """The witness child: forked with the forwarded signals blocked (the caller blocks
-    them first), it holds no descriptor but its end of a pipe and exits when the wrapper
-    closes the other end (or dies)."""
+    them first), it holds no descriptor but its end of a pipe (and `keep`) and exits when
+    the wrapper closes the other end (or dies). ``spawned``: every probe's pid, for
+    ``leftover`` (a probe is no process of the step).
 
-    def __init__(self):
+    `keep` is a descriptor whose last close is slow and best paid by the probe as it
+    exits, not by the wrapper: an inotify instance's (fsnotify_destroy_group waits for an
+    SRCU grace period, some 20 ms)."""
+
+    spawned: set = set()
+
+    def __init__(self, keep: int = -1):
         self.pid: int | None = None
-        self._control = -1
+        self._control, self._keep = -1, keep
         self._start()
 
     def _start(self) -> None:
@@ -83,13 +90,17 @@ class Probe:
             return
         if pid == 0:
             try:
-                os.closerange(0, read_end)
-                os.closerange(read_end + 1, 1 << 16)
+                low = 0
+                for fd in sorted({read_end, self._keep} - {-1}):
+                    os.closerange(low, fd)
+                    low = fd + 1
+                os.closerange(low, 1 << 16)
                 os.read(read_end, 1)
             finally:
                 os._exit(0)
         os.close(read_end)
         self.pid = pid
+        Probe.spawned.add(pid)
 
     def has_pending(self, signo: int) -> bool | None:
         """Whether `signo` was queued to the probe; None when it cannot be told."""
@@ -122,11 +133,14 @@ class Probe:
                 self.pid = None
                 self._start()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Let the probe exit; reaped unless not `wait` (it then stays a zombie until the
+        wrapper exits, and the wrapper does not wait for its slow last close of `keep`)."""
         if self.pid is not None:
             os.close(self._control)
             try:
-                os.waitpid(self.pid, 0)
+                if wait:
+                    os.waitpid(self.pid, 0)
             except ChildProcessError:
                 pass
             self.pid = None

@@ -54,7 +54,7 @@ def find_leftovers(exclude=()) -> list[Leftover]:
     if me is None:
         return []
     _comm, _state, parent, session, since = me
-    skip = {os.getpid(), *exclude}
+    skip = {os.getpid(), *exclude, *_ancestors(parent)}
     found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in skip:
@@ -63,6 +63,16 @@ def find_leftovers(exclude=()) -> list[Leftover]:
         if st is not None and st[3] == session and st[4] >= since and st[1] not in (b"Z", b"X"):
             found[int(name)] = Leftover(int(name), st[2], st[0])
     return [p for pid, p in sorted(found.items()) if not _descends_from(p, parent, found)]
+
+
+def _ancestors(pid: int) -> list[int]:
+    """`pid` and its parents up to init (started before the wrapper, or in its tick)."""
+    out = []
+    while pid > 1 and pid not in out:
+        out.append(pid)
+        st = _stat(str(pid))
+        pid = st[2] if st is not None else 0
+    return out
 
 
 def _descends_from(proc: Leftover, parent: int, found: dict) -> bool:

@@ -260,7 +260,7 @@ def run_step(argv: Sequence[str], watcher=None) -> tuple[int, int, int, int | No
     A command that cannot be started gets the shell's 127 (not found) or 126, and no pid.
     """
     started = _coarse_now_ns()
-    probe = Probe()
+    probe = Probe(keep=watcher.fd if watcher is not None else -1)
     polled = _signal_poller(watcher) if watcher is not None else None
     try:
         try:
@@ -282,9 +282,11 @@ def run_step(argv: Sequence[str], watcher=None) -> tuple[int, int, int, int | No
         if watcher is not None:
             watcher.finish()
     finally:
-        probe.close()
         if polled is not None:
             polled[0].close()
+        if watcher is not None:
+            watcher.close()  # before the probe's copy: the probe makes the slow last close
+        probe.close(wait=watcher is None)
     return status, started, time.time_ns(), pid
 
 

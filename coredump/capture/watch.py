@@ -235,6 +235,7 @@ class CoreWatcher:
         return final
 
     def close(self) -> None:
+        """Close every descriptor (again: a no-op)."""
         for fd, _path, _name in self._held.values():
             os.close(fd)
         self._held = {}
