@@ -92,11 +92,15 @@ def test_group_signal_reaches_the_step_once(tmp_path):
     assert out == "count 1\n" and proc.returncode == 1
 
 
-def test_signal_to_the_wrapper_alone_is_forwarded_once(tmp_path):
-    proc = _start_counting_step(tmp_path)
+def _kill_wrapper_alone(proc):
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.stdout.readline() == "term\n"
     _wait_until_taken(proc.pid, signal.SIGTERM)
+
+
+def test_signal_to_the_wrapper_alone_is_forwarded_once(tmp_path):
+    proc = _start_counting_step(tmp_path)
+    _kill_wrapper_alone(proc)
     out, _ = proc.communicate("go\n", timeout=60)
     assert out == "count 1\n" and proc.returncode == 1
 
@@ -107,9 +111,7 @@ def test_group_signal_twice_is_two_deliveries(tmp_path):
     proc = _start_counting_step(tmp_path)
     _group_kill(proc)
     _group_kill(proc)
-    os.kill(proc.pid, signal.SIGTERM)
-    assert proc.stdout.readline() == "term\n"
-    _wait_until_taken(proc.pid, signal.SIGTERM)
+    _kill_wrapper_alone(proc)
     out, _ = proc.communicate("go\n", timeout=60)
     assert out == "count 3\n" and proc.returncode == 3
 

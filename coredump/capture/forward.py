@@ -36,6 +36,8 @@ from __future__ import annotations
 import os
 import signal
 
+from coredump.capture.procfs import read_proc
+
 __all__ = ("FORWARDED_SIGNALS", "SI_KERNEL", "Probe", "reaches_step", "Abandoned", "abandon_on_signals")
 
 # The signals a CI runner or a user sends to stop a step; each is passed on to the step.
@@ -48,13 +50,8 @@ SI_KERNEL = 0x80
 def _pending(pid: int) -> int | None:
     """proc(5) /proc/PID/status: the signals pending for the thread (SigPnd) or the whole
     process (ShdPnd, where kill(2) queues them), as a mask of bit signo-1."""
-    try:
-        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
-        try:
-            text = os.read(fd, 8192)
-        finally:
-            os.close(fd)
-    except OSError:
+    text = read_proc(pid, "status")
+    if text is None:
         return None
     mask, found = 0, False
     for line in text.splitlines():

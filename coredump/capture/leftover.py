@@ -19,6 +19,8 @@ import os
 import select
 import time
 
+from coredump.capture.procfs import read_proc
+
 __all__ = ("Leftover", "find_leftovers", "describe_leftovers", "wait_for_dumps")
 
 # A bound on the wait for a core the kernel is writing when the step has exited.
@@ -34,17 +36,15 @@ class Leftover:
 
 def _stat(pid: str):
     """proc(5) /proc/PID/stat: (comm, state, ppid, session, starttime), or None."""
+    data = read_proc(pid, "stat", 1024)
+    if data is None:
+        return None
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-        try:
-            data = os.read(fd, 1024)
-        finally:
-            os.close(fd)
         end = data.rindex(b")")
         fields = data[end + 2:].split()
         comm = data[data.index(b"(") + 1:end].decode("utf-8", "backslashreplace")
         return comm, fields[0], int(fields[1]), int(fields[3]), int(fields[19])
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
 
 
@@ -100,11 +100,8 @@ def describe_leftovers(procs: list[Leftover], shown: int = 5) -> str:
 
 def _dumping(pid: int) -> bool:
     """proc(5) /proc/PID/status CoreDumping (Linux 4.15): the kernel is writing its core."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            return any(line.split() == [b"CoreDumping:", b"1"] for line in f)
-    except OSError:
-        return False
+    status = read_proc(pid, "status") or b""
+    return any(line.split() == [b"CoreDumping:", b"1"] for line in status.splitlines())
 
 
 def wait_for_dumps(procs: list[Leftover], timeout: float = DUMP_WAIT_SECONDS) -> int:

@@ -25,7 +25,7 @@ import stat
 
 from coredump.capture import inotify as ino
 from coredump.capture.core_pattern import CorePattern
-from coredump.capture.find import ET_CORE, PRUNED
+from coredump.capture.find import ET_CORE, PRUNED, list_directory
 
 __all__ = ("reuses_names", "CoreWatcher", "MAX_WATCHES", "MAX_HELD")
 
@@ -97,13 +97,7 @@ class CoreWatcher:
             directory, level = stack.pop()
             if not self._add(directory):
                 continue
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue
-            if level and any(e.name == "pyvenv.cfg" for e in entries):
-                continue  # PEP 405: a virtual environment
-            for entry in entries:
+            for entry in list_directory(directory, level) or ():
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if (depth is None or level < depth) and entry.name not in PRUNED \
