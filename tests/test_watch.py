@@ -5,12 +5,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from coredump.capture import watch
 from coredump.capture.core_pattern import parse_core_pattern, read_core_pattern
+from coredump.capture.owner import read_core_ids
 from coredump.capture.watch import CoreWatcher, reuses_names
 from tests.cli import command
 from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
@@ -103,3 +105,42 @@ def test_watch_limit_is_said_and_the_watched_part_still_works(tmp_path, monkeypa
     watcher = CoreWatcher([str(tmp_path)], parse_core_pattern("core"), echo=said.append)
     watcher.close()
     assert len(said) == 1 and "a second crash in a directory not watched may overwrite" in said[0]
+
+
+def _write_as_the_kernel_does(path, data):
+    """fs/coredump.c do_coredump for a file pattern: unlink the old name, then create it
+    O_CREAT|O_EXCL, mode 0600, and write (here from a separate process, as the kernel
+    writes on behalf of the crashing one)."""
+    script = ("import os, sys\n"
+              "try:\n    os.unlink(sys.argv[1])\nexcept FileNotFoundError:\n    pass\n"
+              "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+              "os.write(fd, sys.stdin.buffer.read())\nos.close(fd)\n")
+    subprocess.run([sys.executable, "-c", script, str(path)], input=data, check=True, timeout=60)
+
+
+def test_absolute_pattern_directory_and_a_core_unlinked_by_the_next(tmp_path, make_core):
+    """core_pattern /DIR/core: DIR is watched. The first core is held from its creation;
+    the next "crash" unlinks it before the watcher has seen it closed: it is copied back
+    out of the descriptor as core.PID, and the second one is renamed core.PID."""
+    first, second = make_core("O0", "segv").read_bytes(), make_core("O0", "fpe").read_bytes()
+    cores = tmp_path / "cores"
+    cores.mkdir()
+    said = []
+    watcher = CoreWatcher([], parse_core_pattern(f"{cores}/core"), echo=said.append)
+    try:
+        fd = os.open(cores / "core", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        watcher.process()  # IN_CREATE: held while it is being written
+        os.write(fd, first)
+        os.close(fd)
+        _write_as_the_kernel_does(cores / "core", second)
+        watcher.process()
+        moved = watcher.finish()
+    finally:
+        watcher.close()
+    pids = [read_core_ids(p).pid for p in moved]
+    assert sorted(Path(p).name for p in moved) == sorted(f"core.{pid}" for pid in pids) == sorted(
+        p.name for p in cores.iterdir())
+    by_pid = {read_core_ids(p).pid: Path(p).read_bytes() for p in moved}
+    assert sorted(by_pid.values()) == sorted([first, second])
+    assert any("kept (a later crash unlinked it)" in line for line in said)
+    assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in moved)
