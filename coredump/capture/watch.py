@@ -212,8 +212,8 @@ class CoreWatcher:
                 for name in names:
                     if final is not None and name != final:
                         _unlink(name)
-                if final is not None:
-                    self.moved.append(final)
+                if final is not None or names:
+                    self.moved.append(final or names[0])  # not renamed: harvested where it is
             finally:
                 os.close(fd)
         self._held = {}
@@ -222,10 +222,14 @@ class CoreWatcher:
     def _keep(self, fd: int, path: str, linked: bool, ids) -> str | None:
         target = f"{path}.{ids.pid}" if ids is not None else f"{path}.coredump-{os.fstat(fd).st_ino}"
         final = (_link_aside(fd, target) or _copy_out(fd, target)) if linked else _copy_out(fd, target)
-        if final is not None:
+        what = f"{os.path.relpath(path)}{f' of pid {ids.pid}' if ids else ''}"
+        if final is None:
+            self.echo(f"coredump: warning: the core {what} could not be kept as {os.path.basename(target)} "
+                      f"({'it stays under its name' if linked else 'a later crash unlinked it, and no copy fit'})")
+        else:
             how = "moved" if linked else "kept (a later crash unlinked it)"
-            self.echo(f"coredump: {os.path.relpath(path)}{f' of pid {ids.pid}' if ids else ''} {how} as "
-                      f"{os.path.basename(final)}, so that a later crash could not overwrite it")
+            self.echo(f"coredump: {what} {how} as {os.path.basename(final)}, so that a later crash could not "
+                      "overwrite it")
         return final
 
     def close(self) -> None:
