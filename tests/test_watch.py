@@ -144,3 +144,11 @@ def test_absolute_pattern_directory_and_a_core_unlinked_by_the_next(tmp_path, ma
     assert sorted(by_pid.values()) == sorted([first, second])
     assert any("kept (a later crash unlinked it)" in line for line in said)
     assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in moved)
+
+
+def test_the_step_keeps_its_scheduling(tmp_path, samples):
+    """The watching wrapper may run real-time (where allowed); the step it spawned does not."""
+    probe = "import os; print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))"
+    direct = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    wrapped = coredump_run(tmp_path, "--", sys.executable, "-c", probe)
+    assert wrapped.stdout == direct.stdout and wrapped.returncode == 0

@@ -229,22 +229,29 @@ def _watch_step(watcher) -> bool:
         return False
 
 
-def _hurry():
-    """Give the wrapper a real-time scheduling class while it watches (SCHED_RR, the
-    lowest priority, reset for any child it forks; sched(7)), else a lower niceness, where
-    that is allowed (CAP_SYS_NICE, RLIMIT_RTPRIO/RLIMIT_NICE); a function that undoes it.
+def _realtime():
+    """Give the wrapper a real-time scheduling class while it watches (SCHED_RR at the
+    lowest priority, reset for every child it forks: sched(7) SCHED_RESET_ON_FORK), where
+    that is allowed (CAP_SYS_NICE, RLIMIT_RTPRIO); a function that undoes it, or None.
 
     The watcher sleeps but for the moment a core appears, and must then take hold of it
     before the shell has started the next crashing program, under a millisecond; on a
-    loaded machine a default-priority wake-up often comes later (3 of 30 runs of three
-    back-to-back crashes lost one at load 7 on 2 CPUs; none with SCHED_RR). The step,
-    forked already, keeps its own scheduling."""
-    policy, param, nice = os.sched_getscheduler(0), os.sched_getparam(0), os.getpriority(os.PRIO_PROCESS, 0)
+    loaded machine a default-priority wake-up often comes later (2-3 of 30 runs of three
+    back-to-back crashes lost one at load 4-7 on 2 CPUs; none of 70 with SCHED_RR). Set
+    before the spawn, so that the first crash is not missed; the step's own scheduling is
+    the wrapper's as it was."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     try:
         os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(1))
-        return lambda: os.sched_setscheduler(0, policy, param)
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: os.sched_setscheduler(0, policy, param)
+
+
+def _nicer():
+    """Else a lower niceness (setpriority(2); CAP_SYS_NICE or RLIMIT_NICE), set after the
+    spawn (a child inherits it); a function that undoes it."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
     try:
         os.setpriority(os.PRIO_PROCESS, 0, max(nice - 10, -20))
     except OSError:
@@ -262,6 +269,7 @@ def run_step(argv: Sequence[str], watcher=None) -> tuple[int, int, int, int | No
     started = _coarse_now_ns()
     probe = Probe(keep=watcher.fd if watcher is not None else -1)
     polled = _signal_poller(watcher) if watcher is not None else None
+    undo = _realtime() if polled is not None else None
     try:
         try:
             pid = _spawn(argv)
@@ -273,15 +281,16 @@ def run_step(argv: Sequence[str], watcher=None) -> tuple[int, int, int, int | No
             status = exit_status(_wait_forwarding(pid, probe))
         else:
             watcher.step_pid = pid
-            undo = _hurry()
-            try:
-                status = exit_status(_wait_watching(pid, probe, watcher, *polled))
-            finally:
-                undo()
+            undo = undo or _nicer()
+            status = exit_status(_wait_watching(pid, probe, watcher, *polled))
+            undo()
+            undo = None
             _watch_step(watcher)  # the last crash's core was closed before the step exited
         if watcher is not None:
             watcher.finish()
     finally:
+        if undo is not None:
+            undo()
         if polled is not None:
             polled[0].close()
         if watcher is not None:
