@@ -65,7 +65,7 @@ def collect(argv, status, started, pid, output, core_dirs, make_options, echo, p
 
     leftovers = find_leftovers(exclude=Probe.spawned) if pid is not None else []
     searched = _existing(core_dirs, echo)
-    roots, exclude = [".", *searched], [os.path.abspath(output)]
+    roots, exclude = [".", *searched], [output]  # find_cores makes it absolute
     cores = _union(find_cores(roots, started, pattern, exclude=exclude), moved)
     if leftovers:  # said once the search is done: what they dump from now on is the sweep's
         echo(f"coredump: {describe_leftovers(leftovers)}")
