@@ -218,13 +218,17 @@ def _wait_watching(pid: int, probe: Probe | None, watcher, sfd, poller) -> int:
                 return status
 
 
-def _watch_step(watcher) -> bool:
-    """Handle the watcher's events; False (said once) when it failed and is given up: the
-    wrapper's own problem never disturbs the step."""
+def _watch_step(watcher, finish: bool = False) -> bool:
+    """Handle the watcher's events (with `finish`, name the cores held); False (said
+    once) when it failed and is given up: the wrapper's own problem never disturbs the
+    step, and the cores stay where they are, found by the search after it."""
+    if watcher.broken:
+        return False
     try:
-        watcher.process()
+        watcher.finish() if finish else watcher.process()
         return True
     except Exception as exc:  # noqa: BLE001
+        watcher.broken = True
         watcher.echo(f"coredump: warning: stopped watching for cores ({type(exc).__name__}: {exc})")
         return False
 
@@ -285,9 +289,8 @@ def run_step(argv: Sequence[str], watcher=None) -> tuple[int, int, int, int | No
             status = exit_status(_wait_watching(pid, probe, watcher, *polled))
             undo()
             undo = None
-            _watch_step(watcher)  # the last crash's core was closed before the step exited
-        if watcher is not None:
-            watcher.finish()
+            if _watch_step(watcher):  # the last crash's core was closed before the step exited
+                _watch_step(watcher, finish=True)
     finally:
         if undo is not None:
             undo()

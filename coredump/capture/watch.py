@@ -9,9 +9,11 @@ the kernel unlinks the previous ``core`` before it writes the next one (fs/cored
 do_coredump: "Unlink the file if it exists", then O_CREAT|O_EXCL), so of three crashes
 in one directory only the last survives. While the step runs, ``run`` watches the
 directories where cores can land (the working tree, ``--core-dir`` and core_pattern's
-own directory) with inotify, and the moment the kernel closes a core (IN_CLOSE_WRITE)
-moves it to ``NAME.PID``, the pid from its NT_PRPSINFO note: the next crash then finds
-no file to unlink. A core of another job (``owner.StepTree``) is left alone.
+own directory) with inotify: each file of a core's name is held open from its creation
+(IN_CREATE), gets a second name once the kernel has closed it (IN_CLOSE_WRITE), and is
+named ``NAME.PID`` when the step has exited, the pid from its NT_PRPSINFO note; one the
+next crash unlinked first is copied back out of the descriptor. A core of another job
+(``owner.StepTree``) keeps its name.
 
 No watch is needed, and none is set, when the pattern names each crash apart (%p, %P,
 %i, %I, or core_uses_pid), pipes cores to a program, or is empty.
@@ -67,6 +69,7 @@ class CoreWatcher:
         self.exclude = {os.path.abspath(e) for e in exclude}
         self.moved: list[str] = []
         self.step_pid: int | None = None
+        self.broken = False  # set by the caller once an error made it give the watcher up
         self._dirs: dict[int, str] = {}
         self._held: dict[int, list] = {}  # inode: [descriptor, NAME, its name now]
         self._full = False
