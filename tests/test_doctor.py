@@ -17,7 +17,7 @@ def levels(checks):
 
 
 def test_good_setup(tmp_path):
-    checks = diagnose(parse_core_pattern("core"), (0, INF), str(tmp_path), str(tmp_path / "out"), None)
+    checks = diagnose(parse_core_pattern("core.%p"), (0, INF), str(tmp_path), str(tmp_path / "out"), None)
     assert cores_capturable(checks)
     text = render_checks(checks)
     assert "soft 0 bytes, hard unlimited" in text and "raises the soft limit" in text
@@ -73,7 +73,7 @@ def test_cli_on_this_machine(tmp_path):
     r = subprocess.run(command("doctor"), cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, timeout=60)
     assert "core_pattern is" in r.stdout and "RLIMIT_CORE" in r.stdout
-    assert (r.returncode == 0) == r.stdout.endswith("=> cores will be captured\n")
+    assert (r.returncode == 0) == r.stdout.splitlines()[-1].startswith("=> cores will be captured")
 
 
 @pytest.mark.parametrize("raw,uses_pid,level", [("core", False, WARN), ("core", True, None),
@@ -82,4 +82,15 @@ def test_same_name_for_every_crash_is_a_warning(tmp_path, raw, uses_pid, level):
     checks = diagnose(parse_core_pattern(raw, uses_pid), (0, INF), str(tmp_path), str(tmp_path / "o"), None)
     assert cores_capturable(checks)
     assert (levels(checks)["core_pattern"] == WARN) == (level == WARN)
-    assert ("overwrite each other" in render_checks(checks)) == (level == WARN)
+    assert ("overwrites the first one's core" in render_checks(checks)) == (level == WARN)
+
+
+def test_plain_core_says_a_second_crash_overwrites_and_what_run_does(tmp_path):
+    """The kernel's default (core, core_uses_pid=0): cores are captured, but the verdict
+    itself says that a second crash overwrites the first unless `run` watches."""
+    checks = diagnose(parse_core_pattern("core"), (INF, INF), str(tmp_path), str(tmp_path / "o"), None)
+    text = render_checks(checks)
+    verdict = text.splitlines()[-1]
+    assert verdict.startswith("=> cores will be captured; but a second crash in one directory overwrites")
+    assert "`coredump run` is watching" in verdict and "NAME.PID" in verdict
+    assert "`coredump run` keeps each" in text and "kernel.core_pattern=core.%p" in text

@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import re
 import resource
 import signal
 import subprocess
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from coredump.capture.core_pattern import read_core_pattern
 from coredump.capture.owner import proc_stat
 from coredump.capture.run import exit_status
+from coredump.capture.watch import reuses_names
 from tests.cli import command
 from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
 
@@ -35,6 +38,25 @@ def coredump_run(cwd, *args, **kw):
 
 def summary(cwd, output="coredump-artifacts"):
     return json.loads((cwd / output / "summary.json").read_text())
+
+
+def _named_by_pid():
+    try:
+        pattern = read_core_pattern()
+    except OSError:
+        return False
+    return reuses_names(pattern) or pattern.uses_pid
+
+
+# With core_pattern ``core`` the wrapper moves each core to core.PID as it is written
+# (capture/watch.py); with core_uses_pid the kernel names it so.
+NAMED_BY_PID = _named_by_pid()
+
+
+def core_of(directory, crash):
+    """Where the core of `crash` (its summary record) was found."""
+    pid = crash["id"].rsplit("-", 1)[1]
+    return str(directory / (f"core.{pid}" if NAMED_BY_PID else "core"))
 
 
 def cores_in(directory):
@@ -146,7 +168,7 @@ def test_grandchild_crash_in_a_subdirectory(tmp_path, samples):
     r = coredump_run(tmp_path, "--", "sh", "-c", f"mkdir -p a/b && cd a/b && {samples / 'segv'}; exit 3")
     assert r.returncode == 3
     (crash,) = summary(tmp_path)["crashes"]
-    assert crash["source"] == str(tmp_path / "a" / "b" / "core")
+    assert crash["source"] == core_of(tmp_path / "a" / "b", crash)
     assert crash["signal"] == "SIGSEGV" and crash["stored"]
 
 
@@ -175,7 +197,8 @@ def test_stale_core_is_ignored(tmp_path, samples, make_core):
     r = coredump_run(tmp_path, "--", "true")
     assert r.returncode == 0 and not (tmp_path / "coredump-artifacts").exists()
     r = coredump_run(tmp_path, "--", "sh", "-c", f"mkdir new && cd new && exec {samples / 'fpe'}")
-    assert [c["source"] for c in summary(tmp_path)["crashes"]] == [str(tmp_path / "new" / "core")]
+    (crash,) = summary(tmp_path)["crashes"]
+    assert crash["source"] == core_of(tmp_path / "new", crash)
     assert stale.exists()
 
 
@@ -184,7 +207,8 @@ def test_unwritable_output_keeps_core_and_status(tmp_path, samples):
     r = coredump_run(tmp_path, "--output", "blocker/artifacts", "--", str(samples / "segv"))
     assert r.returncode == 139
     assert "blocker/artifacts" in r.stderr and "stays at" in r.stderr
-    assert cores_in(tmp_path) == [Path("core")]
+    (kept,) = cores_in(tmp_path)
+    assert re.fullmatch(r"core(\.\d+)?" if NAMED_BY_PID else "core", str(kept))
 
 
 def test_core_larger_than_max_core_size(tmp_path, samples):
@@ -194,7 +218,7 @@ def test_core_larger_than_max_core_size(tmp_path, samples):
     assert not crash["stored"] and crash["core"] is None and crash["kept"]
     assert "--max-core-size" in crash["note"]
     assert crash["crash_json"] is not None  # still analyzed
-    assert (tmp_path / "core").exists()
+    assert os.path.exists(core_of(tmp_path, crash))
 
 
 def test_keep_cores_and_no_binaries(tmp_path, samples):
@@ -202,7 +226,7 @@ def test_keep_cores_and_no_binaries(tmp_path, samples):
     assert r.returncode == 139
     (crash,) = summary(tmp_path, "out")["crashes"]
     assert crash["stored"] and crash["kept"] and crash["files"] == []
-    assert (tmp_path / "core").exists() and not (tmp_path / "out" / "files").exists()
+    assert os.path.exists(core_of(tmp_path, crash)) and not (tmp_path / "out" / "files").exists()
 
 
 def _signal_masks(argv, **kw):
@@ -275,7 +299,7 @@ def test_core_of_another_session_is_left_in_place(tmp_path, samples):
     assert f"{foreign}: not this step's (dumped by pid" in err and "left in place" in err
     assert "existed before this step started" in err
     (crash,) = summary(tmp_path)["crashes"]  # the step's own crash is stored
-    assert crash["source"] == str(tmp_path / "mine" / "core") and crash["signal"] == "SIGFPE"
+    assert crash["source"] == core_of(tmp_path / "mine", crash) and crash["signal"] == "SIGFPE"
 
 
 def test_core_of_a_step_process_in_a_new_session_is_the_steps(tmp_path, samples):
@@ -305,3 +329,22 @@ def test_core_dir_made_by_the_step_is_searched(tmp_path, samples):
     assert r.returncode == 139 and "no such directory" not in r.stderr, r.stderr
     crash = summary(job)["crashes"][0]
     assert crash["source"].startswith(str(tmp_path / "cores")), crash
+
+
+@pytest.mark.parametrize("how", ["path", "PATH"])
+def test_script_without_shebang_runs_through_sh(tmp_path, how):
+    """execvp(3): a file the kernel refuses as an executable format (ENOEXEC) is run by
+    /bin/sh with its path and arguments, as sh, env, timeout and nohup do."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "noshebang"
+    script.write_text('echo "$0:$1:$2"\nexit 7\n')
+    script.chmod(0o755)
+    env = {**ENV, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    name = str(script) if how == "path" else "noshebang"
+    r = subprocess.run(command("run", "--", name, "a b", "c"), cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    direct = subprocess.run(["env", name, "a b", "c"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert (r.returncode, r.stdout) == (direct.returncode, direct.stdout) == (7, f"{script}:a b:c\n")
+    assert r.stderr == ""

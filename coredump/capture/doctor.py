@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.capture.core_pattern import CorePattern, describe_core_pattern, pipe_kind, read_core_pattern
+from coredump.capture.watch import reuses_names
 
 __all__ = ("Check", "diagnose", "render_checks", "cores_capturable", "detect_container")
 
@@ -30,6 +31,7 @@ class Check:
     level: str
     message: str
     fix: Optional[str] = None
+    caveat: Optional[str] = None  # what the verdict must add when cores are captured
 
 
 def _limit(value: int) -> str:
@@ -58,7 +60,7 @@ def check_pattern(pattern: Optional[CorePattern], in_container: bool) -> Check:
     text = f"core_pattern is {pattern.raw!r}: {describe_core_pattern(pattern)}"
     where = ("on the host (a container shares the host's core_pattern) or in a privileged container"
              if in_container else "on this machine")
-    file_fix = f"set a file pattern {where}: `sudo sysctl -w kernel.core_pattern=core`"
+    file_fix = f"set a file pattern {where}: `sudo sysctl -w kernel.core_pattern=core.%p`"
     kind = pipe_kind(pattern)
     if kind == "systemd-coredump":
         if shutil.which("coredumpctl"):
@@ -74,11 +76,16 @@ def check_pattern(pattern: Optional[CorePattern], in_container: bool) -> Check:
                      f"{file_fix}, or pass --core-dir DIR if that program writes cores to DIR")
     if not pattern.path:
         return Check("core_pattern", PROBLEM, text, file_fix)
-    if "%p" not in pattern.raw and not pattern.uses_pid:
+    if reuses_names(pattern):
         # format_corename() appends ".PID" only with kernel.core_uses_pid=1; otherwise every
-        # crash in one directory writes the same file name and the last one wins.
-        return Check("core_pattern", WARN, text + "; two crashes in one directory overwrite each other's core",
-                     f"`sudo sysctl -w kernel.core_uses_pid=1` {where}, or a pattern with %p")
+        # crash in one directory writes the same file name, and do_coredump unlinks the
+        # previous core before it writes the next: the last one wins.
+        return Check("core_pattern", WARN, text + "; a second crash in the same directory overwrites the first "
+                     "one's core. `coredump run` keeps each: while the step runs it moves every core to "
+                     "NAME.PID as it is written (inotify); `coredump harvest` alone finds only the last",
+                     f"`sudo sysctl -w kernel.core_pattern=core.%p` {where} (or kernel.core_uses_pid=1)",
+                     caveat="a second crash in one directory overwrites the first one's core unless "
+                            "`coredump run` is watching (it moves each core to NAME.PID)")
     return Check("core_pattern", OK, text)
 
 
@@ -169,7 +176,8 @@ def render_checks(checks: Sequence[Check]) -> str:
         lines.append(f"[{mark[c.level]}] {c.message}")
         if c.fix and c.level != OK:
             lines.append(f"          fix: {c.fix}")
-    verdict = ("cores will be captured" if cores_capturable(checks)
+    caveats = [c.caveat for c in checks if c.caveat]
+    verdict = ("cores will be captured" + "".join(f"; but {c}" for c in caveats) if cores_capturable(checks)
                else "cores would NOT be captured: fix the problems above")
     lines.append(f"=> {verdict}")
     return "\n".join(lines) + "\n"

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from coredump.capture.core_pattern import GENERIC_CORE_NAME, CorePattern
 
-__all__ = ("is_core_file", "find_cores", "find_core_entries", "Found", "iter_candidates", "QEMU_CORE_NAME",
-           "PRUNED")
+__all__ = ("is_core_file", "find_cores", "find_core_entries", "Found", "iter_candidates", "list_directory",
+           "QEMU_CORE_NAME", "PRUNED")
 
 ET_CORE = 4  # System V gABI, e_type
 # qemu-user writes the guest's core itself, in the working directory, whatever core_pattern
@@ -73,6 +73,16 @@ def _listable(st: os.stat_result, since_ns: int) -> bool:
     return st.st_mtime_ns >= since_ns or st.st_nlink != 2
 
 
+def list_directory(directory: str, depth: int) -> list[os.DirEntry] | None:
+    """The entries of `directory`, `depth` levels below the top of a tree; None when it
+    cannot be listed or is a virtual environment below the top (PEP 405: pyvenv.cfg)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return None
+    return None if depth and any(e.name == "pyvenv.cfg" for e in entries) else entries
+
+
 def _walk(root: str, max_depth: int | None, exclude: set[str], since_ns: int = 0) -> Iterator[tuple[str, str]]:
     """(path relative to root, absolute path) of every regular file that may have been
     created since `since_ns`; symlinks not followed, other filesystems (st_dev) and
@@ -86,12 +96,9 @@ def _walk(root: str, max_depth: int | None, exclude: set[str], since_ns: int = 0
         directory, rel, depth, st = stack.pop()
         if not _listable(st, since_ns):
             continue
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
+        entries = list_directory(directory, depth)
+        if entries is None:
             continue
-        if depth and any(e.name == "pyvenv.cfg" for e in entries):
-            continue  # PEP 405: a virtual environment
         fresh = st.st_mtime_ns >= since_ns
         deeper = max_depth is None or depth + 1 < max_depth
         prefix = f"{rel}/" if rel else ""
