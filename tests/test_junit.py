@@ -127,3 +127,42 @@ def test_crash_without_analysis_is_a_failed_testcase(tmp_path):
     failure = case.find("failure")
     assert failure.get("message") == "analysis failed: no NT_PRSTATUS note"
     assert failure.text.splitlines() == ["analysis failed: no NT_PRSTATUS note", "core: 003-core/core.zst"]
+
+
+def _job_junit(tmp_path):
+    crashes = [segv_crash(1), abort_crash(2), segv_crash(3)]
+    root = write_artifacts(tmp_path / "a", crashes)
+    summary = json.loads((root / "summary.json").read_text())
+    summary["crashes"].append(_unanalyzed_entry(root))
+    summary["crashes"][1]["expected"] = "a googletest death test's child"
+    (root / "summary.json").write_text(json.dumps(summary))
+    render_artifacts(root)
+    return root / "junit.xml"
+
+
+def test_junit_validates_against_the_junit_schema(tmp_path):
+    from tests.junit_schema import violations
+
+    path = _job_junit(tmp_path)
+    assert violations(ET.parse(path).getroot()) == []
+    # the check can fail: an element out of place is found
+    broken = ET.parse(path).getroot()
+    ET.SubElement(broken.find("testsuite/testcase"), "bogus")
+    assert violations(broken) == ["<bogus> may not be in <testcase>"]
+
+
+def test_junitparser_reads_what_ci_tools_read(tmp_path):
+    """junitparser (what many CI integrations use) sees one case per signature, failures with
+    their type and message, and the expected crash as a passed case."""
+    from junitparser import Failure, JUnitXml
+
+    xml = JUnitXml.fromfile(str(_job_junit(tmp_path)))
+    (suite,) = list(xml)
+    cases = list(suite)
+    assert len(cases) == 3 and suite.tests == 3 and suite.failures == 2
+    by_name = {c.name: c for c in cases}
+    segv = by_name[segv_crash(1)["signature"]]
+    (failure,) = [r for r in segv.result if isinstance(r, Failure)]
+    assert failure.type == "SIGSEGV" and failure.message == segv_crash(1)["signature"]
+    assert by_name[abort_crash(2)["signature"]].is_passed
+    assert by_name["crash: could not be analysed"].result[0].type == "unanalyzed"
