@@ -1,5 +1,6 @@
 """coredump gdb: a bundled crash opened in gdb on a machine without the build tree."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -178,6 +179,14 @@ def test_the_fetched_bundle_runs_no_command(make_core, gdb, s3env, tmp_path):
                      cores=[str(core)])
     assert result.ok and len(result.records) == 1, result.errors
     _plant_attack(art)
+    # The author also records the planted files in summary.json, so fetch brings them (it
+    # brings only what the summary records, with its digest: an unrecorded object stays out).
+    from coredump.store.hashing import hash_file
+
+    summary = json.loads((art / "summary.json").read_text())
+    for name in (INJECTED, "x.sh"):
+        summary["digests"][name] = {"size": (art / name).stat().st_size, "sha256": hash_file(str(art / name))}
+    (art / "summary.json").write_text(json.dumps(summary))
     upload_artifacts(art, s3env.url("p"), job="j1")
     fetch_artifacts(s3env.url("p", "j1"), dest)
     crash_dir = next(p.parent.name for p in dest.glob("*/core.zst"))
