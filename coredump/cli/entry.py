@@ -28,17 +28,18 @@ class RunArgs:
         self.upload = None
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
         self.expect = []
+        self.db = None
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
                 "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
-                "expect": tuple(self.expect)}
+                "expect": tuple(self.expect), "db": self.db}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
-           "--max-core-size": "max_core_size", "--upload": "upload", "--expect": "expect"}
+           "--max-core-size": "max_core_size", "--upload": "upload", "--expect": "expect", "--db": "db"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 

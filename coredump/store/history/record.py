@@ -17,7 +17,7 @@ from typing import Iterable, List
 from coredump.store.history.jobs import crash_rows, job_row
 from coredump.store.history.sources import JobInput, iter_jobs
 
-__all__ = ("RecordResult", "record_jobs", "record_inputs", "open_database")
+__all__ = ("RecordResult", "record_jobs", "record_inputs", "record_directory", "open_database")
 
 # Rows per INSERT: 21 bound values each stay under SQLite's 32,766 variables per statement
 # (SQLITE_MAX_VARIABLE_NUMBER since 3.32) and PostgreSQL's 65,535 parameters.
@@ -95,6 +95,23 @@ def record_inputs(url: str, inputs) -> RecordResult:
         before = len(result.warnings)
         record_jobs(engine, url, iter_jobs(inputs, result.warnings), result)
         result.skipped = sum(1 for w in result.warnings[before:] if w.startswith("skipped "))
+    finally:
+        engine.dispose()
+    return result
+
+
+def record_directory(url: str, root, location=None) -> RecordResult:
+    """Record the job of one artifact directory (``run``, ``harvest``, ``upload``), as found
+    at `location` when given (its S3 prefix after an upload)."""
+    from dataclasses import replace
+
+    from coredump.store.history.sources import read_summary_dir
+
+    job = read_summary_dir(root)
+    result = RecordResult()
+    engine = open_database(url)
+    try:
+        record_jobs(engine, url, [replace(job, location=location) if location else job], result)
     finally:
         engine.dispose()
     return result
