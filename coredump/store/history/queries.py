@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Iterable, List, Optional, Set
 
-__all__ = ("top_crashes", "crash_history", "seen_on_branch", "branch_has_jobs", "latest_crashes", "DAY")
+__all__ = ("top_crashes", "crash_history", "seen_on_branch", "branch_has_jobs", "latest_crashes", "job_id_of",
+           "new_and_gone", "DAY")
 
 DAY = 86400.0
 MAX_BUCKETS = 60  # points of a trend; a longer window gets wider buckets
@@ -187,3 +188,25 @@ def latest_crashes(engine, fingerprints: Iterable[str]) -> Dict[str, Dict[str, A
              .join(newest, newest.c.id == c.id))
     with engine.connect() as conn:
         return {r._mapping["fingerprint"]: _occurrence(r) for r in conn.execute(query)}
+
+
+def _spans(conn, having, order, limit: int) -> List[Dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    _, crashes = _tables()
+    c = crashes.c
+    first, last = func.min(c.time), func.max(c.time)
+    query = (select(c.fingerprint, func.max(c.signature), func.count(), first, last).group_by(c.fingerprint)
+             .having(having(first, last)).order_by(order(first, last), c.fingerprint).limit(limit))
+    return [{"fingerprint": fp, "signature": sig, "crashes": n, "first_seen": lo, "last_seen": hi}
+            for fp, sig, n, lo, hi in conn.execute(query)]
+
+
+def new_and_gone(engine, since: float, limit: int = 50) -> Dict[str, List[Dict[str, Any]]]:
+    """Fingerprints first seen since `since` (newest first), and those last seen before it
+    (most recently gone first)."""
+    from sqlalchemy import desc
+
+    with engine.connect() as conn:
+        return {"new": _spans(conn, lambda first, last: first >= since, lambda first, last: desc(first), limit),
+                "gone": _spans(conn, lambda first, last: last < since, lambda first, last: desc(last), limit)}
