@@ -61,8 +61,10 @@ def _record_one(conn, job: JobInput, result: RecordResult) -> None:
     _, _, jobs, crashes = tables()
     insert = _insert(conn)
     row = job_row(job.summary, job.location)
-    done = conn.execute(insert(jobs).values(**row).on_conflict_do_nothing(index_elements=["job_key"]))
-    result.new_jobs += done.rowcount or 0
+    # RETURNING counts the rows inserted: psycopg's rowcount is -1 under SQLAlchemy's own RETURNING
+    done = conn.execute(insert(jobs).values(**row).on_conflict_do_nothing(index_elements=["job_key"])
+                        .returning(jobs.c.id))
+    result.new_jobs += len(done.all())
     job_id, location = conn.execute(select(jobs.c.id, jobs.c.location).where(jobs.c.job_key == row["job_key"])).one()
     if job.location.startswith("s3://") and not location.startswith("s3://"):
         conn.execute(jobs.update().where(jobs.c.id == job_id).values(location=row["location"]))
@@ -71,8 +73,8 @@ def _record_one(conn, job: JobInput, result: RecordResult) -> None:
     rows = [dict(r, job_id=job_id) for r in crash_rows(job.summary, row, job.read_crash, result.warnings)]
     for start in range(0, len(rows), _BATCH):
         done = conn.execute(insert(crashes).values(rows[start:start + _BATCH]).on_conflict_do_nothing(
-            index_elements=["job_id", "crash_id"]))
-        result.new_crashes += done.rowcount or 0
+            index_elements=["job_id", "crash_id"]).returning(crashes.c.id))
+        result.new_crashes += len(done.all())
 
 
 def record_jobs(engine, url: str, jobs: Iterable[JobInput], result: RecordResult) -> RecordResult:
