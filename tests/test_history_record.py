@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 
-import pytest
+pytest_plugins = ("tests.historydb", "tests.s3server")  # pg_server, db_url; moto_server, s3env
 
-from tests.cli import command
-from tests.cores import ROOT
-from tests.historydb import db_url, pg_server, pg_url, write_job  # noqa: F401
-from tests.s3server import moto_server, s3env  # noqa: F401
+from tests.cli import command  # noqa: E402
+from tests.cores import ROOT  # noqa: E402
+from tests.historydb import write_job  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 NOW = time.time()
