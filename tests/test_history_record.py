@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytest.register_assert_rewrite("tests.historydb")
 pytest_plugins = ("tests.historydb", "tests.s3server")  # pg_server, db_url; moto_server, s3env
 
 from tests.cli import command  # noqa: E402
