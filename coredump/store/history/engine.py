@@ -64,6 +64,9 @@ def _sqlite_engine(url: str, write: bool):
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for writers
+        # "WAL mode is safe from corruption with synchronous=NORMAL" (SQLite's PRAGMA docs): a
+        # commit waits for no fsync; a power cut may lose the last jobs, which record restores.
+        cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

@@ -62,8 +62,13 @@ def _v2(conn) -> None:
     fill = ", ".join(f"{quote(n)} = (SELECT jobs.{quote(n)} FROM jobs WHERE jobs.id = crashes.job_id)"
                      for n in ("repository", "branch", "commit"))
     conn.execute(text(f"UPDATE crashes SET {fill}"))
-    conn.execute(text("CREATE INDEX crashes_branch ON crashes (repository, branch, fingerprint)"))
-    conn.execute(text("CREATE INDEX crashes_time_fingerprint ON crashes (time, fingerprint)"))
+    # diff --baseline; top's window, with and without --branch (covering: no table read);
+    # first and last seen of a fingerprint
+    for name, columns in (("crashes_branch", "repository, branch, fingerprint"),
+                          ("crashes_window", "time, fingerprint, job_id"),
+                          ("crashes_branch_window", "branch, time, fingerprint, job_id"),
+                          ("crashes_fingerprint_time", "fingerprint, time, job_id")):
+        conn.execute(text(f"CREATE INDEX {name} ON crashes ({columns})"))
 
 
 STEPS: List[Callable] = [_v1, _v2]  # STEPS[n - 1] makes version n

@@ -49,48 +49,53 @@ def _trend(per_bucket: List[int], first_seen: float, since: float) -> str:
 
 
 def _details(conn, fps: List[str], since: float, now: float, branch: Optional[str]) -> Dict[str, Dict]:
-    from sqlalchemy import func, select
+    """Signature, expected count, branches and crashes per bucket of each of `fps` in the
+    window (one grouped query), and first and last seen over all time."""
+    from sqlalchemy import case, func, select
 
     _, crashes = _tables()
     c = crashes.c
     width = max(DAY, (now - since) / MAX_BUCKETS)
     buckets = max(1, int(-(-(now - since) // width)))
-    out = {fp: {"per_day": [0] * buckets, "branches": {}} for fp in fps}
+    out = {fp: {"per_day": [0] * buckets, "branches": {}, "expected": 0, "signature": None} for fp in fps}
     for fp, first, last in conn.execute(select(c.fingerprint, func.min(c.time), func.max(c.time))
                                         .where(c.fingerprint.in_(fps)).group_by(c.fingerprint)):
         out[fp].update(first_seen=first, last_seen=last)
     window = [c.fingerprint.in_(fps), c.time >= since] + ([c.branch == branch] if branch else [])
-    for fp, name, n in conn.execute(select(c.fingerprint, c.branch, func.count()).where(*window)
-                                    .group_by(c.fingerprint, c.branch)):
-        out[fp]["branches"][name or "?"] = n
     bucket = _bucket(conn, c.time, since, width).label("bucket")
-    for fp, index, n in conn.execute(select(c.fingerprint, bucket, func.count()).where(*window)
-                                     .group_by(c.fingerprint, bucket)):
-        out[fp]["per_day"][min(max(int(index), 0), buckets - 1)] += n
+    query = (select(c.fingerprint, c.branch, bucket, func.count(), func.sum(case((c.expected.is_not(None), 1),
+                                                                                 else_=0)), func.max(c.signature))
+             .where(*window).group_by(c.fingerprint, c.branch, bucket))
+    for fp, name, index, n, expected, signature in conn.execute(query):
+        d = out[fp]
+        d["per_day"][min(max(int(index), 0), buckets - 1)] += n
+        d["branches"][name or "?"] = d["branches"].get(name or "?", 0) + n
+        d["expected"] += int(expected or 0)
+        d["signature"] = max(d["signature"] or "", signature or "")
     out["_width"] = width
     return out
 
 
 def top_crashes(engine, since: float, now: float, branch: Optional[str] = None, limit: int = 20) -> Dict[str, Any]:
     """Fingerprints by number of crashes since `since` (on `branch`), most first."""
-    from sqlalchemy import case, desc, func, select
+    from sqlalchemy import desc, func, select
 
     _, crashes = _tables()
     c = crashes.c
     where = [c.time >= since] + ([c.branch == branch] if branch else [])
     count = func.count().label("n")
-    query = (select(c.fingerprint, count, func.count(c.job_id.distinct()), func.max(c.signature),
-                    func.sum(case((c.expected.is_not(None), 1), else_=0)))
+    # fingerprint, time and job_id only: the crashes_window index answers it without the table
+    query = (select(c.fingerprint, count, func.count(c.job_id.distinct()))
              .where(*where).group_by(c.fingerprint).order_by(desc(count), c.fingerprint).limit(limit))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         total = conn.execute(select(func.count(), func.count(c.job_id.distinct())).where(*where)).one()
         details = _details(conn, [r[0] for r in rows], since, now, branch) if rows else {"_width": DAY}
     items = []
-    for fp, n, jobs, signature, expected in rows:
+    for fp, n, jobs in rows:
         d = details[fp]
-        items.append({"fingerprint": fp, "signature": signature, "crashes": n, "jobs": jobs,
-                      "expected": int(expected or 0), "first_seen": d["first_seen"], "last_seen": d["last_seen"],
+        items.append({"fingerprint": fp, "signature": d["signature"], "crashes": n, "jobs": jobs,
+                      "expected": d["expected"], "first_seen": d["first_seen"], "last_seen": d["last_seen"],
                       "branches": dict(sorted(d["branches"].items(), key=lambda kv: -kv[1])),
                       "per_day": d["per_day"], "trend": _trend(d["per_day"], d["first_seen"], since)})
     return {"since": since, "until": now, "branch": branch, "bucket_seconds": details["_width"],

@@ -19,10 +19,6 @@ from coredump.store.history.sources import JobInput, iter_jobs
 
 __all__ = ("RecordResult", "record_jobs", "record_inputs", "record_directory", "open_database")
 
-# Rows per INSERT: 21 bound values each stay under SQLite's 32,766 variables per statement
-# (SQLITE_MAX_VARIABLE_NUMBER since 3.32) and PostgreSQL's 65,535 parameters.
-_BATCH = 500
-
 
 @dataclass
 class RecordResult:
@@ -62,8 +58,7 @@ def _record_one(conn, job: JobInput, result: RecordResult) -> None:
     insert = _insert(conn)
     row = job_row(job.summary, job.location)
     # RETURNING counts the rows inserted: psycopg's rowcount is -1 under SQLAlchemy's own RETURNING
-    done = conn.execute(insert(jobs).values(**row).on_conflict_do_nothing(index_elements=["job_key"])
-                        .returning(jobs.c.id))
+    done = conn.execute(insert(jobs).on_conflict_do_nothing(index_elements=["job_key"]).returning(jobs.c.id), row)
     result.new_jobs += len(done.all())
     job_id, location = conn.execute(select(jobs.c.id, jobs.c.location).where(jobs.c.job_key == row["job_key"])).one()
     if job.location.startswith("s3://") and not location.startswith("s3://"):
@@ -71,9 +66,9 @@ def _record_one(conn, job: JobInput, result: RecordResult) -> None:
         conn.execute(crashes.update().where(crashes.c.job_id == job_id).values(location=row["location"]))
     row = dict(row, location=row["location"] if job.location.startswith("s3://") else location)
     rows = [dict(r, job_id=job_id) for r in crash_rows(job.summary, row, job.read_crash, result.warnings)]
-    for start in range(0, len(rows), _BATCH):
-        done = conn.execute(insert(crashes).values(rows[start:start + _BATCH]).on_conflict_do_nothing(
-            index_elements=["job_id", "crash_id"]).returning(crashes.c.id))
+    if rows:  # executemany: SQLAlchemy's "insertmanyvalues" batches it, within each driver's limits
+        done = conn.execute(insert(crashes).on_conflict_do_nothing(index_elements=["job_id", "crash_id"])
+                            .returning(crashes.c.id), rows)
         result.new_crashes += len(done.all())
 
 
