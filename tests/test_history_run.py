@@ -17,19 +17,11 @@ pytest.register_assert_rewrite("tests.historydb")
 pytest_plugins = ("tests.historydb",)  # pg_server, pg_url
 
 from tests.cli import command  # noqa: E402
-from tests.cores import BUILD, ROOT, build_samples, core_skip_reason  # noqa: E402
+from tests.cores import ROOT  # noqa: E402
+from tests.test_run import samples  # noqa: E402, F401
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ENV.pop("COREDUMP_DB", None)
-
-
-@pytest.fixture(scope="module")
-def samples():
-    reason = core_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    build_samples()
-    return BUILD / "O0"
 
 
 def coredump(cwd, *args, env=None):
@@ -37,7 +29,7 @@ def coredump(cwd, *args, env=None):
                           timeout=180)
 
 
-def test_run_records_a_real_crash_then_top_and_history_show_it(samples, tmp_path):
+def test_run_records_a_real_crash_then_top_and_history_show_it(samples, tmp_path):  # noqa: F811
     url = f"sqlite:///{tmp_path / 'h.db'}"
     r = coredump(tmp_path, "run", "--db", url, "--", str(samples / "segv"))
     assert r.returncode == 128 + signal.SIGSEGV
@@ -56,7 +48,7 @@ def test_run_records_a_real_crash_then_top_and_history_show_it(samples, tmp_path
     assert o["build_ids"] and o["executable"] == str(samples / "segv")
 
 
-def test_unreachable_database_is_one_warning_and_record_fills_the_gap(samples, tmp_path):
+def test_unreachable_database_is_one_warning_and_record_fills_the_gap(samples, tmp_path):  # noqa: F811
     env = {"COREDUMP_DB": "postgresql://ci:hunter2@127.0.0.1:9/crashes"}
     r = coredump(tmp_path, "run", "--", str(samples / "segv"), env=env)
     assert r.returncode == 128 + signal.SIGSEGV
@@ -70,7 +62,7 @@ def test_unreachable_database_is_one_warning_and_record_fills_the_gap(samples, t
     assert later.returncode == 0 and "1 new crash)" in later.stdout
 
 
-def test_harvest_records_into_postgresql(samples, tmp_path, pg_url):
+def test_harvest_records_into_postgresql(samples, tmp_path, pg_url):  # noqa: F811
     url = pg_url
     (tmp_path / "step").mkdir()
     crashed = subprocess.run(["sh", "-c", f"ulimit -c unlimited; exec {samples / 'abort_assert'}"],

@@ -14,26 +14,28 @@ from __future__ import annotations
 from typing import Callable, List
 
 from coredump.errors import StorageError
-from coredump.store.history.schema import SCHEMA_VERSION
 
-__all__ = ("STEPS", "current_version", "migrate")
+__all__ = ("STEPS", "SCHEMA_VERSION", "VERSION_2_COLUMNS", "version_1_tables", "current_version", "migrate")
+
+VERSION_2_COLUMNS = ("expected", "repository", "branch", "commit")  # crashes' TEXT columns added
 
 _LOCK_KEY = 0x636F7265  # "core": the advisory lock id of coredump's migrations
 
 
-def _v1(conn) -> None:
-    """Version 1: jobs (CI metadata, where the artifacts are) and their crashes."""
-    from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+def version_1_tables(metadata):
+    """Version 1's tables, as they were created then (``schema`` adds each later version's
+    columns to them)."""
+    from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
-    metadata = MetaData()
-    Table("coredump_schema", metadata, Column("version", Integer, nullable=False))
-    Table("jobs", metadata,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("job_key", String(64), nullable=False, unique=True),
-          *(Column(name, Text) for name in ("provider", "repository", "commit", "branch", "tag", "pull_request",
-                                             "job", "build_number", "job_url", "pipeline_url", "host", "command")),
-          Column("exit_status", Integer), Column("started", Float), Column("finished", Float),
-          Column("location", Text, nullable=False), Column("recorded", Float, nullable=False))
+    version = Table("coredump_schema", metadata, Column("version", Integer, nullable=False))
+    jobs = Table(
+        "jobs", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_key", String(64), nullable=False, unique=True),
+        *(Column(name, Text) for name in ("provider", "repository", "commit", "branch", "tag", "pull_request",
+                                           "job", "build_number", "job_url", "pipeline_url", "host", "command")),
+        Column("exit_status", Integer), Column("started", Float), Column("finished", Float),
+        Column("location", Text, nullable=False), Column("recorded", Float, nullable=False))
     crashes = Table(
         "crashes", metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
@@ -47,8 +49,17 @@ def _v1(conn) -> None:
         UniqueConstraint("job_id", "crash_id"))
     Index("crashes_fingerprint", crashes.c.fingerprint)
     Index("crashes_time", crashes.c.time)
+    return version, jobs, crashes
+
+
+def _v1(conn) -> None:
+    """Version 1: jobs (CI metadata, where the artifacts are) and their crashes."""
+    from sqlalchemy import MetaData
+
+    metadata = MetaData()
+    version, _, _ = version_1_tables(metadata)
     metadata.create_all(conn)
-    conn.execute(metadata.tables["coredump_schema"].insert().values(version=0))
+    conn.execute(version.insert().values(version=0))
 
 
 def _v2(conn) -> None:
@@ -57,7 +68,7 @@ def _v2(conn) -> None:
     from sqlalchemy import text
 
     quote = conn.dialect.identifier_preparer.quote
-    for name in ("expected", "repository", "branch", "commit"):
+    for name in VERSION_2_COLUMNS:
         conn.execute(text(f"ALTER TABLE crashes ADD COLUMN {quote(name)} TEXT"))
     fill = ", ".join(f"{quote(n)} = (SELECT jobs.{quote(n)} FROM jobs WHERE jobs.id = crashes.job_id)"
                      for n in ("repository", "branch", "commit"))
@@ -72,7 +83,7 @@ def _v2(conn) -> None:
 
 
 STEPS: List[Callable] = [_v1, _v2]  # STEPS[n - 1] makes version n
-assert len(STEPS) == SCHEMA_VERSION
+SCHEMA_VERSION = len(STEPS)
 
 
 def current_version(conn) -> int:

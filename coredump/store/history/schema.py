@@ -2,17 +2,18 @@
 Schema
 ======
 
-The tables of the crash database as they are at ``SCHEMA_VERSION`` (``migrations`` builds
-them step by step from version 1): one row per CI job, one per crash. A crash carries its
-job's repository, branch and commit as well (version 2), so that ``top --branch`` and the
-``diff --baseline`` lookup read one table through one index.
+The tables of the crash database as they are at ``SCHEMA_VERSION``: version 1's tables (as
+``migrations`` created them) with each later version's columns added. One row per CI job,
+one per crash; a crash carries its job's repository, branch and commit as well (version 2),
+so that ``top --branch`` and the ``diff --baseline`` lookup read one table through one index.
 """
 
 from __future__ import annotations
 
+from coredump.store.history.migrations import SCHEMA_VERSION, VERSION_2_COLUMNS, version_1_tables
+
 __all__ = ("SCHEMA_VERSION", "TEXT_LIMIT", "tables")
 
-SCHEMA_VERSION = 2
 TEXT_LIMIT = 2048  # characters of any one text field read from a summary or crash.json
 
 _tables = None
@@ -22,29 +23,11 @@ def tables():
     """``(metadata, version, jobs, crashes)``: SQLAlchemy Core tables, built once."""
     global _tables
     if _tables is None:
-        from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+        from sqlalchemy import Column, MetaData, Text
 
         metadata = MetaData()
-        version = Table("coredump_schema", metadata, Column("version", Integer, nullable=False))
-        jobs = Table(
-            "jobs", metadata,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("job_key", String(64), nullable=False, unique=True),
-            *(Column(name, Text) for name in ("provider", "repository", "commit", "branch", "tag", "pull_request",
-                                               "job", "build_number", "job_url", "pipeline_url", "host", "command")),
-            Column("exit_status", Integer), Column("started", Float), Column("finished", Float),
-            Column("location", Text, nullable=False), Column("recorded", Float, nullable=False))
-        crashes = Table(
-            "crashes", metadata,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
-            Column("crash_id", String(200), nullable=False),
-            Column("fingerprint", String(200), nullable=False), Column("signature", Text, nullable=False),
-            *(Column(name, Text) for name in ("classification", "reason", "signal", "executable", "build_id",
-                                               "build_ids")),
-            Column("time", Float, nullable=False),
-            *(Column(name, Text) for name in ("location", "report", "core")),
-            # version 2
-            *(Column(name, Text) for name in ("expected", "repository", "branch", "commit")))
+        version, jobs, crashes = version_1_tables(metadata)
+        for name in VERSION_2_COLUMNS:
+            crashes.append_column(Column(name, Text))
         _tables = (metadata, version, jobs, crashes)
     return _tables
