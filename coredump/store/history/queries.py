@@ -50,18 +50,19 @@ def _trend(per_bucket: List[int], first_seen: float, since: float) -> str:
 
 def _details(conn, fps: List[str], since: float, now: float, branch: Optional[str]) -> Dict[str, Dict]:
     """Signature, expected count, branches and crashes per bucket of each of `fps` in the
-    window (one grouped query), and first and last seen over all time."""
+    window (one grouped query), and first and last seen over all time (on `branch`)."""
     from sqlalchemy import case, func, select
 
     _, crashes = _tables()
     c = crashes.c
     width = max(DAY, (now - since) / MAX_BUCKETS)
-    buckets = max(1, int(-(-(now - since) // width)))
+    buckets = max(1, int(-(-(now - since - 60) // width)))  # "7d" parsed a moment before now
     out = {fp: {"per_day": [0] * buckets, "branches": {}, "expected": 0, "signature": None} for fp in fps}
+    on_branch = [c.branch == branch] if branch else []
     for fp, first, last in conn.execute(select(c.fingerprint, func.min(c.time), func.max(c.time))
-                                        .where(c.fingerprint.in_(fps)).group_by(c.fingerprint)):
+                                        .where(c.fingerprint.in_(fps), *on_branch).group_by(c.fingerprint)):
         out[fp].update(first_seen=first, last_seen=last)
-    window = [c.fingerprint.in_(fps), c.time >= since] + ([c.branch == branch] if branch else [])
+    window = [c.fingerprint.in_(fps), c.time >= since, *on_branch]
     bucket = _bucket(conn, c.time, since, width).label("bucket")
     query = (select(c.fingerprint, c.branch, bucket, func.count(), func.sum(case((c.expected.is_not(None), 1),
                                                                                  else_=0)), func.max(c.signature))
@@ -114,23 +115,29 @@ def _occurrence(row) -> Dict[str, Any]:
 
 def crash_history(engine, key: str, limit: Optional[int] = None) -> Dict[str, Any]:
     """Every occurrence of the crash with fingerprint or signature `key`, oldest first (the
-    newest `limit` when given), and the first commit on each branch where it appeared."""
-    from sqlalchemy import or_, select
+    newest `limit` when given), and the first commit on each branch where it appeared (a
+    window function: one row per branch, however many occurrences)."""
+    from sqlalchemy import desc, func, or_, select
 
     jobs, crashes = _tables()
     c = crashes.c
-    query = (select(*c, jobs.c.job, jobs.c.build_number, jobs.c.job_url).join(jobs, jobs.c.id == c.job_id)
-             .where(or_(c.fingerprint == key, c.signature == key)).order_by(c.time, c.id))
+    match = or_(c.fingerprint == key, c.signature == key)
+    columns = (*c, jobs.c.job, jobs.c.build_number, jobs.c.job_url)
+    newest = (select(*columns).join(jobs, jobs.c.id == c.job_id).where(match)
+              .order_by(desc(c.time), desc(c.id)).limit(limit))
+    rank = func.row_number().over(partition_by=c.branch, order_by=(c.time, c.id)).label("rank")
+    ranked = select(c.branch, c.commit, c.time, jobs.c.job_url, rank).join(jobs, jobs.c.id == c.job_id) \
+        .where(match).subquery()
+    firsts = select(ranked.c.branch, ranked.c.commit, ranked.c.time, ranked.c.job_url).where(ranked.c.rank == 1) \
+        .order_by(ranked.c.time)
     with engine.connect() as conn:
-        occurrences = [_occurrence(r) for r in conn.execute(query)]
-    first: Dict[str, Dict[str, Any]] = {}
-    for o in occurrences:
-        first.setdefault(o["branch"] or "?", {"branch": o["branch"], "commit": o["commit"], "time": o["time"],
-                                              "job_url": o["job_url"]})
-    return {"key": key, "count": len(occurrences),
-            "fingerprints": sorted({o["fingerprint"] for o in occurrences}),
-            "first_on_branch": list(first.values()),
-            "occurrences": occurrences[-limit:] if limit else occurrences}
+        count = conn.execute(select(func.count()).where(match)).scalar()
+        fps = [fp for (fp,) in conn.execute(select(c.fingerprint).where(match).distinct().limit(100))]
+        first = [{"branch": b, "commit": commit, "time": t, "job_url": url}
+                 for b, commit, t, url in conn.execute(firsts)]
+        occurrences = [_occurrence(r) for r in conn.execute(newest)][::-1]
+    return {"key": key, "count": count, "fingerprints": sorted(fps), "first_on_branch": first,
+            "occurrences": occurrences}
 
 
 def _branch_filter(c, branch: str, repository: Optional[str], exclude_job: Optional[int]):
