@@ -10,5 +10,5 @@ and only when a command uses the database.
 One module per job: ``url`` (which database), ``engine`` (connections and their errors),
 ``schema`` (the tables), ``migrations`` (versions and their steps), ``jobs`` (a
 summary.json as rows), ``sources`` (artifact directories and S3 prefixes), ``record``
-(writing), ``queries`` (reading).
+(writing), ``queries`` (reading), ``baseline`` (``diff --baseline db``).
 """
