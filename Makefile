@@ -45,6 +45,7 @@ bench: samples $(INSTALL)
 	@# drgn, the peer bench compares with, where PyPI has a wheel for this machine; once.
 	-@$(PYTHON) -c 'import drgn' 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check drgn 2>/dev/null
 	$(PYTHON) scripts/bench.py
+	$(PYTHON) scripts/bench_history.py
 
 # A long fuzzing campaign: 5,000 examples for each of the two property tests (10,000 inputs),
 # random seed. CI runs the same tests with a fixed seed and 150 examples.
@@ -64,7 +65,7 @@ demo: samples $(RUNTIME)
 
 clean:
 	$(MAKE) -C c_samples clean
-	rm -rf demo coredump-artifacts bench.json $(VENV)
+	rm -rf demo coredump-artifacts bench.json bench_history.json $(VENV)
 
 # README's screenshots, rendered by headless Chromium from a sample crash.
 screenshots: samples $(INSTALL)

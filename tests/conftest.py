@@ -78,6 +78,10 @@ def pytest_configure(config):
     global _CACHE_HOME
     _CACHE_HOME = tempfile.mkdtemp(prefix="coredump-test-cache-")
     os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+    # Nor may a run record into the developer's own crash database (COREDUMP_DB, or the
+    # default file under XDG_DATA_HOME): tests name theirs.
+    os.environ.pop("COREDUMP_DB", None)
+    os.environ["XDG_DATA_HOME"] = os.path.join(_CACHE_HOME, "data")
 
 
 def pytest_sessionfinish(session, exitstatus):

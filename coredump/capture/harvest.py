@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.console import echo as _stderr
@@ -46,6 +47,8 @@ class HarvestOptions:
     mode: int = DEFAULT_MODE
     # --expect rules (signature globs, fingerprints); .coredump-expect adds its own.
     expect: Sequence[str] = ()
+    # The crash database (--db; else $COREDUMP_DB): the job is recorded there when set.
+    db: Optional[str] = None
     settle_quiet: float = SETTLE_QUIET
     settle_timeout: float = SETTLE_TIMEOUT
     upload_timeout: Optional[float] = None  # seconds for the whole upload; None: the store's default
@@ -301,6 +304,7 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
     except Exception as exc:  # noqa: BLE001 - reports are a bonus on top of stored cores
         result.errors.append(f"rendering the reports failed: {type(exc).__name__}: {exc}")
         echo(f"coredump: {result.errors[-1]}")
+    uploaded = None
     if options.upload:
         from coredump.store.s3 import DEFAULT_TIMEOUT, upload_artifacts
 
@@ -310,8 +314,37 @@ def _publish(root: str, options: HarvestOptions, result: HarvestResult, echo: Ec
             for url in upload_artifacts(root, options.upload, progress=LogProgress(echo, f"uploading {root}"),
                                         timeout=options.upload_timeout or DEFAULT_TIMEOUT):
                 echo(f"coredump: uploaded {url}")
+            uploaded = options.upload
         except CoreDumpError as exc:
             result.errors.append(f"upload failed, {root} is intact: {exc}")
             # `run` keeps the step's status whatever happens here: the word "error" is what a
             # reader of a green job's log can find.
             echo(f"coredump: error: {result.errors[-1]}")
+    _record_history(root, options.db, uploaded, echo)
+
+
+def _record_history(root: str, db: Optional[str], uploaded: Optional[str], echo: Echo) -> None:
+    """The job into the crash database when one is set (--db, $COREDUMP_DB), where it was
+    uploaded or else its directory. A database that cannot be reached costs one warning:
+    the artifacts are written, the status is the step's, and `coredump record DIR` later
+    fills the gap."""
+    from coredump.store.history.url import configured_url
+
+    url = configured_url(db)
+    if not url:
+        return
+    from coredump.store.history.record import record_directory
+
+    try:
+        location = None
+        if uploaded:
+            from coredump.store.s3 import default_job_id, read_summary
+            from coredump.store.s3url import parse_s3_url
+
+            location = str(parse_s3_url(uploaded).join(default_job_id(read_summary(Path(root)))))
+        done = record_directory(url, root, location)
+        echo(f"coredump: crash history: {done.new_crashes} crash{'es' if done.new_crashes != 1 else ''} recorded")
+    except Exception as exc:  # noqa: BLE001 - the history is a bonus on top of stored cores
+        why = str(exc) if isinstance(exc, CoreDumpError) else f"{type(exc).__name__}: {exc}"
+        echo(f"coredump: warning: crash history not recorded ({why}); `coredump record "
+             f"{_shown_path(root)}` records it later")

@@ -96,6 +96,9 @@ def _store_options(func):
                      help="A crash the job means to have: a signature glob or a fingerprint (repeatable; "
                           ".coredump-expect in the working directory lists more). Still explained and stored, "
                           "but no JUnit failure and no annotation. Death-test children are expected anyway."),
+        click.option("--db", metavar="URL", default=None,
+                     help="Also record the job in this crash database (sqlite:///PATH, postgresql://…; "
+                          "default $COREDUMP_DB, else none). An unreachable one is a warning."),
         click.option("--mode", type=_Parsed("MODE", _parse_mode), default="0600", show_default=True,
                      help="Permission bits of the stored cores, crash.json, pages and bundled files "
                           "(directories get x where r is set: 0600 gives 0700). Cores hold the "
@@ -108,13 +111,13 @@ def _store_options(func):
 
 
 def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
-                     mode=0o600, expect=(), upload_timeout=None):
+                     mode=0o600, expect=(), upload_timeout=None, db=None):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries,
                           max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect),
-                          upload_timeout=upload_timeout)
+                          upload_timeout=upload_timeout, db=db)
 
 
 # allow_interspersed_args=False: COMMAND starts at the first argument that is no option of

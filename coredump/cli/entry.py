@@ -29,18 +29,19 @@ class RunArgs:
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
         self.expect = []
         self.upload_timeout = None
+        self.db = None
         self.command = []
 
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
                 "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
-                "expect": tuple(self.expect), "upload_timeout": self.upload_timeout}
+                "expect": tuple(self.expect), "upload_timeout": self.upload_timeout, "db": self.db}
 
 
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
            "--max-core-size": "max_core_size", "--upload": "upload", "--upload-timeout": "upload_timeout",
-           "--expect": "expect"}
+           "--expect": "expect", "--db": "db"}
 _FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
 
 

@@ -26,7 +26,7 @@ _LAZY_COMMANDS = {
     "gdb": "coredump.cli.bundle:gdb", "slim": "coredump.cli.bundle:slim",
     "diff": "coredump.cli.triage:diff",
 }
-_LAZY_GROUPS = ("coredump.cli.store:COMMANDS",)  # modules that list several commands
+_LAZY_GROUPS = ("coredump.cli.store:COMMANDS", "coredump.cli.history:COMMANDS")  # modules that list several commands
 
 
 class LazyGroup(click.Group):

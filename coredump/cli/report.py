@@ -18,7 +18,7 @@ from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 import click
 
 from coredump.cli.errors import handle_errors
-from coredump.errors import MissingFileError, StorageError
+from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.jsondoc import dumps_document, read_document
 from coredump.model import CRASH_SCHEMA
 
@@ -232,19 +232,58 @@ def build_report(inputs, output=None):
     return result, crashes
 
 
+def _history_page(db: str, output: Optional[str]) -> str:
+    """``report --db``: history.html in `output` from the crash database."""
+    import time
+
+    from coredump.report.history_html import render_history_html, write_history_page
+    from coredump.store.history.engine import db_errors
+    from coredump.store.history.queries import DAY, latest_crashes, new_and_gone, top_crashes
+    from coredump.store.history.record import open_database
+    from coredump.store.history.url import resolve_url, shown_url
+
+    url = resolve_url(db)
+    engine = open_database(url)
+    now = time.time()
+    with db_errors(url):
+        top = top_crashes(engine, now - 30 * DAY, now, limit=50)
+        spans = new_and_gone(engine, now - 7 * DAY)
+        fps = [r["fingerprint"] for r in top["signatures"] + spans["new"] + spans["gone"]]
+        latest = latest_crashes(engine, fps)
+    html = render_history_html(top, spans["new"], spans["gone"], latest, shown_url(url), now)
+    return write_history_page(output or DEFAULT_OUTPUT, html)
+
+
 @click.command("report")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="DIR_OR_CORE...")
+@click.argument("inputs", nargs=-1, type=click.Path(), metavar="DIR_OR_CORE...")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help=f"Artifact directory to write (default: render one artifact directory in place, "
                    f"else ./{DEFAULT_OUTPUT}).")
+@click.option("--db", metavar="URL", default=None,
+              help="Instead: render history.html, the crash database's top signatures (crashes per day), "
+                   "new this week and gone since ($COREDUMP_DB or the XDG data file when URL is 'default').")
 @handle_errors
-def report(inputs, output):
+def report(inputs, output, db):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
-    crash.json files or cores."""
+    crash.json files or cores; or, with --db, the crash history page."""
     from coredump.report.annotations import emit_github
     from coredump.report.sanitize import clean_text
 
-    result, crashes = build_report(inputs, output)  # handle_errors: one cleaned Error: line
+    if db is not None:
+        if inputs:
+            raise click.UsageError("--db renders the history page: give no DIR_OR_CORE with it")
+        try:
+            path = _history_page(None if db == "default" else db, output)
+        except CoreDumpError as exc:
+            raise click.ClickException(clean_text(exc)) from exc
+        click.echo(f"crash history: {clean_text(path)}")
+        return
+    if not inputs:
+        raise click.UsageError("give DIR_OR_CORE... (or --db URL)")
+    try:
+        result, crashes = build_report(inputs, output)
+    except CoreDumpError as exc:
+        raise click.ClickException(clean_text(exc)) from exc
     for warning in result.warnings:  # may quote crash ids and file names: crash data
         click.echo(f"warning: {clean_text(warning)}", err=True)
     for warning in emit_github(crashes):

@@ -15,6 +15,7 @@ import threading
 import click
 
 from coredump.cli.errors import handle_errors
+from coredump.errors import CoreDumpError
 from coredump.jsondoc import dumps_document
 from coredump.report.sanitize import clean_text
 
@@ -56,9 +57,12 @@ class _Bar:
 @click.option("--job", help="Job id under the prefix (default: the summary's start time and host).")
 @click.option("--presign", type=click.IntRange(1, 7 * 24 * 3600), metavar="SECONDS",
               help="Print presigned addresses valid this long (for a private bucket).")
+@click.option("--db", metavar="URL", default=None,
+              help="Also record the job, at its S3 address, in this crash database (default $COREDUMP_DB, "
+                   "else none). An unreachable one is a warning.")
 @_timeout_option("upload")
 @handle_errors
-def upload(directory, url, job, presign, timeout):
+def upload(directory, url, job, presign, timeout, db):
     """Upload an artifact DIRECTORY to URL/<job>/ (URL is s3://BUCKET/PREFIX) and print its addresses."""
     from pathlib import Path
 
@@ -74,6 +78,26 @@ def upload(directory, url, job, presign, timeout):
     click.echo(f"Uploaded {directory} to {parse_s3_url(url).join(job)}/")
     for address in urls:  # each names a crash id of the directory's summary.json
         click.echo(clean_text(address))
+    _record_upload(directory, str(parse_s3_url(url).join(job)), db)
+
+
+def _record_upload(directory, location: str, db) -> None:
+    """The uploaded job into the crash database when one is set; a failure is a warning
+    (the upload itself succeeded)."""
+    from coredump.store.history.url import configured_url
+
+    target = configured_url(db)
+    if not target:
+        return
+    from coredump.report.sanitize import clean_text
+    from coredump.store.history.record import record_directory
+
+    try:
+        done = record_directory(target, directory, location)
+        click.echo(f"crash history: {done.new_crashes} crash{'es' if done.new_crashes != 1 else ''} recorded")
+    except CoreDumpError as exc:
+        click.echo(f"warning: crash history not recorded ({clean_text(exc)}); `coredump record {location}` "
+                   "records it later", err=True)
 
 
 def _signal_name(value) -> str:

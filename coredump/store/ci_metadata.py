@@ -15,7 +15,7 @@ import os
 import re
 from typing import Callable, Dict, Mapping, Optional
 
-__all__ = ("ci_metadata", "ci_job_id", "FIELDS")
+__all__ = ("ci_metadata", "ci_job_id", "clean_field", "FIELDS")
 
 FIELDS = ("provider", "repository", "commit", "branch", "tag", "pull_request", "job", "build_number",
           "job_url", "pipeline_url")
@@ -67,10 +67,12 @@ _PROVIDERS: Dict[str, Callable[[Mapping[str, str]], Dict[str, Optional[str]]]] =
     "CIRCLECI": _circleci, "GITHUB_ACTIONS": _github, "GITLAB_CI": _gitlab}
 
 
-def _clean(key: str, value: Optional[str]) -> Optional[str]:
+def clean_field(key: str, value: Optional[str], limit: int = MAX_VALUE) -> Optional[str]:
+    """`value` as a field of the ``ci`` object (or, with another `key`, any text read from a
+    job): no control characters, at most `limit` characters, a ``*_url`` only when http(s)."""
     if not value:
         return None
-    text = _CONTROLS.sub("", value)[:MAX_VALUE].strip()
+    text = _CONTROLS.sub("", value)[:limit].strip()
     if key.endswith("_url") or (key == "pull_request" and "://" in text):
         return text if _URL.fullmatch(text) else None
     return text or None
@@ -82,7 +84,7 @@ def ci_metadata(environ: Optional[Mapping[str, str]] = None) -> Optional[Dict[st
     for variable, read in _PROVIDERS.items():
         if env.get(variable) == "true":
             raw = read(env)
-            return {key: _clean(key, raw.get(key)) for key in FIELDS}
+            return {key: clean_field(key, raw.get(key)) for key in FIELDS}
     return None
 
 
