@@ -10,35 +10,32 @@ from tests.gdb_oracle import SYSTEM, DebugFiles, system_debug_files
 _CACHE_HOME = None
 
 
-# With the machine's debug files (libc6-dbg), where our frames still differ from gdb's for
-# what issue #15 asks to be built: left out of the default run (pytest reports them as
-# deselected), keyed by test and parameters without the mode, each with the features it
-# waits for; `pytest --pending-debug` runs them. Remove a line when its feature lands.
-TAIL = "DWARF call-site tail-call frames (gdb: __pthread_kill_internal at DW_AT_call_return_pc)"
-FILES = "file names as the line table spells them (gdb: ./nptl/pthread_kill.c; ours pthread_kill.c)"
-LINKAGE = "C names from DW_AT_linkage_name (gdb: __GI_raise, __GI___clock_nanosleep)"
-SOURCE = "source_path of libc's frames (gdb's filename-display absolute)"
+# With the machine's debug files (libc6-dbg), the cases where the test's own assumption no
+# longer holds now that our frames follow gdb's (call-site tail calls, file names as the line
+# table spells them, gdb's relative full names, linkage names): left out of the default run
+# (pytest reports them as deselected), keyed by test and parameters without the mode, each with
+# why; `pytest --pending-debug` runs them. The 22 cases that call sites, file names and linkage
+# names made pass run by default again. Remove a line when its test is mended.
+ABSOLUTE = "the test expects source_path to be absolute; gdb's full name under libc6-dbg's relative " \
+           "DW_AT_comp_dir is relative (./nptl/./nptl/pthread_kill.c), and so is ours"
+ONE_FRAME = "the test compares DwarfIndex.find_frames at a tail-call pc (inline + physical) with gdb's " \
+            "single TAILCALL frame there"
+PROVED = "we show a tail call gdb does not (___pthread_join after a direct jmp; objdump proves it) " \
+         "with the jmp's file:line, where the test expects none"
+PYTHON = "libpython's big DWARF: under load the 5 s DWARF budget cuts in and two libc frames keep " \
+         "their symbol names (gdb: __GI___lll_lock_wake at lowlevellock.c:64)"
+RUST = "with libc6-dbg gdb lists 8 frames more than we do for the Rust panic (not yet investigated)"
+SLEEP = "the test looks for 'nanosleep' in the frame gdb names __GI___clock_nanosleep by its linkage name"
 PENDING_WITH_DEBUG_FILES = {
-    **{f"test_gdb_oracle.py::test_every_thread_matches_gdb[{v}-{p}]": (TAIL, FILES, LINKAGE)
-       for v in ("O0", "O2", "stripped") for p in ("abort_assert", "sighandler", "cxx_throw")},
-    **{f"test_gdb_oracle.py::test_every_thread_matches_gdb[{v}-threads]": (TAIL, FILES)
-       for v in ("O0", "O2", "stripped")},
-    "test_gdb_oracle.py::test_sighandler_handler_frame_is_where_gdb_has_it": (TAIL, FILES, LINKAGE),
-    "test_gdb_oracle.py::test_python_threads_abort_matches_gdb[*]": (TAIL, FILES, LINKAGE),
-    "test_gdb_oracle.py::test_sleep_killed_by_sigabrt_matches_gdb": (LINKAGE,),
-    "test_dwarf.py::test_paths_match_gdb[O0-segv]": (FILES, SOURCE),
-    "test_dwarf.py::test_paths_match_gdb[O2-cxx_throw]": (FILES, SOURCE),
-    **{f"test_dwarf.py::test_frames_match_gdb[{p}-{v}]": (FILES, LINKAGE)
+    "test_gdb_oracle.py::test_every_thread_matches_gdb[O0-threads]": (PROVED,),
+    "test_gdb_oracle.py::test_python_threads_abort_matches_gdb[*]": (PYTHON,),
+    "test_gdb_oracle.py::test_sleep_killed_by_sigabrt_matches_gdb": (SLEEP,),
+    "test_dwarf.py::test_paths_match_gdb[O0-segv]": (ABSOLUTE,),
+    "test_dwarf.py::test_paths_match_gdb[O2-cxx_throw]": (ABSOLUTE,),
+    **{f"test_dwarf.py::test_frames_match_gdb[{p}-{v}]": (ONE_FRAME, ABSOLUTE)
        for p in ("abort_assert", "cxx_throw") for v in ("O0", "O2")},
-    "test_dwarf.py::test_inline_frames_match_gdb": (FILES, SOURCE),
-    **{f"test_symbolize.py::test_frames_match_gdb[{c}]": (FILES, LINKAGE)
-       for c in ("O0-cxx_throw", "O2-cxx_throw", "O2-abort_assert")},
-    **{f"test_symbolize.py::test_source_paths_match_gdb[{c}]": (SOURCE,)
-       for c in ("O0-segv", "O2-uselib", "O2-cxx_throw")},
-    **{f"test_tailcall.py::test_tail_call_frames_are_gdbs_at_O2[{p}]": (TAIL,)
-       for p in ("abort_assert", "double_free", "sighandler")},
-    **{f"test_rust_cores.py::test_frames_match_gdb[{p}]": (FILES, TAIL)
-       for p in ("rust_panic", "rust_panic_legacy", "rust_panic_nodebug")},
+    "test_dwarf.py::test_inline_frames_match_gdb": (ABSOLUTE,),
+    **{f"test_rust_cores.py::test_frames_match_gdb[{p}]": (RUST,) for p in ("rust_panic", "rust_panic_legacy")},
 }
 
 
