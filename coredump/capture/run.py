@@ -314,9 +314,9 @@ def _start_watcher(pattern, core_dirs: Sequence[str], output: str, echo):
 
     if not reuses_names(pattern):
         return None
-    roots = [".", *(d for d in core_dirs if os.path.isdir(d))]
+    shared = [d for d in core_dirs if os.path.isdir(d)]
     try:
-        return CoreWatcher(roots, pattern, exclude=[output], echo=echo)
+        return CoreWatcher([".", *shared], pattern, exclude=[output], echo=echo, shared=shared)
     except OSError as exc:
         echo(f"coredump: warning: cannot watch for cores ({exc.strerror or exc}): with core_pattern "
              f"{pattern.raw!r} a second crash in one directory overwrites the first one's core")

@@ -64,8 +64,13 @@ class CoreWatcher:
     of other jobs are put back by ``owner.StepTree``); `echo` prints one line per move
     or problem."""
 
-    def __init__(self, roots, pattern: CorePattern, exclude=(), echo=None):
+    def __init__(self, roots, pattern: CorePattern, exclude=(), echo=None, shared=()):
+        """`shared` are the directories other jobs dump cores into too (``--core-dir``, an
+        absolute pattern's directory): a core there is the step's only when its notes prove
+        it (``owner.StepTree.foreign(shared=True)``), as harvest judges it."""
         self.pattern, self.echo = pattern, echo or (lambda line: None)
+        shared = list(shared) + ([pattern.directory or "/"] if pattern.is_absolute else [])
+        self.shared = [os.path.join(os.path.realpath(d), "") for d in shared]
         self.exclude = {os.path.abspath(e) for e in exclude}
         self.moved: list[str] = []
         self.step_pid: int | None = None
@@ -199,7 +204,7 @@ class CoreWatcher:
             return self.moved  # nothing of a core's name appeared: the note reader is not needed
         from coredump.capture.owner import StepTree, read_core_ids
 
-        foreign = StepTree(self.step_pid).foreign if self.step_pid is not None else (lambda ids: None)
+        foreign = StepTree(self.step_pid).foreign if self.step_pid is not None else (lambda ids, shared=False: None)
         for inode, (fd, path, aside) in self._held.items():
             try:
                 names = [n for n in {path, aside} if _same_inode(n, inode)]
@@ -207,9 +212,8 @@ class CoreWatcher:
                 if not _is_core_fd(fd) or (linked and not names):
                     continue  # not a core; or the step renamed it: found where it is, if at all
                 ids = read_core_ids(f"/proc/self/fd/{fd}")
-                if ids is not None and foreign(ids) is not None:
-                    if path in names and aside != path:
-                        _unlink(aside)
+                if foreign(ids, shared=self._in_shared(path)) is not None:
+                    self._let_go(path, aside, names)
                     continue
                 final = self._keep(fd, path, linked, ids)
                 for name in names:
@@ -221,6 +225,24 @@ class CoreWatcher:
                 os.close(fd)
         self._held = {}
         return self.moved
+
+    def _in_shared(self, path: str) -> bool:
+        where = os.path.join(os.path.realpath(os.path.dirname(path)), "")
+        return any(where.startswith(d) for d in self.shared)
+
+    @staticmethod
+    def _let_go(path: str, aside: str, names) -> None:
+        """Another job's core keeps NAME: the second name given it goes (its owner may have
+        renamed or stored it meanwhile), or becomes NAME again when it is the only one left."""
+        if aside == path or aside not in names:
+            return
+        if path in names or os.lstat(aside).st_nlink > 1:
+            _unlink(aside)
+        elif not os.path.lexists(path):
+            try:
+                os.rename(aside, path)
+            except OSError:
+                pass
 
     def _keep(self, fd: int, path: str, linked: bool, ids) -> str | None:
         target = f"{path}.{ids.pid}" if ids is not None else f"{path}.coredump-{os.fstat(fd).st_ino}"
