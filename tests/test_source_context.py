@@ -291,3 +291,15 @@ def test_harvest_stores_sources_once_per_file(tmp_path):
     r = coredump("harvest", "--no-sources", "-o", "other", cwd=proj)
     assert r.returncode == 0 and list((proj / "other").glob("*/crash.json"))
     assert not (proj / "other" / "sources").exists()
+
+
+def test_report_merge_carries_the_stored_sources(offline_job, tmp_path):
+    """`coredump report -o OUT JOB`: the stored sources go along (summary `files`), and OUT's
+    pages show them."""
+    root = offline_job["root"]
+    r = coredump("report", "-o", str(tmp_path / "merged"), str(root))
+    assert r.returncode == 0, r.stderr
+    assert "not copied" not in r.stderr
+    [page] = (tmp_path / "merged").glob("*/report.html")
+    crash = json.loads(page.with_name("crash.json").read_text())
+    check_html(parse_html(page.read_text()), offline_job["source"], crashing_frames(crash)[0]["line"])

@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from coredump.symbols.sources import (SourceFinder, parse_prefix_map, read_regular_file, stored_name,
-                                      stored_sources)
+from coredump.symbols.sources import SourceFinder, parse_prefix_map, read_regular_file, stored_name, stored_sources
 
 
 def test_regular_file_is_read_and_bounded(tmp_path):
@@ -39,8 +38,8 @@ def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
     assert result == [None]
 
 
-@pytest.mark.parametrize("path", ["/proc/self/environ", "/proc/self/cmdline", "/sys/kernel/mm/transparent_hugepage/enabled",
-                                  "/dev/zero", "/dev/null"])
+@pytest.mark.parametrize("path", ["/proc/self/environ", "/proc/self/cmdline",
+                                  "/sys/kernel/mm/transparent_hugepage/enabled", "/dev/zero", "/dev/null"])
 def test_kernel_interfaces_are_refused(path):
     if not os.path.exists(path):
         pytest.skip(f"{path} does not exist here")
@@ -86,11 +85,25 @@ def test_finder_order_prefix_map_then_source_dir_then_stored(tmp_path):
     (tmp_path / "stored.c").write_text("stored")
     gone = "/no/such/build/src/a.c"
     stored = {gone: str(tmp_path / "stored.c")}
+    kw = {"stored": stored, "stored_root": str(tmp_path)}
     maps = [("/no/such/build", str(tmp_path / "old")), ("/no/such/build", str(tmp_path / "new"))]
-    assert SourceFinder(prefix_maps=maps, stored=stored).find(gone).data == b"mapped"  # the last map wins
-    assert SourceFinder(source_dirs=[str(tmp_path / "dir")], stored=stored).find(gone).data == b"by suffix"
-    assert SourceFinder(stored=stored).find(gone).data == b"stored"
+    assert SourceFinder(prefix_maps=maps, **kw).find(gone).data == b"mapped"  # the last map wins
+    assert SourceFinder(source_dirs=[str(tmp_path / "dir")], **kw).find(gone).data == b"by suffix"
+    assert SourceFinder(**kw).find(gone).data == b"stored"
     assert SourceFinder().find(gone) is None
+
+
+def test_stored_copy_is_read_only_inside_the_artifact_directory(tmp_path):
+    """A folder of sources/ swapped for a symlink out of the directory (a downloaded artifact
+    is input from elsewhere) leads nowhere."""
+    secret = tmp_path / "home"
+    secret.mkdir()
+    (secret / "a.c").write_text("secret")
+    root = tmp_path / "artifacts"
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / ("ab" * 32)).symlink_to(secret)
+    stored = stored_sources({"sources": [{"path": "/b/a.c", "file": f"sources/{'ab' * 32}/a.c"}]}, str(root))
+    assert SourceFinder(stored=stored, stored_root=str(root)).find("/b/a.c") is None
 
 
 def test_stored_names_cannot_escape(tmp_path):

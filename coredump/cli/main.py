@@ -201,8 +201,9 @@ def _source_finder(core, source_dirs, prefix_maps):
     from coredump.store.bundle import stored_source_files
     from coredump.symbols.sources import SourceFinder
 
-    return SourceFinder(source_dirs=tuple(source_dirs), prefix_maps=tuple(prefix_maps),
-                        stored=stored_source_files(core))
+    root, stored = stored_source_files(core)
+    return SourceFinder(source_dirs=tuple(source_dirs), prefix_maps=tuple(prefix_maps), stored=stored,
+                        stored_root=root)
 
 
 def _excerpts(crash, finder):

@@ -98,7 +98,8 @@ def _stored_excerpts(root: Path, crash: Dict):
     from coredump.report.source import source_excerpts
     from coredump.symbols.sources import SourceFinder, stored_sources
 
-    return source_excerpts(crash, SourceFinder(stored=stored_sources(crash, str(root)), roots=[str(root)]))
+    return source_excerpts(crash, SourceFinder(stored=stored_sources(crash, str(root)), roots=[str(root)],
+                                               stored_root=str(root)))
 
 
 def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path, Dict]:

@@ -177,23 +177,25 @@ def _free_space(dst_file) -> Tuple[int, str]:
     return st.f_bavail * st.f_frsize + dst_file.tell(), "the space free in the temporary directory (TMPDIR)"
 
 
-def stored_source_files(path: str) -> Dict[str, str]:
-    """{source_path: stored copy} that the crash.json beside `path` records (``sources/`` of
-    the artifact directory, or of the crash directory copied out on its own); {} without."""
+def stored_source_files(path: str) -> Tuple[Optional[str], Dict[str, str]]:
+    """(the directory holding ``sources/``, {source_path: stored copy}) that the crash.json
+    beside `path` records (the artifact directory, or the crash directory copied out on its
+    own); (None, {}) without."""
     from coredump.errors import StorageError
     from coredump.jsondoc import read_document
     from coredump.symbols.sources import SOURCES_DIR, stored_sources
 
     crash = find_crash_input(path)
     if crash.crash_json is None:
-        return {}
+        return None, {}
     try:
         doc = read_document(crash.crash_json)
     except StorageError:
-        return {}  # the analysis itself does not need crash.json: no stored sources
-    crash_dir = os.path.dirname(crash.crash_json)
+        return None, {}  # the analysis itself does not need crash.json: no stored sources
+    crash_dir = os.path.dirname(os.path.abspath(crash.crash_json))
     parent = os.path.dirname(crash_dir)
-    return stored_sources(doc, parent if os.path.isdir(os.path.join(parent, SOURCES_DIR)) else crash_dir)
+    root = parent if os.path.isdir(os.path.join(parent, SOURCES_DIR)) else crash_dir
+    return root, stored_sources(doc, root)
 
 
 def overrides_for(crash: CrashInput) -> Dict[str, Any]:

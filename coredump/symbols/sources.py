@@ -132,7 +132,9 @@ class SourceFinder:
 
     `prefix_maps` are tried as gcc applies its own: the last one given first, a plain string
     prefix (gcc/file-prefix-map.cc remap_filename). With `roots`, only files inside those
-    directories are read (what ``run`` may publish: the job's checkout, not ~/.ssh).
+    directories are read (what ``run`` may publish: the job's checkout, not ~/.ssh); a stored
+    copy only inside `stored_root`, the artifact directory (a folder of ``sources/`` may be a
+    planted symlink).
     """
 
     source_dirs: Sequence[str] = ()
@@ -140,6 +142,7 @@ class SourceFinder:
     stored: Dict[str, str] = field(default_factory=dict)
     limit: int = MAX_SOURCE_BYTES
     roots: Optional[Sequence[str]] = None
+    stored_root: Optional[str] = None
     _cache: Dict[str, Optional[SourceFile]] = field(default_factory=dict, repr=False)
 
     def candidates(self, source_path: str) -> Iterator[str]:
@@ -152,8 +155,6 @@ class SourceFinder:
         for directory in self.source_dirs:
             for i in range(len(parts)):
                 yield os.path.join(directory, *parts[i:])
-        if source_path in self.stored:
-            yield self.stored[source_path]
 
     def find(self, source_path) -> Optional[SourceFile]:
         """The first candidate that reads as a regular file (cached per path), or None."""
@@ -165,6 +166,8 @@ class SourceFinder:
                 found = read_regular_file(candidate, self.limit, self.roots)
                 if found is not None:
                     break
+            if found is None and source_path in self.stored and self.stored_root:
+                found = read_regular_file(self.stored[source_path], self.limit, [self.stored_root])
             self._cache[source_path] = found
         return self._cache[source_path]
 
