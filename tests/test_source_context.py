@@ -174,14 +174,18 @@ def test_source_context_shown_from_the_artifact_directory_after_the_build_tree_w
     assert r.returncode == 0, r.stderr
     check_rows(excerpt_in(r.stdout, "#0"), source, top["line"])
     render_artifacts(root)  # `coredump report` on the other machine: from the stored copy only
-    check_html(parse_html((root / offline_job["id"] / "report.html").read_text()), source, top["line"])
+    page = parse_html((root / offline_job["id"] / "report.html").read_text())
+    check_html(page, source, top["line"], offline_job["source_path"])
     html = coredump("analyze", str(root / offline_job["id"]), "--format", "html")
-    check_html(parse_html(html.stdout), source, top["line"])
+    check_html(parse_html(html.stdout), source, top["line"], offline_job["source_path"])
 
 
-def check_html(dom, source: Path, line: int):
+def check_html(dom, source: Path, line: int, source_path=None):
     blocks = dom.by_id("crashing-thread").find_all("details", "source")
     assert len(blocks) == 1 and "open" in blocks[0].attrs
+    if source_path is not None:  # named as DWARF names it, and marked as the stored copy
+        summary = blocks[0].find("summary")
+        assert summary.text.startswith(f"source: {source_path}:{line}") and "stored copy" in summary.text
     rows = [(int(s.find("span", "lineno").text), s.text.split(" ", 1)[1], "current" in s.attrs["class"])
             for s in blocks[0].find("pre").find_all("span") if s.attrs.get("class") in ("current", "context")]
     assert rows == [(n, t, n == line) for n, t in expected_lines(source, line)]

@@ -98,7 +98,7 @@ def _source_vm(excerpt) -> Optional[Dict[str, Any]]:
     """A ``report.source.Excerpt`` for the page (the template escapes each line)."""
     if excerpt is None:
         return None
-    return {"path": excerpt.path, "line": excerpt.line,
+    return {"path": excerpt.path, "line": excerpt.line, "stored": excerpt.stored,
             "lines": [{"number": n, "text": text, "current": n == excerpt.line} for n, text in excerpt.lines]}
 
 

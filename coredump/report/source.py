@@ -29,11 +29,13 @@ _TAB = 8
 
 @dataclass(frozen=True)
 class Excerpt:
-    """``lines`` are (line number, text) pairs around ``line``; ``path`` is the file read."""
+    """``lines`` are (line number, text) pairs around ``line``; ``path`` is the file read,
+    ``stored`` true when it is the copy an artifact directory keeps."""
 
     path: str
     line: int
     lines: Tuple[Tuple[int, str], ...]
+    stored: bool = False
 
     def around(self, radius: int) -> Tuple[Tuple[int, str], ...]:
         """The lines within `radius` of the frame's line (a shorter excerpt for a log)."""
@@ -81,5 +83,5 @@ def source_excerpts(crash: Dict, finder, radius: int = CONTEXT_RADIUS) -> Dict[i
         found = finder.find(frame.get("source_path"))
         lines = excerpt_lines(found.data, line, radius) if found is not None else ()
         if lines:
-            out[position] = Excerpt(found.path, line, lines)
+            out[position] = Excerpt(found.path, line, lines, found.stored)
     return out

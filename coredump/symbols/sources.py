@@ -10,6 +10,7 @@ symlink planted to a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -35,11 +36,13 @@ _MAX_SUFFIX_PARTS = 32
 
 @dataclass(frozen=True)
 class SourceFile:
-    """The bytes of a source file as read (at most the limit asked), and where they came from."""
+    """The bytes of a source file as read (at most the limit asked), and where they came from
+    (``stored``: the copy an artifact directory keeps)."""
 
     path: str
     data: bytes
     truncated: bool = False
+    stored: bool = False
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -168,6 +171,7 @@ class SourceFinder:
                     break
             if found is None and source_path in self.stored and self.stored_root:
                 found = read_regular_file(self.stored[source_path], self.limit, [self.stored_root])
+                found = dataclasses.replace(found, stored=True) if found is not None else None
             self._cache[source_path] = found
         return self._cache[source_path]
 
