@@ -104,9 +104,12 @@ def test_no_source_turns_it_off():
     assert r.returncode == 0 and excerpt_in(r.stdout, "#0") == []
 
 
-def test_bad_prefix_map_is_one_error_line():
-    r = coredump("analyze", str(make_core("O0", "segv")), "--source-prefix-map", "no-equals-sign")
+def test_bad_source_options_are_one_error_line(tmp_path):
+    core = str(make_core("O0", "segv"))
+    r = coredump("analyze", core, "--source-prefix-map", "no-equals-sign")
     assert r.returncode != 0 and "Traceback" not in r.stderr and "OLD=NEW" in r.stderr
+    r = coredump("analyze", core, "--source-dir", str(tmp_path / "absent"))
+    assert r.returncode != 0 and r.stderr.startswith("Error: --source-dir") and len(r.stderr.splitlines()) == 1
 
 
 def test_moved_build_tree_found_by_source_dir_and_prefix_map(tmp_path):

@@ -198,9 +198,13 @@ def _prefix_maps(values):
 def _source_finder(core, source_dirs, prefix_maps):
     """Where analyze reads sources: DWARF's paths, the options, then the copies stored with
     the crash (an artifact directory's ``sources/``)."""
+    from coredump.errors import MissingFileError
     from coredump.store.bundle import stored_source_files
     from coredump.symbols.sources import SourceFinder
 
+    missing = next((d for d in source_dirs if not os.path.isdir(d)), None)
+    if missing is not None:  # a mistyped path would otherwise read as "no source"
+        raise MissingFileError(f"--source-dir {missing}: no such directory")
     root, stored = stored_source_files(core)
     return SourceFinder(source_dirs=tuple(source_dirs), prefix_maps=tuple(prefix_maps), stored=stored,
                         stored_root=root)

@@ -146,7 +146,7 @@ class SourceFinder:
     limit: int = MAX_SOURCE_BYTES
     roots: Optional[Sequence[str]] = None
     stored_root: Optional[str] = None
-    _cache: Dict[str, Optional[SourceFile]] = field(default_factory=dict, repr=False)
+    _cache: Dict[str, Optional[SourceFile]] = field(default_factory=dict, repr=False, init=False)
 
     def candidates(self, source_path: str) -> Iterator[str]:
         yield source_path
