@@ -6,12 +6,12 @@ from coredump.cli.entry import parse_run_args, parse_size
 
 def test_parse_run_args():
     p = parse_run_args(["-o", "out", "--core-dir", "a", "--core-dir", "b", "--keep-cores", "--no-binaries",
-                        "--max-core-size", "2G", "--upload", "s3://b/p", "--upload-timeout", "30",
+                        "--no-sources", "--max-core-size", "2G", "--upload", "s3://b/p", "--upload-timeout", "30",
                         "--expect", "SIGABRT in *", "--db", "sqlite:///h.db", "--", "make", "-k", "--", "x"])
     assert p.as_options() == {"output": "out", "core_dirs": ("a", "b"), "keep_cores": True,
-                              "no_binaries": True, "max_core_size": 2 << 30, "upload": "s3://b/p",
-                              "mode": 0o600, "expect": ("SIGABRT in *",), "upload_timeout": 30.0,
-                              "db": "sqlite:///h.db"}
+                              "no_binaries": True, "no_sources": True, "max_core_size": 2 << 30,
+                              "upload": "s3://b/p", "mode": 0o600, "expect": ("SIGABRT in *",),
+                              "upload_timeout": 30.0, "db": "sqlite:///h.db"}
     assert p.command == ["make", "-k", "--", "x"]
     assert parse_run_args(["make", "--keep-cores"]).command == ["make", "--keep-cores"]
 

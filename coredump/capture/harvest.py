@@ -39,6 +39,8 @@ class HarvestOptions:
     core_dirs: Sequence[str] = ()
     keep_cores: bool = False
     bundle_binaries: bool = True
+    # Copy the crashing threads' source files into sources/ (store/sources.py).
+    store_sources: bool = True
     max_core_size: Optional[int] = None
     analyze_options: Any = None
     upload: Optional[str] = None

@@ -195,7 +195,10 @@ def _store(record: CrashRecord, crash, core: OpenedCore, look: Look, artifacts: 
         if crash is not None:
             from coredump.report.json import crash_to_dict
 
-            record.crash_json = artifacts.write_json(f"{record.id}/crash.json", crash_to_dict(crash))
+            data = crash_to_dict(crash)
+            if options.store_sources:
+                data["sources"] = _store_sources(record, crash, artifacts)
+            record.crash_json = artifacts.write_json(f"{record.id}/crash.json", data)
         removable = _store_core(record, core, look, artifacts, options, echo)
         if options.bundle_binaries and crash is not None:
             artifacts.bundle_modules(record, crash.modules)
@@ -203,6 +206,38 @@ def _store(record: CrashRecord, crash, core: OpenedCore, look: Look, artifacts: 
     except (StorageError, OSError) as exc:
         record.kept, record.failed = True, True
         record.add_note(f"{exc}; the core stays at {core.path}")
+
+
+def _source_roots():
+    """What a published artifact may show of this machine's files: the job's checkout
+    (``view.workspace``), else the working directory."""
+    from coredump.report.view import workspace
+
+    try:
+        return [workspace() or os.getcwd()]
+    except OSError:  # the working directory was deleted
+        return []
+
+
+def _store_sources(record: CrashRecord, crash, artifacts: ArtifactDir):
+    """crash.json's ``sources``: a source that cannot be stored is a note, never a lost core."""
+    from coredump.store.sources import store_sources
+
+    try:
+        return store_sources(artifacts, record, crash, _source_roots())
+    except StorageError as exc:
+        record.add_note(f"sources not stored: {exc}")
+        return []
+
+
+def _summary_sources(crash):
+    """The source excerpts the CI log shows: read only inside the job's checkout, as stored."""
+    from coredump.report.json import crash_to_dict
+    from coredump.report.source import source_excerpts
+    from coredump.symbols.sources import SourceFinder
+
+    roots = _source_roots()
+    return source_excerpts(crash_to_dict(crash), SourceFinder(roots=roots)) if roots else {}
 
 
 def _explain(crash, failure, record: CrashRecord, seen: Optional[Dict[str, int]], echo: Echo) -> bool:
@@ -215,7 +250,7 @@ def _explain(crash, failure, record: CrashRecord, seen: Optional[Dict[str, int]]
         try:
             from coredump.report.text import render_summary
 
-            text = render_summary(crash)
+            text = render_summary(crash, sources=_summary_sources(crash))
         except Exception as exc:  # a report bug must not hide the crash
             text = f"{record.signal} in {record.executable} ({type(exc).__name__} while rendering)"
     else:

@@ -82,6 +82,9 @@ def _store_options(func):
         click.option("--keep-cores", is_flag=True, help="Leave the raw cores in place after storing them."),
         click.option("--no-binaries", is_flag=True,
                      help="Do not bundle the executables, libraries and debug files the cores need."),
+        click.option("--no-sources", is_flag=True,
+                     help="Do not store the source files of the crashing threads' frames (sources/; only "
+                          "files inside the job's checkout or the working directory are ever stored)."),
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None, callback=_check_upload,
                      help="Also upload the artifact directory to S3 (needs coredump[s3]; checked before "
                           "the step runs)."),
@@ -111,11 +114,11 @@ def _store_options(func):
 
 
 def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
-                     mode=0o600, expect=(), upload_timeout=None, db=None):
+                     mode=0o600, expect=(), upload_timeout=None, db=None, no_sources=False):
     from coredump.capture.harvest import HarvestOptions
 
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
-                          keep_cores=keep_cores, bundle_binaries=not no_binaries,
+                          keep_cores=keep_cores, bundle_binaries=not no_binaries, store_sources=not no_sources,
                           max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect),
                           upload_timeout=upload_timeout, db=db)
 

@@ -24,6 +24,7 @@ class RunArgs:
         self.core_dirs = []
         self.keep_cores = False
         self.no_binaries = False
+        self.no_sources = False
         self.max_core_size = None
         self.upload = None
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
@@ -35,6 +36,7 @@ class RunArgs:
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
+                "no_sources": self.no_sources,
                 "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
                 "expect": tuple(self.expect), "upload_timeout": self.upload_timeout, "db": self.db}
 
@@ -42,7 +44,7 @@ class RunArgs:
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
            "--max-core-size": "max_core_size", "--upload": "upload", "--upload-timeout": "upload_timeout",
            "--expect": "expect", "--db": "db"}
-_FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries"}
+_FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries", "--no-sources": "no_sources"}
 
 
 def _positive_seconds(text: str) -> float | None:

@@ -138,10 +138,19 @@ def _size(text):
 @click.option("--max-core-size", metavar="SIZE", callback=lambda ctx, param, value: _size(value),
               help="Decompress a core.zst to at most SIZE (e.g. 2G; default: what its zstd header "
                    "declares, within the space free in TMPDIR).")
+@click.option("--source/--no-source", "show_source", default=True, show_default=True,
+              help="Show the source lines around frame 0 and the start-here frame (text and html), "
+                   "where the file is readable.")
+@click.option("--source-dir", "source_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Directory to search for source files by path suffix (repeatable).")
+@click.option("--source-prefix-map", "prefix_maps", multiple=True, metavar="OLD=NEW",
+              callback=lambda ctx, param, value: _prefix_maps(value),
+              help="Read sources under NEW where the build's paths start with OLD (gcc's "
+                   "-fdebug-prefix-map spelling; repeatable, the last matching one wins).")
 @handle_errors
-def analyze(core, fmt, max_core_size=None, **opts):
+def analyze(core, fmt, max_core_size=None, show_source=True, source_dirs=(), prefix_maps=(), **opts):
     """Explain one crash (a core, a core.zst or a crash directory): signal, faulting
-    address, every thread's backtrace, modules."""
+    address, every thread's backtrace, modules, and the source around the crash."""
     import dataclasses
 
     from coredump.analysis import analyze_core
@@ -151,6 +160,7 @@ def analyze(core, fmt, max_core_size=None, **opts):
         crash = analyze_core(core_path, make_options(**opts, **overrides), name=core if core_path != core else None)
     if core_path != core:  # the temporary decompressed core is gone: name the input
         crash = dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core)))
+    finder = _source_finder(core, source_dirs, prefix_maps) if show_source and fmt in ("text", "html") else None
     if fmt == "json":
         from coredump.report.json import dumps
 
@@ -162,7 +172,7 @@ def analyze(core, fmt, max_core_size=None, **opts):
         if fmt == "html":
             from coredump.report.html import render_crash_html
 
-            click.echo(render_crash_html(data), nl=False)
+            click.echo(render_crash_html(data, sources=_excerpts(data, finder)), nl=False)
         else:
             from coredump.report.junit import render_junit
 
@@ -171,7 +181,43 @@ def analyze(core, fmt, max_core_size=None, **opts):
         from coredump.report.text import render_text, use_color
 
         color = use_color(sys.stdout)
-        click.echo(render_text(crash, color=color), nl=False, color=color)  # click strips colour off a TTY
+        sources = _excerpts(crash, finder)
+        # click strips colour off a TTY
+        click.echo(render_text(crash, color=color, sources=sources), nl=False, color=color)
+
+
+def _prefix_maps(values):
+    from coredump.symbols.sources import parse_prefix_map
+
+    try:
+        return tuple(parse_prefix_map(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _source_finder(core, source_dirs, prefix_maps):
+    """Where analyze reads sources: DWARF's paths, the options, then the copies stored with
+    the crash (an artifact directory's ``sources/``)."""
+    from coredump.errors import MissingFileError
+    from coredump.store.bundle import stored_source_files
+    from coredump.symbols.sources import SourceFinder
+
+    missing = next((d for d in source_dirs if not os.path.isdir(d)), None)
+    if missing is not None:  # a mistyped path would otherwise read as "no source"
+        raise MissingFileError(f"--source-dir {missing}: no such directory")
+    root, stored = stored_source_files(core)
+    return SourceFinder(source_dirs=tuple(source_dirs), prefix_maps=tuple(prefix_maps), stored=stored,
+                        stored_root=root)
+
+
+def _excerpts(crash, finder):
+    """``report.source.source_excerpts`` of a Crash or crash dict; {} without a finder."""
+    if finder is None:
+        return {}
+    from coredump.report.json import crash_to_dict
+    from coredump.report.source import source_excerpts
+
+    return source_excerpts(crash if isinstance(crash, dict) else crash_to_dict(crash), finder)
 
 
 if __name__ == "__main__":

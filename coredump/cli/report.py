@@ -81,8 +81,9 @@ def _open_inside(root: Path, relative, what: str, crash_id: str, warnings: List[
         return None
 
 
-# files/<build-id>/<name>: what a summary entry's "files" may name (store/artifacts.py's layout).
-_BUNDLED = re.compile(r"files/[0-9a-f]{2,128}/[A-Za-z0-9._+-]{1,255}")
+# files/<build-id>/<name> and sources/<sha256>/<name>: what a summary entry's "files" may name
+# (store/artifacts.py's and store/sources.py's layouts).
+_BUNDLED = re.compile(r"(files/[0-9a-f]{2,128}|sources/[0-9a-f]{64})/[A-Za-z0-9._+-]{1,255}")
 
 
 def _bundled(root: Path, entry: Dict, crash_id: str, warnings: List[str]) -> List[Tuple[str, BinaryIO]]:
@@ -92,7 +93,8 @@ def _bundled(root: Path, entry: Dict, crash_id: str, warnings: List[str]) -> Lis
     out = []
     for rel in names:
         if not isinstance(rel, str) or not _BUNDLED.fullmatch(rel):
-            warnings.append(f"crash {crash_id}: bundled file {rel!r} not copied: not files/<build-id>/<name>")
+            warnings.append(f"crash {crash_id}: bundled file {rel!r} not copied: not files/<build-id>/<name> "
+                            "or sources/<sha256>/<name>")
             continue
         opened = _open_inside(root, rel, "bundled file", crash_id, warnings)
         if opened is not None:

@@ -94,7 +94,16 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
     }
 
 
-def _thread_vm(number: int, thread: Dict, start: Optional[Dict] = None) -> Dict[str, Any]:
+def _source_vm(excerpt) -> Optional[Dict[str, Any]]:
+    """A ``report.source.Excerpt`` for the page (the template escapes each line)."""
+    if excerpt is None:
+        return None
+    return {"path": excerpt.path, "line": excerpt.line, "stored": excerpt.stored,
+            "lines": [{"number": n, "text": text, "current": n == excerpt.line} for n, text in excerpt.lines]}
+
+
+def _thread_vm(number: int, thread: Dict, start: Optional[Dict] = None,
+               sources: Optional[Dict] = None) -> Dict[str, Any]:
     frames = [f for f in thread.get("frames") or [] if isinstance(f, dict)]
     # The headline names where a reader starts (the program's own innermost frame), not
     # libc's raise() under an abort.
@@ -103,8 +112,9 @@ def _thread_vm(number: int, thread: Dict, start: Optional[Dict] = None) -> Dict[
     return {
         "number": number, "tid": thread.get("tid"), "status": _str(thread.get("status")) or "ok",
         "truncated": bool(thread.get("truncated")), "frames_omitted": thread.get("frames_omitted") or 0,
-        "frames": [dict(_frame_vm(f, f is start), gap_before=omitted and view.gap_before(f, prev))
-                   for prev, f in zip([None] + frames, frames)],
+        "frames": [dict(_frame_vm(f, f is start), gap_before=omitted and view.gap_before(f, prev),
+                        source=_source_vm((sources or {}).get(position)))
+                   for position, (prev, f) in enumerate(zip([None] + frames, frames))],
         "top": view.frame_name(top) if top else "no frames",
         "top_location": view.frame_location(top) if top else "",
     }
@@ -170,11 +180,12 @@ def local_commands(crash_id: Optional[str], core_path: Optional[str] = None,
 def render_crash_html(crash: Dict, crash_id: Optional[str] = None,
                       links: Sequence[Tuple[str, Optional[str]]] = (),
                       commands: Optional[Sequence[Tuple[str, str]]] = None, index_href: Optional[str] = None,
-                      artifact_name: str = "coredump-artifacts") -> str:
+                      artifact_name: str = "coredump-artifacts", sources: Optional[Dict] = None) -> str:
     """One crash as a standalone HTML page.
 
     `links` are (label, relative path) pairs such as ("crash.json", "crash.json"); paths
-    that are not plain relative paths are dropped (``safe_href``).
+    that are not plain relative paths are dropped (``safe_href``). `sources`
+    (``report.source.source_excerpts``) adds source lines under the crashing thread's frames.
     """
     crash = crash if isinstance(crash, dict) else {}
     signal = crash.get("signal") or {}
@@ -191,7 +202,7 @@ def render_crash_html(crash: Dict, crash_id: Optional[str] = None,
         "assertion": _str(crash.get("assertion")), "classification": _str(crash.get("classification")),
         "process": process, "argv": " ".join(shlex.quote(str(a)) for a in process.get("argv") or []),
         "core": crash.get("core") or {},
-        "crashing": _thread_vm(_position(threads, crashing), crashing, start) if crashing else None,
+        "crashing": _thread_vm(_position(threads, crashing), crashing, start, sources) if crashing else None,
         "others": [_thread_vm(i + 1, t) for i, t in enumerate(threads) if t is not crashing],
         "registers": _registers(crashing, signal.get("address")),
         "modules": [_module_vm(m) for m in crash.get("modules") or [] if isinstance(m, dict)],

@@ -92,6 +92,16 @@ def _write(path: Path, text: str) -> Dict:
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _stored_excerpts(root: Path, crash: Dict):
+    """Source lines from the copies the artifact directory holds (crash.json's ``sources``),
+    and only from them: a page that is published shows nothing else of this machine."""
+    from coredump.report.source import source_excerpts
+    from coredump.symbols.sources import SourceFinder, stored_sources
+
+    return source_excerpts(crash, SourceFinder(stored=stored_sources(crash, str(root)), roots=[str(root)],
+                                               stored_root=str(root)))
+
+
 def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path, Dict]:
     from coredump.report.html import render_crash_html
 
@@ -105,7 +115,7 @@ def _crash_page(root: Path, entry: Dict, crash: Dict) -> Tuple[str, Path, Dict]:
     if core is not None and core.exists():
         links.append((core.name, os.path.relpath(core, folder)))
     html = render_crash_html(crash, crash_id, links=links, index_href="../index.html",
-                             artifact_name=root.name)
+                             artifact_name=root.name, sources=_stored_excerpts(root, crash))
     return f"{crash_id}/report.html", folder / "report.html", _write(folder / "report.html", html)
 
 

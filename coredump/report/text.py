@@ -9,13 +9,13 @@ gdb and drgn print stacks, with crash data stripped of control characters.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
 from coredump.report.view import JIT_TAG
 
-__all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "use_color")
+__all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "format_excerpt", "use_color")
 
 def use_color(stream) -> bool:
     """Never when NO_COLOR is set to a non-empty value (no-color.org: "when present and not an
@@ -60,25 +60,39 @@ def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
     return f"#{f.index:<3} {addr}{style(name, '1')}{where}{tag}"
 
 
-def _thread_lines(i: int, t: Thread, crashing: bool, style: _Style) -> List[str]:
+def format_excerpt(lines, line: int, indent: str = "      ", style: Optional[_Style] = None) -> List[str]:
+    """Source lines under a frame, gdb's ``list`` numbering, the frame's line marked ``>``."""
+    style = style or _Style(False)
+    width = len(str(max(n for n, _ in lines))) if lines else 1
+    return [indent + (style(f"> {n:>{width}}  {clean_text(text)}", "1") if n == line
+                      else f"  {n:>{width}}  {clean_text(text)}") for n, text in lines]
+
+
+def _thread_lines(i: int, t: Thread, crashing: bool, style: _Style,
+                  sources: Optional[Dict] = None) -> List[str]:
     head = f"Thread {i + 1} (LWP {t.tid})" + (style(" — crashed", "31;1") if crashing else "")
     lines = [head]
     if t.status != "ok":
         lines.append(f"  ({t.status.replace('_', ' ')})")
     previous = None
-    for f in t.frames:
+    for position, f in enumerate(t.frames):
         # A capped walk keeps the top and the bottom of the stack with their real numbers:
         # the omitted stretch is where the numbering jumps.
         if previous is not None and f.index > previous + 1 and t.frames_omitted:
             lines.append(f"  ... {t.frames_omitted} frames omitted")
         lines.append("  " + format_frame(f, style))
+        excerpt = (sources or {}).get(position) if crashing else None
+        if excerpt is not None:
+            lines += format_excerpt(excerpt.lines, excerpt.line, style=style)
         previous = f.index
     if t.frames_omitted and not any(b.index > a.index + 1 for a, b in zip(t.frames, t.frames[1:])):
         lines.append(f"  ... {t.frames_omitted} frames omitted")
     return lines
 
 
-def render_text(crash: Crash, color: bool = False) -> str:
+def render_text(crash: Crash, color: bool = False, sources: Optional[Dict] = None) -> str:
+    """The whole report; `sources` (``report.source.source_excerpts``) puts source lines
+    under the crashing thread's frames it has an excerpt for."""
     style = _Style(color)
     s = crash.signal
     p = crash.process
@@ -102,7 +116,7 @@ def render_text(crash: Crash, color: bool = False) -> str:
         order.remove(crash.crashing_thread)
         order.insert(0, crash.crashing_thread)
     for i in order:
-        lines += _thread_lines(i, crash.threads[i], i == crash.crashing_thread, style)
+        lines += _thread_lines(i, crash.threads[i], i == crash.crashing_thread, style, sources)
         lines.append("")
     lines.append("Modules:")
     for m in crash.modules:
@@ -130,9 +144,16 @@ def _module_note(m, style) -> str:
     return ""
 
 
-def render_summary(crash: Crash, max_frames: int = 5) -> str:
+# Source lines on each side of the line in a CI log: the statement and its neighbours, under
+# one frame only (the start frame), so the summary stays a glance beside the step's output.
+SUMMARY_RADIUS = 1
+
+
+def render_summary(crash: Crash, max_frames: int = 5, sources: Optional[Dict] = None) -> str:
     """A few lines for a CI log: signal, reason, the crashing thread's top frames, down to
-    the program's own code when libc or libstdc++ frames come first (at most 12)."""
+    the program's own code when libc or libstdc++ frames come first (at most 12); with
+    `sources`, three lines of source under the last frame it has an excerpt for (the start
+    frame, when it is not frame 0)."""
     s = crash.signal
     lines = [f"{s.name} in {clean_text(crash.process.executable or '?')} (pid {crash.process.pid}): "
              f"{clean_text(crash.reason or s.description)}"]
@@ -142,8 +163,13 @@ def render_summary(crash: Crash, max_frames: int = 5) -> str:
         frames = crash.threads[crash.crashing_thread].frames
         exe = crash.process.executable
         own = next((i for i, f in enumerate(frames) if f.module == exe and f.function), 0)
-        for f in frames[:min(12, max(max_frames, own + 2))]:
+        shown = min(12, max(max_frames, own + 2))
+        excerpt_at = max((p for p in (sources or {}) if p < shown), default=None)
+        for position, f in enumerate(frames[:shown]):
             lines.append("    " + format_frame(f))
+            if position == excerpt_at:
+                excerpt = sources[position]
+                lines += format_excerpt(excerpt.around(SUMMARY_RADIUS), excerpt.line, indent="        ")
     return "\n".join(lines)
 
 

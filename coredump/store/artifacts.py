@@ -130,6 +130,7 @@ class ArtifactDir:
         self.mode, self.dir_mode = mode, dir_mode(mode)
         self._ids: set = set()
         self._digests: Dict[str, Dict[str, Any]] = {}
+        self.source_bytes = 0  # of sources/ stored by this run (store/sources.py caps it)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -185,14 +186,19 @@ class ArtifactDir:
 
     def write_json(self, relpath: str, obj: Any) -> str:
         """Write `obj` as JSON atomically (temporary file, then rename); returns relpath."""
+        return self.write_bytes(relpath, (dumps_document(obj) + "\n").encode("utf-8"), suffix=".json")
+
+    def write_bytes(self, relpath: str, data: bytes, suffix: str = "") -> str:
+        """Write `data` to `relpath` atomically with the artifact mode, creating its folders;
+        returns relpath."""
         dst = self.path(relpath)
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            self._makedir(os.path.dirname(dst))
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-", suffix=suffix)
+            with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), self.mode)  # mkstemp creates 0600
-                f.write(dumps_document(obj))
-                f.write("\n")
+                f.write(data)
             os.replace(tmp, dst)
         except OSError as exc:
             _unlink_quietly(tmp)  # a full filesystem leaves no temporary file behind

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 from coredump.elf.phdrs import read_phdrs
 from coredump.errors import CoreFormatError, MissingFileError
 
-__all__ = ("CrashInput", "find_crash_input", "open_input", "decompress_to", "ZSTD_MAGIC")
+__all__ = ("CrashInput", "find_crash_input", "open_input", "decompress_to", "stored_source_files", "ZSTD_MAGIC")
 
 # RFC 8878 §3.1.1: every zstd frame starts with the magic number 0xFD2FB528 (little-endian).
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -175,6 +175,27 @@ def _free_space(dst_file) -> Tuple[int, str]:
     f_bavail): a core that would fill the disk is refused before it does."""
     st = os.fstatvfs(dst_file.fileno())
     return st.f_bavail * st.f_frsize + dst_file.tell(), "the space free in the temporary directory (TMPDIR)"
+
+
+def stored_source_files(path: str) -> Tuple[Optional[str], Dict[str, str]]:
+    """(the directory holding ``sources/``, {source_path: stored copy}) that the crash.json
+    beside `path` records (the artifact directory, or the crash directory copied out on its
+    own); (None, {}) without."""
+    from coredump.errors import StorageError
+    from coredump.jsondoc import read_document
+    from coredump.symbols.sources import SOURCES_DIR, stored_sources
+
+    crash = find_crash_input(path)
+    if crash.crash_json is None:
+        return None, {}
+    try:
+        doc = read_document(crash.crash_json)
+    except StorageError:
+        return None, {}  # the analysis itself does not need crash.json: no stored sources
+    crash_dir = os.path.dirname(os.path.abspath(crash.crash_json))
+    parent = os.path.dirname(crash_dir)
+    root = parent if os.path.isdir(os.path.join(parent, SOURCES_DIR)) else crash_dir
+    return root, stored_sources(doc, root)
 
 
 def overrides_for(crash: CrashInput) -> Dict[str, Any]:
