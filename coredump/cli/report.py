@@ -83,7 +83,7 @@ def _open_inside(root: Path, relative, what: str, crash_id: str, warnings: List[
 
 # files/<build-id>/<name> and sources/<sha256>/<name>: what a summary entry's "files" may name
 # (store/artifacts.py's and store/sources.py's layouts).
-_BUNDLED = re.compile(r"(files/[0-9a-f]{2,128}|sources/[0-9a-f]{64})/[A-Za-z0-9._+-]{1,255}")
+_BUNDLED = re.compile(r"(files/[0-9a-f]{2,128}|sources/[0-9a-f]{64})/(?!\.\.?$)[A-Za-z0-9._+-]{1,255}")
 
 
 def _bundled(root: Path, entry: Dict, crash_id: str, warnings: List[str]) -> List[Tuple[str, BinaryIO]]:
