@@ -28,6 +28,7 @@ from coredump.model import Frame, Trust
 from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.callchain import find_chain, function_entry
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
+from coredump.unwind.goruntime import is_abi_wrapper_of
 
 __all__ = ("infer_tail_calls", "CLONE_RE", "find_call_target", "find_tail_jump", "resolve_plt")
 
@@ -264,13 +265,14 @@ def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optio
         return []  # an unnamed callee may well be the called function: nothing to compare
     address, mod, symbol = hit
     # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
-    # or named from DWARF is foo's.
-    if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):
+    # or named from DWARF is foo's, and Go's wrapper foo.abi0 is foo (goruntime).
+    names = _names(callee)
+    if address == callee_start or CLONE_RE.sub("", symbol) in names or is_abi_wrapper_of(symbol, names):
         return []
     from coredump.demangle import demangle
 
     name = demangle(symbol) or symbol
-    if CLONE_RE.sub("", name) in _names(callee):
+    if CLONE_RE.sub("", name) in names:
         return []
     try:
         chain = _jump_chain(target, address, callee_start, [MAX_JUMP_FUNCTIONS]) if callee_start is not None \

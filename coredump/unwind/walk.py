@@ -24,6 +24,7 @@ from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
+from coredump.unwind.goruntime import called_sigpanic
 
 __all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
 
@@ -176,6 +177,9 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
             state.function = SIGNAL_HANDLER_CALLED
+        elif caller.trust != Trust.CONTEXT and called_sigpanic(target, state.lookup_pc):
+            # Go: the caller of runtime.sigpanic was interrupted by the fault (goruntime).
+            caller.trust = Trust.SIGNAL
         if keep:
             index += 1
             yield caller
