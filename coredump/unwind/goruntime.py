@@ -22,7 +22,7 @@ from typing import Tuple
 
 from coredump.symbols.symtab import find_symbol
 
-__all__ = ("called_sigpanic", "is_abi_wrapper_of", "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
+__all__ = ("called_sigpanic", "sigpanic_ranges", "is_abi_wrapper_of", "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
 
 SIGPANIC = "runtime.sigpanic"
 ABI0_SUFFIX = ".abi0"
@@ -36,7 +36,7 @@ def is_go_image(image) -> bool:
     return image is not None and any(image.get_section_info(name) is not None for name in _GO_SECTIONS)
 
 
-def _sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
+def sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
     """[start, end) of runtime.sigpanic in every Go module of the target (none elsewhere:
     this costs nothing for a C program)."""
     try:
@@ -62,7 +62,7 @@ def _sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
 def called_sigpanic(target, lookup_pc: int) -> bool:
     """Whether a frame whose lookup pc is `lookup_pc` is in runtime.sigpanic: its caller's pc
     is then the faulting instruction."""
-    return any(low <= lookup_pc < high for low, high in _sigpanic_ranges(target))
+    return any(low <= lookup_pc < high for low, high in sigpanic_ranges(target))
 
 
 def is_abi_wrapper_of(symbol: str, names) -> bool:
