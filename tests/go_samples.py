@@ -58,7 +58,7 @@ def build_go_samples() -> Path:
     """build/go/ with the samples built (skips the test without go)."""
     if go_path() is None:
         pytest.skip("go is not installed (Debian: golang-go): the Go samples cannot be built")
-    if not (GO_BUILD / "go_nil").exists() or not _cache:
+    if not all((GO_BUILD / p).exists() for p in ("go_nil", "go_nil_nodwarf")) or not _cache:
         subprocess.run(["make", "-s", "-C", str(cores.SAMPLES), "go"], check=True, stdout=subprocess.DEVNULL)
     return GO_BUILD
 

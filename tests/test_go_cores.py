@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from coredump.analysis import analyze_core
+from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.elf.compressed import SHF_COMPRESSED
 from coredump.elf.image import open_image
 from coredump.model import SIGNAL_HANDLER_CALLED, Trust
@@ -25,11 +25,7 @@ def analyzed(mode=(), debug_files=None):
     key = (mode, debug_files)
     if key not in _crashes:
         run = make_go_core("go_nil", *mode)
-        options = debug_files.analyze_options(exe=str(run.exe)) if debug_files else None
-        if options is None:
-            from coredump.analysis import AnalyzeOptions
-
-            options = AnalyzeOptions(exe=str(run.exe))
+        options = debug_files.analyze_options(exe=str(run.exe)) if debug_files else AnalyzeOptions(exe=str(run.exe))
         _crashes[key] = run, analyze_core(str(run.core), options)
     return _crashes[key]
 
@@ -126,3 +122,20 @@ def test_reason_of_a_runtime_error_and_of_a_panic(mode, what, classification):
     caller = next(f.function for f in go if not f.function.startswith("runtime.") and f.function != "panic")
     assert crash.reason == _expected_reason(run, what, "").format(caller)
     assert crash.classification == classification
+
+
+def test_without_dwarf_no_frame_is_made_up():
+    """-ldflags=-w: no .debug_frame, so frame pointers. A frameless assembly function
+    (runtime.raise, runtime.futex) makes the chain skip its caller, whose call names another
+    function than the one found below it; that caller calls it, so no tail call removed a
+    frame, and none is put back (it was once: ``runtime.dieFromSignal`` at its first byte)."""
+    run = make_go_core("go_nil_nodwarf")
+    crash = analyze_core(str(run.core), AnalyzeOptions(exe=str(run.exe)))
+    for thread in crash.threads:
+        assert not any(f.tailcall for f in thread.frames), thread.frames
+    ours = crash.threads[crash.crashing_thread].frames
+    sig, pc = _SIGNAL_LINE.search(run.stderr).groups()
+    faulted = next(f for f in ours if f.pc == int(pc, 16))
+    assert faulted.function == next(f.function for f in _crashing_goroutine(run.stderr) if f.pc == int(pc, 16))
+    # Without DWARF the inlined runtime.panicmem is not seen: the fault's kind is not told.
+    assert crash.reason == _expected_reason(run, "fatal signal", "").format(faulted.function)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from coredump.model import Frame
+from coredump.unwind.goruntime import ABI0_SUFFIX
 
 __all__ = ("GoCrash", "find_go_crash", "describe_go_crash")
 
@@ -39,8 +40,11 @@ _RUNTIME_ERRORS = {
     "runtime.panicdottypeI": ("interface conversion", None, "panic"),
     "runtime.panicnildottype": ("interface conversion", None, "panic"),
 }
-# The functions only the runtime's crash path calls (runtime/signal_unix.go).
-_CRASH_PATH = ("runtime.crash", "runtime.dieFromSignal")
+# runtime.crash re-raises a signal only with GOTRACEBACK=crash, and only fatalpanic and
+# fatalthrow call it (runtime/panic.go); dieFromSignal re-raises on the other paths too
+# (a SIGPIPE on a broken pipe, a signal arriving in non-Go code).
+_GOTRACEBACK_CRASH = ("runtime.crash", "runtime.fatalpanic", "runtime.fatalthrow")
+_CRASH_PATH = _GOTRACEBACK_CRASH + ("runtime.dieFromSignal",)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,10 @@ class GoCrash:
 
 
 def _name(frame: Frame) -> str:
-    return frame.function or ""
+    """The function's name; an ELF symbol's ABI0 wrapper suffix (a build without DWARF)
+    names the same function (coredump.unwind.goruntime)."""
+    name = frame.function or ""
+    return name[:-len(ABI0_SUFFIX)] if name.endswith(ABI0_SUFFIX) else name
 
 
 def _caller_of(frames: Sequence[Frame], i: int, skip_runtime: bool) -> Optional[str]:
@@ -75,7 +82,7 @@ def find_go_crash(frames: Sequence[Frame]) -> Optional[GoCrash]:
     names = [_name(f) for f in frames]
     if not any(n in _CRASH_PATH for n in names):
         return None
-    crash = "runtime.crash" in names
+    crash = any(n in _GOTRACEBACK_CRASH for n in names)
     error = next((i for i, n in enumerate(names) if n in _RUNTIME_ERRORS or n.startswith("runtime.goPanicSlice")),
                  None)
     what, signal, classification = _RUNTIME_ERRORS.get(names[error], ("slice bounds out of range", None, "bounds")) \
