@@ -178,8 +178,9 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
             state.function = SIGNAL_HANDLER_CALLED
-        elif go_sigpanic and caller.trust != Trust.CONTEXT and called_sigpanic(target, state.lookup_pc):
-            # Go: the caller of runtime.sigpanic was interrupted by the fault (goruntime).
+        elif go_sigpanic and caller.trust in (Trust.CFI, Trust.FP) and called_sigpanic(target, state.lookup_pc):
+            # Go: the caller of runtime.sigpanic was interrupted by the fault (goruntime); a
+            # word found by scanning is no such evidence.
             caller.trust = Trust.SIGNAL
         if keep:
             index += 1
