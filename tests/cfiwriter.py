@@ -126,6 +126,9 @@ class FakeImage:
     def get_section_info(self, name: str) -> Optional[Tuple[int, int, int, str]]:
         return self._info.get(name)
 
+    def section_flags(self, name: str) -> int:
+        return 0
+
     def section_bytes(self, name: str) -> Optional[memoryview]:
         info = self._info.get(name)
         if info is None:

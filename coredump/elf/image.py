@@ -62,6 +62,7 @@ class ElfImage:
 
         self.path = path
         self._links: Dict[str, str] = {}  # section name -> its sh_link's name (ELF64 LE)
+        self._flags: Dict[str, int] = {}  # section name -> sh_flags
         if data is not None:
             self._file = io.BytesIO(data)
             self.data = data
@@ -134,15 +135,16 @@ class ElfImage:
                 return self._read_section_headers()
             for sec in self.elf.iter_sections():
                 out.setdefault(sec.name, (sec["sh_addr"], sec["sh_offset"], sec["sh_size"], sec["sh_type"]))
+                self._flags.setdefault(sec.name, sec["sh_flags"])
         except Exception:
             pass
         return out
 
     def _read_section_headers(self) -> Dict[str, Tuple[int, int, int, str]]:
-        """Elf64_Shdr (sh_name 0, sh_type 4, sh_addr 16, sh_offset 24, sh_size 32, sh_link 40)
-        with names from the e_shstrndx section, read with struct (pyelftools builds a typed
-        object per section, parsing symbol and hash tables as it goes). Each section's
-        sh_link, by name, goes to ``_links``."""
+        """Elf64_Shdr (sh_name 0, sh_type 4, sh_flags 8, sh_addr 16, sh_offset 24, sh_size 32,
+        sh_link 40) with names from the e_shstrndx section, read with struct (pyelftools builds
+        a typed object per section, parsing symbol and hash tables as it goes). Each section's
+        sh_link, by name, goes to ``_links``, its sh_flags to ``_flags``."""
         e_shoff, e_shentsize = self.elf["e_shoff"], self.elf["e_shentsize"]
         count = self.elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
         headers = []
@@ -150,21 +152,23 @@ class ElfImage:
             at = e_shoff + i * e_shentsize
             if at + 64 > len(self.data):
                 break
-            sh_name, sh_type, _, sh_addr, sh_offset, sh_size, sh_link = struct.unpack_from("<IIQQQQI", self.data, at)
-            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link))
+            sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link = struct.unpack_from(
+                "<IIQQQQI", self.data, at)
+            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link, sh_flags))
         strndx = self.elf.get_shstrndx() if headers else 0
         if not 0 < strndx < len(headers):
             return {}
-        _, _, _, str_off, str_size, _ = headers[strndx]
+        _, _, _, str_off, str_size, _, _ = headers[strndx]
         names = bytes(self.data[str_off:str_off + str_size])
         sh_type_names = _sh_type_names()
         out: Dict[str, Tuple[int, int, int, str]] = {}
         by_index = []
-        for sh_name, sh_type, sh_addr, sh_offset, sh_size, _ in headers:
+        for sh_name, sh_type, sh_addr, sh_offset, sh_size, _, sh_flags in headers:
             end = names.find(b"\0", sh_name)
             name = names[sh_name:end if end >= 0 else len(names)].decode("utf-8", "replace")
             by_index.append(name)
             out.setdefault(name, (sh_addr, sh_offset, sh_size, sh_type_names.get(sh_type, sh_type)))
+            self._flags.setdefault(name, sh_flags)
         for name, header in zip(by_index, headers):
             if 0 < header[5] < len(by_index):
                 self._links.setdefault(name, by_index[header[5]])
@@ -178,6 +182,11 @@ class ElfImage:
         table, gABI "Section Header" Table 4-13), for ELF64 little-endian files."""
         self._sections  # noqa: B018 -- reading the headers fills _links
         return self._links.get(name)
+
+    def section_flags(self, name: str) -> int:
+        """sh_flags of section `name` (0 when there is no such section)."""
+        self._sections  # noqa: B018 -- reading the headers fills _flags
+        return self._flags.get(name, 0)
 
     def has_section(self, name: str) -> bool:
         info = self._sections.get(name)

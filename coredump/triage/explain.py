@@ -14,6 +14,7 @@ from typing import List, Optional
 from coredump.model import Crash
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.death_test import find_death_test
+from coredump.triage.golang import find_go_crash
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
 from coredump.triage.rust import find_rust_panic, is_rust_panic
 from coredump.triage.signature import generate_signature
@@ -48,7 +49,7 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
         handled = find_handled_signal(target, sp, ct.prstatus.pr_sighold if ct is not None else None)
     except Exception as exc:
         warnings.append(f"signal frame unreadable ({type(exc).__name__}: {exc})")
-    return Facts(abort, exception, handled, where, panic)
+    return Facts(abort, exception, handled, where, panic, find_go_crash(frames))
 
 
 def _assertion(facts: Facts) -> Optional[str]:

@@ -19,6 +19,7 @@ from coredump.elf.memory import PF_R, PF_W, PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
 from coredump.triage.assertion import AbortMessage, CxxException
+from coredump.triage.golang import GoCrash, describe_go_crash
 from coredump.triage.rust import RustPanic, is_rust_panic
 from coredump.triage.signals import signal_name
 from coredump.triage.x86_divide import decode_divide_fault
@@ -52,13 +53,14 @@ _TRAPV_HELPERS = ("__addvsi3", "__addvdi3", "__subvsi3", "__subvdi3", "__mulvsi3
 class Facts:
     """What explain() gathered beyond the Crash: the message before abort, the uncaught C++
     exception, the signal whose handler was running, the first frame of the signature, and
-    the Rust panic whose hook ran."""
+    the Rust panic whose hook ran, the Go runtime's crash."""
 
     abort: Optional[AbortMessage] = None
     exception: Optional[CxxException] = None
     handled_signal: Optional[int] = None
     where: Optional[str] = None
     panic: Optional[RustPanic] = None
+    go: Optional[GoCrash] = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,9 @@ def _classify(crash: Crash, target, facts: Facts) -> Explanation:
 
 def explain_reason(crash: Crash, target, facts: Facts) -> Explanation:
     """The classification and the one-sentence reason of `crash`."""
+    if facts.go is not None:
+        # The signal handler on the stack is the Go runtime's own, which re-raised the signal.
+        return Explanation(facts.go.classification, describe_go_crash(facts.go, crash.signal.name))
     e = _classify(crash, target, facts)
     if facts.handled_signal and e.classification != "killed":
         e = Explanation(e.classification, f"{e.reason}, inside the handler for {signal_name(facts.handled_signal)}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
+from coredump.elf.compressed import section_contents
 
 __all__ = (
     "CfiSection", "Cie", "Fde", "EhFrameHdr", "FdeIndex", "ModuleTables", "read_encoded", "CfiFormatError",
@@ -348,11 +349,16 @@ class _lazy_index:
 
 
 def _section(image, name: str, is_eh: bool) -> Optional[CfiSection]:
-    info = image.get_section_info(name)
-    data = image.section_bytes(name)
-    if info is None or data is None or not len(data):
+    if is_eh:
+        info, data = image.get_section_info(name), image.section_bytes(name)
+        vaddr = info[0] if info is not None else 0
+    else:
+        # .debug_frame is not loaded (its addresses are absolute, sh_addr 0) and may be
+        # compressed (SHF_COMPRESSED or .zdebug_frame: the Go linker's DWARF).
+        data, vaddr = section_contents(image, name), 0
+    if data is None or not len(data):
         return None
-    return CfiSection(data, info[0], is_eh, lambda addr: _read_vaddr(image, addr))
+    return CfiSection(data, vaddr, is_eh, lambda addr: _read_vaddr(image, addr))
 
 
 def _section_at(image, vaddr: int) -> Optional[CfiSection]:

@@ -28,6 +28,7 @@ from coredump.model import Frame, Trust
 from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.callchain import find_chain, function_entry
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
+from coredump.unwind.goruntime import is_abi_wrapper_of
 
 __all__ = ("infer_tail_calls", "CLONE_RE", "find_call_target", "find_tail_jump", "resolve_plt")
 
@@ -50,6 +51,8 @@ _MASK = (1 << 64) - 1
 # instructions too: each a function to read, when it lands on one's start).
 MAX_JUMP_CHAIN = 4
 MAX_JUMP_FUNCTIONS = 32
+# The most code read to look for a call in one function (a symbol's st_size is hostile input).
+MAX_FUNCTION_BYTES = 1 << 20
 
 
 def _x86_64_call_target(memory, return_address: int) -> Optional[int]:
@@ -85,6 +88,14 @@ def _x86_64_jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
             end = start + i + length
             yield (end + int.from_bytes(code[i + 1:i + length], "little", signed=True)) & _MASK, end
             i = code.find(opcode, i + 1)
+
+
+def _x86_64_calls(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
+    i = code.find(_CALL_REL32)
+    while 0 <= i <= len(code) - 5:
+        end = start + i + 5
+        yield (end + int.from_bytes(code[i + 1:i + 5], "little", signed=True)) & _MASK, end
+        i = code.find(_CALL_REL32, i + 1)
 
 
 def _imm26(insn: int, pc: int) -> int:
@@ -132,16 +143,24 @@ def _aarch64_jumps(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
             yield _imm26(insn, start + 4 * i), start + 4 * i + 4
 
 
+def _aarch64_calls(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
+    # Arm ARM C6.2.34, BL: 1 00101 imm26.
+    for i, (insn,) in enumerate(struct.iter_unpack("<I", code[:len(code) & ~3])):
+        if insn & 0xFC000000 == _A64_BL:
+            yield _imm26(insn, start + 4 * i), start + 4 * i + 4
+
+
 @dataclasses.dataclass(frozen=True)
 class _Decoder:
     call_target: Callable[[object, int], Optional[int]]
     jumps: Callable[[bytes, int], Iterable[Tuple[int, int]]]
     plt: Callable[[object, int], Optional[int]]
+    calls: Callable[[bytes, int], Iterable[Tuple[int, int]]]
 
 
 _DECODERS = {
-    "x86_64": _Decoder(_x86_64_call_target, _x86_64_jumps, _x86_64_plt),
-    "aarch64": _Decoder(_aarch64_call_target, _aarch64_jumps, _aarch64_plt),
+    "x86_64": _Decoder(_x86_64_call_target, _x86_64_jumps, _x86_64_plt, _x86_64_calls),
+    "aarch64": _Decoder(_aarch64_call_target, _aarch64_jumps, _aarch64_plt, _aarch64_calls),
 }
 
 
@@ -244,7 +263,7 @@ def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Fram
     chain = find_chain(target, caller.pc, callee_start) if callee_start is not None else None
     if chain is not None:
         return [_tail_frame(target, pc) for pc in chain]
-    return _from_instructions(target, hit, callee, callee_start)
+    return _from_instructions(target, hit, callee, callee_start, caller.trust == Trust.SCAN)
 
 
 def _tail_frame(target, pc: int) -> Frame:
@@ -257,31 +276,59 @@ def _tail_frame(target, pc: int) -> Frame:
                                line=inner.line, source_path=inner.source_path, tailcall=True)
 
 
-def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optional[int]) -> List[Frame]:
+def _from_instructions(target, hit, callee: Sequence[Frame], callee_start: Optional[int],
+                       scanned: bool = False) -> List[Frame]:
     """The frame of the function the caller's direct call names (`hit`), when that is not
-    the callee; none when it is, or when nothing tells."""
+    the callee; none when it is, or when nothing tells. A caller found by stack scanning
+    (`scanned`) is only a word that looks like a return address: it proves no tail call
+    unless jumps lead from the function it called to the callee."""
     if hit is None or not callee[-1].function:
         return []  # an unnamed callee may well be the called function: nothing to compare
     address, mod, symbol = hit
     # By address first (aliases, clones, ifunc variants), then by name: a frame in foo.cold
-    # or named from DWARF is foo's.
-    if address == callee_start or CLONE_RE.sub("", symbol) in _names(callee):
+    # or named from DWARF is foo's, and Go's wrapper foo.abi0 is foo (goruntime).
+    names = _names(callee)
+    if address == callee_start or CLONE_RE.sub("", symbol) in names or is_abi_wrapper_of(symbol, names):
         return []
     from coredump.demangle import demangle
 
     name = demangle(symbol) or symbol
-    if CLONE_RE.sub("", name) in _names(callee):
+    if CLONE_RE.sub("", name) in names:
         return []
     try:
         chain = _jump_chain(target, address, callee_start, [MAX_JUMP_FUNCTIONS]) if callee_start is not None \
             else None
     except _TooFar:
         chain = None
+    if chain is None and (scanned or callee_start is not None and _calls(target, address, callee_start)):
+        # The function calls the callee itself: the walk skipped its frame (a frameless
+        # callee, found by frame pointer), which no tail call removed. No evidence, no frame.
+        return []
     if chain is None:  # no one way of jumps to tell where: the function's entry, no line
         return [Frame(0, address, trust=Trust.NONE, module=mod.path, module_offset=address - mod.start,
                       function=name, mangled=symbol if symbol != name else None, symbol_offset=0,
                       tailcall=True)]
     return [_tail_frame(target, pc) for pc in reversed(chain)]
+
+
+def _calls(target, start: int, callee: int) -> bool:
+    """Whether the function at `start` has a direct call (x86_64 ``call rel32``, aarch64
+    ``bl``) to `callee`, directly or through a PLT stub. A linear scan: a call opcode inside
+    another instruction counts too, which can only leave a frame out."""
+    mod = target.find_module(start)
+    span = mod.symtab.function_range(start - mod.bias) if mod is not None and mod.symtab is not None else None
+    if span is None or span[1] - span[0] > MAX_FUNCTION_BYTES:
+        return False
+    memory, arch = _CodeMemory(target), target.arch.name
+    low, high = span[0] + mod.bias, span[1] + mod.bias
+    try:
+        code = memory.read(low, high - low)
+    except MemoryFault:
+        return False
+    for to, _ in _DECODERS[arch].calls(code, low):
+        if to == callee or (not low <= to < high and resolve_plt(memory, to, arch) == callee):
+            return True
+    return False
 
 
 class _TooFar(Exception):

@@ -24,6 +24,7 @@ from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
+from coredump.unwind.goruntime import called_sigpanic, sigpanic_ranges
 
 __all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
 
@@ -162,6 +163,7 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
     arch = target.arch
     is_executable = _Executable(target.memory)
     in_entry_function = _EntryFunction(target)
+    go_sigpanic = sigpanic_ranges(target)  # empty unless a module is a Go program
     index = 0
     yield state
     while True:
@@ -176,6 +178,10 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
             state.function = SIGNAL_HANDLER_CALLED
+        elif go_sigpanic and caller.trust in (Trust.CFI, Trust.FP) and called_sigpanic(target, state.lookup_pc):
+            # Go: the caller of runtime.sigpanic was interrupted by the fault (goruntime); a
+            # word found by scanning is no such evidence.
+            caller.trust = Trust.SIGNAL
         if keep:
             index += 1
             yield caller

@@ -1,0 +1,70 @@
+"""
+Go runtime frames
+=================
+
+Two rules of the Go runtime's own traceback (``runtime/traceback.go``) that neither CFI nor
+DWARF states, for the modules that are Go programs (they have ``.go.buildinfo`` or
+``.gopclntab``):
+
+- A fault becomes a call of ``runtime.sigpanic``: the signal handler makes it look as if the
+  faulting instruction called it (``sigctxt.preparePanic``, runtime/signal_amd64.go and
+  signal_arm64.go), so the caller's pc is the faulting instruction itself, not a return
+  address. The traceback uses that pc as it is; so does this walk (the caller is interrupted).
+- An ABI wrapper ``F.abi0`` (cmd/compile's ABI0 -> ABIInternal wrapper, named so in the ELF
+  symbol table by cmd/link) jumps to ``F``: it is ``F`` itself, not a frame of its own, as
+  the traceback elides wrappers.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Tuple
+
+from coredump.symbols.symtab import find_symbol
+
+__all__ = ("called_sigpanic", "sigpanic_ranges", "is_abi_wrapper_of", "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
+
+SIGPANIC = "runtime.sigpanic"
+ABI0_SUFFIX = ".abi0"
+_GO_SECTIONS = (".go.buildinfo", ".gopclntab")
+
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def is_go_image(image) -> bool:
+    """Whether the ELF image was linked by the Go linker (it writes these sections)."""
+    return image is not None and any(image.get_section_info(name) is not None for name in _GO_SECTIONS)
+
+
+def sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
+    """[start, end) of runtime.sigpanic in every Go module of the target (none elsewhere:
+    this costs nothing for a C program)."""
+    try:
+        return _RANGES[target]
+    except (KeyError, TypeError):
+        pass
+    ranges = []
+    for mod in getattr(target, "modules", ()):
+        if not mod.trusted or not is_go_image(mod.image) or mod.symtab is None:
+            continue
+        start = find_symbol(mod.image, SIGPANIC)
+        span = mod.symtab.function_range(start) if start is not None else None
+        if span is not None:
+            ranges.append((span[0] + mod.bias, span[1] + mod.bias))
+    found = tuple(ranges)
+    try:
+        _RANGES[target] = found
+    except TypeError:
+        pass
+    return found
+
+
+def called_sigpanic(target, lookup_pc: int) -> bool:
+    """Whether a frame whose lookup pc is `lookup_pc` is in runtime.sigpanic: its caller's pc
+    is then the faulting instruction."""
+    return any(low <= lookup_pc < high for low, high in sigpanic_ranges(target))
+
+
+def is_abi_wrapper_of(symbol: str, names) -> bool:
+    """Whether the ELF symbol `symbol` is the ABI0 wrapper of one of the functions `names`."""
+    return symbol.endswith(ABI0_SUFFIX) and symbol[:-len(ABI0_SUFFIX)] in names
