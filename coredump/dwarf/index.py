@@ -22,6 +22,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from coredump.dwarf.cache import entry_kind, frames_memo, supplementary_identity
+from coredump.dwarf.dies import DieError, ancestors, collect_functions, unit_reader
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -39,10 +40,6 @@ __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 # DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
 MAX_DIES_PER_WALK = 100_000
 
-# Tags whose children may hold the address's function (DWARF 5 §3.2, §5.7): clang nests
-# definitions in namespaces, gcc puts them at CU level with DW_AT_specification.
-_CONTAINER_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
-                   "DW_TAG_union_type", "DW_TAG_module")
 
 
 class _Unit:
@@ -61,6 +58,7 @@ class _Unit:
         # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
         # "lines" -> the reason.
         self.cut: Dict[str, str] = {}
+        self.malformed: Optional[str] = None  # why our DIE reader cannot walk this CU
 
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
@@ -91,6 +89,8 @@ class DwarfIndex:
         self._dwarf = None
         self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image, supplementary)
+        self._abbrevs: dict = {}  # abbreviation tables read by dwarf.dies, by offset and unit shape
+        self._readers: dict = {}  # CU offset -> dwarf.dies.UnitReader
 
     @property
     def dwarfinfo(self):
@@ -123,6 +123,10 @@ class DwarfIndex:
                     unit.frames[address] = frames
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
+            return []
+        except DieError as exc:
+            self._cuts += 1
+            self.budget.malformed(self.image.path, str(exc))
             return []
         except Exception:
             return []
@@ -268,6 +272,8 @@ class DwarfIndex:
         walk = "functions" + (".nested" if nested else "")
         if walk in unit.cut:
             raise DwarfTooLarge(unit.cut[walk])
+        if unit.malformed is not None:
+            raise DieError(unit.malformed)
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self._cache_key, kind)
         if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
@@ -277,6 +283,9 @@ class DwarfIndex:
             except DwarfTooLarge as exc:
                 if time.monotonic() <= self._deadline:
                     unit.cut[walk] = exc.reason  # the same CU stops there again: say so at once
+                raise
+            except DieError as exc:
+                unit.malformed = str(exc)
                 raise
             found = (functions, frozenset(() if nested else top_level))
             cache.put(self._cache_key, kind, found, wait=False)
@@ -292,28 +301,30 @@ class DwarfIndex:
     def _collect_functions(self, unit: _Unit, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
         """Ranges of the subprograms among the CU DIE's children; with `nested`, only those
         inside namespaces and classes (the second, rarer search). Appends the offsets of
-        the CU DIE's own children to `top_level`."""
-        out: List[Tuple[int, int, int]] = []
-        parent = unit.cu.get_top_DIE()
-        stack = [(parent, False)]
-        count = 0
-        while stack:
-            die, inside = stack.pop()
-            for child in die.iter_children():
-                count += 1
-                self._visit(count, unit)
-                if die is parent:
-                    top_level.append(child.offset)
-                if child.tag == "DW_TAG_subprogram" and (inside or not nested):
-                    try:
-                        for low, high in self._die_ranges(child):
-                            out.append((low, high, child.offset))
-                    except Exception:
-                        continue
-                elif nested and child.tag in _CONTAINER_TAGS and child.has_children:
-                    stack.append((child, True))
-        out.sort()
-        return out
+        the CU DIE's own children to `top_level`. Read by our DIE reader (``dwarf.dies``)."""
+        return collect_functions(self.dwarfinfo, unit.cu, self._reader(unit.cu), nested, top_level,
+                                 lambda count: self._visit(count, unit))
+
+    def _reader(self, cu):
+        reader = self._readers.get(cu.cu_offset)
+        if reader is None:
+            reader = self._readers[cu.cu_offset] = unit_reader(self.dwarfinfo, cu, self._abbrevs)
+        return reader
+
+    def _link_parents(self, die) -> None:
+        """Give `die` and the DIEs above it their parents, found by our DIE reader: pyelftools'
+        get_parent would parse every DIE of the CU before `die` to find them."""
+        cu = die.cu
+        try:
+            chain = ancestors(self._reader(cu), cu.cu_die_offset - cu.cu_offset, die.offset - cu.cu_offset,
+                              lambda: self._visit(0))
+        except (DieError, DwarfTooLarge):
+            return  # pyelftools' own search decides (and the caller's handler sees what it raises)
+        if not chain:
+            return
+        dies = [cu.get_DIE_from_refaddr(cu.cu_offset + pos) for pos in chain] + [die]
+        for parent, child in zip(dies, dies[1:]):
+            child.set_parent(parent)
 
     def _die_ranges(self, die) -> Ranges:
         return die_ranges(self.dwarfinfo, die)
@@ -327,7 +338,10 @@ class DwarfIndex:
         if die.dwarfinfo is not self.dwarfinfo:
             return False  # a DIE of the supplementary file: its offsets are not this file's
         unit = _UNITS.get((self._key, die.cu.cu_offset))
-        return unit is not None and die.offset in unit.top_level
+        if unit is not None and die.offset in unit.top_level:
+            return True
+        self._link_parents(die)  # the caller asks for its parents next
+        return False
 
 
 def _buffer(section):
