@@ -17,7 +17,8 @@ Every step moves forward, so a walk ends within its unit's bytes.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+import bisect
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from coredump.dwarf import abbrev as A
 from coredump.dwarf.abbrev import Abbrev, AbbrevError, form_rule, read_abbrev_table
@@ -61,6 +62,9 @@ class UnitReader:
         self.version, self.address_size, self.offset_size = version, address_size, offset_size
         self.abbrevs = abbrevs
         self.order = "little" if little_endian else "big"
+        # Position after a DIE's attributes -> after its subtree, for the DIEs with children
+        # walked so far: each later search of the unit steps over them at once.
+        self._ends: Dict[int, int] = {}
 
     def read(self, pos: int, want: frozenset) -> Tuple[Optional[Abbrev], Values, int]:
         """(abbreviation, the wanted attributes' (form, value), position after the DIE's
@@ -95,13 +99,17 @@ class UnitReader:
         """The position after the DIE whose attributes end at `pos`, its subtree included."""
         if not ab.has_children:
             return pos
+        end = self._ends.get(pos)
+        if end is not None:
+            return end
         sibling = values.get(DW_AT_sibling)
         if sibling is None:
-            return self.skip_children(pos)
+            end = self._ends[pos] = self.skip_children(pos)
+            return end
         form, value = sibling
         target = value - self.cu_offset if form == DW_FORM_ref_addr else value
-        # DWARF 5 §2.3: the sibling follows the DIE's subtree, inside its unit.
-        if form not in _CU_REFS and form != DW_FORM_ref_addr or not pos <= target < len(self.data):
+        # DWARF 5 §2.3: the sibling follows the DIE's subtree (at least its null entry), inside its unit.
+        if form not in _CU_REFS and form != DW_FORM_ref_addr or not pos < target < len(self.data):
             raise DieError(f"DW_AT_sibling at {self.cu_offset + pos:#x} points outside what follows it "
                            f"({target + self.cu_offset:#x})")
         return target
@@ -237,15 +245,20 @@ def _walk(dwarfinfo, cu, reader: UnitReader, nested: bool, top_level: list, visi
     return out
 
 
-def ancestors(reader: UnitReader, cu_die: int, target: int,
+def ancestors(reader: UnitReader, cu_die: int, target: int, top_level: Sequence[int] = (),
               check: Optional[Callable[[], None]] = None) -> Optional[List[int]]:
     """Positions of the DIEs above the DIE at `target`, the CU DIE (at `cu_die`) first; None
-    when no DIE starts there. Only the subtrees that hold `target` are entered."""
+    when no DIE starts there. Only the subtrees that hold `target` are entered; `top_level`,
+    the sorted section offsets of the CU DIE's children where known, leads to the right one
+    at once."""
     if target == cu_die:
         return []
-    ab, values, pos = reader.read(cu_die, _SIBLING)
     chain = [cu_die]
     try:
+        ab, values, pos = reader.read(cu_die, _SIBLING)
+        i = bisect.bisect_right(top_level, reader.cu_offset + target) - 1
+        if i >= 0:
+            pos = top_level[i] - reader.cu_offset  # DWARF 5 §2.3: the subtree of the child before it
         while ab is not None and ab.has_children:
             while True:
                 offset = pos

@@ -54,6 +54,7 @@ class _Unit:
         # Offsets of the CU DIE's children: their parent is no namespace or class, which
         # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
         self.top_level: frozenset = frozenset()
+        self.top_sorted: Optional[List[int]] = None  # top_level in order, for dwarf.dies.ancestors
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
         # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
         # "lines" -> the reason.
@@ -315,9 +316,15 @@ class DwarfIndex:
         """Give `die` and the DIEs above it their parents, found by our DIE reader: pyelftools'
         get_parent would parse every DIE of the CU before `die` to find them."""
         cu = die.cu
+        unit = _UNITS.get((self._key, cu.cu_offset))
+        top: List[int] = []
+        if unit is not None:
+            if unit.top_sorted is None:
+                unit.top_sorted = sorted(unit.top_level)
+            top = unit.top_sorted
         try:
             chain = ancestors(self._reader(cu), cu.cu_die_offset - cu.cu_offset, die.offset - cu.cu_offset,
-                              lambda: self._visit(0))
+                              top, lambda: self._visit(0))
         except (DieError, DwarfTooLarge):
             return  # pyelftools' own search decides (and the caller's handler sees what it raises)
         if not chain:
