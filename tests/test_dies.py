@@ -80,11 +80,11 @@ def _compare_file(path, dies_budget: int = _REFERENCE_DIES, stride: int = 1, eve
         if n % stride or cu.get_top_DIE().tag != "DW_TAG_compile_unit":
             continue
         reader = unit_reader(dwarfinfo, cu, abbrevs)
-        for nested in (True, False):
-            ours, theirs = [], []
-            assert collect_functions(dwarfinfo, cu, reader, nested, ours, lambda c: None) == \
-                _reference_functions(dwarfinfo, cu, nested, theirs), (path, cu.cu_offset, nested)
-            assert ours == theirs
+        ours, theirs = [], []
+        outer, inner = collect_functions(dwarfinfo, cu, reader, ours, lambda c: None)
+        assert outer == _reference_functions(dwarfinfo, cu, False, theirs), (path, cu.cu_offset)
+        assert inner == _reference_functions(dwarfinfo, cu, True, []), (path, cu.cu_offset)
+        assert ours == theirs
         for k, die in enumerate(cu.iter_DIEs()):  # pyelftools sets each DIE's parent as it walks
             if die.is_null() or k % every:
                 continue
@@ -123,8 +123,9 @@ def test_libc_debug_file_matches_pyelftools():
 def _reference_index(image):
     """A DwarfIndex that walks with pyelftools alone, as before our reader."""
     class Reference(DwarfIndex):
-        def _collect_functions(self, unit, nested, top_level):
-            return _reference_functions(self.dwarfinfo, unit.cu, nested, top_level)
+        def _collect_functions(self, unit, top_level):
+            return (_reference_functions(self.dwarfinfo, unit.cu, False, top_level),
+                    _reference_functions(self.dwarfinfo, unit.cu, True, []))
 
         def _link_parents(self, die):
             pass
@@ -199,7 +200,7 @@ def test_forms_are_skipped_by_their_sizes():
 @pytest.mark.parametrize("case", ["unknown code", "past the end", "sibling loops", "sibling backwards",
                                   "unknown form", "indirect indirect", "string unterminated"])
 def test_malformed_units_raise_die_error_quickly(case):
-    children = _abbrevs((1, 0x11, True, []), (2, 0x13, True, [(0x01, 0x13)]), (3, 0x2E, False, [(0x03, 0x08)]),
+    children = _abbrevs((1, 0x11, True, []), (2, 0x2E, True, [(0x01, 0x13)]), (3, 0x2E, False, [(0x03, 0x08)]),
                         (4, 0x2E, False, [(0x03, 0x16)]), (5, 0x2E, False, [(0x02, 0x04)]))
     body = {
         "unknown code": b"\x01\x09\0",
@@ -217,7 +218,7 @@ def test_malformed_units_raise_die_error_quickly(case):
         return
     reader = _unit(body, children)
     with pytest.raises(DieError):
-        collect = collect_functions(_FakeDwarf(), _FakeCU(), reader, False, [], lambda c: None)
+        collect = collect_functions(_FakeDwarf(), _FakeCU(), reader, [], lambda c: None)
         assert collect is None
     assert time.monotonic() - start < 1
 
@@ -244,14 +245,15 @@ def test_abbrev_table_bounds():
 # ---- malformed DWARF in a real binary, a real core --------------------------------------------
 
 def _first_top_level_die(image):
-    """(file offset of the abbreviation code, of DW_AT_sibling's value or None) of the first
-    child of the first CU DIE that has children, in `image`'s .debug_info."""
+    """(file offset of the abbreviation code, of DW_AT_sibling's value, the DIE) of the first
+    child of the first CU DIE with a DW_AT_sibling that the walk follows (not a container:
+    the walk enters those), in `image`'s .debug_info."""
     dwarfinfo = image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
     section = image.elf.get_section_by_name(".debug_info")
     cu = next(dwarfinfo.iter_CUs())
     for child in cu.get_top_DIE().iter_children():
         sibling = child.attributes.get("DW_AT_sibling")
-        if sibling is not None and sibling.form == "DW_FORM_ref4":
+        if sibling is not None and sibling.form == "DW_FORM_ref4" and child.tag not in _CONTAINERS:
             return section["sh_offset"] + child.offset, section["sh_offset"] + sibling.offset, child
     raise AssertionError("no top-level DIE with a DW_AT_sibling")
 
@@ -300,5 +302,5 @@ def test_the_walk_builds_no_pyelftools_dies():
     image = open_image(str(Path(build) / "rust_panic"))
     dwarfinfo = image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
     cu = max(dwarfinfo.iter_CUs(), key=lambda c: c.size)
-    collect_functions(dwarfinfo, cu, unit_reader(dwarfinfo, cu, {}), False, [], lambda c: None)
+    collect_functions(dwarfinfo, cu, unit_reader(dwarfinfo, cu, {}), [], lambda c: None)
     assert len(cu._dielist) <= 2  # the CU DIE (and nothing per child)

@@ -200,49 +200,53 @@ def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
                       dwarfinfo.config.little_endian)
 
 
-def collect_functions(dwarfinfo, cu, reader: UnitReader, nested: bool, top_level: list,
-                      visit: Callable[[int], None]) -> List[Tuple[int, int, int]]:
-    """Ranges of the subprograms among the CU DIE's children, as (low, high, DIE offset)
-    sorted; with `nested`, only those inside namespaces and classes. Appends the section
-    offsets of the CU DIE's own children to `top_level`; `visit(count)` sees each DIE of
-    the levels walked (and raises past the walk's limits)."""
+def collect_functions(dwarfinfo, cu, reader: UnitReader, top_level: list,
+                      visit: Callable[[int], None]) -> Tuple[List[Tuple[int, int, int]], List[Tuple[int, int, int]]]:
+    """Ranges of the subprograms among the CU DIE's children, and of those inside its
+    namespaces and classes, each as sorted (low, high, DIE offset): one pass, as a
+    producer without DW_AT_sibling (rustc) makes us read every DIE of a namespace to step
+    over it. Appends the section offsets of the CU DIE's own children to `top_level`;
+    `visit(count)` sees each DIE of the levels walked (and raises past the walk's limits)."""
     cu.get_top_DIE()  # pyelftools reads the CU's DW_AT_addr_base / DW_AT_rnglists_base from it
     try:
-        return _walk(dwarfinfo, cu, reader, nested, top_level, visit)
+        return _walk(dwarfinfo, cu, reader, top_level, visit)
     except IndexError:
         raise DieError(f"a DIE of the unit at {cu.cu_offset:#x} runs past its end") from None
 
 
-def _walk(dwarfinfo, cu, reader: UnitReader, nested: bool, top_level: list, visit) -> list:
-    out: list = []
+def _walk(dwarfinfo, cu, reader: UnitReader, top_level: list, visit) -> tuple:
+    outer: list = []
+    inner: list = []
     ab, _, pos = reader.read(cu.cu_die_offset - cu.cu_offset, _SIBLING)
     if ab is None or not ab.has_children:
-        return out
-    stack = [(pos, True)]  # (first child's position, children of the CU DIE)
+        return outer, inner
+    levels = [True]  # per level entered: whether it is the CU DIE's children
     count = 0
-    while stack:
-        pos, top = stack.pop()
-        while True:
-            offset = pos
-            ab, values, pos = reader.read(pos, _FUNCTION_ATTRS)
-            if ab is None:
-                break
-            count += 1
-            visit(count)
-            if top:
-                top_level.append(reader.cu_offset + offset)
-            if ab.tag == DW_TAG_subprogram and (not top or not nested):
-                try:
-                    out.extend((low, high, reader.cu_offset + offset)
-                               for low, high in _ranges(dwarfinfo, cu, values))
-                except Exception:
-                    pass  # this function's ranges (pyelftools reads range lists): the others stand
-            elif nested and ab.tag in CONTAINER_TAGS and ab.has_children:
-                stack.append((pos, False))
-            if ab.has_children:
+    while levels:
+        offset = pos
+        ab, values, pos = reader.read(pos, _FUNCTION_ATTRS)
+        if ab is None:
+            levels.pop()  # DWARF 5 §2.3: a null entry ends a list of siblings
+            continue
+        top = levels[-1]
+        count += 1
+        visit(count)
+        if top:
+            top_level.append(reader.cu_offset + offset)
+        if ab.tag == DW_TAG_subprogram:
+            try:
+                (outer if top else inner).extend((low, high, reader.cu_offset + offset)
+                                                 for low, high in _ranges(dwarfinfo, cu, values))
+            except Exception:
+                pass  # this function's ranges (pyelftools reads range lists): the others stand
+        if ab.has_children:
+            if ab.tag in CONTAINER_TAGS:
+                levels.append(False)  # its children follow it
+            else:
                 pos = reader.next_sibling(ab, values, pos)
-    out.sort()
-    return out
+    outer.sort()
+    inner.sort()
+    return outer, inner
 
 
 def ancestors(reader: UnitReader, cu_die: int, target: int, top_level: Sequence[int] = (),

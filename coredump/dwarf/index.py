@@ -268,8 +268,9 @@ class DwarfIndex:
         return found
 
     def _cached_functions(self, unit: _Unit, nested: bool) -> Tuple[List[Tuple[int, int, int]], frozenset]:
-        """``_collect_functions`` of the CU and the offsets of the CU DIE's children, through
-        the parse cache (plain tuples)."""
+        """The functions among the CU DIE's children (or, with `nested`, inside its namespaces
+        and classes) and the offsets of the CU DIE's children, through the parse cache (plain
+        tuples). One walk finds both lists; both are cached."""
         walk = "functions" + (".nested" if nested else "")
         if walk in unit.cut:
             raise DwarfTooLarge(unit.cut[walk])
@@ -277,20 +278,25 @@ class DwarfIndex:
             raise DieError(unit.malformed)
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self._cache_key, kind)
-        if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
-            top_level: list = []
-            try:
-                functions = self._collect_functions(unit, nested, top_level)
-            except DwarfTooLarge as exc:
-                if time.monotonic() <= self._deadline:
-                    unit.cut[walk] = exc.reason  # the same CU stops there again: say so at once
-                raise
-            except DieError as exc:
-                unit.malformed = str(exc)
-                raise
-            found = (functions, frozenset(() if nested else top_level))
-            cache.put(self._cache_key, kind, found, wait=False)
-        return found
+        if isinstance(found, tuple) and len(found) == 2:
+            return found
+        top_level: list = []  # a miss, or an entry of another shape
+        try:
+            outer, inner = self._collect_functions(unit, top_level)
+        except DwarfTooLarge as exc:
+            if time.monotonic() <= self._deadline:
+                unit.cut["functions"] = unit.cut["functions.nested"] = exc.reason  # the same CU stops there again
+            raise
+        except DieError as exc:
+            unit.malformed = str(exc)
+            raise
+        both = {False: (outer, frozenset(top_level)), True: (inner, frozenset())}
+        for which, value in both.items():
+            cache.put(self._cache_key, self._kind(_FUNCS_KIND + (".nested" if which else ""), unit), value,
+                      wait=False)
+        if unit.nested is None:
+            unit.nested = inner
+        return both[nested]
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):
         i = bisect.bisect_right(table, (address, float("inf"), 0))
@@ -299,11 +305,10 @@ class DwarfIndex:
                 return unit.cu.get_DIE_from_refaddr(offset)
         return None
 
-    def _collect_functions(self, unit: _Unit, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
-        """Ranges of the subprograms among the CU DIE's children; with `nested`, only those
-        inside namespaces and classes (the second, rarer search). Appends the offsets of
-        the CU DIE's own children to `top_level`. Read by our DIE reader (``dwarf.dies``)."""
-        return collect_functions(self.dwarfinfo, unit.cu, self._reader(unit.cu), nested, top_level,
+    def _collect_functions(self, unit: _Unit, top_level: list):
+        """(subprograms among the CU DIE's children, those inside its namespaces and classes),
+        by our DIE reader (``dwarf.dies.collect_functions``)."""
+        return collect_functions(self.dwarfinfo, unit.cu, self._reader(unit.cu), top_level,
                                  lambda count: self._visit(count, unit))
 
     def _reader(self, cu):
