@@ -114,6 +114,10 @@ class UnitReader:
                            f"({target + self.cu_offset:#x})")
         return target
 
+    def subtree_end(self, start: int, end: int) -> None:
+        """Remember that the children starting at `start` end at `end` (a walk found it)."""
+        self._ends[start] = end
+
     def skip_children(self, pos: int, check: Optional[Callable[[], None]] = None) -> int:
         """The position after the null entry that ends the children starting at `pos`."""
         depth, count = 1, 0
@@ -220,15 +224,16 @@ def _walk(dwarfinfo, cu, reader: UnitReader, top_level: list, visit) -> tuple:
     ab, _, pos = reader.read(cu.cu_die_offset - cu.cu_offset, _SIBLING)
     if ab is None or not ab.has_children:
         return outer, inner
-    levels = [True]  # per level entered: whether it is the CU DIE's children
+    levels = [(True, -1)]  # per level entered: whether it is the CU DIE's children, where it starts
     count = 0
     while levels:
         offset = pos
         ab, values, pos = reader.read(pos, _FUNCTION_ATTRS)
         if ab is None:
-            levels.pop()  # DWARF 5 §2.3: a null entry ends a list of siblings
+            _, start = levels.pop()  # DWARF 5 §2.3: a null entry ends a list of siblings
+            reader.subtree_end(start, pos)
             continue
-        top = levels[-1]
+        top = levels[-1][0]
         count += 1
         visit(count)
         if top:
@@ -241,7 +246,7 @@ def _walk(dwarfinfo, cu, reader: UnitReader, top_level: list, visit) -> tuple:
                 pass  # this function's ranges (pyelftools reads range lists): the others stand
         if ab.has_children:
             if ab.tag in CONTAINER_TAGS:
-                levels.append(False)  # its children follow it
+                levels.append((False, pos))  # its children follow it
             else:
                 pos = reader.next_sibling(ab, values, pos)
     outer.sort()
