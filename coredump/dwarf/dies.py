@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from coredump.dwarf import abbrev as A
 from coredump.dwarf.abbrev import Abbrev, AbbrevError, form_rule, read_abbrev_table
+from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.dwarf.ranges import Ranges, range_list
 
 __all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader")
@@ -73,7 +74,7 @@ class UnitReader:
         code = data[pos]
         pos += 1
         if code & 0x80:
-            code, pos = self._uleb(pos - 1)
+            code, pos = read_uleb128(self.data, pos - 1)
         if code == 0:
             return None, {}, pos
         ab = self.abbrevs.get(code)
@@ -85,7 +86,7 @@ class UnitReader:
         else:
             for name, form, kind, size, const in ab.attrs:
                 if kind == A.INDIRECT:  # DW_FORM_indirect: the form is in the DIE (DWARF 5 §7.5.3)
-                    form, pos = self._uleb(pos)
+                    form, pos = read_uleb128(self.data, pos)
                     kind, size = self._indirect_rule(form)
                 start = pos
                 pos = self._skip(pos, kind, size)
@@ -157,7 +158,7 @@ class UnitReader:
                 raise DieError(f"string at {self.cu_offset + pos:#x} runs past the end of its unit")
             return end + 1
         if kind == A.BLOCK:
-            n, pos = self._uleb(pos)
+            n, pos = read_uleb128(self.data, pos)
             return pos + n
         width = 1 if kind == A.BLOCK1 else 2 if kind == A.BLOCK2 else 4
         return pos + width + int.from_bytes(data[pos:pos + width], self.order)
@@ -166,23 +167,10 @@ class UnitReader:
         if kind == A.FIXED:
             return int.from_bytes(self.data[start:end], self.order)
         if kind == A.ULEB:
-            return self._uleb(start)[0]
+            return read_uleb128(self.data, start)[0]
         if kind == A.SLEB:
-            value, _ = self._uleb(start)
-            bits = 7 * (end - start)
-            return value - (1 << bits) if value & (1 << (bits - 1)) else value
+            return read_sleb128(self.data, start)[0]
         return 0  # a block or string: no attribute read here has one
-
-    def _uleb(self, pos: int) -> Tuple[int, int]:
-        data = self.data
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return result, pos
 
 
 def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
@@ -214,7 +202,7 @@ def collect_functions(dwarfinfo, cu, reader: UnitReader, top_level: list,
     cu.get_top_DIE()  # pyelftools reads the CU's DW_AT_addr_base / DW_AT_rnglists_base from it
     try:
         return _walk(dwarfinfo, cu, reader, top_level, visit)
-    except IndexError:
+    except (IndexError, ExpressionError):  # a LEB128 or a DIE past the unit's end
         raise DieError(f"a DIE of the unit at {cu.cu_offset:#x} runs past its end") from None
 
 
@@ -283,7 +271,7 @@ def ancestors(reader: UnitReader, cu_die: int, target: int, top_level: Sequence[
                 pos = after
                 if check is not None:
                     check()
-    except IndexError:
+    except (IndexError, ExpressionError):  # a LEB128 or a DIE past the unit's end
         raise DieError(f"a DIE of the unit at {reader.cu_offset:#x} runs past its end") from None
     return None
 
