@@ -2,13 +2,18 @@
 Bench
 =====
 
-``make bench``: make a fixed set of real cores in a scratch directory, then time
-``coredump analyze --format json`` against gdb, eu-stack and drgn on each, and measure the
-capture path (``coredump run`` overhead, zstd throughput) and the on-disk parse cache.
+``make bench``: make a fixed set of real cores in a scratch directory (the c_samples
+cores, and real programs' cores: a python3 ctypes crash, python with 200 threads, a node
+``process.abort()``, a Rust release binary), then time ``coredump analyze --format json``
+cold (an empty ``XDG_CACHE_HOME`` each run, as on a fresh CI machine) and warm (its cache
+filled by an earlier run) against gdb, eu-stack and drgn on each, and measure the capture
+path (``coredump run`` overhead, zstd throughput), 50 cores of one binary in one
+``harvest`` process, and the start-up (``python -X importtime``).
 
-Wall time is measured around each subprocess (best of BENCH_REPEAT=2 runs for cores under
-64 MB, so coredump's parse cache is warm); peak RSS comes from ``os.wait4`` (the child's
-``ru_maxrss``). Prints a table with ratios to gdb and their median; writes ``bench.json``.
+Wall time is measured around each subprocess, best of BENCH_REPEAT=3 runs (1 for cores
+over 64 MB), the tools interleaved run by run; peak RSS comes from ``os.wait4`` (the
+child's ``ru_maxrss``). Prints a table with ratios to gdb and eu-stack and their medians;
+writes ``bench.json``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ __all__ = ("main",)
 
 PROGRAMS = ("segv", "threads", "abort_assert", "cxx_throw", "uselib", "sighandler")
 VARIANTS = ("O0", "O2", "stripped", "static")
-TOOLS = ("coredump", "gdb", "eu-stack", "drgn")
+TOOLS = ("cold", "warm", "gdb", "eu-stack", "drgn")  # cold and warm: ours
 # Byte-compiled modules, as an installed package has them (a developer's shell may forbid them).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPATH"] = str(ROOT)
@@ -44,6 +49,20 @@ ts = [threading.Thread(target=time.sleep, args=(30,), daemon=True) for _ in rang
 [t.start() for t in ts]
 time.sleep(0.2)
 os.abort()
+"""
+
+# 200 threads blocked in the kernel, then a NULL read on the main thread.
+PY_200_THREADS = """
+import ctypes, threading
+threading.stack_size(1 << 16)  # 64 KiB stacks: a core of the threads' registers, not of 8 MiB stacks
+ready = threading.Barrier(201)
+def wait():
+    ready.wait()
+    threading.Event().wait()
+for _ in range(200):
+    threading.Thread(target=wait, daemon=True).start()
+ready.wait()
+ctypes.string_at(0)
 """
 
 DRGN_SCRIPT = """
@@ -81,9 +100,14 @@ def measure(argv: List[str], env=None, timeout: float = 600) -> Tuple[float, int
     return time.perf_counter() - start, usage.ru_maxrss, proc.returncode
 
 
+def analyze_argv(exe: str, core: str) -> List[str]:
+    return [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core]
+
+
 def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optional[List[str]]]:
     return {
-        "coredump": [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core],
+        "cold": analyze_argv(exe, core),
+        "warm": analyze_argv(exe, core),
         "gdb": ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", exe, core] if have["gdb"] else None,
         "eu-stack": ["eu-stack", "-s", "-i", "-e", exe, "--core", core] if have["eu-stack"] else None,
         "drgn": [sys.executable, "-c", DRGN_SCRIPT, core, exe] if have["drgn"] else None,
@@ -107,48 +131,128 @@ def make_cores(scratch: Path) -> List[Tuple[str, str, str]]:
         if _wanted(name):
             out.append((name, str(cores.BUILD / "O0" / program), str(cores.make_core("O0", program))))
     python = os.path.realpath(sys.executable)
-    for name, code in (
-        ("python ctypes NULL read", "import ctypes; ctypes.string_at(0)"),
-        ("python threads + abort", PY_THREADS_ABORT),
-    ):
+    real = [("python ctypes NULL read", [python, "-c", "import ctypes; ctypes.string_at(0)"]),
+            ("python threads + abort", [python, "-c", PY_THREADS_ABORT]),
+            ("python 200 threads", [python, "-c", PY_200_THREADS])]
+    node = shutil.which("node")
+    if node:
+        real.append(("node process.abort()", [os.path.realpath(node), "-e", "process.abort()"]))
+    rust = cores.BUILD / "rust" / "rust_panic_release"
+    subprocess.run(["make", "-s", "-C", str(cores.SAMPLES), "rust"], stdout=subprocess.DEVNULL, check=False)
+    if rust.exists():
+        real.append(("rust release null write", [str(rust), "segv"]))
+    for n, (name, argv) in enumerate(real):
         if not _wanted(name):
             continue
-        work = scratch / name.split()[1]
+        work = scratch / f"real{n}"
         work.mkdir()
-        _, core = cores.run_crash([python, "-c", code], work)
+        _, core = cores.run_crash(argv, work)
         if core is not None:
-            out.append((name, python, str(core)))
+            out.append((name, argv[0], str(core)))
+        else:
+            print(f"bench: {name}: no core", file=sys.stderr)
     return out
 
 
-def bench_analysis(core_set, have, repeat: int) -> List[dict]:
+def bench_analysis(core_set, have, repeat: int, scratch: Path) -> List[dict]:
+    """Per core, best of `repeat` runs of each tool, interleaved (one run of each, then the
+    next round): ours cold with an empty XDG_CACHE_HOME each run, ours warm with a cache
+    one untimed run filled."""
     rows = []
-    for name, exe, core in core_set:
+    for n, (name, exe, core) in enumerate(core_set):
         size = os.path.getsize(core)
+        warm_env = dict(ENV, XDG_CACHE_HOME=str(scratch / f"warm{n}"))
+        commands = tool_commands(exe, core, have)
+        measure(commands["warm"], warm_env)
+        runs: Dict[str, list] = {t: [] for t, argv in commands.items() if argv is not None}
+        for _ in range(repeat if size < 64 << 20 else 1):
+            for tool in runs:
+                if tool == "cold":
+                    with tempfile.TemporaryDirectory(prefix="coredump-cold-") as cold:
+                        runs[tool].append(measure(commands[tool], dict(ENV, XDG_CACHE_HOME=cold)))
+                else:
+                    runs[tool].append(measure(commands[tool], warm_env if tool == "warm" else ENV))
         row = {"core": name, "size": size}
-        for tool, argv in tool_commands(exe, core, have).items():
-            if argv is None:
-                row[tool] = None
-                continue
-            runs = [measure(argv, ENV) for _ in range(repeat if size < 64 << 20 else 1)]
-            best = min(runs)
-            row[tool] = {"seconds": round(best[0], 4), "max_rss_kib": max(r[1] for r in runs), "status": best[2]}
-        gdb = row.get("gdb")
-        if gdb and row["coredump"]:
-            row["ratio_to_gdb"] = round(row["coredump"]["seconds"] / gdb["seconds"], 3)
+        for tool in TOOLS:
+            got = runs.get(tool)
+            row[tool] = None if not got else {"seconds": round(min(got)[0], 4),
+                                              "max_rss_kib": max(r[1] for r in got), "status": min(got)[2]}
+        for ours in ("cold", "warm"):
+            for other in ("gdb", "eu-stack"):
+                if row[ours] and row[other]:
+                    row[f"{ours}/{other}"] = round(row[ours]["seconds"] / row[other]["seconds"], 3)
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
 
 
+RATIOS = ("cold/gdb", "warm/gdb", "warm/eu-stack")
+
+
 def format_row(row: dict) -> str:
     def cell(v):
-        return "n/a" if not v else f"{v['seconds']:7.3f}s {v['max_rss_kib'] // 1024:4d}M"
+        return "n/a" if not v else f"{v['seconds']:6.3f}s {v['max_rss_kib'] // 1024:4d}M"
 
-    ratio = row.get("ratio_to_gdb")
-    return (f"{row['core'][:30]:30} {row['size'] / 2**20:7.1f}M  "
-            + "  ".join(f"{cell(row[t]):>14}" for t in TOOLS)
-            + (f"  {ratio:6.2f}x" if ratio is not None else "     n/a"))
+    return (f"{row['core'][:26]:26} {row['size'] / 2**20:7.1f}M "
+            + " ".join(f"{cell(row[t]):>13}" for t in TOOLS)
+            + "".join(f" {row[r]:8.2f}x" if row.get(r) is not None else "      n/a" for r in RATIOS))
+
+
+def summarize(rows: List[dict]) -> dict:
+    """Medians of each tool's seconds and of each ratio; the worst cold/gdb ratio."""
+    out: dict = {"median_seconds": {t: statistics.median(r[t]["seconds"] for r in rows if r[t])
+                                    for t in TOOLS if any(r[t] for r in rows)}}
+    for ratio in RATIOS:
+        values = [r[ratio] for r in rows if r.get(ratio) is not None]
+        out[f"median {ratio}"] = statistics.median(values) if values else None
+    worst = max((r for r in rows if r.get("cold/gdb") is not None), key=lambda r: r["cold/gdb"], default=None)
+    out["worst cold/gdb"] = (worst["core"], worst["cold/gdb"]) if worst else None
+    out["peak_rss_mib"] = max((r["cold"]["max_rss_kib"] for r in rows if r["cold"]), default=0) // 1024
+    return out
+
+
+def bench_many_cores(scratch: Path, count: int = 50) -> Optional[dict]:
+    """`harvest` of `count` cores of one binary in one process, against one cold analysis
+    plus `count - 1` warm ones (the issue's bar: <= 1.2x)."""
+    exe = str(cores.BUILD / "O2" / "segv")
+    tree = scratch / "many"
+    made = []
+    for i in range(count):
+        work = tree / f"job{i}"
+        work.mkdir(parents=True)
+        _, core = cores.run_crash([exe], work)
+        if core is not None:
+            made.append(str(core))
+    if len(made) < count:
+        return None
+    with tempfile.TemporaryDirectory(prefix="coredump-many-") as cache:
+        env = dict(ENV, XDG_CACHE_HOME=cache)
+        single = measure(analyze_argv(exe, made[0]), env)[0]
+        singles = single + sum(measure(analyze_argv(exe, c), env)[0] for c in made[1:])
+    with tempfile.TemporaryDirectory(prefix="coredump-many-") as cache:
+        out = scratch / "many-artifacts"
+        argv = [sys.executable, "-m", "coredump.cli.main", "harvest", "--path", str(tree), "-o", str(out),
+                "--keep-cores"]
+        seconds, rss, status = measure(argv, dict(ENV, XDG_CACHE_HOME=cache))
+    return {"cores": count, "harvest_s": round(seconds, 3), "cores_per_s": round(count / seconds, 2),
+            "harvest_rss_mib": rss // 1024, "status": status, "one_cold_plus_warm_s": round(singles, 3),
+            "ratio": round(seconds / singles, 3)}
+
+
+def bench_importtime(exe: str, core: str, top: int = 15) -> List[dict]:
+    """`python -X importtime` of one analysis: the top-level packages' cumulative import
+    times (microseconds), largest first."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *analyze_argv(exe, core)[1:]], env=ENV,
+                          capture_output=True, text=True)
+    totals: Dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not line.startswith("import time:") or "cumulative" in line:
+            continue
+        name = parts[2].rstrip()
+        if name.startswith(" ") and not name.startswith("  "):  # a top-level import (one space of indent)
+            totals[name.strip()] = int(parts[1])
+    return [{"module": m, "cumulative_us": us} for m, us in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
 
 
 RUN_ENTRY = "import sys; from coredump.cli.entry import main; main(sys.argv[1:])"
@@ -215,8 +319,7 @@ def bench_startup(exe: str, core: str, repeat: int = 10) -> List[dict]:
     """Best-of-`repeat` wall time of each start-up step, then of the whole analysis."""
     rows = []
     steps = [(label, [sys.executable, *args]) for label, args in STARTUP_STEPS]
-    steps.append(("whole analyze --format json", tool_commands(exe, core, {"gdb": False, "eu-stack": False,
-                                                                             "drgn": False})["coredump"]))
+    steps.append(("whole analyze --format json", analyze_argv(exe, core)))
     for label, argv in steps:
         best = min(measure(argv, ENV)[0] for _ in range(repeat))
         rows.append({"step": label, "seconds": round(best, 4)})
@@ -262,24 +365,22 @@ def main() -> int:
     if reason:
         print(f"bench: cannot make cores here: {reason}", file=sys.stderr)
         return 1
-    repeat = int(os.environ.get("BENCH_REPEAT", "2"))
+    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     have = {"gdb": bool(shutil.which("gdb")), "eu-stack": bool(shutil.which("eu-stack")),
             "drgn": subprocess.run([sys.executable, "-c", "import drgn"], capture_output=True).returncode == 0}
     cores.build_samples()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "coredump")], env=ENV, check=False)
     scratch = Path(tempfile.mkdtemp(prefix="coredump-bench-"))
-    # A parse cache of our own: the first run of each binary's first core is cold, later ones warm.
+    # A parse cache of our own for what is neither cold nor warm on purpose (run, cache rows).
     ENV["XDG_CACHE_HOME"] = str(scratch / "cache")
     try:
         core_set = make_cores(scratch)
-        print(f"{'core':30} {'size':>8}  " + "  ".join(f"{t:>14}" for t in TOOLS) + "  vs gdb")
-        rows = bench_analysis(core_set, have, repeat)
-        ratios = [r["ratio_to_gdb"] for r in rows if r.get("ratio_to_gdb") is not None]
-        median = statistics.median(ratios) if ratios else None
-        medians = {t: statistics.median(r[t]["seconds"] for r in rows if r[t]) for t in TOOLS
-                   if any(r[t] for r in rows)}
-        print(f"median ratio coredump/gdb: {median}; median seconds: "
-              + ", ".join(f"{t} {s:.3f}" for t, s in medians.items()))
+        print(f"{'core':26} {'size':>8} " + " ".join(f"{t:>13}" for t in TOOLS)
+              + "".join(f" {r:>9}" for r in RATIOS))
+        rows = bench_analysis(core_set, have, repeat, scratch)
+        summary = summarize(rows)
+        print("medians: " + ", ".join(f"{t} {v:.3f}s" for t, v in summary["median_seconds"].items()))
+        print("; ".join(f"{k}: {v}" for k, v in summary.items() if k != "median_seconds"))
         run = zstd = None
         bigheap = next((c for n, _, c in core_set if "bigheap" in n), None)
         if not os.environ.get("BENCH_ONLY"):
@@ -291,15 +392,22 @@ def main() -> int:
             zstd = {"large_heap": bench_zstd(bigheap), "python_interpreter": bench_zstd(python) if python else None}
             for label, row in zstd.items():
                 print(f"zstd on the {label.replace('_', ' ')} core: {row}")
-        segv = next(((exe, c) for n, exe, c in core_set if n == "O0/segv"), None)
+        many = None if os.environ.get("BENCH_ONLY") else bench_many_cores(scratch)
+        if many:
+            print(f"50 cores of one binary in one harvest: {many}")
+        segv = next(((exe, c) for n, exe, c in core_set if n in ("O0/segv", "O2/segv")), None)
         startup = bench_startup(*segv) if segv else []
         for row in startup:
             print(f"start-up: {row['step']:32} {row['seconds'] * 1000:7.1f} ms")
+        imports = bench_importtime(*segv) if segv else []
+        for row in imports:
+            print(f"import time (cumulative): {row['module']:36} {row['cumulative_us'] / 1000:7.1f} ms")
         cache = bench_cache(core_set)
         for row in cache:
             print(f"parse cache: {row}")
-        result = {"tools": have, "cores": rows, "median_ratio_to_gdb": median, "median_seconds": medians,
-                  "run_overhead": run, "zstd": zstd, "parse_cache": cache, "startup": startup}
+        result = {"tools": have, "cores": rows, "summary": summary, "many_cores": many,
+                  "run_overhead": run, "zstd": zstd, "parse_cache": cache, "startup": startup,
+                  "importtime": imports}
         (ROOT / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {ROOT / 'bench.json'}")
     finally:

@@ -17,7 +17,6 @@ import sys
 import click
 
 from coredump.errors import CoreDumpError
-from coredump.report.sanitize import clean_text
 
 __all__ = ("EXIT_ERROR", "handle_errors")
 
@@ -35,6 +34,8 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         try:
             return func(*args, **kwargs)
         except CoreDumpError as exc:
+            from coredump.report.sanitize import clean_text  # on the error path only: analyze --format json needs none
+
             click.echo(f"Error: {clean_text(exc)}", err=True)
             sys.exit(status)
         except KeyboardInterrupt:
@@ -49,6 +50,8 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
             if os.environ.get("COREDUMP_DEBUG"):
                 raise
+            from coredump.report.sanitize import clean_text
+
             click.echo(f"Error: internal error: {type(exc).__name__}: {clean_text(exc)} "
                        "(set COREDUMP_DEBUG=1 for details)", err=True)
             sys.exit(status)

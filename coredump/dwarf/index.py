@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo, supplementary_identity
 from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
+from coredump.dwarf.dies import DieError, ancestors, collect_functions, unit_reader
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -40,10 +41,6 @@ __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 # DIE has ~2 children per function (a CU of ~50,000 functions); namespaces count members.
 MAX_DIES_PER_WALK = 100_000
 
-# Tags whose children may hold the address's function (DWARF 5 §3.2, §5.7): clang nests
-# definitions in namespaces, gcc puts them at CU level with DW_AT_specification.
-_CONTAINER_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
-                   "DW_TAG_union_type", "DW_TAG_module")
 
 
 class _Unit:
@@ -58,11 +55,13 @@ class _Unit:
         # Offsets of the CU DIE's children: their parent is no namespace or class, which
         # spares pyelftools' get_parent a walk of the CU for a DIE read by offset.
         self.top_level: frozenset = frozenset()
+        self.top_sorted: Optional[List[int]] = None  # top_level in order, for dwarf.dies.ancestors
         self.frames: Dict[int, Tuple[SourceFrame, ...]] = {}
         self.call_sites: Dict[int, Optional[FunctionCallSites]] = {}  # by subprogram DIE offset
         # What a size limit (not time) cut from this CU: "functions", "functions.nested" or
         # "lines" -> the reason.
         self.cut: Dict[str, str] = {}
+        self.malformed: Optional[str] = None  # why our DIE reader cannot walk this CU
 
 
 _UNITS: Dict[Tuple[str, int], _Unit] = {}
@@ -94,6 +93,8 @@ class DwarfIndex:
         self._units: Optional[CompileUnitIndex] = None
         self._memo = frames_memo(image, supplementary)
         self._call_memo = call_sites_memo(image, supplementary)
+        self._abbrevs: dict = {}  # abbreviation tables read by dwarf.dies, by offset and unit shape
+        self._readers: dict = {}  # CU offset -> dwarf.dies.UnitReader
 
     @property
     def dwarfinfo(self):
@@ -126,6 +127,10 @@ class DwarfIndex:
                     unit.frames[address] = frames
         except DwarfTooLarge as exc:
             self._cut(exc.reason)
+            return []
+        except DieError as exc:
+            self._cuts += 1
+            self.budget.malformed(self.image.path, str(exc))
             return []
         except Exception:
             return []
@@ -296,24 +301,35 @@ class DwarfIndex:
         return found
 
     def _cached_functions(self, unit: _Unit, nested: bool) -> Tuple[List[Tuple[int, int, int]], frozenset]:
-        """``_collect_functions`` of the CU and the offsets of the CU DIE's children, through
-        the parse cache (plain tuples)."""
+        """The functions among the CU DIE's children (or, with `nested`, inside its namespaces
+        and classes) and the offsets of the CU DIE's children, through the parse cache (plain
+        tuples). One walk finds both lists; both are cached."""
         walk = "functions" + (".nested" if nested else "")
         if walk in unit.cut:
             raise DwarfTooLarge(unit.cut[walk])
+        if unit.malformed is not None:
+            raise DieError(unit.malformed)
         kind = self._kind(_FUNCS_KIND + (".nested" if nested else ""), unit)
         found = cache.get(self._cache_key, kind)
-        if not (isinstance(found, tuple) and len(found) == 2):  # a miss, or an entry of another shape
-            top_level: list = []
-            try:
-                functions = self._collect_functions(unit, nested, top_level)
-            except DwarfTooLarge as exc:
-                if time.monotonic() <= self._deadline:
-                    unit.cut[walk] = exc.reason  # the same CU stops there again: say so at once
-                raise
-            found = (functions, frozenset(() if nested else top_level))
-            cache.put(self._cache_key, kind, found, wait=False)
-        return found
+        if isinstance(found, tuple) and len(found) == 2:
+            return found
+        top_level: list = []  # a miss, or an entry of another shape
+        try:
+            outer, inner = self._collect_functions(unit, top_level)
+        except DwarfTooLarge as exc:
+            if time.monotonic() <= self._deadline:
+                unit.cut["functions"] = unit.cut["functions.nested"] = exc.reason  # the same CU stops there again
+            raise
+        except DieError as exc:
+            unit.malformed = str(exc)
+            raise
+        both = {False: (outer, frozenset(top_level)), True: (inner, frozenset())}
+        for which, value in both.items():
+            cache.put(self._cache_key, self._kind(_FUNCS_KIND + (".nested" if which else ""), unit), value,
+                      wait=False)
+        if unit.nested is None:
+            unit.nested = inner
+        return both[nested]
 
     def _search(self, unit: _Unit, table: List[Tuple[int, int, int]], address: int):
         i = bisect.bisect_right(table, (address, float("inf"), 0))
@@ -322,31 +338,38 @@ class DwarfIndex:
                 return unit.cu.get_DIE_from_refaddr(offset)
         return None
 
-    def _collect_functions(self, unit: _Unit, nested: bool, top_level: list) -> List[Tuple[int, int, int]]:
-        """Ranges of the subprograms among the CU DIE's children; with `nested`, only those
-        inside namespaces and classes (the second, rarer search). Appends the offsets of
-        the CU DIE's own children to `top_level`."""
-        out: List[Tuple[int, int, int]] = []
-        parent = unit.cu.get_top_DIE()
-        stack = [(parent, False)]
-        count = 0
-        while stack:
-            die, inside = stack.pop()
-            for child in die.iter_children():
-                count += 1
-                self._visit(count, unit)
-                if die is parent:
-                    top_level.append(child.offset)
-                if child.tag == "DW_TAG_subprogram" and (inside or not nested):
-                    try:
-                        for low, high in self._die_ranges(child):
-                            out.append((low, high, child.offset))
-                    except Exception:
-                        continue
-                elif nested and child.tag in _CONTAINER_TAGS and child.has_children:
-                    stack.append((child, True))
-        out.sort()
-        return out
+    def _collect_functions(self, unit: _Unit, top_level: list):
+        """(subprograms among the CU DIE's children, those inside its namespaces and classes),
+        by our DIE reader (``dwarf.dies.collect_functions``)."""
+        return collect_functions(self.dwarfinfo, unit.cu, self._reader(unit.cu), top_level,
+                                 lambda count: self._visit(count, unit))
+
+    def _reader(self, cu):
+        reader = self._readers.get(cu.cu_offset)
+        if reader is None:
+            reader = self._readers[cu.cu_offset] = unit_reader(self.dwarfinfo, cu, self._abbrevs)
+        return reader
+
+    def _link_parents(self, die) -> None:
+        """Give `die` and the DIEs above it their parents, found by our DIE reader: pyelftools'
+        get_parent would parse every DIE of the CU before `die` to find them."""
+        cu = die.cu
+        unit = _UNITS.get((self._key, cu.cu_offset))
+        top: List[int] = []
+        if unit is not None:
+            if unit.top_sorted is None:
+                unit.top_sorted = sorted(unit.top_level)
+            top = unit.top_sorted
+        try:
+            chain = ancestors(self._reader(cu), cu.cu_die_offset - cu.cu_offset, die.offset - cu.cu_offset,
+                              top, lambda: self._visit(0))
+        except (DieError, DwarfTooLarge):
+            return  # pyelftools' own search decides (and the caller's handler sees what it raises)
+        if not chain:
+            return
+        dies = [cu.get_DIE_from_refaddr(cu.cu_offset + pos) for pos in chain] + [die]
+        for parent, child in zip(dies, dies[1:]):
+            child.set_parent(parent)
 
     def _die_ranges(self, die) -> Ranges:
         return die_ranges(self.dwarfinfo, die)
@@ -360,7 +383,10 @@ class DwarfIndex:
         if die.dwarfinfo is not self.dwarfinfo:
             return False  # a DIE of the supplementary file: its offsets are not this file's
         unit = _UNITS.get((self._key, die.cu.cu_offset))
-        return unit is not None and die.offset in unit.top_level
+        if unit is not None and die.offset in unit.top_level:
+            return True
+        self._link_parents(die)  # the caller asks for its parents next
+        return False
 
 
 def _buffer(section):

@@ -61,6 +61,13 @@ class DwarfBudget:
     def time_reason(self) -> str:
         return f"the analysis' DWARF time budget of {self.seconds:g} s is spent"
 
+    def malformed(self, path: str, reason: str) -> None:
+        """The warning for `path` whose DIEs cannot be read (``coredump.dwarf.dies``), once per file."""
+        if path in self._warned:
+            return
+        self._warned.add(path)
+        self.warnings.append(f"{path}: malformed DWARF ({reason}); frames there are named from the symbol table")
+
     def warn(self, path: str, reason: str) -> None:
         """The warning for `path` (the file whose DWARF was cut), once per file."""
         if path in self._warned:

@@ -25,7 +25,7 @@ def die_ranges(dwarfinfo, die) -> Ranges:
     (.debug_ranges before DWARF 5, .debug_rnglists from DWARF 5; DWARF 5 §2.17)."""
     attrs = die.attributes
     if "DW_AT_ranges" in attrs:
-        return range_list(dwarfinfo, die, attrs["DW_AT_ranges"].value)
+        return range_list(dwarfinfo, die.cu, attrs["DW_AT_ranges"].value)
     low = attrs.get("DW_AT_low_pc")
     high = attrs.get("DW_AT_high_pc")
     if low is None or high is None:
@@ -34,12 +34,11 @@ def die_ranges(dwarfinfo, die) -> Ranges:
     return [(low.value, hi)] if hi > low.value else []
 
 
-def range_list(dwarfinfo, die, offset: int) -> Ranges:
-    """The range list at `offset` for `die`'s CU; the base is the CU's DW_AT_low_pc until a
+def range_list(dwarfinfo, cu, offset: int) -> Ranges:
+    """The range list at `offset` for a DIE of `cu`; the base is the CU's DW_AT_low_pc until a
     base-address entry changes it (DWARF 5 §2.17.3)."""
     from elftools.dwarf.ranges import BaseAddressEntry
 
-    cu = die.cu
     rl = dwarfinfo.range_lists()
     if rl is None:
         return []
