@@ -37,7 +37,8 @@ def recorded(db_url, tmp_path):
     then on 4 of the last 3 days' jobs of main and feature/x."""
     jobs = tmp_path / "jobs"
     for day in range(40, 0, -1):
-        write_job(jobs / f"old{day}", NOW - day * DAY + 100, [OLD], commit=f"m{day}")
+        # an hour inside the 7-day window: NOW is taken at import, the query runs minutes later
+        write_job(jobs / f"old{day}", NOW - day * DAY + 3600, [OLD], commit=f"m{day}")
     write_job(jobs / "r0", NOW - 6 * DAY, [RISING], commit="first-main")
     for n, (day, branch) in enumerate([(3, "feature/x"), (2, "main"), (1, "feature/x"), (0.5, "main")]):
         write_job(jobs / f"r{n + 1}", NOW - day * DAY, [RISING], branch=branch, commit=f"r{n + 1}")
