@@ -5,18 +5,17 @@ fetched directory analyzes as the original."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.cores import BUILD, build_samples, core_skip_reason
+from tests.httpserver import QuietHandler, start
 
 ENTRY = "from coredump.cli.entry import main; main()"
 TOKEN = "secret-token-123"
@@ -29,22 +28,18 @@ def coredump(*args, cwd, env):
                           text=True, timeout=300, env=env)
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-
 def serve(files, foreign_url=None, truncate=None, extra_items=()):
     """files: {artifact path: bytes}. Two pages of items; `truncate` names a path whose answer
     promises more bytes than it sends; `foreign_url` is one more item on another server."""
     seen = {"tokens": [], "paths": []}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             parts = urlsplit(self.path)
             seen["paths"].append(parts.path)
             seen["tokens"].append(self.headers.get("Circle-Token"))
             if self.headers.get("Circle-Token") != TOKEN:
-                return self._send(401, b'{"message": "Invalid token provided."}')
+                return self.send_body(401, b'{"message": "Invalid token provided."}')
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
             if parts.path == f"/api/v2/project/{SLUG}/{JOB}/artifacts":
                 items = [{"path": p, "node_index": 0, "url": f"{base}/output/job/{JOB}/artifacts/0/{p}"}
@@ -55,11 +50,11 @@ def serve(files, foreign_url=None, truncate=None, extra_items=()):
                 token = parse_qs(parts.query).get("page-token", [None])[0]
                 page = {"items": items[half:], "next_page_token": None} if token == "page-2" else \
                        {"items": items[:half], "next_page_token": "page-2"}
-                return self._send(200, json.dumps(page).encode())
+                return self.send_body(200, json.dumps(page).encode())
             prefix = f"/output/job/{JOB}/artifacts/0/"
             path = parts.path[len(prefix):] if parts.path.startswith(prefix) else None
             if path not in files:
-                return self._send(404, b"not found")
+                return self.send_body(404, b"not found")
             body = files[path]
             if path == truncate:
                 self.send_response(200)
@@ -69,20 +64,9 @@ def serve(files, foreign_url=None, truncate=None, extra_items=()):
                 self.wfile.flush()
                 self.connection.shutdown(2)
                 return None
-            return self._send(200, body)
+            return self.send_body(200, body)
 
-        def _send(self, code, body):
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
+    return start(Handler), seen
 
 
 @pytest.fixture(scope="module")

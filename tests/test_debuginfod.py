@@ -1,7 +1,6 @@
 """debuginfod: debug files by build-id from a real HTTP server on 127.0.0.1, used only when
 DEBUGINFOD_URLS is set, cached, and bounded by a timeout."""
 
-import http.server
 import json
 import os
 import shutil
@@ -16,10 +15,7 @@ import pytest
 from coredump.elf.image import ElfImage
 from coredump.symbols import debuginfod
 from tests.cores import SAMPLES, run_crash
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+from tests.httpserver import QuietHandler, start
 
 
 def serve(files, hang=None):
@@ -27,7 +23,7 @@ def serve(files, hang=None):
     `hang` is an Event the handler waits on before answering (a slow server)."""
     hits = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             hits.append(self.path)
             if hang is not None:
@@ -37,17 +33,9 @@ def serve(files, hang=None):
             if body is None:
                 self.send_error(404)
                 return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_body(200, body)
 
-        def log_message(self, *args):
-            pass
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, hits
+    return start(Handler), hits
 
 
 @pytest.fixture
