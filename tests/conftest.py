@@ -97,6 +97,17 @@ def make_core():
 
 
 @pytest.fixture(scope="session")
+def samples():
+    """The -O0 sample programs' directory, built, where this machine can dump cores (else the
+    test skips, saying why)."""
+    reason = cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cores.build_samples()
+    return cores.BUILD / "O0"
+
+
+@pytest.fixture(scope="session")
 def _no_debug_files(tmp_path_factory):
     return str(tmp_path_factory.mktemp("no-debug-files"))
 

@@ -17,18 +17,9 @@ from coredump.capture.owner import proc_stat
 from coredump.capture.run import exit_status
 from coredump.capture.watch import reuses_names
 from tests.cli import command
-from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
+from tests.cores import ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture(scope="module")
-def samples():
-    reason = core_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    build_samples()
-    return BUILD / "O0"
 
 
 def coredump_run(cwd, *args, **kw):

@@ -15,23 +15,20 @@ from coredump.capture.core_pattern import parse_core_pattern, read_core_pattern
 from coredump.capture.owner import read_core_ids
 from coredump.capture.watch import CoreWatcher, reuses_names
 from tests.cli import command
-from tests.cores import BUILD, ROOT, build_samples, core_skip_reason
+from tests.cores import ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="module")
-def samples():
-    reason = core_skip_reason()
-    if reason:
-        pytest.skip(reason)
+def samples(samples):
+    """conftest's samples, where core_pattern gives two crashes one name (else nothing to watch)."""
     pattern = read_core_pattern()
     if not reuses_names(pattern):
         pytest.skip(f"core_pattern {pattern.raw!r} with core_uses_pid="
                     f"{Path('/proc/sys/kernel/core_uses_pid').read_text().strip()} names each crash apart: "
                     "no crash can overwrite another's core here")
-    build_samples()
-    return BUILD / "O0"
+    return samples
 
 
 def coredump_run(cwd, *args):
