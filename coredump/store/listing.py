@@ -10,27 +10,31 @@ is bounded: it follows no symlink, goes at most ``MAX_DEPTH`` folders down, and 
 
 from __future__ import annotations
 
-import json
+import io
 import os
 from typing import List, Optional
+
+from coredump.errors import StorageError
+from coredump.jsondoc import read_document
+from coredump.model import SUMMARY_SCHEMA
 
 __all__ = ("list_local_jobs", "MAX_DEPTH", "MAX_JOBS")
 
 SUMMARY = "summary.json"
-SUMMARY_SCHEMA = "coredump.summary/1"
 MAX_DEPTH = 6
 MAX_JOBS = 10_000
 MAX_SUMMARY = 64 << 20
 
 
-def _read(path: str) -> Optional[dict]:
+def _read(path: str) -> dict:
+    """The summary at `path`, opened without following a symlink and read within
+    MAX_SUMMARY bytes, then parsed by the one reader of our documents (jsondoc)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as f:
         data = f.read(MAX_SUMMARY + 1)
     if len(data) > MAX_SUMMARY:
         raise ValueError(f"larger than {MAX_SUMMARY} bytes")
-    doc = json.loads(data.decode("utf-8", "surrogateescape"))
-    return doc if isinstance(doc, dict) and doc.get("schema") == SUMMARY_SCHEMA else None
+    return read_document(path, SUMMARY_SCHEMA, file=io.BytesIO(data))
 
 
 def list_local_jobs(root: str, warnings: Optional[List[str]] = None) -> List[dict]:
@@ -49,10 +53,8 @@ def list_local_jobs(root: str, warnings: Optional[List[str]] = None) -> List[dic
         path = os.path.join(top, SUMMARY)
         try:
             summary = _read(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StorageError) as exc:
             warnings.append(f"{path}: not read ({exc})")
-            continue
-        if summary is None:
             continue
         dirs[:] = []  # a job's own folders (crash directories, files/) hold no other job
         jobs.append(dict(summary, job=os.path.relpath(top, root), url=top))
