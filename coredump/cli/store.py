@@ -181,7 +181,8 @@ def fetch(url, dest, host, timeout):
         if url.startswith("circleci:"):
             from coredump.store.circleci import fetch_circleci
 
-            written = fetch_circleci(url, dest, host=host, timeout=timeout)
+            written = fetch_circleci(url, dest, host=host, timeout=timeout,
+                                     warn=lambda line: click.echo(f"warning: {clean_text(line)}", err=True))
         else:
             from coredump.store.s3fetch import fetch_artifacts
 

@@ -204,10 +204,13 @@ def _download(client: _Client, url: str, out, limit: int, deadline: float) -> in
 
 
 def fetch_circleci(url: str, dest, host: Optional[str] = None, environ=None, timeout: float = 600.0,
-                   progress: Optional[Callable[[int], None]] = None) -> List[Path]:
+                   progress: Optional[Callable[[int], None]] = None,
+                   warn: Optional[Callable[[str], None]] = None) -> List[Path]:
     """Download the crash artifacts of the CircleCI job `url` into `dest`; return the paths
-    written. Every file goes to a temporary name first and is checked; one wrong file and
-    nothing is kept."""
+    written. As an S3 fetch: only the files summary.json records (with size and sha256) are
+    brought, each to a temporary name first and checked; one wrong or missing file and
+    nothing is kept. An artifact the summary does not record stays where it is, named to
+    `warn`."""
     env = os.environ if environ is None else environ
     job = parse_circleci_url(url)
     client = _Client(host or env.get("CIRCLECI_HOST") or DEFAULT_HOST, _token(env))
@@ -215,29 +218,50 @@ def fetch_circleci(url: str, dest, host: Optional[str] = None, environ=None, tim
     items = list_artifacts(job, client)
     root = _job_root([p for p, _ in items], job)
     dest = Path(dest)
-    plan = _plan(items, root, dest)
-    summary_url = dict(plan)[SUMMARY]
-    summary = client.get_json(summary_url)
+    urls = dict(_plan(items, root, dest))
+    raw = _fetch_bytes(client, urls[SUMMARY], MAX_UNLISTED_BYTES, deadline)
+    try:
+        summary = json.loads(raw)
+    except ValueError:
+        summary = None
     if not isinstance(summary, dict) or not isinstance(summary.get("crashes"), list):
         raise StorageError(f"{job}: {root or '.'}/{SUMMARY} is no coredump summary")
     expected = _expected(summary)
+    missing = sorted(rel for rel in expected if rel not in urls)
+    if missing:
+        raise StorageError(f"{job}: {len(missing)} file(s) {SUMMARY} records are not among the artifacts "
+                           f"(first: {missing[0]}); nothing was downloaded")
+    for rel in sorted(set(urls) - set(expected) - {SUMMARY}):
+        if warn is not None:
+            warn(f"{job}: {rel!r} is not recorded in {SUMMARY}; not downloaded")
     dest.mkdir(parents=True, exist_ok=True)
     pending: List[Tuple[str, Path]] = []
     try:
-        for relative, file_url in plan:
-            want = expected.get(relative, {})
+        for relative, want in sorted(expected.items()):
             out, tmp, _ = open_safe_tempfile(dest, relative)
             pending.append((relative, tmp))
             with out:
-                got = _download(client, file_url, out, want.get("size", MAX_UNLISTED_BYTES), deadline)
+                got = _download(client, urls[relative], out, want.get("size", MAX_UNLISTED_BYTES), deadline)
             _verify(job, relative, tmp, got, want)
             if progress is not None:
                 progress(got)
+        out, tmp, _ = open_safe_tempfile(dest, SUMMARY)  # the bytes read above, not a second download
+        pending.append((SUMMARY, tmp))
+        with out:
+            out.write(raw)
         return [commit_tempfile(tmp, dest, relative) for relative, tmp in pending]
     finally:
         for _, tmp in pending:  # what a failure left behind
             if tmp.exists():
                 tmp.unlink()
+
+
+def _fetch_bytes(client: _Client, url: str, limit: int, deadline: float) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    _download(client, url, buf, limit, deadline)
+    return buf.getvalue()
 
 
 def _verify(job: CircleJob, relative: str, tmp: Path, received: int, want: Dict) -> None:
