@@ -18,7 +18,6 @@ pytest_plugins = ("tests.historydb",)  # pg_server, pg_url
 
 from tests.cli import command  # noqa: E402
 from tests.cores import ROOT  # noqa: E402
-from tests.test_run import samples  # noqa: E402, F401
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ENV.pop("COREDUMP_DB", None)
