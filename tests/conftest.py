@@ -10,65 +10,6 @@ from tests.gdb_oracle import SYSTEM, DebugFiles, system_debug_files
 _CACHE_HOME = None
 
 
-# With the machine's debug files (libc6-dbg), the cases where the test's own assumption no
-# longer holds now that our frames follow gdb's (call-site tail calls, file names as the line
-# table spells them, gdb's relative full names, linkage names): left out of the default run
-# (pytest reports them as deselected), keyed by test and parameters without the mode, each with
-# why; `pytest --pending-debug` runs them. The 22 cases that call sites, file names and linkage
-# names made pass run by default again. Remove a line when its test is mended.
-ABSOLUTE = "the test expects source_path to be absolute; gdb's full name under libc6-dbg's relative " \
-           "DW_AT_comp_dir is relative (./nptl/./nptl/pthread_kill.c), and so is ours"
-ONE_FRAME = "the test compares DwarfIndex.find_frames at a tail-call pc (inline + physical) with gdb's " \
-            "single TAILCALL frame there"
-PROVED = "we show a tail call gdb does not (___pthread_join after a direct jmp; objdump proves it) " \
-         "with the jmp's file:line, where the test expects none"
-PYTHON = "libpython's big DWARF: under load the 5 s DWARF budget cuts in and two libc frames keep " \
-         "their symbol names (gdb: __GI___lll_lock_wake at lowlevellock.c:64)"
-RUST = "with libc6-dbg gdb lists 8 frames more than we do for the Rust panic (not yet investigated)"
-SLEEP = "the test looks for 'nanosleep' in the frame gdb names __GI___clock_nanosleep by its linkage name"
-PENDING_WITH_DEBUG_FILES = {
-    "test_gdb_oracle.py::test_every_thread_matches_gdb[O0-threads]": (PROVED,),
-    "test_gdb_oracle.py::test_python_threads_abort_matches_gdb[*]": (PYTHON,),
-    "test_gdb_oracle.py::test_sleep_killed_by_sigabrt_matches_gdb": (SLEEP,),
-    "test_dwarf.py::test_paths_match_gdb[O0-segv]": (ABSOLUTE,),
-    "test_dwarf.py::test_paths_match_gdb[O2-cxx_throw]": (ABSOLUTE,),
-    **{f"test_dwarf.py::test_frames_match_gdb[{p}-{v}]": (ONE_FRAME, ABSOLUTE)
-       for p in ("abort_assert", "cxx_throw") for v in ("O0", "O2")},
-    "test_dwarf.py::test_inline_frames_match_gdb": (ABSOLUTE,),
-    **{f"test_rust_cores.py::test_frames_match_gdb[{p}]": (RUST,) for p in ("rust_panic", "rust_panic_legacy")},
-}
-
-
-def pytest_addoption(parser):
-    parser.addoption("--pending-debug", action="store_true",
-                     help="also run the gdb comparisons with the machine's debug files that issue #15 "
-                          "leaves pending (tests/conftest.py PENDING_WITH_DEBUG_FILES)")
-
-
-def _pending_key(item):
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or callspec.params.get("debug_files") != "system":
-        return None
-    rest = [i for i in callspec.id.split("-") if i != "system"]
-    return f"{item.path.name}::{item.originalname}[{'-'.join(rest)}]" if rest else \
-        f"{item.path.name}::{item.originalname}"
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--pending-debug"):
-        return
-    keep, pending = [], []
-    for item in items:
-        key = _pending_key(item)
-        # `name[*]`: every parameter (the pythons found on this machine)
-        held = key is not None and (key in PENDING_WITH_DEBUG_FILES or
-                                    key.split("[")[0] + "[*]" in PENDING_WITH_DEBUG_FILES)
-        (pending if held else keep).append(item)
-    if pending:
-        config.hook.pytest_deselected(items=pending)
-        items[:] = keep
-
-
 def pytest_configure(config):
     """The parse cache of this run lives in a fresh directory: what earlier runs left in the
     user's ~/.cache must not answer for the code under test (nor the tests fill it)."""
