@@ -84,7 +84,9 @@ def make_go_core(program: str = "go_nil", *args: str) -> GoRun:
 
 
 _GOROUTINE = re.compile(r"^goroutine (\d+) \[")
-_CALL = re.compile(r"^(\S+?)\((.*)\)$")
+# The name runs to the argument list's "(": the last one the name reaches, since a method's
+# receiver has its own (``main.(*ledger).post(0x60?, ...)``).
+_CALL = re.compile(r"^(\S+)\((.*)\)$")
 _WHERE = re.compile(r"^\t(\S+):(\d+)(?: \+0x[0-9a-f]+)?(?: fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=(0x[0-9a-f]+))?$")
 
 

@@ -139,3 +139,29 @@ def test_without_dwarf_no_frame_is_made_up():
     assert faulted.function == next(f.function for f in _crashing_goroutine(run.stderr) if f.pc == int(pc, 16))
     # Without DWARF the inlined runtime.panicmem is not seen: the fault's kind is not told.
     assert crash.reason == _expected_reason(run, "fatal signal", "").format(faulted.function)
+
+
+def test_a_method_frame_is_named_as_gdb_names_it(gdb, debug_files):
+    """``go_nil method``: one thread sits in read(2) under main.(*waiter).block, a frame gdb
+    reaches (no Go signal trampoline on that stack): the thread's frames, that method's name
+    with its pointer receiver among them, are gdb's."""
+    run, crash = analyzed(("method",), debug_files=debug_files)
+    report = run_gdb(str(run.exe), str(run.core), gdb, debug=debug_files)
+    waiting = [t for t in report.threads if "main.(*waiter).block" in [f.function for f in t.frames]]
+    assert len(waiting) == 1, [[f.function for f in t.frames] for t in report.threads]
+    theirs = waiting[0].frames
+    ours = next(t for t in crash.threads if t.tid == waiting[0].lwp).frames
+    named = next((i for i, t in enumerate(theirs) if t.function is None), len(theirs))
+    assert len(ours) == named and "main.(*waiter).block" in [f.function for f in ours]
+    _compare(ours, theirs[:named])
+
+
+def test_a_method_keeps_its_receiver_in_the_signature():
+    """The Go linker names a method ``main.(*ledger).post``: the receiver is no C++ parameter
+    list to strip (it once gave ``main..post``). The signature is the panicking goroutine's
+    frames as the runtime's traceback names them."""
+    run, crash = analyzed(("method",))
+    go = [f.function for f in _crashing_goroutine(run.stderr) if f.function != "panic"]
+    assert go[:3] == ["main.(*ledger).post", "main.ledger.settle", "main.main"]
+    assert crash.signature == f"{crash.signal.name} in {go[0]} < {go[1]} < {go[2]}"
+    assert crash.reason == _expected_reason(run, "panic", "").format(go[0])

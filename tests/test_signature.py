@@ -179,6 +179,12 @@ def test_fingerprint_depends_on_signal():
     ("__GI___libc_free", "__libc_free"),
     ("__strlen_avx2", "strlen"),
     ("__memmove_avx_unaligned_erms", "memmove"),
+    # Go methods (cmd/link names): the receiver stays; C++ parameters with a function pointer go
+    ("main.(*ledger).post", "main.(*ledger).post"),
+    ("net/http.(*conn).serve", "net/http.(*conn).serve"),
+    ("main.(*List[go.shape.int_0]).Push", "main.(*List[go.shape.int_0]).Push"),
+    ("main.ledger.settle", "main.ledger.settle"),
+    ("run(int (*)(char))", "run"),
 ])
 def test_normalize_function(name, normalized):
     assert normalize_function(name) == normalized

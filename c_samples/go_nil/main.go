@@ -5,11 +5,19 @@
 //	go_nil          a nil pointer dereference: runtime.sigpanic turns the SIGSEGV into a panic
 //	go_nil divide   an integer division by zero: SIGFPE, the same way
 //	go_nil panic    an explicit panic
+//	go_nil method   an explicit panic in a method with a pointer receiver, main.(*ledger).post,
+//	                called from one with a value receiver, main.ledger.settle, while another
+//	                thread sits in read(2) under the method main.(*waiter).block: a method frame
+//	                gdb can reach (no Go signal trampoline on that stack)
 package main
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 )
 
 type node struct {
@@ -34,6 +42,51 @@ func check(n int) {
 	}
 }
 
+type ledger struct {
+	name  string
+	limit int
+}
+
+//go:noinline
+func (l *ledger) post(amount int) {
+	if amount > l.limit {
+		panic("ledger " + l.name + ": amount over the limit")
+	}
+}
+
+//go:noinline
+func (l ledger) settle(amount int) {
+	l.post(amount)
+}
+
+type waiter struct {
+	fd int
+}
+
+// block reads a pipe nobody writes: a blocking read(2) keeps its thread in the kernel,
+// where the runtime's panic cannot preempt it.
+//
+//go:noinline
+func (w *waiter) block() {
+	buf := make([]byte, 1)
+	syscall.Read(w.fd, buf)
+}
+
+// waitInRead returns once a thread of this process sits in read(2) on fd, by
+// /proc/self/task/*/syscall ("number args...", proc(5)), or after 10 s.
+func waitInRead(fd int) {
+	want := fmt.Sprintf("%d 0x%x ", syscall.SYS_READ, fd)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		tasks, _ := filepath.Glob("/proc/self/task/*/syscall")
+		for _, task := range tasks {
+			if text, err := os.ReadFile(task); err == nil && strings.HasPrefix(string(text), want) {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func main() {
 	var list *node
 	mode := ""
@@ -45,6 +98,14 @@ func main() {
 		fmt.Println(share(42, len(os.Args)-2))
 	case "panic":
 		check(len(os.Args) + 1)
+	case "method":
+		var fds [2]int
+		if err := syscall.Pipe(fds[:]); err != nil {
+			panic(err)
+		}
+		go (&waiter{fd: fds[0]}).block()
+		waitInRead(fds[0])
+		ledger{name: "petty cash", limit: 10}.settle(len(os.Args) * 50)
 	default:
 		fill(list, 42)
 		fmt.Println(list.value)

@@ -30,6 +30,10 @@ _RUST_NAME_RE = re.compile(r"\{\{?closure|\{impl#|\{shim|::<|^<.*>::")
 # glibc's ifunc variants of one string function: __strlen_avx2, __memmove_avx_unaligned_erms.
 _IFUNC_RE = re.compile(r"__((?:raw)?(?:mem|str|stp|wcs|wmem)[a-z]*?)(?:_chk)?_"
                        r"(?:avx|sse|ssse|evex|erms|unaligned|aligned|rtm|nocacheline|no_bsf|ifunc)\w*")
+# A Go method's receiver between two dots, as the Go linker names it (cmd/link's symbol names:
+# ``pkg.(*T).M`` for a pointer receiver, generics ``pkg.(*T[...]).M``); C++ never puts a
+# parenthesis after a dot, so it is kept as the name's own text, not a parameter list.
+_GO_RECEIVER_RE = re.compile(r"(?<=\.)\(\*?[^()\s]+\)(?=\.)")
 _OPERATORS = ("operator<=>", "operator<<=", "operator>>=", "operator<<", "operator>>", "operator<=",
               "operator>=", "operator->*", "operator->", "operator<", "operator>", "operator()")
 
@@ -109,6 +113,8 @@ def normalize_function(name: str, rust: Optional[bool] = None, provided: bool = 
     'memmove'
     >>> normalize_function("<app::Foo<u8> as core::fmt::Display>::fmt")
     '<app::Foo<T> as core::fmt::Display>::fmt'
+    >>> normalize_function("main.(*ledger).post")
+    'main.(*ledger).post'
     """
     name = name.strip()
     if name.startswith("<") and name.endswith(">") and "::" not in name:
@@ -125,7 +131,7 @@ def normalize_function(name: str, rust: Optional[bool] = None, provided: bool = 
         name = m.group(1)
     name = name.replace("[abi:cxx11]", "")
     saved = {}
-    for i, token in enumerate(("(anonymous namespace)", *_OPERATORS)):
+    for i, token in enumerate(("(anonymous namespace)", *_OPERATORS, *_GO_RECEIVER_RE.findall(name))):
         if token in name:
             key = f"\x00{i}\x00"
             saved[key] = token
