@@ -9,9 +9,11 @@
 //	                called from one with a value receiver, main.ledger.settle, while another
 //	                thread sits in read(2) under the method main.(*waiter).block: a method frame
 //	                gdb can reach (no Go signal trampoline on that stack)
+//	go_nil error    a panic with an error value made by errors.New
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -98,6 +100,8 @@ func main() {
 		fmt.Println(share(42, len(os.Args)-2))
 	case "panic":
 		check(len(os.Args) + 1)
+	case "error":
+		panic(errors.New("config: no key " + mode))
 	case "method":
 		var fds [2]int
 		if err := syscall.Pipe(fds[:]); err != nil {

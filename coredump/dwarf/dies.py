@@ -170,7 +170,9 @@ class UnitReader:
             return read_uleb128(self.data, start)[0]
         if kind == A.SLEB:
             return read_sleb128(self.data, start)[0]
-        return 0  # a block or string: no attribute read here has one
+        if kind == A.CSTRING:
+            return start  # DW_FORM_string: where its bytes start in `data` (coredump.dwarf.structs)
+        return 0  # a block: no attribute read here has one
 
 
 def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:

@@ -15,6 +15,7 @@ from coredump.model import Crash
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.death_test import find_death_test
 from coredump.triage.golang import find_go_crash
+from coredump.triage.gopanic import find_go_panic
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
 from coredump.triage.rust import find_rust_panic, is_rust_panic
 from coredump.triage.signature import generate_signature
@@ -49,7 +50,13 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
         handled = find_handled_signal(target, sp, ct.prstatus.pr_sighold if ct is not None else None)
     except Exception as exc:
         warnings.append(f"signal frame unreadable ({type(exc).__name__}: {exc})")
-    return Facts(abort, exception, handled, where, panic, find_go_crash(frames))
+    go = find_go_crash(frames)
+    if go is not None and go.what != "fatal error":  # runtime.throw's text is in no _panic
+        try:
+            go = dataclasses.replace(go, message=find_go_panic(target, regs))
+        except Exception as exc:
+            warnings.append(f"Go panic value unreadable ({type(exc).__name__}: {exc})")
+    return Facts(abort, exception, handled, where, panic, go)
 
 
 def _assertion(facts: Facts) -> Optional[str]:
@@ -57,6 +64,8 @@ def _assertion(facts: Facts) -> Optional[str]:
         return facts.abort.text
     if facts.panic is not None:
         return facts.panic.text
+    if facts.go is not None and facts.go.message is not None:
+        return facts.go.message
     if facts.exception is not None:
         return f"terminate called after throwing an instance of '{facts.exception.type_name}'" + (
             f": {facts.exception.what}" if facts.exception.what else "")

@@ -51,13 +51,15 @@ _CRASH_PATH = _GOTRACEBACK_CRASH + ("runtime.dieFromSignal",)
 class GoCrash:
     """``what`` happened (``nil pointer dereference``, ``panic``, ``fatal error``), the
     ``signal`` of a fault where the runtime's case for it tells, ``where``: the function that
-    faulted or called panic or throw, and ``classification``."""
+    faulted or called panic or throw, ``classification``, and the ``message`` the runtime
+    printed for a panic where memory tells it (``coredump.triage.gopanic``)."""
 
     what: str
     signal: Optional[str]
     where: Optional[str]
     classification: str
     gotraceback_crash: bool
+    message: Optional[str] = None
 
 
 def _name(frame: Frame) -> str:
