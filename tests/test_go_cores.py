@@ -12,6 +12,7 @@ from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.elf.compressed import SHF_COMPRESSED
 from coredump.elf.image import open_image
 from coredump.model import SIGNAL_HANDLER_CALLED, Trust
+from coredump.unwind.goruntime import TOP_OF_STACK
 from tests.gdb_oracle import run_gdb
 from tests.go_samples import make_go_core, parse_go_traceback
 
@@ -133,6 +134,12 @@ def test_without_dwarf_no_frame_is_made_up():
     crash = analyze_core(str(run.core), AnalyzeOptions(exe=str(run.exe)))
     for thread in crash.threads:
         assert not any(f.tailcall for f in thread.frames), thread.frames
+        # runtime/traceback.go topofstack: a stack starts in mstart, mcall, goexit...; what a
+        # frame-pointer chain or a scan finds above one is a stale word of a reused stack
+        # (it once gave mcall < mstart < clone, and traceback1 as a tail call after mstart).
+        starts = [i for i, f in enumerate(thread.frames) if f.function in TOP_OF_STACK]
+        assert not starts or starts[0] == len(thread.frames) - 1, thread.frames
+    assert any(f.function in TOP_OF_STACK for t in crash.threads for f in t.frames)
     ours = crash.threads[crash.crashing_thread].frames
     sig, pc = _SIGNAL_LINE.search(run.stderr).groups()
     faulted = next(f for f in ours if f.pc == int(pc, 16))

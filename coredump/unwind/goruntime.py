@@ -13,6 +13,9 @@ DWARF states, for the modules that are Go programs (they have ``.go.buildinfo`` 
 - An ABI wrapper ``F.abi0`` (cmd/compile's ABI0 -> ABIInternal wrapper, named so in the ELF
   symbol table by cmd/link) jumps to ``F``: it is ``F`` itself, not a frame of its own, as
   the traceback elides wrappers.
+- A goroutine's or an M's stack starts in one of a few functions (``topofstack``: goexit,
+  mstart, mcall, morestack, rt0_go): what a frame-pointer chain or a scan finds above one is
+  a stale word of a reused stack, and the traceback stops there.
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ from typing import Tuple
 
 from coredump.symbols.symtab import find_symbol
 
-__all__ = ("called_sigpanic", "sigpanic_ranges", "is_abi_wrapper_of", "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
+__all__ = ("called_sigpanic", "sigpanic_ranges", "is_top_of_stack", "top_of_stack_ranges", "is_abi_wrapper_of",
+           "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
 
 SIGPANIC = "runtime.sigpanic"
 ABI0_SUFFIX = ".abi0"
 _GO_SECTIONS = (".go.buildinfo", ".gopclntab")
+# runtime/traceback.go topofstack (Go 1.19: funcID_goexit, _mstart, _mcall, _morestack, _rt0_go);
+# the assembly ones are named with their ABI0 suffix in the symbol table.
+TOP_OF_STACK = tuple(f"runtime.{name}{abi}" for name in ("goexit", "mstart", "mcall", "morestack", "rt0_go")
+                     for abi in ("", ABI0_SUFFIX))
 
 _RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -39,30 +47,50 @@ def is_go_image(image) -> bool:
 def sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
     """[start, end) of runtime.sigpanic in every Go module of the target (none elsewhere:
     this costs nothing for a C program)."""
-    try:
-        return _RANGES[target]
-    except (KeyError, TypeError):
-        pass
+    return _function_ranges(target, (SIGPANIC,))
+
+
+def top_of_stack_ranges(target) -> Tuple[Tuple[int, int], ...]:
+    """[start, end) of the functions a Go stack starts in (TOP_OF_STACK), in every Go module."""
+    return _function_ranges(target, TOP_OF_STACK)
+
+
+def _function_ranges(target, names: Tuple[str, ...]) -> Tuple[Tuple[int, int], ...]:
+    cache = _RANGES.get(target) if _weakly_keyed(target) else None
+    if cache is not None and names in cache:
+        return cache[names]
     ranges = []
     for mod in getattr(target, "modules", ()):
         if not mod.trusted or not is_go_image(mod.image) or mod.symtab is None:
             continue
-        start = find_symbol(mod.image, SIGPANIC)
-        span = mod.symtab.function_range(start) if start is not None else None
-        if span is not None:
-            ranges.append((span[0] + mod.bias, span[1] + mod.bias))
+        for name in names:
+            start = find_symbol(mod.image, name)
+            span = mod.symtab.function_range(start) if start is not None else None
+            if span is not None:
+                ranges.append((span[0] + mod.bias, span[1] + mod.bias))
     found = tuple(ranges)
-    try:
-        _RANGES[target] = found
-    except TypeError:
-        pass
+    if _weakly_keyed(target):
+        _RANGES.setdefault(target, {})[names] = found
     return found
+
+
+def _weakly_keyed(target) -> bool:
+    try:
+        weakref.ref(target)
+    except TypeError:
+        return False
+    return True
 
 
 def called_sigpanic(target, lookup_pc: int) -> bool:
     """Whether a frame whose lookup pc is `lookup_pc` is in runtime.sigpanic: its caller's pc
     is then the faulting instruction."""
     return any(low <= lookup_pc < high for low, high in sigpanic_ranges(target))
+
+
+def is_top_of_stack(target, lookup_pc: int) -> bool:
+    """Whether a frame whose lookup pc is `lookup_pc` is where a Go stack starts."""
+    return any(low <= lookup_pc < high for low, high in top_of_stack_ranges(target))
 
 
 def is_abi_wrapper_of(symbol: str, names) -> bool:

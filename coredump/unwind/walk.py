@@ -24,7 +24,7 @@ from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
-from coredump.unwind.goruntime import called_sigpanic, sigpanic_ranges
+from coredump.unwind.goruntime import called_sigpanic, is_top_of_stack, sigpanic_ranges
 
 __all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
 
@@ -174,6 +174,8 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
             if why:
                 warnings.append(f"frame {index} (pc {state.pc:#x}): {_stack_missing(target, state, arch) or why}")
             return
+        if go_sigpanic and caller.trust in (Trust.FP, Trust.SCAN) and is_top_of_stack(target, state.lookup_pc):
+            return  # Go: a stack starts here (goruntime); above it a guess reads a reused stack
         stop, keep, why = _stop_rule(state, caller, is_executable, arch)
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
