@@ -38,8 +38,8 @@ DW_AT_go_runtime_type = 0x2904
 _G_FROM_FS = -8
 # The start of the type descriptors, named by cmd/link (Go 1.20 renamed "type.*" "type:*").
 _TYPES_SYMBOLS = ("type:*", "type.*")
-_LAYOUTS = {"runtime.g": ("m", "_panic"), "runtime.m": ("curg",), "runtime._panic": ("arg", "link", "goexit"),
-            "errors.errorString": ("s",)}
+_LAYOUTS = {"runtime.g": ("m", "_panic"), "runtime.m": ("curg",), "runtime._panic": ("arg", "link", "goexit")}
+_NOT_FOUND = NamedType(0)
 # What printpanicval prints for each type (runtime/error.go: errorString.Error adds the
 # prefix, plainError's does not; errors.New returns *errors.errorString).
 _VALUES = {"string": "", "runtime.errorString": "runtime error: ", "runtime.plainError": ""}
@@ -58,10 +58,9 @@ def find_go_panic(target, registers: Dict[str, int]) -> Optional[str]:
         return None
     if any(ph[0] == PT_TLS for ph in module.image.program_headers):
         return None  # an external link puts g in the C library's TLS: not read here
-    types = find_named_types(module.dwarf, (*_LAYOUTS, *_VALUES, _ERRORS_NEW), units=("runtime",),
-                             attributes=frozenset((DW_AT_go_runtime_type,)))
-    if not all(all(f in types.get(t, NamedType(0)).members for f in fields) for t, fields in _LAYOUTS.items()
-               if t != "errors.errorString"):
+    types = find_named_types(module.dwarf, (*_LAYOUTS, *_VALUES, _ERRORS_NEW, "errors.errorString"),
+                             units=("runtime",), attributes=frozenset((DW_AT_go_runtime_type,)))
+    if any(f not in types.get(t, _NOT_FOUND).members for t, fields in _LAYOUTS.items() for f in fields):
         return None
     try:
         panic = _newest_panic(target.memory, types, registers["fs_base"] + _G_FROM_FS)
@@ -97,7 +96,7 @@ def _newest_panic(memory, types: Dict[str, NamedType], g_slot: int) -> Optional[
 def _value(target, module, types: Dict[str, NamedType], eface: int) -> Optional[str]:
     """The text of the ``eface`` (runtime2.go: ``_type``, ``data``) at `eface`, for the types
     printpanicval prints without calling Go code."""
-    base = next((a for a in map(lambda s: find_symbol(module.image, s), _TYPES_SYMBOLS) if a is not None), None)
+    base = next((a for a in (find_symbol(module.image, s) for s in _TYPES_SYMBOLS) if a is not None), None)
     if base is None:
         return None
     typ, data = struct.unpack("<QQ", target.memory.read(eface, 16))
@@ -107,7 +106,7 @@ def _value(target, module, types: Dict[str, NamedType], eface: int) -> Optional[
     if name in _VALUES:
         text = _string(target.memory, data)
         return _VALUES[name] + text if text is not None else None
-    if name == _ERRORS_NEW and "s" in types.get("errors.errorString", NamedType(0)).members:
+    if name == _ERRORS_NEW and "s" in types.get("errors.errorString", _NOT_FOUND).members:
         return _string(target.memory, data + types["errors.errorString"].members["s"])
     return None
 
