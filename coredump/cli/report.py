@@ -239,19 +239,17 @@ def _history_page(db: str, output: Optional[str]) -> str:
     import time
 
     from coredump.report.history_html import render_history_html, write_history_page
-    from coredump.store.history.engine import db_errors
     from coredump.store.history.queries import DAY, latest_crashes, new_and_gone, top_crashes
-    from coredump.store.history.record import open_database
+    from coredump.store.history.reader import open_reader
     from coredump.store.history.url import resolve_url, shown_url
 
     url = resolve_url(db)
-    engine = open_database(url)
     now = time.time()
-    with db_errors(url):
-        top = top_crashes(engine, now - 30 * DAY, now, limit=50)
-        spans = new_and_gone(engine, now - 7 * DAY)
+    with open_reader(url) as reader:
+        top = top_crashes(reader, now - 30 * DAY, now, limit=50)
+        spans = new_and_gone(reader, now - 7 * DAY)
         fps = [r["fingerprint"] for r in top["signatures"] + spans["new"] + spans["gone"]]
-        latest = latest_crashes(engine, fps)
+        latest = latest_crashes(reader, fps)
     html = render_history_html(top, spans["new"], spans["gone"], latest, shown_url(url), now)
     return write_history_page(output or DEFAULT_OUTPUT, html)
 
