@@ -125,8 +125,12 @@ def open_reader(url: str) -> Reader:
             opened = _connect(url)
         if opened is not None:
             reader = Reader(opened[0], opened[1], url)
-            found = _version(reader)
-            refuse_newer(found, shown)
+            try:
+                found = _version(reader)
+                refuse_newer(found, shown)
+            except CoreDumpError:
+                reader.close()
+                raise
             if found == SCHEMA_VERSION:
                 return reader
             reader.close()
