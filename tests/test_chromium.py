@@ -26,7 +26,7 @@ def chromium():
 def dump_dom(chromium, page, profile):
     args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--dump-dom", page.as_uri()]
+            f"--user-data-dir={profile}", "--dump-dom", page if isinstance(page, str) else page.as_uri()]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
     return parse_html(proc.stdout)
 

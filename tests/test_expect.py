@@ -32,14 +32,23 @@ def cores_here():
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def gtest_program(tmp_path_factory):
+def _build_gtest(tmp_path_factory, name: str):
     if not shutil.which("g++") or not os.path.exists("/usr/include/gtest/gtest.h"):
         pytest.skip("googletest is not installed (Debian: libgtest-dev): the death-test sample needs it")
-    exe = tmp_path_factory.mktemp("gtest") / "gtest_death"
-    subprocess.run(["g++", "-O0", "-g", "-o", str(exe), str(SAMPLES / "gtest_death.cpp"), "-lgtest", "-pthread"],
+    exe = tmp_path_factory.mktemp("gtest") / name
+    subprocess.run(["g++", "-O0", "-g", "-o", str(exe), str(SAMPLES / f"{name}.cpp"), "-lgtest", "-pthread"],
                    check=True, timeout=300)
     return exe
+
+
+@pytest.fixture(scope="module")
+def gtest_program(tmp_path_factory):
+    return _build_gtest(tmp_path_factory, "gtest_death")
+
+
+@pytest.fixture(scope="module")
+def gtest_wrong_deaths(tmp_path_factory):
+    return _build_gtest(tmp_path_factory, "gtest_death_wrong")
 
 
 def _summary(cwd):
@@ -60,6 +69,47 @@ def test_a_passing_death_test_is_expected(cores_here, gtest_program, tmp_path):
     props = {p.get("name"): p.get("value") for p in suite.findall("testcase/properties/property")}
     assert "death test" in props["expected"]
     assert "expected" in (tmp_path / "coredump-artifacts" / "index.html").read_text()
+
+
+def _by_test(cwd):
+    """summary.json's crashes by the googletest test whose child crashed."""
+    return {e["signature"].rsplit("Death_", 1)[1].split("_Test")[0]: e for e in _summary(cwd)["crashes"]}
+
+
+@pytest.mark.parametrize("report", ["xml", "json"])
+def test_a_death_test_whose_child_died_the_wrong_way_is_not_expected(cores_here, gtest_wrong_deaths, tmp_path,
+                                                                      report):
+    """Three death tests' children crash; googletest's parent fails the one killed by the
+    wrong signal and the one whose message does not match. Its report (XML named by the
+    flag, or JSON in a directory named by $GTEST_OUTPUT) tells them apart."""
+    if report == "xml":
+        r = run(tmp_path, "--", str(gtest_wrong_deaths), "--gtest_output=xml:results.xml")
+    else:
+        r = subprocess.run(command("run", "--", str(gtest_wrong_deaths)), cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300, env={**ENV, "GTEST_OUTPUT": "json:reports/"})
+        assert (tmp_path / "reports" / "gtest_death_wrong.json").is_file()
+    assert r.returncode == 1 and "[  FAILED  ] 2 tests" in r.stdout, r.stdout + r.stderr
+    crashes = _by_test(tmp_path)
+    assert sorted(crashes) == ["Passes", "WrongMessage", "WrongSignal"]
+    if report == "xml":  # argv as execve copied it: InitGoogleTest took the flag out of argv[] itself
+        crash = json.loads((tmp_path / "coredump-artifacts" / crashes["Passes"]["crash_json"]).read_text())
+        assert crash["process"]["argv"] == [str(gtest_wrong_deaths), "--gtest_output=xml:results.xml"]
+    assert "passed" in crashes["Passes"]["expected"]
+    for name, why in (("WrongSignal", "died but not with expected exit code"),
+                      ("WrongMessage", "died but not with expected error")):
+        assert crashes[name]["expected"] is None
+        assert f"its test Death.{name} failed" in crashes[name]["note"] and why in crashes[name]["note"]
+    suite = ET.parse(tmp_path / "coredump-artifacts" / "junit.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "2"
+    assert r.stderr.count("::error") == 2  # the two wrong deaths are annotated, the passing one is not
+
+
+def test_a_death_test_of_a_failed_step_without_a_report_is_not_expected(cores_here, gtest_wrong_deaths, tmp_path):
+    r = run(tmp_path, "--", str(gtest_wrong_deaths))
+    assert r.returncode == 1
+    crashes = _by_test(tmp_path)
+    assert len(crashes) == 3 and all(c["expected"] is None for c in crashes.values())
+    assert all("the step failed (exit status 1) and no googletest report" in c["note"] for c in crashes.values())
 
 
 def test_expect_rules_from_the_option_and_the_file(cores_here, tmp_path):
@@ -125,3 +175,26 @@ def test_run_upload_is_checked_before_the_step_runs(tmp_path):
     r = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pip install 'coredump[s3]'" in r.stderr, r.stderr
     assert not marker.exists()
+
+
+def test_gtest_reports_are_read_as_untrusted_files(tmp_path):
+    """Only a regular file no older than the step; a symlink, a stale or a malformed report
+    gives no verdict. Parameterized and typed tests map to their test class."""
+    from coredump.triage.gtest_report import read_verdicts, report_paths
+
+    xml = ('<testsuites><testsuite name="Inst/Param"><testcase name="Dies/0" classname="Inst/Param"/></testsuite>'
+           '<testsuite name="Typed/1"><testcase name="Dies" classname="Typed/1"><failure message="f.cc:3&#x0A;'
+           '    Result: died but not with expected error."/></testcase></testsuite></testsuites>')
+    (tmp_path / "r.xml").write_text(xml)
+    verdicts, read = read_verdicts([("xml", str(tmp_path / "r.xml"))])
+    assert verdicts == {"Param_Dies_Test": [("Inst/Param.Dies/0", None)],
+                        "Typed_Dies_Test": [("Typed/1.Dies", "Result: died but not with expected error.")]}
+    (tmp_path / "link.xml").symlink_to(tmp_path / "r.xml")
+    (tmp_path / "bad.xml").write_text("<testsuites><testcase")
+    assert read_verdicts([("xml", str(tmp_path / "link.xml")), ("xml", str(tmp_path / "bad.xml"))]) == ({}, [])
+    os.utime(tmp_path / "r.xml", (1000, 1000))
+    assert read_verdicts([("xml", str(tmp_path / "r.xml"))], since=2000) == ({}, [])
+    env = {"GTEST_OUTPUT": "json:out/"}
+    assert report_paths(["/b/t", "--gtest_output=xml"], "/b/t", env, "/w") == [("xml", "/w/test_detail.xml")]
+    assert report_paths(["/b/t"], "/b/t", env, "/w") == [("json", "/w/out/t.json")]
+    assert report_paths(["/b/t"], "/b/t", {"XML_OUTPUT_FILE": "/r/x.xml"}, "/w") == [("xml", "/r/x.xml")]

@@ -78,3 +78,16 @@ def test_history(recorded):
     assert by_signature["first_on_branch"][0]["commit"] == "m40"
     text = coredump("history", "fp-rising", "--db", recorded)
     assert "main  commit first-main" in text and "feature/x  commit r1" in text
+
+
+def test_read_commands_import_no_sqlalchemy(recorded):
+    """top and history read through the driver's own connection (sqlite3, psycopg): the
+    SQLAlchemy import alone cost more than top's query over 100,000 crashes (issue #19)."""
+    for args in (("top", "--since", "30d"), ("history", "fp-rising")):
+        r = subprocess.run([command()[0], "-X", "importtime", *command(*args, "--db", recorded)[1:]], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "SIGSEGV in parse_header" in r.stdout, r.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+        assert "coredump.store.history.queries" in imported
+        assert not {name for name in imported if name.split(".")[0] == "sqlalchemy"}
+        assert "coredump.cli.store" not in imported  # the other command families stay unloaded

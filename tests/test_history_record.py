@@ -158,9 +158,11 @@ def test_schema_newer_than_the_tool_is_refused(tmp_path):
 def test_bad_credentials_and_unreachable_server_are_one_error_line(pg_server, tmp_path):
     job = write_job(tmp_path / "a", NOW, [SEGV])
     for url in (f"postgresql://nobody@/postgres?host={pg_server}", "postgresql://ci:secret@127.0.0.1:9/crashes"):
-        r = coredump("record", "--db", url, str(job))
-        assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: database ")
-        assert "secret" not in r.stderr and "Traceback" not in r.stderr
+        for args in (("record", str(job)), ("top",), ("history", "fp-segv")):  # the write and the read path
+            r = coredump(*args, "--db", url)
+            assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: database "), \
+                r.stderr
+            assert "secret" not in r.stderr and "Traceback" not in r.stderr
 
 
 def test_without_sqlalchemy_the_error_names_the_extra(tmp_path):

@@ -48,3 +48,21 @@ def test_metadata_has_an_spdx_license_and_classifiers(sdist):
     assert "License-Expression: MIT" in text
     assert "License-File: LICENSE" in text
     assert "Classifier: Topic :: Software Development :: Debuggers" in text
+
+
+def _words(text: str):
+    return set(text.replace("\\", " ").split())
+
+
+def test_ci_installs_what_readme_names():
+    """README's install line and its list of the tests' tools name what .ci/run installs:
+    a package CI needs is one a developer is told about, and the other way round."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    first = _words(re.search(r"apt-get install -y ([^&`]+)&&", readme).group(1))
+    tools = _words(re.search(r"CI \(`\.ci/run`\) installs them all:\s*`([^`]+)`", readme).group(1))
+    ci = _words(re.search(r"apt-get install -y -qq --no-install-recommends(.*?)>/dev/null",
+                          (ROOT / ".ci" / "run").read_text(), re.S).group(1))
+    assert {"catch2", "libboost-test-dev", "libgtest-dev", "postgresql"} <= tools
+    assert ci - {"python3"} == first | tools  # python3: what python3-venv depends on anyway

@@ -171,7 +171,10 @@ def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
             record.signature, record.fingerprint, record.executable = crash.signature, crash.fingerprint, exe
             record.signal = crash.signal.name
             if expect is not None:
-                record.expected = expect.match(crash.signature, crash.fingerprint, crash.death_test)
+                notes: list = []
+                record.expected = expect.match_crash(crash, notes)
+                for note in notes:
+                    record.add_note(note)
             _label_emulator(record, crash, guests or {})
         else:
             record.add_note(f"analysis failed: {failure}")

@@ -26,12 +26,11 @@ def db_option(func):
                              "else sqlite:///$XDG_DATA_HOME/coredump/history.db).")(func)
 
 
-def _engine(db):
-    from coredump.store.history.record import open_database
+def _reader(db):
+    from coredump.store.history.reader import open_reader
     from coredump.store.history.url import resolve_url
 
-    url = resolve_url(db)
-    return url, open_database(url)
+    return open_reader(resolve_url(db))
 
 
 def _warn(line: str) -> None:
@@ -83,12 +82,10 @@ def _since(ctx, param, value):
 def top(since, branch, limit, fmt, db):
     """Signatures by number of crashes since --since: jobs, first and last seen, the
     branches, and a trend (new, rising, falling, steady) with crashes per day."""
-    from coredump.store.history.engine import db_errors
     from coredump.store.history.queries import top_crashes
 
-    url, engine = _engine(db)
-    with db_errors(url):
-        result = top_crashes(engine, since, time.time(), branch, limit)
+    with _reader(db) as reader:
+        result = top_crashes(reader, since, time.time(), branch, limit)
     if fmt == "json":
         click.echo(json.dumps(dict(result, schema="coredump.top/1"), indent=2, ensure_ascii=False))
     else:
@@ -107,12 +104,10 @@ def top(since, branch, limit, fmt, db):
 def history(key, limit, fmt, db):
     """Every occurrence of one crash: commit, branch, job URL, where its artifacts are, and
     the first commit on each branch where it appeared. Exits 1 when none is recorded."""
-    from coredump.store.history.engine import db_errors
     from coredump.store.history.queries import crash_history
 
-    url, engine = _engine(db)
-    with db_errors(url):
-        result = crash_history(engine, key, limit)
+    with _reader(db) as reader:
+        result = crash_history(reader, key, limit)
     if fmt == "json":
         click.echo(json.dumps(dict(result, schema="coredump.history/1"), indent=2, ensure_ascii=False))
     else:

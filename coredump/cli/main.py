@@ -24,9 +24,10 @@ _LAZY_COMMANDS = {
     "run": "coredump.cli.capture:run", "harvest": "coredump.cli.capture:harvest",
     "doctor": "coredump.cli.capture:doctor", "report": "coredump.cli.report:report",
     "gdb": "coredump.cli.bundle:gdb", "slim": "coredump.cli.bundle:slim",
-    "diff": "coredump.cli.triage:diff",
+    "diff": "coredump.cli.triage:diff", "record": "coredump.cli.history:record",
+    "top": "coredump.cli.history:top", "history": "coredump.cli.history:history",
 }
-_LAZY_GROUPS = ("coredump.cli.store:COMMANDS", "coredump.cli.history:COMMANDS")  # modules that list several commands
+_LAZY_GROUPS = ("coredump.cli.store:COMMANDS",)  # modules that list several commands
 
 
 class LazyGroup(click.Group):

@@ -234,26 +234,33 @@ def build_report(inputs, output=None):
     return result, crashes
 
 
-def _history_page(db: str, output: Optional[str]) -> str:
+def _history_page(db: str, output: Optional[str], link_bases=()) -> str:
     """``report --db``: history.html in `output` from the crash database."""
     import time
 
     from coredump.report.history_html import render_history_html, write_history_page
-    from coredump.store.history.engine import db_errors
     from coredump.store.history.queries import DAY, latest_crashes, new_and_gone, top_crashes
-    from coredump.store.history.record import open_database
+    from coredump.store.history.reader import open_reader
     from coredump.store.history.url import resolve_url, shown_url
 
     url = resolve_url(db)
-    engine = open_database(url)
     now = time.time()
-    with db_errors(url):
-        top = top_crashes(engine, now - 30 * DAY, now, limit=50)
-        spans = new_and_gone(engine, now - 7 * DAY)
+    with open_reader(url) as reader:
+        top = top_crashes(reader, now - 30 * DAY, now, limit=50)
+        spans = new_and_gone(reader, now - 7 * DAY)
         fps = [r["fingerprint"] for r in top["signatures"] + spans["new"] + spans["gone"]]
-        latest = latest_crashes(engine, fps)
-    html = render_history_html(top, spans["new"], spans["gone"], latest, shown_url(url), now)
+        latest = latest_crashes(reader, fps)
+    html = render_history_html(top, spans["new"], spans["gone"], latest, shown_url(url), now, link_bases)
     return write_history_page(output or DEFAULT_OUTPUT, html)
+
+
+def _link_bases(ctx, param, values):
+    from coredump.report.history_links import parse_link_base
+
+    try:
+        return tuple(parse_link_base(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @click.command("report")
@@ -264,18 +271,24 @@ def _history_page(db: str, output: Optional[str]) -> str:
 @click.option("--db", metavar="URL", default=None,
               help="Instead: render history.html, the crash database's top signatures (crashes per day), "
                    "new this week and gone since ($COREDUMP_DB or the XDG data file when URL is 'default').")
+@click.option("--link-base", "link_bases", multiple=True, metavar="S3PREFIX=URL", callback=_link_bases,
+              help="With --db: open crashes stored under S3PREFIX in a browser at URL + the key below it "
+                   "(CloudFront, an S3 website endpoint: s3://ci/crashes=https://crashes.example.com), or in the "
+                   "S3 console (s3://ci/crashes=console:REGION). Repeatable; the longest prefix wins.")
 @handle_errors
-def report(inputs, output, db):
+def report(inputs, output, db, link_bases):
     """Render HTML, JUnit XML (and GitHub annotations) from artifact directories,
     crash.json files or cores; or, with --db, the crash history page."""
     from coredump.report.annotations import emit_github
     from coredump.report.sanitize import clean_text
 
+    if link_bases and db is None:
+        raise click.UsageError("--link-base applies to the history page: give --db with it")
     if db is not None:
         if inputs:
             raise click.UsageError("--db renders the history page: give no DIR_OR_CORE with it")
         try:
-            path = _history_page(None if db == "default" else db, output)
+            path = _history_page(None if db == "default" else db, output, link_bases)
         except CoreDumpError as exc:
             raise click.ClickException(clean_text(exc)) from exc
         click.echo(f"crash history: {clean_text(path)}")

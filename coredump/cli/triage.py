@@ -60,13 +60,11 @@ def diff(paths, fmt, allow_missing_base, baseline, db):
 
 def _against_history(baseline: str, db, new: str):
     from coredump.store.history.baseline import default_branch, diff_against_history, parse_baseline
-    from coredump.store.history.engine import db_errors
-    from coredump.store.history.record import open_database
+    from coredump.store.history.reader import open_reader
     from coredump.store.history.url import resolve_url, shown_url
 
     branch = parse_baseline(baseline) or default_branch()
     url = resolve_url(db)
-    engine = open_database(url)
-    with db_errors(url):
-        result = diff_against_history(engine, new, branch, shown_url(url))
+    with open_reader(url) as reader:
+        result = diff_against_history(reader, new, branch, shown_url(url))
     return result, {"baseline": {"database": shown_url(url), "branch": branch}}

@@ -250,16 +250,23 @@ class Core:
         i -= 1
         while i >= 0 and words[i] != 0:  # envp[]
             i -= 1
-        end_argv = i
-        i -= 1
-        argv_ptrs = []
-        while i >= 0 and words[i] != len(argv_ptrs) and len(argv_ptrs) < 100000:
-            argv_ptrs.append(words[i])
-            i -= 1
-        if i < 0 or end_argv < 0:
+        end_argv = i  # argv[argc], NULL
+        # argc is the word before argv[]: the slot whose value counts the slots between it and
+        # argv's NULL (at least 1: a NULL slot is a pointer the program cleared)
+        j = end_argv - 1
+        while j >= 0 and not 1 <= words[j] == end_argv - j - 1 and end_argv - j < 100000:
+            j -= 1
+        if j < 0 or end_argv < 0 or not 1 <= words[j] == end_argv - j - 1:
             return None
-        # jsondoc's rule: undecodable bytes kept (PEP 383), escaped where shown.
-        return tuple(mem.read_cstring(p, 1 << 16).decode("utf-8", "surrogateescape") for p in reversed(argv_ptrs))
+        # The strings are read where execve copied them, one after another from argv[0]'s, as
+        # /proc/PID/cmdline reads them (mm->arg_start..arg_end, fs/proc/base.c): a program may
+        # rewrite argv[] itself (googletest's InitGoogleTest takes its flags out of it).
+        at, argv = words[j + 1], []
+        for _ in range(words[j]):
+            raw = mem.read_cstring(at, 1 << 16)
+            argv.append(raw.decode("utf-8", "surrogateescape"))  # jsondoc's rule: undecodable bytes kept (PEP 383)
+            at += len(raw) + 1
+        return tuple(argv)
 
     def close(self) -> None:
         try:

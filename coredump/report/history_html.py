@@ -6,17 +6,18 @@ History page
 jinja2 (autoescape on) from the plain dicts of ``store.history.queries``, under the same
 Content-Security-Policy as the job pages (nothing loads, only our inline script runs):
 top signatures with a bar per day, new this week, gone since, each linking to its latest
-crash's report where that is a local file (a ``file:`` URI) and naming its S3 prefix
-otherwise.
+crash's report where that is a local file (a ``file:`` URI) or an S3 object a link base
+serves (``history_links``), and giving the ``coredump fetch`` command of an S3 crash beside.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import PurePosixPath
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import quote
 
+from coredump.report.history_links import LinkBase, s3_report_href
 from coredump.report.history_text import when
 from coredump.report.html import _csp, _environment
 from coredump.report.sanitize import safe_href, safe_web_url
@@ -49,25 +50,28 @@ def _bars(per_day: List[int]) -> List[Dict[str, Any]]:
             for i, n in enumerate(per_day)]
 
 
-def _row(item: Dict[str, Any], latest: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+def _row(item: Dict[str, Any], latest: Dict[str, Dict[str, Any]], bases: Sequence[LinkBase]) -> Dict[str, Any]:
     last = latest.get(item["fingerprint"]) or {}
     location = last.get("location")
+    s3 = location if isinstance(location, str) and location.startswith("s3://") else None
     return {**item, "first": when(item.get("first_seen")), "last": when(item.get("last_seen")),
             "bars": _bars(item.get("per_day") or []), "width": 4 * len(item.get("per_day") or []),
-            "report_href": report_href(location, last.get("report")),
-            "s3": location if isinstance(location, str) and location.startswith("s3://") else None,
+            "report_href": s3_report_href(s3, last.get("report"), bases) if s3 else
+            report_href(location, last.get("report")), "s3": s3,
             "crash_id": last.get("crash_id"), "job_href": safe_web_url(last.get("job_url")),
             "branch": last.get("branch"), "commit": (last.get("commit") or "")[:12] or None,
             "branch_list": ", ".join(f"{b} ×{n}" for b, n in list((item.get("branches") or {}).items())[:4])}
 
 
 def render_history_html(top: Dict[str, Any], new: List[Dict], gone: List[Dict],
-                        latest: Dict[str, Dict[str, Any]], database: str, generated: float) -> str:
-    """The page; `latest` maps each fingerprint to its newest occurrence."""
+                        latest: Dict[str, Dict[str, Any]], database: str, generated: float,
+                        link_bases: Sequence[LinkBase] = ()) -> str:
+    """The page; `latest` maps each fingerprint to its newest occurrence; `link_bases`
+    where S3 crashes open in a browser."""
     page = {"database": database, "generated": when(generated), "since": when(top["since"]),
             "days": max(1, round((top["until"] - top["since"]) / 86400)), "crashes": top["crashes"],
-            "jobs": top["jobs"], "top": [_row(i, latest) for i in top["signatures"]],
-            "new": [_row(i, latest) for i in new], "gone": [_row(i, latest) for i in gone],
+            "jobs": top["jobs"], "top": [_row(i, latest, link_bases) for i in top["signatures"]],
+            "new": [_row(i, latest, link_bases) for i in new], "gone": [_row(i, latest, link_bases) for i in gone],
             "chart_height": CHART_HEIGHT}
     return _environment().get_template("history.html").render(page=page, csp=_csp())
 

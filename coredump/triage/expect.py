@@ -2,8 +2,9 @@
 Expected crashes
 ================
 
-Crashes a job means to have: a death test's child, or a signature the project lists. They are
-still explained and stored, but marked "expected": no JUnit failure, no annotation.
+Crashes a job means to have: a death test's child whose test passed (``death_test``), or a
+signature the project lists. They are still explained and stored, but marked "expected": no
+JUnit failure, no annotation.
 
 A rule is a signature glob (fnmatch: ``SIGABRT in parse_args < *``) or a fingerprint (16 hex
 digits), from ``--expect`` (repeatable) and the ``.coredump-expect`` file of the working
@@ -16,7 +17,7 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 __all__ = ("EXPECT_FILE", "ExpectRules", "load_expect_rules")
 
@@ -27,11 +28,25 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 
 @dataclass(frozen=True)
 class ExpectRules:
-    """The rules in force, each with where it came from; death tests are expected unless
-    `death_tests` is False."""
+    """The rules in force, each with where it came from; death tests whose test passed are
+    expected unless `death_tests` is False. `step_status` and `step_started`: the exit
+    status and start (seconds since the epoch) of the step that crashed, where known."""
 
     rules: Tuple[Tuple[str, str], ...] = ()
     death_tests: bool = True
+    step_status: Optional[int] = None
+    step_started: Optional[float] = None
+
+    def match_crash(self, crash, notes: List[str]) -> Optional[str]:
+        """Why `crash` is expected, or None; why a death test's child is not goes to `notes`."""
+        death_test = None
+        if crash.death_test and self.death_tests:
+            from coredump.triage.death_test import judge_death_test
+
+            death_test, note = judge_death_test(crash, self.step_status, self.step_started)
+            if note:
+                notes.append(note)
+        return self.match(crash.signature, crash.fingerprint, death_test)
 
     def match(self, signature: Optional[str], fingerprint: Optional[str],
               death_test: Optional[str] = None) -> Optional[str]:

@@ -16,8 +16,8 @@ from coredump.triage.sigframes import SigFrame
 from coredump.triage.siglist import read_lines
 
 __all__ = ("SignatureState", "Rule", "RULES", "SentSignalRule", "ExceptionTypeRule", "SentinelRule",
-           "SkipTopRule", "DropNoiseRule", "CollapseRecursionRule", "CollapseCycleRule", "TruncateRule",
-           "SIGNATURE_DEPTH")
+           "SkipTopRule", "TestInvokerRule", "DropNoiseRule", "CollapseRecursionRule", "CollapseCycleRule",
+           "TruncateRule", "SIGNATURE_DEPTH")
 
 # How many relevant frames a signature names (apport's crash_signature uses five; three
 # tell bugs apart in practice and survive refactorings of the callers better).
@@ -112,6 +112,24 @@ class SkipTopRule(Rule):
         state.fallback = True
 
 
+class TestInvokerRule(Rule):
+    """A test framework's generated caller of a test's body is the framework's, not the
+    bug's: Boost.Test's ``BOOST_AUTO_TEST_CASE(name)`` defines ``name::test_method`` and calls
+    it from ``name_invoker`` (``BOOST_AUTO_TC_INVOKER``, boost/test/unit_test_suite.hpp), a
+    template test case ``name<T>::test_method`` from ``name_invoker::run<T>``, all in the test
+    suite's namespace. Below the body everything is the runner, as below a tail frame: drop it."""
+
+    def action(self, state):
+        for i in range(1, len(state.frames)):
+            above, name = state.frames[i - 1].function or "", state.frames[i].function or ""
+            if not above.endswith("::test_method"):
+                continue
+            invoker = above[:-len("::test_method")].removesuffix("<T>") + "_invoker"
+            if name == invoker or name.startswith(invoker + "::run"):
+                state.frames = state.frames[:i]
+                return
+
+
 class DropNoiseRule(Rule):
     """Below the top, runtime frames (qsort between a comparator and its caller, the signal
     trampoline between a handler and the interrupted code) and program-start frames change
@@ -189,4 +207,5 @@ class TruncateRule(Rule):
 
 
 RULES: Tuple[Rule, ...] = (SentSignalRule(), ExceptionTypeRule(), SentinelRule(), SkipTopRule(),
-                           DropNoiseRule(), CollapseRecursionRule(), CollapseCycleRule(), TruncateRule())
+                           TestInvokerRule(), DropNoiseRule(), CollapseRecursionRule(), CollapseCycleRule(),
+                           TruncateRule())

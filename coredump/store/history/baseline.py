@@ -72,7 +72,7 @@ def _new_job(new_path: str):
     return job_key(job.summary, job.location), job_row(job.summary, job.location)["repository"]
 
 
-def diff_against_history(engine, new_path: str, branch: Optional[str], shown_db: str) -> CrashDiff:
+def diff_against_history(reader, new_path: str, branch: Optional[str], shown_db: str) -> CrashDiff:
     """NEW's crashes split into new (never on `branch`) and still (seen there before)."""
     from coredump.store.history.queries import branch_has_jobs, job_id_of, seen_on_branch
 
@@ -85,9 +85,9 @@ def diff_against_history(engine, new_path: str, branch: Optional[str], shown_db:
     else:
         new = load_crashes(new_path, warnings)
     key, repository = _new_job(new_path) if new else (None, None)
-    exclude = job_id_of(engine, key) if key else None
-    seen = seen_on_branch(engine, new.keys(), branch, repository, exclude) if new else set()
-    if new and not branch_has_jobs(engine, branch, repository):
+    exclude = job_id_of(reader, key) if key else None
+    seen = seen_on_branch(reader, new.keys(), branch, repository, exclude) if new else set()
+    if new and not branch_has_jobs(reader, branch, repository):
         warnings.append(f"{shown_db} has no crash recorded on branch {branch!r}"
                         f"{f' of {repository}' if repository else ''}: every crash of NEW is new")
     base = {fp: crash for fp, crash in new.items() if fp in seen}

@@ -19,14 +19,14 @@ from typing import Iterator
 from coredump.errors import StorageError
 from coredump.store.history.url import driver_url, require_sqlalchemy, shown_url
 
-__all__ = ("open_engine", "db_errors", "BUSY_TIMEOUT_MS", "CONNECT_TIMEOUT")
+__all__ = ("open_engine", "db_errors", "error_reason", "BUSY_TIMEOUT_MS", "CONNECT_TIMEOUT")
 
 BUSY_TIMEOUT_MS = 60_000
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
     """The driver's own first line (psycopg's "connection refused", sqlite3's "database is
     locked"), not SQLAlchemy's wrapper text with the SQL and a link."""
     orig = getattr(exc, "orig", None) or exc
@@ -43,7 +43,7 @@ def db_errors(url: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        raise StorageError(f"database {shown_url(url)}: {_reason(exc)}") from None
+        raise StorageError(f"database {shown_url(url)}: {error_reason(exc)}") from None
 
 
 def _sqlite_path(url: str) -> str:
@@ -92,4 +92,4 @@ def open_engine(url: str, write: bool = False):
     except OSError as exc:
         raise StorageError(f"database {shown_url(url)}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy.exc.ArgumentError for a malformed URL
-        raise StorageError(f"database {shown_url(url)}: {_reason(exc)}") from None
+        raise StorageError(f"database {shown_url(url)}: {error_reason(exc)}") from None

@@ -15,7 +15,8 @@ from typing import Callable, List
 
 from coredump.errors import StorageError
 
-__all__ = ("STEPS", "SCHEMA_VERSION", "VERSION_2_COLUMNS", "version_1_tables", "current_version", "migrate")
+__all__ = ("STEPS", "SCHEMA_VERSION", "VERSION_2_COLUMNS", "version_1_tables", "current_version", "refuse_newer",
+           "migrate")
 
 VERSION_2_COLUMNS = ("expected", "repository", "branch", "commit")  # crashes' TEXT columns added
 
@@ -96,7 +97,7 @@ def current_version(conn) -> int:
     return int(value or 0)
 
 
-def _refuse_newer(found: int, url: str) -> None:
+def refuse_newer(found: int, url: str) -> None:
     if found > SCHEMA_VERSION:
         raise StorageError(f"database {url} has schema version {found}, newer than this coredump's "
                            f"{SCHEMA_VERSION}: a coredump that knows schema version {found} is needed")
@@ -109,14 +110,14 @@ def migrate(engine, shown: str, upto: int = SCHEMA_VERSION) -> int:
     with engine.connect() as conn:
         found = current_version(conn)
         conn.rollback()
-    _refuse_newer(found, shown)
+    refuse_newer(found, shown)
     if found >= upto:
         return found
     with engine.connect().execution_options(coredump_write=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         found = current_version(conn)  # another job may have migrated while we waited
-        _refuse_newer(found, shown)
+        refuse_newer(found, shown)
         for version in range(found + 1, upto + 1):
             STEPS[version - 1](conn)
             conn.execute(text("UPDATE coredump_schema SET version = :v"), {"v": version})
