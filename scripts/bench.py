@@ -101,7 +101,8 @@ def measure(argv: List[str], env=None, timeout: float = 600) -> Tuple[float, int
 
 
 def analyze_argv(exe: str, core: str) -> List[str]:
-    return [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core]
+    # The console script's way in (cli.entry: analyze without click), as a user runs it.
+    return [sys.executable, "-m", "coredump", "analyze", "--format", "json", "--exe", exe, core]
 
 
 def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optional[List[str]]]:
@@ -351,7 +352,7 @@ def bench_cache(core_set) -> List[dict]:
             continue
         with tempfile.TemporaryDirectory(prefix="coredump-cache-") as cache_home:
             env = dict(ENV, XDG_CACHE_HOME=cache_home)
-            argv = [sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe", exe, core]
+            argv = analyze_argv(exe, core)
             off = min(measure(argv, dict(env, COREDUMP_CACHE="0"))[0] for _ in range(3))
             first = measure(argv, env)[0]
             second = min(measure(argv, env)[0] for _ in range(3))
