@@ -90,3 +90,11 @@ def test_same_errors_and_help_as_the_click_command(tmp_path, args):
 
     assert fast.returncode == slow.returncode
     assert (fast.stdout, fast.stderr) == (shown(slow.stdout), shown(slow.stderr))
+
+
+def test_warm_analysis_imports_no_pyelftools(make_core, tmp_path):
+    """With the parse cache filled, headers, sections and symbols are read with struct
+    (``coredump.elf.header``): pyelftools is for DWARF a cold analysis parses."""
+    core = str(make_core("O2", "segv"))
+    _imported(core, tmp_path)
+    assert _imported(core, tmp_path).strip() == "[]"

@@ -28,6 +28,7 @@ from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, s
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
+from coredump.dwarf.sections import dwarf_info
 from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
@@ -100,7 +101,7 @@ class DwarfIndex:
     def dwarfinfo(self):
         if self._dwarf is None:
             # The supplementary file is ours to find (pyelftools would open the link's path as written).
-            dwarf = self.image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+            dwarf = dwarf_info(self.image)
             if self.supplementary is not None:
                 attach(dwarf, self.supplementary)
             self._dwarf = dwarf
