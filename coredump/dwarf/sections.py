@@ -17,10 +17,10 @@ import io
 import struct
 from typing import Optional
 
-from coredump.elf.compressed import SHF_COMPRESSED, CompressedSectionError, decompress_chdr, decompress_zdebug
+from coredump.elf.compressed import SHF_COMPRESSED, CompressedSectionError, inflating_stream
 from coredump.elf.image import ElfImage
 
-__all__ = ("LazySection", "dwarf_info", "DWARF_SECTIONS")
+__all__ = ("LazySection", "dwarf_info", "unit_bytes", "DWARF_SECTIONS")
 
 # The sections DWARFInfo takes, by its parameter names (elftools.elf.elffile.get_dwarf_info).
 DWARF_SECTIONS = {
@@ -53,18 +53,17 @@ class LazySection:
         self.size = _contents_size(image.section_bytes(raw_name), raw_name) if self._compressed else sh_size
 
     @property
-    def stream(self) -> io.BytesIO:
+    def stream(self):
+        """A BytesIO of the contents, or an InflatingStream (``coredump.elf.compressed``)
+        that decompresses as far as it is read."""
         if self._stream is None:
             raw = self._image.section_bytes(self._raw_name)
             if raw is None:
                 raise CompressedSectionError(f"{self._raw_name}: no contents")
-            if not self._compressed:
-                data = bytes(raw)
-            elif self._raw_name.startswith(".z"):
-                data = decompress_zdebug(raw)
+            if self._compressed:
+                self._stream = inflating_stream(raw, gnu=self._raw_name.startswith(".z"))
             else:
-                data = decompress_chdr(raw)
-            self._stream = io.BytesIO(data)
+                self._stream = io.BytesIO(bytes(raw))
         return self._stream
 
 
@@ -100,3 +99,22 @@ def dwarf_info(image: ElfImage):
         machine_arch = image.elf.get_machine_arch()
     config = DwarfConfig(little_endian=True, default_address_size=8, machine_arch=machine_arch)
     return DWARFInfo(config=config, **{param: _section(image, name) for param, name in DWARF_SECTIONS.items()})
+
+
+def unit_bytes(section, offset: int) -> bytes:
+    """The unit (a compile unit, a line program) at `offset` of a section, from its initial
+    length (DWARF 5 §7.4: 4 bytes, or 0xffffffff and 8 more) to its end: a compressed
+    section is decompressed only that far."""
+    stream = section.stream
+    if not hasattr(stream, "window"):  # a BytesIO: all of it is there already
+        data = stream.getbuffer()
+        window = lambda start, end: bytes(data[start:end])  # noqa: E731
+    else:
+        window = stream.window
+    head = window(offset, offset + 12)
+    if len(head) < 4:
+        raise ValueError(f"unit at {offset:#x} starts past the end of {section.name}")
+    length = struct.unpack_from("<I", head)[0]
+    if length == 0xFFFFFFFF:
+        length = 8 + struct.unpack_from("<Q", head, 4)[0] if len(head) == 12 else 0
+    return window(offset, offset + 4 + length)
