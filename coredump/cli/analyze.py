@@ -48,9 +48,6 @@ _DIR_ONLY = ("sysroot", "search_paths", "debug_dirs", "source_dirs")  # click.Pa
 def _convert(name: str, value: str):
     """`value` as the click option `name` converts it; None where click would refuse it (or
     where its answer is not plain: an empty path, a value that looks like an option)."""
-    from coredump.cli.sizes import parse_size
-    from coredump.symbols.sources import parse_prefix_map
-
     if not value or value.startswith("-"):
         return None
     if (name in _FILE_ONLY and os.path.isdir(value)) or (name in _DIR_ONLY and os.path.isfile(value)):
@@ -63,8 +60,12 @@ def _convert(name: str, value: str):
             seconds = float(value)
             return seconds if math.isfinite(seconds) and seconds >= 0 else None  # click.FloatRange(0)
         if name == "max_core_size":
+            from coredump.cli.sizes import parse_size
+
             return parse_size(value)
-        if name == "prefix_maps":
+        if name == "prefix_maps":  # (symbols.sources is for text and html reports only)
+            from coredump.symbols.sources import parse_prefix_map
+
             return parse_prefix_map(value)
     except ValueError:
         return None
