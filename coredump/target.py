@@ -239,9 +239,9 @@ class Target:
         machine is refused. qemu-user opens a path under its -L prefix and else the path
         itself (linux-user/syscall.c's path()), so the host path is tried after the sysroot."""
         lib = self.finder.find_file(name, None)
-        if (lib is None or lib.elf["e_machine"] != self.core.e_machine) and name.startswith("/"):
+        if (lib is None or lib.e_machine != self.core.e_machine) and name.startswith("/"):
             lib = open_image(name)
-        if lib is not None and lib.elf["e_machine"] != self.core.e_machine:
+        if lib is not None and lib.e_machine != self.core.e_machine:
             return None
         return lib
 

@@ -2,6 +2,7 @@
 .zdebug_*, made by binutils' objcopy from real builds; a program whose own functions have
 only a compressed .debug_frame, unwound by it and checked against gdb; and hostile headers."""
 
+import os
 import shutil
 import struct
 import subprocess
@@ -15,6 +16,7 @@ from coredump.elf.compressed import (
     SHF_COMPRESSED,
     CompressedSectionError,
     decompress_chdr,
+    inflating_stream,
     section_contents,
 )
 from coredump.elf.image import ElfImage
@@ -112,3 +114,49 @@ def test_a_bomb_is_cut_at_its_claimed_size():
     raw = _zlib_chdr(b"\0" * (64 << 20), ch_size=1000)
     with pytest.raises(CompressedSectionError, match="decompresses to 1001 bytes"):
         decompress_chdr(raw)
+
+
+def _zstd_chdr(data: bytes) -> bytes:
+    import zstandard
+
+    return struct.pack("<IIQQ", 2, 0, len(data), 1) + zstandard.ZstdCompressor().compress(data)
+
+
+def _contents_sample() -> bytes:
+    """4 MiB of real file bytes (the interpreter and its libraries: code, tables, strings)."""
+    data = b""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if line.split()[-1].startswith("/")})
+    for path in paths:
+        with open(path, "rb") as f:
+            data += f.read(4 << 20)
+        if len(data) >= 4 << 20:
+            break
+    return data[:4 << 20]
+
+
+@pytest.mark.parametrize("kind", ["zlib", "zstd", "zlib-gnu"])
+def test_a_stream_inflates_only_as_far_as_it_is_read(kind):
+    data = _contents_sample()
+    raw = {"zlib": lambda: _zlib_chdr(data), "zstd": lambda: _zstd_chdr(data),
+           "zlib-gnu": lambda: b"ZLIB" + struct.pack(">Q", len(data)) + zlib.compress(data)}[kind]()
+    stream = inflating_stream(raw, gnu=kind == "zlib-gnu")
+    assert stream.size == len(data)
+    assert stream.window(100, 200) == data[100:200]
+    assert len(stream._buf) < len(data) // 4  # the first step's worth, not the section
+    stream.seek(len(data) // 2)
+    assert stream.read(1000) == data[len(data) // 2:len(data) // 2 + 1000] and stream.tell() == len(data) // 2 + 1000
+    assert bytes(stream.getbuffer()) == data
+    stream.seek(-10, os.SEEK_END)
+    assert stream.read() == data[-10:]
+
+
+@pytest.mark.parametrize("raw, why", [
+    (_zlib_chdr(b"x" * 100, ch_size=200), "not the 200"),
+    (_zlib_chdr(b"\0" * (64 << 20), ch_size=1000), "more than the 1000"),
+    (struct.pack("<IIQQ", 1, 0, 100, 1) + b"not zlib at all", "zlib"),
+    (struct.pack("<IIQQ", 2, 0, 100, 1) + b"not zstd at all", "zstd"),
+])
+def test_a_hostile_stream_fails_where_it_is_read(raw, why):
+    with pytest.raises(CompressedSectionError, match=why):
+        inflating_stream(raw, gnu=False).getbuffer()

@@ -18,10 +18,18 @@ def _both(path, monkeypatch):
     fast._read(image)
     with monkeypatch.context() as m:
         m.setattr(symtab, "_read_elf64le",
-                  lambda image, sec, best: [symtab.SymbolTable._consider(best, s) for s in sec.iter_symbols()])
+                  lambda image, name, best: [symtab.SymbolTable._consider(best, s) for s in _symbols(image, name)])
         slow = symtab.SymbolTable.__new__(symtab.SymbolTable)
         slow._read(image)
     return fast, slow
+
+
+def _symbols(image, name):
+    """pyelftools' symbols of section `name`: none unless it is a symbol table with contents."""
+    sec = image.elf.get_section_by_name(name)
+    if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "iter_symbols"):
+        return ()
+    return sec.iter_symbols()
 
 
 def _loaded_libraries():

@@ -2,9 +2,10 @@
 Console entry
 =============
 
-The ``coredump`` console script's first stop: ``coredump run`` with plain options is
-parsed here and started without importing click (the wrapper's success path must cost
-almost nothing); everything else goes to the click command line.
+The ``coredump`` console script's first stop: ``coredump run`` and ``coredump analyze`` with
+plain options are parsed here and started without importing click (the wrapper's success
+path must cost almost nothing; an analysis is waited for, and click is a third of a warm
+one); everything else goes to the click command line.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def _run_fast(parsed: RunArgs) -> int:
     return run(parsed.command, parsed.output, parsed.core_dirs, make_options)
 
 
+def _plain_stdout() -> bool:
+    """Whether stdout takes text as it is: UTF-8, where click.echo would not wrap it (click's
+    _compat._force_correct_text_writer re-encodes a misconfigured stream)."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    return encoding == "utf8"
+
+
 def main(argv=None, cli=None) -> None:
     """Console-script entry: ``coredump run …`` fast, the rest through `cli` (the click
     group, ``coredump.cli.main`` by default)."""
@@ -123,6 +131,12 @@ def main(argv=None, cli=None) -> None:
         parsed = parse_run_args(argv[1:])
         if parsed is not None:
             sys.exit(_run_fast(parsed))
+    elif argv[:1] == ["analyze"] and _plain_stdout():
+        from coredump.cli.analyze import parse_analyze_args, run_fast
+
+        parsed = parse_analyze_args(argv[1:])
+        if parsed is not None:
+            sys.exit(run_fast(parsed))
     if cli is None:
         from coredump.cli.main import main as cli
 

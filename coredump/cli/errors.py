@@ -16,11 +16,10 @@ import sys
 
 import click
 
+from coredump.cli.failure import EXIT_ERROR, failure_line
 from coredump.errors import CoreDumpError
 
 __all__ = ("EXIT_ERROR", "handle_errors")
-
-EXIT_ERROR = 1
 
 
 def handle_errors(func=None, *, status: int = EXIT_ERROR):
@@ -34,9 +33,7 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         try:
             return func(*args, **kwargs)
         except CoreDumpError as exc:
-            from coredump.report.sanitize import clean_text  # on the error path only: analyze --format json needs none
-
-            click.echo(f"Error: {clean_text(exc)}", err=True)
+            click.echo(failure_line(exc), err=True)
             sys.exit(status)
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
@@ -50,10 +47,7 @@ def handle_errors(func=None, *, status: int = EXIT_ERROR):
         except Exception as exc:  # never a traceback for the user; COREDUMP_DEBUG=1 shows it
             if os.environ.get("COREDUMP_DEBUG"):
                 raise
-            from coredump.report.sanitize import clean_text
-
-            click.echo(f"Error: internal error: {type(exc).__name__}: {clean_text(exc)} "
-                       "(set COREDUMP_DEBUG=1 for details)", err=True)
+            click.echo(failure_line(exc), err=True)
             sys.exit(status)
 
     return wrapper

@@ -8,9 +8,6 @@ The ``coredump`` command: parse arguments, call the library, and turn every
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from coredump.cli.errors import handle_errors
@@ -100,25 +97,6 @@ def analysis_options(func):
     return func
 
 
-def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, **extra):
-    from coredump.analysis import AnalyzeOptions
-    from coredump.errors import MissingFileError
-    from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
-
-    # A mistyped path would otherwise read as "no symbols": say so before analysing.
-    if exe is not None and not os.path.isfile(exe):
-        raise MissingFileError(f"--exe {exe}: no such file")
-    # (--debug-dir stays lenient, as gdb's debug-file-directory: scripts pass the usual ones.)
-    for flag, paths in (("--sysroot", (sysroot,) if sysroot else ()), ("--search-path", search_paths)):
-        missing = next((p for p in paths if not os.path.isdir(p)), None)
-        if missing is not None:
-            raise MissingFileError(f"{flag} {missing}: no such directory")
-
-    return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
-                          debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames,
-                          debuginfod_timeout=debuginfod_timeout, **extra)
-
-
 def _size(text):
     """Bytes for --max-core-size (``512M``, ``2G``), or None."""
     if text is None:
@@ -152,39 +130,10 @@ def _size(text):
 def analyze(core, fmt, max_core_size=None, show_source=True, source_dirs=(), prefix_maps=(), **opts):
     """Explain one crash (a core, a core.zst or a crash directory): signal, faulting
     address, every thread's backtrace, modules, and the source around the crash."""
-    import dataclasses
+    from coredump.cli.analyze import explain
 
-    from coredump.analysis import analyze_core
-    from coredump.store.bundle import open_input
-
-    with open_input(core, max_core_size) as (core_path, overrides):
-        crash = analyze_core(core_path, make_options(**opts, **overrides), name=core if core_path != core else None)
-    if core_path != core:  # the temporary decompressed core is gone: name the input
-        crash = dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core)))
-    finder = _source_finder(core, source_dirs, prefix_maps) if show_source and fmt in ("text", "html") else None
-    if fmt == "json":
-        from coredump.report.json import dumps
-
-        click.echo(dumps(crash))
-    elif fmt in ("html", "junit"):
-        from coredump.report.json import crash_to_dict
-
-        data = crash_to_dict(crash)
-        if fmt == "html":
-            from coredump.report.html import render_crash_html
-
-            click.echo(render_crash_html(data, sources=_excerpts(data, finder)), nl=False)
-        else:
-            from coredump.report.junit import render_junit
-
-            click.echo(render_junit([(None, data)]), nl=False)
-    else:
-        from coredump.report.text import render_text, use_color
-
-        color = use_color(sys.stdout)
-        sources = _excerpts(crash, finder)
-        # click strips colour off a TTY
-        click.echo(render_text(crash, color=color, sources=sources), nl=False, color=color)
+    text, newline, color = explain(core, fmt, max_core_size, show_source, source_dirs, prefix_maps, **opts)
+    click.echo(text, nl=newline, color=color)  # click strips colour off a TTY
 
 
 def _prefix_maps(values):
@@ -194,31 +143,6 @@ def _prefix_maps(values):
         return tuple(parse_prefix_map(v) for v in values)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-def _source_finder(core, source_dirs, prefix_maps):
-    """Where analyze reads sources: DWARF's paths, the options, then the copies stored with
-    the crash (an artifact directory's ``sources/``)."""
-    from coredump.errors import MissingFileError
-    from coredump.store.bundle import stored_source_files
-    from coredump.symbols.sources import SourceFinder
-
-    missing = next((d for d in source_dirs if not os.path.isdir(d)), None)
-    if missing is not None:  # a mistyped path would otherwise read as "no source"
-        raise MissingFileError(f"--source-dir {missing}: no such directory")
-    root, stored = stored_source_files(core)
-    return SourceFinder(source_dirs=tuple(source_dirs), prefix_maps=tuple(prefix_maps), stored=stored,
-                        stored_root=root)
-
-
-def _excerpts(crash, finder):
-    """``report.source.source_excerpts`` of a Crash or crash dict; {} without a finder."""
-    if finder is None:
-        return {}
-    from coredump.report.json import crash_to_dict
-    from coredump.report.source import source_excerpts
-
-    return source_excerpts(crash if isinstance(crash, dict) else crash_to_dict(crash), finder)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from coredump.dwarf import abbrev as A
 from coredump.dwarf.abbrev import Abbrev, AbbrevError, form_rule, read_abbrev_table
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.dwarf.ranges import Ranges, range_list
+from coredump.dwarf.sections import unit_bytes
 
 __all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader")
 
@@ -177,8 +178,10 @@ class UnitReader:
 
 def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
     """The reader of pyelftools unit `cu`'s bytes; tables are shared through `abbrev_cache`."""
-    info = dwarfinfo.debug_info_sec.stream.getbuffer()
-    data = bytes(info[cu.cu_offset:cu.cu_offset + cu.size])
+    if dwarfinfo.config.little_endian:  # only this unit of a compressed section is inflated
+        data = unit_bytes(dwarfinfo.debug_info_sec, cu.cu_offset)[:cu.size]
+    else:
+        data = bytes(dwarfinfo.debug_info_sec.stream.getbuffer()[cu.cu_offset:cu.cu_offset + cu.size])
     version, address_size = cu["version"], cu["address_size"]
     offset_size = 8 if cu.structs.dwarf_format == 64 else 4
     key = (cu["debug_abbrev_offset"], version, address_size, offset_size)

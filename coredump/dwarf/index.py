@@ -28,6 +28,7 @@ from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, s
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
+from coredump.dwarf.sections import dwarf_info, unit_bytes
 from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
@@ -100,7 +101,7 @@ class DwarfIndex:
     def dwarfinfo(self):
         if self._dwarf is None:
             # The supplementary file is ours to find (pyelftools would open the link's path as written).
-            dwarf = self.image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+            dwarf = dwarf_info(self.image)
             if self.supplementary is not None:
                 attach(dwarf, self.supplementary)
             self._dwarf = dwarf
@@ -259,7 +260,8 @@ class DwarfIndex:
         if dwarf.config.little_endian:
             try:
                 sup = dwarf.supplementary_dwarfinfo
-                return LineTable(decode_line_program(_buffer(dwarf.debug_line_sec), attr.value,
+                # This CU's line program only: a compressed .debug_line is inflated that far.
+                return LineTable(decode_line_program(unit_bytes(dwarf.debug_line_sec, attr.value), 0,
                                                      _buffer(dwarf.debug_str_sec),
                                                      _buffer(dwarf.debug_line_str_sec), self._deadline,
                                                      _buffer(sup.debug_str_sec) if sup is not None else None),

@@ -192,8 +192,9 @@ def attach(dwarfinfo, supplementary: ElfImage) -> None:
     """Resolve `dwarfinfo`'s alt/sup forms in the supplementary ElfImage `supplementary`:
     pyelftools reads them through ``supplementary_dwarfinfo`` (set before any DIE is read,
     as each DIE translates its values when it is parsed)."""
-    dwarfinfo.supplementary_dwarfinfo = supplementary.elf.get_dwarf_info(relocate_dwarf_sections=False,
-                                                                         follow_links=False)
+    from coredump.dwarf.sections import dwarf_info
+
+    dwarfinfo.supplementary_dwarfinfo = dwarf_info(supplementary)
 
 
 def string_value(attr) -> Optional[str]:

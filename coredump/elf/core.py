@@ -17,7 +17,9 @@ from typing import List, Optional, Tuple
 
 from coredump.arch import Arch, get_arch
 from coredump.elf import notes as N
+from coredump.elf.header import Ehdr, read_ehdr
 from coredump.elf.memory import AddressSpace, FileReader, Segment
+from coredump.elf.phdrs import PHDR, Phdr
 from coredump.errors import CoreFormatError, MemoryFault, MissingFileError
 
 __all__ = ("CoreThread", "Core", "open_core")
@@ -31,6 +33,7 @@ AT_SYSINFO_EHDR = 33
 NT_ARM_PAC_MASK = 0x406
 
 PHDR_SIZE = 56  # sizeof(Elf64_Phdr)
+PT_LOAD, PT_NOTE = 1, 4  # gABI p_type values
 # NT_PRSTATUS notes decoded at most (each thread costs a register dict and a walk); the kernel's
 # default threads-max is far higher, but a core with more threads than this is not debugged by stack.
 MAX_THREADS = 32768
@@ -56,15 +59,15 @@ class CoreThread:
 class Core:
     """An opened core. Use ``open_core(path)``; close with ``close()`` or ``with``."""
 
-    def __init__(self, path: str, fileobj, data, elffile):
+    def __init__(self, path: str, fileobj, data, ehdr: Ehdr):
         self.path = path
         self._file = fileobj
         self.data = data
         self.size = len(data)
-        self.elf = elffile
+        self.ehdr = ehdr
         self.warnings: List[str] = []
-        self.arch: Optional[Arch] = get_arch(elffile["e_machine"])
-        self.e_machine: str = str(elffile["e_machine"])
+        self.arch: Optional[Arch] = get_arch(ehdr.e_machine)
+        self.e_machine: str = str(ehdr.e_machine)
         self.threads: List[CoreThread] = []
         self.siginfo: Optional[N.Siginfo] = None
         self.prpsinfo: Optional[N.Prpsinfo] = None
@@ -89,8 +92,8 @@ class Core:
         0's sh_info (gABI "Program Header"), up to 2**32 - 1: a count that cannot fit in the file
         is cut to what does, with a warning."""
         try:
-            count = self.elf.num_segments()
-            e_phoff, e_phentsize = self.elf["e_phoff"], self.elf["e_phentsize"]
+            count = self.ehdr.e_phnum
+            e_phoff, e_phentsize = self.ehdr.e_phoff, self.ehdr.e_phentsize
             if count and e_phentsize < PHDR_SIZE:
                 raise CoreFormatError(f"{self.path}: e_phentsize is {e_phentsize}, expected {PHDR_SIZE}")
             fits = max(0, (self.size - e_phoff) // e_phentsize) if count else 0
@@ -99,21 +102,21 @@ class Core:
             if count > fits:
                 self.warnings.append(f"core is truncated: {count} program headers claimed, {fits} present")
                 count = fits
-            return [self.elf.get_segment(i).header for i in range(count)]
+            return [Phdr(*PHDR.unpack_from(self.data, e_phoff + i * e_phentsize)) for i in range(count)]
         except CoreFormatError:
             raise
-        except Exception as exc:  # pyelftools raises ELFParseError and struct errors alike
+        except Exception as exc:
             raise CoreFormatError(f"{self.path}: program headers unreadable ({exc})") from None
 
     def _read_program_headers(self) -> None:
         phdrs = self._get_program_headers()
         for ph in phdrs:
-            if ph.p_type == "PT_LOAD":
+            if ph.p_type == PT_LOAD:
                 available = max(0, min(ph.p_filesz, self.size - ph.p_offset))
                 self.missing_bytes += ph.p_filesz - available
                 self.segments.append(Segment(ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz,
                                              ph.p_flags, available))
-            elif ph.p_type == "PT_NOTE":
+            elif ph.p_type == PT_NOTE:
                 self._read_notes(ph.p_offset, ph.p_filesz)
         if self.missing_bytes:
             self.warnings.append(
@@ -287,9 +290,6 @@ def open_core(path: str, name: Optional[str] = None) -> Core:
     """Open and validate a core file; raises ``MissingFileError`` or ``CoreFormatError``.
     `name` is what messages and ``Core.path`` call it when `path` is a temporary copy (a
     core decompressed from the user's core.zst)."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
     shown = path if name is None else name
     try:
         st = os.stat(path)
@@ -312,13 +312,10 @@ def open_core(path: str, name: Optional[str] = None) -> Core:
         if head[4] != 2 or head[5] != 1:
             raise CoreFormatError(f"{shown} is not a 64-bit little-endian ELF (only those are supported)")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            elffile = ELFFile(f)
-        except (ELFError, Exception) as exc:
-            raise CoreFormatError(f"{shown}: ELF header unreadable ({exc})") from None
-        if elffile["e_type"] != "ET_CORE":
-            raise CoreFormatError(f"{shown} is an ELF {elffile['e_type']}, not a core (ET_CORE)")
-        core = Core(shown, f, data, elffile)
+        ehdr = read_ehdr(data)
+        if ehdr.e_type != "ET_CORE":
+            raise CoreFormatError(f"{shown} is an ELF {ehdr.e_type}, not a core (ET_CORE)")
+        core = Core(shown, f, data, ehdr)
     except BaseException:
         f.close()
         raise

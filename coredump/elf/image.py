@@ -3,18 +3,21 @@ ELF images
 ==========
 
 An ELF file on disk (executable, shared library or separate debug file), memory-mapped and
-parsed lazily with pyelftools: nothing is read until a property asks for it.
+parsed lazily: nothing is read until a property asks for it. Headers, program headers and
+sections of an ELF64 little-endian file are read with struct (``coredump.elf.header``);
+pyelftools is imported only when something asks for ``elf`` (DWARF, other classes).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import mmap
 import os
 import struct
 from functools import cached_property
 from typing import Dict, List, Optional, Tuple
+
+from coredump.elf.header import SH_TYPE_NAMES, Ehdr, ehdr_of, read_ehdr
 
 __all__ = ("ElfImage", "open_image", "LoadSegment", "ProgramHeader", "read_build_id_from_notes")
 
@@ -44,25 +47,16 @@ def read_build_id_from_notes(data: bytes) -> Optional[str]:
     return None
 
 
-@functools.cache
-def _sh_type_names() -> Dict[int, str]:
-    """sh_type value -> pyelftools' name for it (its x86-64 table), as ``sec["sh_type"]`` gives."""
-    from elftools.elf.enums import ENUM_SH_TYPE_AMD64
-
-    return {v: k for k, v in ENUM_SH_TYPE_AMD64.items() if not k.startswith("_")}
-
-
 class ElfImage:
     """A mapped ELF file. ``data`` is the whole file as an mmap (never read whole)."""
 
     def __init__(self, path: str, data: Optional[bytes] = None):
         """Map the file at `path`; or, with `data`, wrap bytes already in memory (the vDSO,
         or an ELF image copied out of a core) under the display name `path`."""
-        from elftools.elf.elffile import ELFFile
-
         self.path = path
         self._links: Dict[str, str] = {}  # section name -> its sh_link's name (ELF64 LE)
         self._flags: Dict[str, int] = {}  # section name -> sh_flags
+        self._entsizes: Dict[str, int] = {}  # section name -> sh_entsize (ELF64 LE)
         if data is not None:
             self._file = io.BytesIO(data)
             self.data = data
@@ -74,12 +68,21 @@ class ElfImage:
                 self._file.close()
                 raise
         try:
-            self.elf = ELFFile(self._file)
+            ehdr = read_ehdr(self.data)
+            self._elf64le = ehdr is not None
+            self.ehdr: Ehdr = ehdr if ehdr is not None else ehdr_of(self.elf)
         except Exception:
             self._file.close()
             raise
-        self.e_type: str = self.elf["e_type"]
-        self.e_machine: str = self.elf["e_machine"]
+        self.e_type: str = self.ehdr.e_type
+        self.e_machine: str = self.ehdr.e_machine
+
+    @cached_property
+    def elf(self):
+        """The file as a pyelftools ELFFile (its DWARF, and files not ELF64 little-endian)."""
+        from elftools.elf.elffile import ELFFile
+
+        return ELFFile(self._file)
 
     def fstat(self) -> Optional[os.stat_result]:
         """The status of the file mapped (of the descriptor, not the path: the path may name
@@ -97,7 +100,7 @@ class ElfImage:
             return [(_PT.get(seg.header.p_type, 0), seg.header.p_flags, seg.header.p_offset,
                      seg.header.p_vaddr, seg.header.p_filesz, seg.header.p_memsz)
                     for seg in self.elf.iter_segments()]
-        e_phoff, e_phentsize, e_phnum = self.elf["e_phoff"], self.elf["e_phentsize"], self.elf.num_segments()
+        e_phoff, e_phentsize, e_phnum = self.ehdr.e_phoff, self.ehdr.e_phentsize, self.ehdr.e_phnum
         out = []
         for i in range(e_phnum if e_phentsize >= 56 else 0):
             at = e_phoff + i * e_phentsize
@@ -124,7 +127,7 @@ class ElfImage:
 
     @property
     def _is_elf64le(self) -> bool:
-        return self.elf.elfclass == 64 and self.elf.little_endian
+        return self._elf64le
 
     @cached_property
     def _sections(self) -> Dict[str, Tuple[int, int, int, str]]:
@@ -142,33 +145,34 @@ class ElfImage:
 
     def _read_section_headers(self) -> Dict[str, Tuple[int, int, int, str]]:
         """Elf64_Shdr (sh_name 0, sh_type 4, sh_flags 8, sh_addr 16, sh_offset 24, sh_size 32,
-        sh_link 40) with names from the e_shstrndx section, read with struct (pyelftools builds
-        a typed object per section, parsing symbol and hash tables as it goes). Each section's
-        sh_link, by name, goes to ``_links``, its sh_flags to ``_flags``."""
-        e_shoff, e_shentsize = self.elf["e_shoff"], self.elf["e_shentsize"]
-        count = self.elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
+        sh_link 40, sh_entsize 56) with names from the e_shstrndx section, read with struct
+        (pyelftools builds a typed object per section, parsing symbol and hash tables as it
+        goes). Each section's sh_link, by name, goes to ``_links``, its sh_flags to ``_flags``,
+        its sh_entsize to ``_entsizes``."""
+        e_shoff, e_shentsize = self.ehdr.e_shoff, self.ehdr.e_shentsize
+        count = self.ehdr.e_shnum if e_shoff and e_shentsize >= 64 else 0
         headers = []
         for i in range(count):
             at = e_shoff + i * e_shentsize
             if at + 64 > len(self.data):
                 break
-            sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link = struct.unpack_from(
-                "<IIQQQQI", self.data, at)
-            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link, sh_flags))
-        strndx = self.elf.get_shstrndx() if headers else 0
+            sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, _, _, sh_entsize = struct.unpack_from(
+                "<IIQQQQIIQQ", self.data, at)
+            headers.append((sh_name, sh_type, sh_addr, sh_offset, sh_size, sh_link, sh_flags, sh_entsize))
+        strndx = self.ehdr.e_shstrndx if headers else 0
         if not 0 < strndx < len(headers):
             return {}
-        _, _, _, str_off, str_size, _, _ = headers[strndx]
+        _, _, _, str_off, str_size, _, _, _ = headers[strndx]
         names = bytes(self.data[str_off:str_off + str_size])
-        sh_type_names = _sh_type_names()
         out: Dict[str, Tuple[int, int, int, str]] = {}
         by_index = []
-        for sh_name, sh_type, sh_addr, sh_offset, sh_size, _, sh_flags in headers:
+        for sh_name, sh_type, sh_addr, sh_offset, sh_size, _, sh_flags, sh_entsize in headers:
             end = names.find(b"\0", sh_name)
             name = names[sh_name:end if end >= 0 else len(names)].decode("utf-8", "replace")
             by_index.append(name)
-            out.setdefault(name, (sh_addr, sh_offset, sh_size, sh_type_names.get(sh_type, sh_type)))
+            out.setdefault(name, (sh_addr, sh_offset, sh_size, SH_TYPE_NAMES.get(sh_type, sh_type)))
             self._flags.setdefault(name, sh_flags)
+            self._entsizes.setdefault(name, sh_entsize)
         for name, header in zip(by_index, headers):
             if 0 < header[5] < len(by_index):
                 self._links.setdefault(name, by_index[header[5]])
@@ -187,6 +191,12 @@ class ElfImage:
         """sh_flags of section `name` (0 when there is no such section)."""
         self._sections  # noqa: B018 -- reading the headers fills _flags
         return self._flags.get(name, 0)
+
+    def section_entsize(self, name: str) -> int:
+        """sh_entsize of section `name` (0 when there is no such section, or the file is not
+        ELF64 little-endian)."""
+        self._sections  # noqa: B018 -- reading the headers fills _entsizes
+        return self._entsizes.get(name, 0)
 
     def has_section(self, name: str) -> bool:
         info = self._sections.get(name)

@@ -84,10 +84,11 @@ def _header_ranges(image):
     """(offset, size) of the ELF header and of the program and section header tables (gABI
     "ELF Header": e_phoff/e_phentsize/e_phnum, e_shoff/e_shentsize/e_shnum), each at most
     what 65535 entries of 64 bytes take."""
-    elf = image.elf
+    ehdr = image.ehdr
     yield 0, 64
-    for off, entsize, num in (("e_phoff", "e_phentsize", "e_phnum"), ("e_shoff", "e_shentsize", "e_shnum")):
-        yield elf[off], min(elf[entsize] * elf[num], 0xFFFF * 64)
+    for off, entsize, num in ((ehdr.e_phoff, ehdr.e_phentsize, ehdr.e_phnum),
+                              (ehdr.e_shoff, ehdr.e_shentsize, ehdr.e_shnum)):
+        yield off, min(entsize * num, 0xFFFF * 64)
 
 
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -50,15 +50,14 @@ class SymbolTable:
         self.source: Optional[str] = None
         best = {}
         for name in (".symtab", ".dynsym"):
-            sec = image.elf.get_section_by_name(name)
-            if sec is None or sec["sh_type"] == "SHT_NOBITS" or not hasattr(sec, "iter_symbols"):
-                continue
             try:
-                if image.elf.elfclass == 64 and image.elf.little_endian:
-                    _read_elf64le(image, sec, best)
+                if image._is_elf64le:
+                    _read_elf64le(image, name, best)
                 else:
-                    for sym in sec.iter_symbols():
-                        self._consider(best, sym)
+                    sec = image.elf.get_section_by_name(name)
+                    if sec is not None and sec["sh_type"] != "SHT_NOBITS" and hasattr(sec, "iter_symbols"):
+                        for sym in sec.iter_symbols():
+                            self._consider(best, sym)
             except Exception:
                 pass
             if best:
@@ -198,24 +197,28 @@ def _code_sections(image: ElfImage) -> List[Tuple[int, int]]:
 def _section_flags(image: ElfImage):
     """(sh_flags, sh_addr, sh_size) of each section header; ELF64 LE ones with struct
     (Elf64_Shdr: sh_flags at 8, sh_addr 16, sh_size 32), as fast as the symbols are read."""
-    elf = image.elf
     if not image._is_elf64le:
-        return [(s["sh_flags"], s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()]
-    e_shoff, e_shentsize, data = elf["e_shoff"], elf["e_shentsize"], image.data
-    count = elf.num_sections() if e_shoff and e_shentsize >= 64 else 0
+        return [(s["sh_flags"], s["sh_addr"], s["sh_size"]) for s in image.elf.iter_sections()]
+    e_shoff, e_shentsize, data = image.ehdr.e_shoff, image.ehdr.e_shentsize, image.data
+    count = image.ehdr.e_shnum if e_shoff and e_shentsize >= 64 else 0
     return [_ELF64_SHDR_FLAGS.unpack_from(data, e_shoff + i * e_shentsize) for i in range(count)
             if e_shoff + (i + 1) * e_shentsize <= len(data)]
 
 
-def _read_elf64le(image: ElfImage, sec, best: dict) -> None:
-    """Elf64_Sym entries (gABI "Symbol Table") read with struct, names from the linked
-    string table: pyelftools builds a parsed object per symbol, 50 times slower."""
+def _read_elf64le(image: ElfImage, section: str, best: dict) -> None:
+    """The Elf64_Sym entries (gABI "Symbol Table") of `section` read with struct, names from
+    the string table its sh_link names: pyelftools builds a parsed object per symbol, 50 times
+    slower, and an object per section header first. Nothing for a section that is no
+    SHT_SYMTAB or SHT_DYNSYM with contents."""
     data = image.data
-    strtab = sec.stringtable
-    str_off, str_size = strtab["sh_offset"], strtab["sh_size"]
-    off, size = sec["sh_offset"], sec["sh_size"]
-    entsize = sec["sh_entsize"] or _ELF64_SYM.size
+    info, strtab = image.get_section_info(section), image.get_section_info(image.section_link(section) or "")
+    if info is None or strtab is None or info[3] not in ("SHT_SYMTAB", "SHT_DYNSYM") or strtab[3] == "SHT_NOBITS":
+        return
+    _, str_off, str_size, _ = strtab
+    _, off, size, _ = info
+    entsize = image.section_entsize(section) or _ELF64_SYM.size
     if entsize != _ELF64_SYM.size or off + size > len(data):
+        sec = image.elf.get_section_by_name(section)  # pyelftools reads what struct does not
         for sym in sec.iter_symbols():
             SymbolTable._consider(best, sym)
         return
