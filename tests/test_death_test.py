@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
@@ -74,3 +75,78 @@ def test_a_step_status_that_is_no_exit_status_is_a_usage_error(tmp_path, value):
     r = _harvest(tmp_path, "--step-status", value)
     assert r.returncode == 2 and "--step-status" in r.stderr and "not an exit status" in r.stderr, r.stderr
     assert not (tmp_path / "coredump-artifacts").exists()
+
+
+def _by_test(summary):
+    return {e["signature"].rsplit("Death_", 1)[1].split("_Test")[0]: e for e in summary["crashes"]}
+
+
+def _judged(crashes):
+    """The three death tests of gtest_death_wrong, judged by their report: the one whose child
+    died as expected passes, the wrong signal and the wrong message fail."""
+    assert sorted(crashes) == ["Passes", "WrongMessage", "WrongSignal"]
+    assert "passed (results.xml)" in crashes["Passes"]["expected"]
+    for name in ("WrongSignal", "WrongMessage"):
+        assert crashes[name]["expected"] is None and f"its test Death.{name} failed" in crashes[name]["note"]
+
+
+def test_a_report_relative_to_a_step_that_cds_is_read_where_the_process_ran(gtest_wrong_deaths, tmp_path):
+    """A step that cd's (as ctest runs each test in its build directory): the report is
+    written relative to the test program's working directory, not the wrapper's. core_pattern
+    is relative here, so the kernel wrote the cores into that directory, which proves it."""
+    from coredump.capture.core_pattern import read_core_pattern
+
+    if read_core_pattern().is_pipe or read_core_pattern().is_absolute:
+        pytest.skip("core_pattern is not relative: the cores do not say where the process ran")
+    (tmp_path / "build" / "tests").mkdir(parents=True)
+    step = f"cd build/tests && exec {gtest_wrong_deaths} --gtest_output=xml:results.xml"
+    r = subprocess.run(command("run", "--", "sh", "-c", step), cwd=tmp_path, env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1 and (tmp_path / "build" / "tests" / "results.xml").is_file(), r.stderr
+    crashes = _by_test(_summary(tmp_path))
+    _judged(crashes)
+    assert not any("found by searching" in (c["note"] or "") for c in crashes.values())
+
+
+def test_where_the_core_does_not_prove_the_cwd_the_steps_tree_is_searched_and_the_note_says_so(
+        gtest_wrong_deaths, tmp_path):
+    """The cores moved away from where the kernel wrote them (a step that collects them in one
+    place): the report is looked for under the step's tree, bounded, and the note says it was
+    found by searching, not known."""
+    tests = tmp_path / "build" / "tests"
+    tests.mkdir(parents=True)
+    # run keeps each child's core (core_pattern may give them all one name) and leaves them
+    step = subprocess.run(command("run", "--keep-cores", "-o", str(tmp_path / "first"), "--",
+                                  str(gtest_wrong_deaths), "--gtest_output=xml:results.xml"),
+                          cwd=tests, env=ENV, capture_output=True, text=True, timeout=300)
+    assert step.returncode == 1 and (tests / "results.xml").is_file(), step.stderr
+    (tmp_path / "cores").mkdir()
+    for core in [p for p in tests.iterdir() if p.name.startswith("core")]:
+        core.rename(tmp_path / "cores" / core.name)
+    r = _harvest(tmp_path, "--path", ".", "--step-status", "1")
+    assert r.returncode == 0, r.stderr
+    crashes = _by_test(_summary(tmp_path))
+    _judged(crashes)
+    passes = crashes["Passes"]["note"]
+    assert f"taken from {tests / 'results.xml'}, found by searching {tmp_path}" in passes
+    assert "working directory is not known" in passes
+
+
+def test_the_search_for_a_report_is_bounded_and_stays_in_the_tree(tmp_path):
+    """Symlinks are not followed (a link to / or a loop), a report deeper than MAX_DEPTH is not
+    reached and the search says it was cut; a path with '..' is never searched for."""
+    from coredump.triage import death_test
+    from coredump.triage.gtest_report import MAX_DEPTH, find_in_tree
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "r.xml").write_text("<testsuites/>")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    (tmp_path / "root").symlink_to("/")
+    assert find_in_tree([str(tmp_path)], "r.xml") == ([str(tmp_path / "a" / "b" / "r.xml")], False)
+    deep = tmp_path.joinpath(*["d"] * (MAX_DEPTH + 2))
+    deep.mkdir(parents=True)
+    (deep / "x.xml").write_text("<testsuites/>")
+    assert find_in_tree([str(tmp_path)], "x.xml") == ([], True)
+    process = SimpleNamespace(argv=["/t", "--gtest_output=xml:../b/r.xml"], executable="/t")
+    crash = SimpleNamespace(death_test="a death test's child", process=process)
+    assert death_test._find_verdicts(crash, "A_B_Test", None, {}, None, [str(tmp_path / "a" / "x")]) == ({}, [], [])
