@@ -18,6 +18,7 @@ expansion attacks, "billion laughs"); only its verdicts and a failure's first li
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -80,7 +81,14 @@ def report_paths(argv: Sequence[str], executable: Optional[str], environ: Mappin
 def find_in_tree(roots: Sequence[str], relative: str) -> Tuple[List[str], bool]:
     """Each ``DIR/relative`` that is a file, DIR anywhere under `roots` (symlinks not
     followed, VCS and cache directories skipped), and whether the search was cut by its
-    bounds (MAX_SEARCHED directories, MAX_DEPTH deep, MAX_FOUND found)."""
+    bounds (MAX_SEARCHED directories, MAX_DEPTH deep, MAX_FOUND found). One harvest asks
+    once per tree and name: a step's death-test children share their report."""
+    found, cut = _find_in_tree(tuple(roots), relative)
+    return list(found), cut
+
+
+@functools.lru_cache(maxsize=64)
+def _find_in_tree(roots: Tuple[str, ...], relative: str) -> Tuple[Tuple[str, ...], bool]:
     found: List[str] = []
     searched, cut = 0, False
     for root in roots:
@@ -89,7 +97,7 @@ def find_in_tree(roots: Sequence[str], relative: str) -> Tuple[List[str], bool]:
             directory, depth = stack.pop()
             searched += 1
             if searched > MAX_SEARCHED or len(found) >= MAX_FOUND:
-                return found, True
+                return tuple(found), True
             candidate = os.path.join(directory, relative)
             if os.path.isfile(candidate) and not os.path.islink(candidate) and candidate not in found:
                 found.append(candidate)
@@ -100,7 +108,7 @@ def find_in_tree(roots: Sequence[str], relative: str) -> Tuple[List[str], bool]:
             subdirs = [e.path for e in entries if e.name not in _PRUNED and e.is_dir(follow_symlinks=False)]
             cut = cut or (depth >= MAX_DEPTH and bool(subdirs))
             stack += [(d, depth + 1) for d in sorted(subdirs, reverse=True)] if depth < MAX_DEPTH else []
-    return found, cut
+    return tuple(found), cut
 
 
 def _read(path: str, since: Optional[float]) -> Optional[bytes]:
