@@ -104,3 +104,11 @@ def test_read_this_machines_pattern():
 def test_a_literal_percent_is_not_a_specifier_in_the_description():
     text = describe_core_pattern(parse_core_pattern("%%core%p"))
     assert "%p = " in text and "%c = " not in text
+
+
+def test_a_relative_pattern_proves_the_crashed_process_cwd():
+    """fs/coredump.c opens a relative core name against the dumping task's cwd."""
+    assert parse_core_pattern("core").dumping_cwd("/w/build/core.77") == "/w/build"
+    assert parse_core_pattern("cores/core.%p").dumping_cwd("/w/build/cores/core.77") == "/w/build"
+    assert parse_core_pattern("/var/crash/core.%p").dumping_cwd("/var/crash/core.77") is None
+    assert parse_core_pattern("|/usr/lib/systemd/systemd-coredump %P").dumping_cwd("/tmp/core") is None

@@ -10,6 +10,11 @@
 //	                thread sits in read(2) under the method main.(*waiter).block: a method frame
 //	                gdb can reach (no Go signal trampoline on that stack)
 //	go_nil error    a panic with an error value made by errors.New
+//	go_nil index    an index past a slice's length: runtime.boundsError (goPanicIndex)
+//	go_nil slice    a slice from a negative index: boundsError's format for a negative x
+//	go_nil deadlock every goroutine blocked: the scheduler's "fatal error: all goroutines are
+//	                asleep - deadlock!" (runtime.fatal, no panic value)
+//	go_nil mapwrites two goroutines writing one map: "fatal error: concurrent map writes"
 package main
 
 import (
@@ -42,6 +47,29 @@ func check(n int) {
 	if n > 0 {
 		panic(fmt.Sprintf("check: %d items left", n))
 	}
+}
+
+//go:noinline
+func pick(s []int, i int) int {
+	return s[i] // i is 5, len(s) 3
+}
+
+//go:noinline
+func tail(s []int, i int) []int {
+	return s[i:] // i is -1
+}
+
+// race writes m from two goroutines until the runtime's check of hashWriting
+// (runtime/map.go mapassign) sees the other's write; it does within milliseconds on two CPUs.
+func race(m map[int]int) {
+	for i := 0; i < 2; i++ {
+		go func(k int) {
+			for {
+				m[k]++
+			}
+		}(i)
+	}
+	select {}
 }
 
 type ledger struct {
@@ -102,6 +130,14 @@ func main() {
 		check(len(os.Args) + 1)
 	case "error":
 		panic(errors.New("config: no key " + mode))
+	case "index":
+		fmt.Println(pick([]int{1, 2, 3}, len(os.Args)+3))
+	case "slice":
+		fmt.Println(tail([]int{1, 2, 3}, len(os.Args)-3))
+	case "deadlock":
+		<-make(chan int)
+	case "mapwrites":
+		race(make(map[int]int))
 	case "method":
 		var fds [2]int
 		if err := syscall.Pipe(fds[:]); err != nil {

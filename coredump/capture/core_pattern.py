@@ -93,6 +93,18 @@ class CorePattern:
         rest = self.path[len(base):] if base else self.path
         return len([p for p in rest.split("/") if p])
 
+    def dumping_cwd(self, core: str) -> str | None:
+        """The crashing process's working directory, proved by where the kernel wrote `core`:
+        a relative pattern's name is opened relative to the dumping task's cwd (fs/coredump.c
+        do_coredump, "cn.corename" without a leading '/'), so the cwd is `core`'s path less
+        the pattern's components; None for a pipe or an absolute pattern."""
+        if self.is_pipe or not self.path or self.is_absolute:
+            return None
+        path = os.path.abspath(core)
+        for _ in range(self.depth):
+            path = os.path.dirname(path)
+        return path
+
     def matches(self, path: str) -> bool:
         """Whether `path` (absolute for an absolute pattern, else a name relative to the
         crashing process's cwd) is a name this pattern produces."""

@@ -185,7 +185,7 @@ def _search(options: HarvestOptions, since: float, pattern, artifacts: ArtifactD
 
 
 def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOptions, echo: Echo,
-                 result: HarvestResult, step: tuple = (None, None)) -> None:
+                 result: HarvestResult, step: tuple = (None, None), pattern: Optional[CorePattern] = None) -> None:
     """Every core, guest cores first (qemu writes them before it dies, so the emulator's can
     name them); one core's failure is recorded and the next is processed. `step`: the
     step's exit status and start, where known (a death test's verdict needs them)."""
@@ -198,10 +198,12 @@ def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOpt
         expect = load_expect_rules(options.expect, os.getcwd())
     except OSError:  # no working directory any more: --expect rules only
         expect = load_expect_rules(options.expect, "/nonexistent")
-    expect = replace(expect, step_status=step[0], step_started=step[1])
+    expect = replace(expect, step_status=step[0], step_started=step[1],
+                     search=tuple(os.path.abspath(p) for p in options.paths))
     for path, look in sorted(cores, key=lambda c: guest_pid(c[0]) is None):
         try:
-            record = process_core(path, artifacts, options, echo, guests, found=look, seen=seen, expect=expect)
+            record = process_core(path, artifacts, options, echo, guests, found=look, seen=seen, expect=expect,
+                                  cwd=pattern.dumping_cwd(path) if pattern is not None else None)
         except Exception as exc:  # noqa: BLE001 - a bug on one core must not cost the others
             record = CrashRecord(id=artifacts.new_id(None, None), source=path, failed=True)
             record.add_note(f"{type(exc).__name__} while storing it: {exc}; the core stays at {path}")
@@ -245,7 +247,7 @@ def harvest(options: HarvestOptions, since: float = 0.0, command: Optional[Seque
         if tmpdir:
             found += [(c, look_at(c)) for c in _piped(pattern, since, tmpdir, echo, quiet=step_failed is False)]
         own = _split_foreign(found, foreign, _shared_test(options, pattern), echo)
-        _process_all(own, artifacts, options, echo, result, (exit_status, started or since or None))
+        _process_all(own, artifacts, options, echo, result, (exit_status, started or since or None), pattern)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

@@ -147,14 +147,16 @@ def _label_emulator(record: CrashRecord, crash, guests) -> None:
 
 def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
                  echo: Echo = _stderr, guests=None, found: Optional[Look] = None,
-                 seen: Optional[Dict[str, int]] = None, expect=None) -> Optional[CrashRecord]:
+                 seen: Optional[Dict[str, int]] = None, expect=None, cwd: Optional[str] = None
+                 ) -> Optional[CrashRecord]:
     """Analyze one core and store it; returns its summary record (``remove`` pending), or
     None when `source` is no longer the regular file `found` (lstat look) says it was.
 
     The explanation is printed as soon as the core is analyzed, before the slow part
     (compressing, verifying, bundling). `seen` counts the signatures explained so far in this
     harvest: a repeat is folded into the final tally instead of explained again. `expect`
-    (``triage.expect.ExpectRules``) marks the crashes the job means to have.
+    (``triage.expect.ExpectRules``) marks the crashes the job means to have; `cwd` is the
+    crashed process's working directory where core_pattern proves it (a death test's report).
     `guests` maps a pid to the record of a qemu-user guest core stored before: a core of
     qemu with that pid is labelled as the emulator's."""
     try:
@@ -172,7 +174,7 @@ def process_core(source: str, artifacts: ArtifactDir, options: HarvestOptions,
             record.signal = crash.signal.name
             if expect is not None:
                 notes: list = []
-                record.expected = expect.match_crash(crash, notes)
+                record.expected = expect.match_crash(crash, notes, cwd)
                 for note in notes:
                     record.add_note(note)
             _label_emulator(record, crash, guests or {})

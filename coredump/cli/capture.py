@@ -73,6 +73,20 @@ def _check_upload(ctx, param, value):
     return value
 
 
+def _check_step_status(ctx, param, value):
+    """An exit status as a shell's $? gives it (0-255); an empty value (a CI output the step
+    never set) is unknown, so an on_fail step still harvests."""
+    if value is None or not value.strip():
+        return None
+    try:
+        status = int(value.strip(), 10)
+    except ValueError:
+        status = -1
+    if not 0 <= status <= 255:
+        raise click.BadParameter(f"{value!r} is not an exit status (0-255)", ctx, param)
+    return status
+
+
 def _store_options(func):
     opts = [
         click.option("-o", "--output", default="coredump-artifacts", show_default=True,
@@ -145,8 +159,12 @@ def run(command, **opts):
               help="Directory tree to search (repeatable; default: the working directory).")
 @click.option("--since", default=None, metavar="TIME",
               help="Only cores written after TIME: @EPOCH, ISO 8601, or a duration ago (2h).")
+@click.option("--step-status", default=None, metavar="N", callback=_check_step_status,
+              help="The exit status of the step that left the cores (0-255; empty: unknown). A death "
+                   "test's child of a step that exited 0 is expected, as under `run`; recorded in "
+                   "summary.json. It does not change harvest's own exit status.")
 @_store_options
-def harvest(paths, since, **opts):
+def harvest(paths, since, step_status, **opts):
     """Collect, explain and store cores an earlier step left (for on_fail / if: failure()).
 
     Exits 0 when it did its job, found cores or not; non-zero when it could not.
@@ -161,7 +179,7 @@ def harvest(paths, since, **opts):
     from coredump.report.sanitize import clean_text
 
     try:
-        result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when)
+        result = do_harvest(_harvest_options(paths=paths or (".",), **opts), since=when, exit_status=step_status)
     except MissingFileError as exc:
         click.echo(f"Error: {clean_text(exc)}", err=True)
         click.get_current_context().exit(1)

@@ -36,16 +36,21 @@ class ExpectRules:
     death_tests: bool = True
     step_status: Optional[int] = None
     step_started: Optional[float] = None
+    # The step's trees, searched for a googletest report when the crashed process's working
+    # directory is not known (triage.death_test).
+    search: Tuple[str, ...] = ()
 
-    def match_crash(self, crash, notes: List[str]) -> Optional[str]:
-        """Why `crash` is expected, or None; why a death test's child is not goes to `notes`."""
+    def match_crash(self, crash, notes: List[str], cwd: Optional[str] = None) -> Optional[str]:
+        """Why `crash` is expected, or None; why a death test's child is not, or how its
+        report was found, goes to `notes`. `cwd`: the crashed process's working directory,
+        where the core's location proves it."""
         death_test = None
         if crash.death_test and self.death_tests:
             from coredump.triage.death_test import judge_death_test
 
-            death_test, note = judge_death_test(crash, self.step_status, self.step_started)
-            if note:
-                notes.append(note)
+            death_test, found = judge_death_test(crash, self.step_status, self.step_started, cwd=cwd,
+                                                 search=self.search)
+            notes.extend(found)
         return self.match(crash.signature, crash.fingerprint, death_test)
 
     def match(self, signature: Optional[str], fingerprint: Optional[str],

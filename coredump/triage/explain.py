@@ -14,6 +14,7 @@ from typing import List, Optional
 from coredump.model import Crash
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.death_test import find_death_test
+from coredump.triage.gofatal import find_go_fatal
 from coredump.triage.golang import find_go_crash
 from coredump.triage.gopanic import find_go_panic
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
@@ -51,11 +52,13 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
     except Exception as exc:
         warnings.append(f"signal frame unreadable ({type(exc).__name__}: {exc})")
     go = find_go_crash(frames)
-    if go is not None and go.what != "fatal error":  # runtime.throw's text is in no _panic
+    if go is not None:
+        # runtime.throw's text is in no _panic: in the runtime's print ring (triage.gofatal)
+        fatal = go.what in ("fatal error", "unexpected fault address")
         try:
-            go = dataclasses.replace(go, message=find_go_panic(target, regs))
+            go = dataclasses.replace(go, message=find_go_fatal(target) if fatal else find_go_panic(target, regs))
         except Exception as exc:
-            warnings.append(f"Go panic value unreadable ({type(exc).__name__}: {exc})")
+            warnings.append(f"Go {'fatal error' if fatal else 'panic value'} unreadable ({type(exc).__name__}: {exc})")
     return Facts(abort, exception, handled, where, panic, go)
 
 

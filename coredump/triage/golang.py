@@ -45,6 +45,16 @@ _RUNTIME_ERRORS = {
 # (a SIGPIPE on a broken pipe, a signal arriving in non-Go code).
 _GOTRACEBACK_CRASH = ("runtime.crash", "runtime.fatalpanic", "runtime.fatalthrow")
 _CRASH_PATH = _GOTRACEBACK_CRASH + ("runtime.dieFromSignal",)
+# How the code got onto the crash path, tried in this order (runtime/panic.go): panic; throw
+# ("Go itself may be at fault") and fatal ("user code is expected to be at fault", such as
+# racing map writes), both through fatalthrow, whose closure is all a thread shows when the
+# walk ends where systemstack switched to g0.
+_ENTRIES = (("runtime.gopanic", "panic", "panic"), ("runtime.throw", "fatal error", "fatal-error"),
+            ("runtime.fatal", "fatal error", "fatal-error"), ("runtime.fatalthrow", "fatal error", "fatal-error"),
+            ("runtime.fatalthrow.func1", "fatal error", "fatal-error"))
+# Where the runtime is not at fault (and below fatalthrow's closure, systemstack), the place is
+# the first frame outside it.
+_SKIP_RUNTIME = frozenset(("runtime.gopanic", "runtime.fatal", "runtime.fatalthrow", "runtime.fatalthrow.func1"))
 
 
 @dataclass(frozen=True)
@@ -99,11 +109,10 @@ def find_go_crash(frames: Sequence[Frame]) -> Optional[GoCrash]:
         return GoCrash(what, signal, _caller_of(frames, i, False), classification, crash)
     if error is not None:
         return GoCrash(what, None, _caller_of(frames, error, True), classification, crash)
-    for entry, what, classification in (("runtime.gopanic", "panic", "panic"),
-                                        ("runtime.throw", "fatal error", "fatal-error")):
+    for entry, what, classification in _ENTRIES:
         if entry in names:
             i = names.index(entry)
-            return GoCrash(what, None, _caller_of(frames, i, entry == "runtime.gopanic"), classification, crash)
+            return GoCrash(what, None, _caller_of(frames, i, entry in _SKIP_RUNTIME), classification, crash)
     return GoCrash("fatal signal", None, None, "fatal-signal", crash)
 
 

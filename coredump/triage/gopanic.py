@@ -8,7 +8,11 @@ goroutine's newest ``_panic`` (runtime/runtime2.go: ``g._panic``, ``_panic.arg``
 ``eface`` of type descriptor and data) and the value's bytes, each layout from the program's
 own DWARF (``coredump.dwarf.structs``), each type told by its ``DW_AT_go_runtime_type``.
 The text is what ``printpanicval`` prints (runtime/panic.go, error.go): a string as it is,
-an ``errors.New`` error's text, a runtime error's ``runtime error: ...``.
+an ``errors.New`` error's text, a runtime error's ``runtime error: ...``, and a
+``runtime.boundsError`` (an index or slice out of range) formatted from its fields as
+``boundsError.Error`` does. (preprintpanics has turned an error value into its Error() string
+by the time the runtime prints it; a core dumped before that, with a deferred call still
+running, holds the value itself.)
 
 Only these types are decoded; any other value, a build without DWARF, or memory that does not
 hold together gives None, and the crash keeps its other facts.
@@ -44,6 +48,22 @@ _NOT_FOUND = NamedType(0)
 # prefix, plainError's does not; errors.New returns *errors.errorString).
 _VALUES = {"string": "", "runtime.errorString": "runtime error: ", "runtime.plainError": ""}
 _ERRORS_NEW = "*errors.errorString"
+_BOUNDS = "runtime.boundsError"
+# runtime/error.go boundsErrorFmts and boundsNegErrorFmts (for a signed x below 0), by
+# boundsErrorCode; boundsError.Error formats %x and %y as decimal integers.
+_BOUNDS_FORMATS = (
+    ("index out of range [%x] with length %y", "index out of range [%x]"),
+    ("slice bounds out of range [:%x] with length %y", "slice bounds out of range [:%x]"),
+    ("slice bounds out of range [:%x] with capacity %y", "slice bounds out of range [:%x]"),
+    ("slice bounds out of range [%x:%y]", "slice bounds out of range [%x:]"),
+    ("slice bounds out of range [::%x] with length %y", "slice bounds out of range [::%x]"),
+    ("slice bounds out of range [::%x] with capacity %y", "slice bounds out of range [::%x]"),
+    ("slice bounds out of range [:%x:%y]", "slice bounds out of range [:%x:]"),
+    ("slice bounds out of range [%x:%y:]", "slice bounds out of range [%x::]"),
+    # boundsConvert has no negative format: the runtime indexes its table past the end (and
+    # panics while printing), so a negative x there is not decoded.
+    ("cannot convert slice with length %y to pointer to array with length %x", None),
+)
 # The chain of panics a deferred call's panic links (runtime2.go _panic.link), as far as read.
 _MAX_CHAIN = 16
 
@@ -58,7 +78,7 @@ def find_go_panic(target, registers: Dict[str, int]) -> Optional[str]:
         return None
     if any(ph[0] == PT_TLS for ph in module.image.program_headers):
         return None  # an external link puts g in the C library's TLS: not read here
-    types = find_named_types(module.dwarf, (*_LAYOUTS, *_VALUES, _ERRORS_NEW, "errors.errorString"),
+    types = find_named_types(module.dwarf, (*_LAYOUTS, *_VALUES, _ERRORS_NEW, "errors.errorString", _BOUNDS),
                              units=("runtime",), attributes=frozenset((DW_AT_go_runtime_type,)))
     if any(f not in types.get(t, _NOT_FOUND).members for t, fields in _LAYOUTS.items() for f in fields):
         return None
@@ -108,7 +128,28 @@ def _value(target, module, types: Dict[str, NamedType], eface: int) -> Optional[
         return _VALUES[name] + text if text is not None else None
     if name == _ERRORS_NEW and "s" in types.get("errors.errorString", _NOT_FOUND).members:
         return _string(target.memory, data + types["errors.errorString"].members["s"])
+    if name == _BOUNDS and data >= 4096:
+        return _bounds_error(target.memory, types[_BOUNDS].members, data)
     return None
+
+
+def _bounds_error(memory, members: Dict[str, int], at: int) -> Optional[str]:
+    """boundsError.Error (runtime/error.go) of the boundsError at `at`: its fields x (int64),
+    y (int), signed (bool) and code (boundsErrorCode, a uint8) by the program's own layout."""
+    if not {"x", "y", "signed", "code"} <= members.keys():
+        return None
+    (x,) = struct.unpack("<q", memory.read(at + members["x"], 8))
+    (y,) = struct.unpack("<q", memory.read(at + members["y"], 8))
+    signed, code = memory.read(at + members["signed"], 1)[0], memory.read(at + members["code"], 1)[0]
+    if code >= len(_BOUNDS_FORMATS) or signed > 1:
+        return None
+    negative = bool(signed) and x < 0
+    form = _BOUNDS_FORMATS[code][1 if negative else 0]
+    if form is None:
+        return None
+    # appendIntStr: x read as signed or unsigned as `signed` says; y always signed
+    x_text = str(x if signed else x & 0xFFFF_FFFF_FFFF_FFFF)
+    return "runtime error: " + form.replace("%x", x_text).replace("%y", str(y))
 
 
 def _string(memory, header: int) -> Optional[str]:

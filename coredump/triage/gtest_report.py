@@ -7,7 +7,9 @@ parent passed: the XML or JSON report of ``--gtest_output`` (googletest's "Gener
 Report" / "Generating a JSON Report"), named on the program's command line (a fast-style
 death test's child is a fork: its argv is its parent's), by ``$GTEST_OUTPUT``, or by
 ``$XML_OUTPUT_FILE`` (the Bazel test encyclopedia's variable, which googletest honours
-when no output flag is given).
+when no output flag is given). A relative path is the program's: relative to its working
+directory (``death_test`` says how that is known), or found under the step's tree
+(``find_in_tree``, bounded).
 
 A report is the step's own output, read as untrusted: a regular file (the last component
 no symlink), at most 16 MiB, no older than the step, parsed by expat (which refuses entity
@@ -16,15 +18,20 @@ expansion attacks, "billion laughs"); only its verdicts and a failure's first li
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import stat
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ("report_paths", "read_verdicts", "test_class", "Verdicts")
+__all__ = ("report_paths", "read_verdicts", "test_class", "find_in_tree", "Verdicts", "MAX_SEARCHED")
 
 MAX_REPORT = 16 << 20
+# The bound on a search of the step's tree for a report named relative to an unknown cwd:
+# directories looked in, their depth below a root, and reports kept.
+MAX_SEARCHED, MAX_DEPTH, MAX_FOUND = 20_000, 16, 8
+_PRUNED = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__"})
 _FLAG = re.compile(r"(?:--|-|/)gtest_output=(.*)")
 # GTEST_TEST_CLASS_NAME_(suite, name) is suite##_##name##_Test (gtest-internal.h); TestBody
 # is the virtual the test's statements are in
@@ -69,6 +76,39 @@ def report_paths(argv: Sequence[str], executable: Optional[str], environ: Mappin
             path = os.path.join(path, f"{program}.{kind}")
         found.append((kind, os.path.join(cwd, path)))
     return found
+
+
+def find_in_tree(roots: Sequence[str], relative: str) -> Tuple[List[str], bool]:
+    """Each ``DIR/relative`` that is a file, DIR anywhere under `roots` (symlinks not
+    followed, VCS and cache directories skipped), and whether the search was cut by its
+    bounds (MAX_SEARCHED directories, MAX_DEPTH deep, MAX_FOUND found). One harvest asks
+    once per tree and name: a step's death-test children share their report."""
+    found, cut = _find_in_tree(tuple(roots), relative)
+    return list(found), cut
+
+
+@functools.lru_cache(maxsize=64)
+def _find_in_tree(roots: Tuple[str, ...], relative: str) -> Tuple[Tuple[str, ...], bool]:
+    found: List[str] = []
+    searched, cut = 0, False
+    for root in roots:
+        stack = [(os.path.abspath(root), 0)]
+        while stack:
+            directory, depth = stack.pop()
+            searched += 1
+            if searched > MAX_SEARCHED or len(found) >= MAX_FOUND:
+                return tuple(found), True
+            candidate = os.path.join(directory, relative)
+            if os.path.isfile(candidate) and not os.path.islink(candidate) and candidate not in found:
+                found.append(candidate)
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            subdirs = [e.path for e in entries if e.name not in _PRUNED and e.is_dir(follow_symlinks=False)]
+            cut = cut or (depth >= MAX_DEPTH and bool(subdirs))
+            stack += [(d, depth + 1) for d in sorted(subdirs, reverse=True)] if depth < MAX_DEPTH else []
+    return tuple(found), cut
 
 
 def _read(path: str, since: Optional[float]) -> Optional[bytes]:
