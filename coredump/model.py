@@ -12,8 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Variable", "Frame", "Thread", "Module", "Signal",
-           "Process", "CoreInfo", "Crash")
+__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Variable", "Frame", "Thread",
+           "Module", "Signal", "Process", "CoreInfo", "Crash")
 
 
 # The JSON contracts of DESIGN.md (docs/json-schema.md): one crash, and one job's crashes.

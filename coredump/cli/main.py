@@ -93,13 +93,17 @@ def analysis_options(func):
         click.option("--debuginfod-timeout", type=click.FloatRange(0),
                      help="Seconds in all one analysis waits for DEBUGINFOD_URLS servers (used only when set; "
                           "default: $DEBUGINFOD_TIMEOUT, else 5)."),
+        click.option("--no-values", "no_values", is_flag=True,
+                     help="Leave out the frames' arguments and locals (read from the crashed program's memory): "
+                          "faster, and nothing of the program's data in the report."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
 
 
-def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, **extra):
+def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, no_values=False,
+                 **extra):
     from coredump.analysis import AnalyzeOptions
     from coredump.errors import MissingFileError
     from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
@@ -115,7 +119,7 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_
 
     return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
                           debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames,
-                          debuginfod_timeout=debuginfod_timeout, **extra)
+                          debuginfod_timeout=debuginfod_timeout, values=not no_values, **extra)
 
 
 def _size(text):

@@ -14,7 +14,8 @@ from typing import Callable, List, Optional, Sequence, Union
 
 from coredump.errors import CoreDumpError
 
-__all__ = ("ExpressionError", "RegisterUnknown", "Piece", "LocationContext", "evaluate", "evaluate_location", "read_uleb128", "read_sleb128")
+__all__ = ("ExpressionError", "RegisterUnknown", "Piece", "LocationContext", "evaluate", "evaluate_location",
+           "read_uleb128", "read_sleb128")
 
 MASK = (1 << 64) - 1
 SIGN = 1 << 63

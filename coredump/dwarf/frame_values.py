@@ -70,8 +70,8 @@ def add_values(target, frames: Sequence, budget: ValuesBudget, locals_frames: in
 def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget, with_locals: bool) -> None:
     """Values of the physical frame out[end] and the inline frames out[start:end] before it."""
     phys = out[end]
-    if phys.tailcall or phys.jit:
-        return
+    if phys.jit:
+        return  # a tail-call frame has no registers of its own: its values are unknown or in memory
     module = target.find_module(phys.lookup_pc)
     dwarf = module.dwarf if module is not None and module.trusted else None
     if dwarf is None:

@@ -23,7 +23,7 @@ __all__ = ("location_at", "MAX_LIST_ENTRIES")
 # Entries of one location list looked at; gcc's longest are a few hundred.
 MAX_LIST_ENTRIES = 10_000
 
-_PARSERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PARSERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _parser(dwarfinfo) -> LocationParser:

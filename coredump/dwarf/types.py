@@ -44,7 +44,7 @@ class TypeInfo:
     name: str
     size: Optional[int] = None
     encoding: Optional[int] = None
-    target: Optional["TypeInfo"] = None
+    target: Optional[TypeInfo] = None
     enumerators: Tuple[Tuple[int, str], ...] = ()
 
     @property

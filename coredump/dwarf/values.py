@@ -19,8 +19,7 @@ import struct
 import unicodedata
 from typing import Callable, Optional, Tuple
 
-from coredump.dwarf.types import (DW_ATE_boolean, DW_ATE_float, DW_ATE_signed, DW_ATE_signed_char,
-                                  DW_ATE_UTF, TypeInfo)
+from coredump.dwarf.types import DW_ATE_UTF, DW_ATE_boolean, DW_ATE_float, DW_ATE_signed, DW_ATE_signed_char, TypeInfo
 from coredump.errors import MemoryFault
 
 __all__ = ("format_value", "format_char", "format_string", "memory_error", "PRINT_ELEMENTS",
