@@ -21,7 +21,7 @@ from coredump.dwarf.locations import location_at
 from coredump.dwarf.ranges import die_ranges
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 from coredump.dwarf.types import TypeInfo, read_type
-from coredump.dwarf.values import format_value, memory_error
+from coredump.dwarf.values import format_value
 from coredump.errors import MemoryFault
 from coredump.model import Variable
 
@@ -113,7 +113,8 @@ def read_variable(die, pc: int, make_context: Callable[[], LocationContext], sym
     except Unavailable:
         text, raw = OPTIMIZED_OUT, None
     except MemoryFault as exc:
-        text, raw = memory_error(exc.address) if getattr(exc, "address", None) is not None else "<error>", None
+        # gdb/valprint.c val_print_optimized_out's sibling: the variable's own bytes unreadable.
+        text, raw = f"<error reading variable: Cannot access memory at address {exc.address:#x}>", None
     except RegisterUnknown:
         text, raw = OPTIMIZED_OUT, None
     except (ExpressionError, ValueError, IndexError, KeyError, OverflowError, NotImplementedError):
@@ -161,7 +162,11 @@ def read_pieces(pieces: List[Piece], size: int, ctx: LocationContext) -> bytes:
         if piece.kind == "memory":
             out += ctx.memory.read(piece.value, want)
         elif piece.kind == "register":
-            out += (ctx.get_register(piece.value) & ((1 << 64) - 1)).to_bytes(8, "little")[:want].ljust(want, b"\0")
+            try:
+                contents = ctx.get_register(piece.value)
+            except KeyError:
+                raise Unavailable() from None  # a register this frame does not know (or we do not read)
+            out += (contents & ((1 << 64) - 1)).to_bytes(8, "little")[:want].ljust(want, b"\0")
         elif piece.kind == "value":
             out += piece.value.to_bytes(8, "little")[:want].ljust(want, b"\0")
         elif piece.kind == "implicit":
