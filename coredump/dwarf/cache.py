@@ -32,14 +32,15 @@ _RULE_MODULES = (
 
 
 @functools.cache
-def code_tag() -> str:
-    """CRC-32 of the sources of the rule modules: a cache entry made by other rules is
-    never read back, whoever forgets to bump a format number."""
+def code_tag(modules: Tuple[str, ...] = _RULE_MODULES) -> str:
+    """CRC-32 of the sources of the rule modules (`modules`: another kind's own rules): a
+    cache entry made by other rules is never read back, whoever forgets to bump a format
+    number."""
     import importlib
     import zlib
 
     crc = 0
-    for name in _RULE_MODULES:
+    for name in modules:
         module = sys.modules.get(name) or importlib.import_module(name)
         try:
             with open(module.__file__, "rb") as f:

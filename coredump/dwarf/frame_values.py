@@ -8,6 +8,8 @@ for that frame: all of them in frame 0 and signal frames, the callee-saved ones 
 (and sp, pc) in callers. A register the frame does not know makes its values
 ``<optimized out>``, as gdb prints them, never a stale value from an inner frame.
 
+What the DIEs say about a pc (``coredump.dwarf.variables`` plans) is memoized in the parse
+cache per file and pc, so a second analysis of a crash reads registers and memory only.
 Reading values has a budget per analysis (``ValuesBudget``): past it, frames keep no values
 and one warning says so.
 """
@@ -18,9 +20,10 @@ import dataclasses
 import time
 from typing import List, Optional, Sequence, Tuple
 
-from coredump.dwarf.expr import ExpressionError, LocationContext, evaluate_location
-from coredump.dwarf.locations import location_at
-from coredump.dwarf.variables import frame_locals, frame_parameters
+from coredump.dwarf.cache import code_tag, frames_memo
+from coredump.dwarf.expr import ExpressionError, LocationContext, RegisterUnknown, evaluate_location
+from coredump.dwarf.variables import frame_base_expression, plan_locals, plan_parameters
+from coredump.dwarf.varvalue import read_planned
 
 __all__ = ("ValuesBudget", "add_values", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
 
@@ -30,6 +33,9 @@ MAX_VALUES = 20_000
 VALUES_TIME_BUDGET = 2.0
 # Physical frames of the crashing thread whose locals are listed (gdb's bt full lists all).
 LOCALS_FRAMES = 5
+# The modules whose rules shape a plan: the memo's entries name their code (dwarf.cache).
+_PLAN_MODULES = ("coredump.dwarf.variables", "coredump.dwarf.types", "coredump.dwarf.locations",
+                 "coredump.dwarf.index", "coredump.dwarf.inline")
 
 
 class ValuesBudget:
@@ -71,32 +77,73 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
     """Values of the physical frame out[end] and the inline frames out[start:end] before it."""
     phys = out[end]
     if phys.jit:
-        return  # a tail-call frame has no registers of its own: its values are unknown or in memory
+        return  # code no file backs: no DWARF describes it
     module = target.find_module(phys.lookup_pc)
     dwarf = module.dwarf if module is not None and module.trusted else None
     if dwarf is None:
         return
     pc = phys.lookup_pc - module.bias
-    scopes = dwarf.find_scopes(pc)
-    if len(scopes) != end - start + 1:
+    plan = _plan(dwarf, pc, "args")
+    if plan is None:
+        return
+    count, base_expr, params = plan
+    local_plans = _plan(dwarf, pc, "locals") if with_locals else None
+    registers, cfa = phys.registers or {}, phys.cfa
+    if phys.tailcall:
+        # gdb's TAILCALL_FRAME is named after the innermost function at its pc; its registers
+        # are the ones CFI restored for the physical caller (the callee preserved them since
+        # the jump), without pc, sp and a CFA of its own (gdb/dwarf2/frame-tailcall.c).
+        count, params = 1, params[:1]
+        local_plans = local_plans[:1] if local_plans is not None else None
+        registers, cfa = _caller_registers(target.arch, out, end), None
+    if count != end - start + 1:
         return  # the DWARF does not name these frames (a symbol-table name): no values
-    make_context = _context_factory(target, phys, scopes[-1], pc)
+    make_context = _context_factory(target, registers, cfa, base_expr)
 
     def symbolize(address: int) -> Optional[str]:
         return _symbol_at(target, address)
 
-    for k, scope in enumerate(scopes):
+    for k, scope_params in enumerate(params):
         frame = out[start + k]
-        args = frame_parameters(scope, pc, make_context, symbolize)
-        local = frame_locals(scope, pc, make_context, symbolize) if with_locals else None
+        args = tuple(read_planned(p, make_context, symbolize) for p in scope_params)
+        local = tuple(read_planned(p, make_context, symbolize) for p in local_plans[k]) \
+            if local_plans is not None else None
         budget.read += len(args) + len(local or ())
         out[start + k] = dataclasses.replace(frame, args=args, locals=local)
 
 
-def _context_factory(target, phys, subprogram, pc: int):
+def _plan(dwarf, pc: int, what: str):
+    """What the DIEs say about the frames at image address `pc`: for ``args``, (the number
+    of source-level frames, DW_AT_frame_base's expression, the parameter plans per frame);
+    for ``locals``, the local variables' plans per frame. None where no DWARF names the pc."""
+    memo = frames_memo(dwarf.image, dwarf.supplementary, f"{what}.1-{code_tag(_PLAN_MODULES)}")
+    hit = memo.get(pc)
+    if hit is not None:
+        return hit or None
+    cuts = dwarf.cuts
+    scopes = dwarf.find_scopes(pc)
+    if not scopes:
+        found = False
+    elif what == "args":
+        found = (len(scopes), frame_base_expression(scopes[-1], pc), tuple(plan_parameters(s, pc) for s in scopes))
+    else:
+        found = tuple(plan_locals(s, pc) for s in scopes)
+    if dwarf.cuts == cuts:
+        memo.add(pc, found)  # a plan a DWARF limit cut is not kept: a later analysis retries
+    return found or None
+
+
+def _caller_registers(arch, frames: Sequence, tail: int) -> dict:
+    """The registers of the physical frame after the tail-call frame `tail`, less pc and sp."""
+    caller = next((f for f in frames[tail + 1:] if not f.inline and not f.tailcall), None)
+    if caller is None or caller.jit or arch is None:
+        return {}
+    return {name: value for name, value in (caller.registers or {}).items() if name not in (arch.pc, arch.sp)}
+
+
+def _context_factory(target, regs, cfa: Optional[int], base_expr: Optional[bytes]):
     """A function making the frame's LocationContext (its frame base read once, on demand)."""
     names = target.arch.dwarf_regs if target.arch is not None else {}
-    regs = phys.registers or {}
 
     def get_register(regno: int) -> int:
         return regs[names[regno]]
@@ -105,21 +152,22 @@ def _context_factory(target, phys, subprogram, pc: int):
 
     def frame_base() -> int:
         if "base" not in cache:
-            cache["base"] = _frame_base(subprogram, pc, LocationContext(target.memory, get_register, None, phys.cfa))
+            cache["base"] = _frame_base(base_expr, LocationContext(target.memory, get_register, None, cfa))
         return cache["base"]
 
     def make() -> LocationContext:
-        return LocationContext(target.memory, get_register, frame_base, phys.cfa)
+        return LocationContext(target.memory, get_register, frame_base, cfa)
 
     return make
 
 
-def _frame_base(subprogram, pc: int, ctx: LocationContext) -> int:
-    """DW_AT_frame_base at `pc` (DWARF 5 §3.3.5): a memory location's address (gcc's
+def _frame_base(expr: Optional[bytes], ctx: LocationContext) -> int:
+    """DW_AT_frame_base (DWARF 5 §3.3.5): a memory location's address (gcc's
     DW_OP_call_frame_cfa), or a register's contents (DW_OP_reg6 in older gcc)."""
-    expr = location_at(subprogram, pc, "DW_AT_frame_base")
     if expr is None:
         raise ExpressionError("no DW_AT_frame_base at this pc")
+    if ctx.cfa is None and expr == b"\x9c":
+        raise RegisterUnknown("the frame's CFA is not known")  # DW_OP_call_frame_cfa in a tail-call frame
     piece = evaluate_location(expr, ctx)[0]
     if piece.kind == "memory":
         return piece.value

@@ -147,6 +147,11 @@ class DwarfIndex:
         frames = self.find_frames(address)
         return frames[-1] if frames else None
 
+    @property
+    def cuts(self) -> int:
+        """Limits that cut in so far: a lookup they cut is not memoized."""
+        return self._cuts
+
     def find_scopes(self, address: int) -> list:
         """The DIEs of the source-level frames at `address`, innermost first as
         ``find_frames`` lists them: the DW_TAG_inlined_subroutine chain, then the

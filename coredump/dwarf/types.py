@@ -47,6 +47,17 @@ class TypeInfo:
     target: Optional[TypeInfo] = None
     enumerators: Tuple[Tuple[int, str], ...] = ()
 
+    def to_data(self) -> tuple:
+        """Plain tuples for the parse cache; ``from_data`` rebuilds the value."""
+        return (self.kind, self.name, self.size, self.encoding,
+                self.target.to_data() if self.target is not None else None, self.enumerators)
+
+    @classmethod
+    def from_data(cls, data: tuple) -> TypeInfo:
+        kind, name, size, encoding, target, enumerators = data
+        return cls(kind, name, size, encoding, cls.from_data(target) if target is not None else None,
+                   tuple(tuple(e) for e in enumerators))
+
     @property
     def is_char(self) -> bool:
         """A one-byte character type (DW_ATE_signed_char / unsigned_char): gdb prints the

@@ -16,27 +16,15 @@ to print anywhere; HTML escaping is the report's.
 from __future__ import annotations
 
 import struct
-import unicodedata
 from typing import Callable, Optional, Tuple
 
+from coredump.dwarf.cstrings import PRINT_ELEMENTS, format_char, format_cstring, memory_error
 from coredump.dwarf.types import DW_ATE_UTF, DW_ATE_boolean, DW_ATE_float, DW_ATE_signed, DW_ATE_signed_char, TypeInfo
 from coredump.errors import MemoryFault
 
-__all__ = ("format_value", "format_char", "format_string", "memory_error", "PRINT_ELEMENTS",
-           "REPEAT_THRESHOLD")
-
-# gdb's `set print elements` (200) and `set print repeats` (10) defaults.
-PRINT_ELEMENTS = 200
-REPEAT_THRESHOLD = 10
-# gdb/valprint.c c_printchar: the C escapes it prints by name.
-_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 27: "\\033"}
+__all__ = ("format_value", "format_string")
 
 Symbolizer = Callable[[int], Optional[str]]
-
-
-def memory_error(address: int) -> str:
-    """gdb's message for an unreadable address (gdb/valprint.c val_print_string)."""
-    return f"<error: Cannot access memory at address {address:#x}>"
 
 
 def format_value(t: TypeInfo, data: bytes, memory=None, symbolize: Optional[Symbolizer] = None
@@ -86,19 +74,6 @@ def _float(value: float, digits: int) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_char(byte: int) -> str:
-    """One byte as gdb's c_printchar prints it: ``'A'``, ``'\\n'``, ``'\\310'``."""
-    if byte in (0x27, 0x5C):
-        return f"'\\{chr(byte)}'"
-    return f"'{_escape_byte(byte)}'"
-
-
-def _escape_byte(byte: int) -> str:
-    if 0x20 <= byte < 0x7F:
-        return chr(byte)
-    return _ESCAPES.get(byte, f"\\{byte:03o}")
-
-
 def _reference(t: TypeInfo, data: bytes, memory, symbolize) -> Tuple[str, Optional[int]]:
     """gdb prints a reference to a scalar as ``@0xADDR: VALUE``; other references as ``...``."""
     if t.target is None or not t.target.is_scalar or len(data) < 8:
@@ -132,7 +107,7 @@ def format_string(memory, address: int, limit: int = PRINT_ELEMENTS) -> str:
         return memory_error(fault)
     cut = len(data) > limit
     data = data[:limit]
-    text = _segments(data) if data else '""'
+    text = format_cstring(data)
     if fault is not None:
         text += memory_error(fault)
     return text + ("..." if cut else "")
@@ -155,44 +130,3 @@ def _read_cstring(memory, address: int, limit: int) -> Tuple[bytes, Optional[int
             return bytes(out), None
         out += part
     return bytes(out), None
-
-
-def _segments(data: bytes) -> str:
-    """gdb's generic_printstr: quoted runs, with repeats of more than REPEAT_THRESHOLD equal
-    characters printed apart, joined by ``, ``."""
-    parts, quoted, i = [], [], 0
-    while i < len(data):
-        j = i
-        while j < len(data) and data[j] == data[i]:
-            j += 1
-        if j - i > REPEAT_THRESHOLD:
-            if quoted:
-                parts.append('"' + "".join(quoted) + '"')
-                quoted = []
-            parts.append(f"{format_char(data[i])} <repeats {j - i} times>")
-            i = j
-            continue
-        char, i = _string_char(data, i)
-        quoted.append(char)
-    if quoted:
-        parts.append('"' + "".join(quoted) + '"')
-    return ", ".join(parts)
-
-
-def _string_char(data: bytes, i: int) -> Tuple[str, int]:
-    """One character of a string: a printable UTF-8 sequence as itself (gdb with a UTF-8
-    host charset), every other byte escaped."""
-    byte = data[i]
-    if byte in (0x22, 0x5C):
-        return "\\" + chr(byte), i + 1
-    if byte < 0x80:
-        return _escape_byte(byte), i + 1
-    for n in (2, 3, 4):
-        try:
-            ch = data[i:i + n].decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        if len(ch) == 1 and unicodedata.category(ch)[0] not in ("C", "Z") :
-            return ch, i + n
-        break
-    return f"\\{byte:03o}", i + 1
