@@ -96,10 +96,12 @@ def assert_args_match(ours: Dict, gdb: List[str], where: str, strict: bool):
     (which gdb also evaluates inside expressions, without printing @entry) and SSE registers
     are not read yet; a different value never passes."""
     mine = {a["name"]: a["value"] for a in ours.get("args") or []}
+    seen = set()
     for text in gdb:
         name, value, entry = gdb_arg(text)
-        if name not in mine:
+        if name not in mine or name in seen:
             continue  # a `name=..., name@entry=...` pair: the second half has no parameter of its own
+        seen.add(name)
         got = mine[name]
         # gdb's <symbol> after a pointer may pick another alias of the same address (__GI__IO_puts, puts).
         got_cmp, want_cmp = _SYMBOL.sub("", got), _SYMBOL.sub("", value)

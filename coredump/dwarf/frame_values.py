@@ -21,11 +21,12 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.dwarf.cache import code_tag, frames_memo
-from coredump.dwarf.expr import ExpressionError, LocationContext, RegisterUnknown, evaluate_location
+from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown, evaluate_location
 from coredump.dwarf.variables import frame_base_expression, plan_locals, plan_parameters
 from coredump.dwarf.varvalue import read_planned
+from coredump.errors import MemoryFault
 
-__all__ = ("ValuesBudget", "add_values", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
+__all__ = ("ValuesBudget", "add_values", "variable_locations", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
 
 # Values read per analysis (a thousand threads of 30 frames with 3 arguments each is 90,000).
 MAX_VALUES = 20_000
@@ -110,6 +111,37 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
             if local_plans is not None else None
         budget.read += len(args) + len(local or ())
         out[start + k] = dataclasses.replace(frame, args=args, locals=local)
+
+
+def variable_locations(target, frames: Sequence) -> List[Tuple[str, Piece]]:
+    """(name, where it is) of the variables of the first physical frame of `frames` and of
+    the inline frames in it, innermost first, parameters before locals: a register
+    (DW_OP_regN: the register holds the variable at this pc) or a memory address. What has
+    no single such location is left out."""
+    end = next((i for i, f in enumerate(frames) if not f.inline), None)
+    if end is None or frames[end].jit or frames[end].tailcall:
+        return []
+    phys = frames[end]
+    module = target.find_module(phys.lookup_pc)
+    dwarf = module.dwarf if module is not None and module.trusted else None
+    pc = phys.lookup_pc - module.bias if dwarf is not None else 0
+    plan = _plan(dwarf, pc, "args") if dwarf is not None else None
+    local_plans = _plan(dwarf, pc, "locals") if plan is not None else None
+    if plan is None or plan[0] != end + 1 or local_plans is None:
+        return []
+    make_context = _context_factory(target, phys.registers or {}, phys.cfa, plan[1])
+    out = []
+    for variables in (p + v for p, v in zip(plan[2], local_plans)):
+        for name, _type, source, payload in variables:
+            if source != "loc":
+                continue
+            try:
+                pieces = evaluate_location(payload, make_context())
+            except (ExpressionError, MemoryFault, KeyError, ValueError, OverflowError):
+                continue  # a value the location cannot reach names nothing
+            if len(pieces) == 1 and pieces[0].kind in ("register", "memory"):
+                out.append((name, pieces[0]))
+    return out
 
 
 def _plan(dwarf, pc: int, what: str):
