@@ -96,6 +96,12 @@ def assert_args_match(ours: Dict, gdb: List[str], where: str, strict: bool):
     (which gdb also evaluates inside expressions, without printing @entry) and SSE registers
     are not read yet; a different value never passes."""
     mine = {a["name"]: a["value"] for a in ours.get("args") or []}
+    # Our entry values (name@entry) are gdb's: never one where gdb has none, never another.
+    gdb_entries = {gdb_arg(t)[0]: _SYMBOL.sub("", gdb_arg(t)[1]) for t in gdb if gdb_arg(t)[2]}
+    for a in ours.get("args") or []:
+        if "entry" in a:
+            assert gdb_entries.get(a["name"]) == _SYMBOL.sub("", a["entry"]), \
+                f"{where}: {a['name']}@entry={a['entry']}, gdb has {gdb}"
     seen = set()
     for text in gdb:
         name, value, entry = gdb_arg(text)

@@ -72,7 +72,7 @@ def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
-_CALL_SITES_KIND = "callsites.1"  # FunctionCallSites.to_data
+_CALL_SITES_KIND = "callsites.2"  # FunctionCallSites.to_data (2: with parameters)
 
 
 class FramesMemo:

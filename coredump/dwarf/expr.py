@@ -277,6 +277,7 @@ class LocationContext:
     frame_base: Optional[Callable[[], int]] = None
     cfa: Optional[int] = None
     entry_value: Optional[Callable[[bytes], int]] = None
+    bias: int = 0  # the module's load bias: DW_OP_addr names an address of the file (§2.5.1.1)
 
 
 def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) -> List[Piece]:
@@ -349,6 +350,9 @@ def _location_op(op, expr, pos, stack, ctx: LocationContext, pending):
         # DWARF 5 §2.6.1.1.4: a 4-byte DIE reference (offset size 4) and an SLEB offset.
         _, pos = read_sleb128(expr, pos + 5)
         return Piece("implicit_pointer"), pos
+    if op == DW_OP_addr:
+        stack.append((struct.unpack_from("<Q", expr, pos + 1)[0] + ctx.bias) & MASK)
+        return pending, pos + 9
     if op == DW_OP_fbreg:
         if ctx.frame_base is None:
             raise ExpressionError("DW_OP_fbreg without DW_AT_frame_base")

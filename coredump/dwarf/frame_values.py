@@ -21,10 +21,14 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.dwarf.cache import code_tag, frames_memo
+from coredump.dwarf.entry_values import entry_value, find_call_site
 from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown, evaluate_location
-from coredump.dwarf.variables import frame_base_expression, plan_locals, plan_parameters
+from coredump.dwarf.types import TypeInfo
+from coredump.dwarf.values import format_value
+from coredump.dwarf.variables import frame_base_expression, plan_entry_registers, plan_locals, plan_parameters
 from coredump.dwarf.varvalue import read_planned
 from coredump.errors import MemoryFault
+from coredump.model import Variable
 
 __all__ = ("ValuesBudget", "add_values", "variable_locations", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
 
@@ -34,9 +38,11 @@ MAX_VALUES = 20_000
 VALUES_TIME_BUDGET = 2.0
 # Physical frames of the crashing thread whose locals are listed (gdb's bt full lists all).
 LOCALS_FRAMES = 5
+# Callers followed for an entry value that is itself an entry value of the caller.
+MAX_ENTRY_DEPTH = 8
 # The modules whose rules shape a plan: the memo's entries name their code (dwarf.cache).
 _PLAN_MODULES = ("coredump.dwarf.variables", "coredump.dwarf.types", "coredump.dwarf.locations",
-                 "coredump.dwarf.index", "coredump.dwarf.inline")
+                 "coredump.dwarf.index", "coredump.dwarf.inline", "coredump.dwarf.callsites")
 
 
 class ValuesBudget:
@@ -87,19 +93,21 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
     plan = _plan(dwarf, pc, "args")
     if plan is None:
         return
-    count, base_expr, params = plan
+    count, base_expr, params, entry_regs = plan
     local_plans = _plan(dwarf, pc, "locals") if with_locals else None
     registers, cfa = phys.registers or {}, phys.cfa
     if phys.tailcall:
         # gdb's TAILCALL_FRAME is named after the innermost function at its pc; its registers
         # are the ones CFI restored for the physical caller (the callee preserved them since
         # the jump), without pc, sp and a CFA of its own (gdb/dwarf2/frame-tailcall.c).
+        entry_regs = entry_regs if count == 1 else ()
         count, params = 1, params[:1]
         local_plans = local_plans[:1] if local_plans is not None else None
         registers, cfa = _caller_registers(target.arch, out, end), None
     if count != end - start + 1:
         return  # the DWARF does not name these frames (a symbol-table name): no values
-    make_context = _context_factory(target, registers, cfa, base_expr)
+    entry = _EntryValues(target, out, end)
+    make_context = _context_factory(target, registers, cfa, base_expr, entry.value, module.bias)
 
     def symbolize(address: int) -> Optional[str]:
         return _symbol_at(target, address)
@@ -107,10 +115,60 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
     for k, scope_params in enumerate(params):
         frame = out[start + k]
         args = tuple(read_planned(p, make_context, symbolize) for p in scope_params)
+        if k == count - 1 and entry_regs:
+            args = tuple(entry.with_entry(a, p, reg, symbolize) for a, p, reg in zip(args, scope_params, entry_regs))
         local = tuple(read_planned(p, make_context, symbolize) for p in local_plans[k]) \
             if local_plans is not None else None
         budget.read += len(args) + len(local or ())
         out[start + k] = dataclasses.replace(frame, args=args, locals=local)
+
+
+class _EntryValues:
+    """The entry values of physical frame frames[end], from the call site in the frame
+    after it (coredump.dwarf.entry_values), found and evaluated on first use."""
+
+    def __init__(self, target, frames: Sequence, end: int, depth: int = 0):
+        self.target, self.frames, self.end, self.depth = target, frames, end, depth
+        self._site = self._context = None
+        self._looked = False
+
+    def _lookup(self) -> None:
+        if self._looked:
+            return
+        self._looked = True
+        at = next((i for i in range(self.end + 1, len(self.frames)) if not self.frames[i].inline), None)
+        if at is None:
+            return
+        caller = self.frames[at]
+        self._site = find_call_site(self.target, self.frames[self.end], caller)
+        if self._site is None:
+            return
+        module = self.target.find_module(caller.lookup_pc)
+        plan = _plan(module.dwarf, caller.lookup_pc - module.bias, "args")
+        registers, cfa = caller.registers or {}, caller.cfa
+        if caller.tailcall:
+            registers, cfa = _caller_registers(self.target.arch, self.frames, at), None
+        # A DW_AT_call_value may itself be an entry value of the caller (gdb follows them too).
+        outer = _EntryValues(self.target, self.frames, at, self.depth + 1).value if self.depth < MAX_ENTRY_DEPTH \
+            else None
+        self._context = _context_factory(self.target, registers, cfa, plan[1] if plan else None, outer, module.bias)
+
+    def value(self, block: bytes) -> int:
+        """DW_OP_entry_value's callback (KeyError: not known)."""
+        self._lookup()
+        return entry_value(self._site, block, self._context)
+
+    def with_entry(self, arg: Variable, plan: tuple, regno: Optional[int], symbolize) -> Variable:
+        """`arg` with its value at entry (gdb's ``name@entry``) where the call site gives it."""
+        vtype = TypeInfo.from_data(plan[1])
+        if regno is None or not vtype.is_scalar or vtype.kind == "reference" or regno > 31:
+            return arg
+        try:
+            raw = self.value(bytes([0x50 + regno]))  # DW_OP_reg<regno>
+            text, _ = format_value(vtype, raw.to_bytes(8, "little"), self.target.memory, symbolize)
+        except (KeyError, ExpressionError, MemoryFault, ValueError, OverflowError):
+            return arg
+        return dataclasses.replace(arg, entry=text)
 
 
 def variable_locations(target, frames: Sequence) -> List[Tuple[str, Piece]]:
@@ -129,7 +187,8 @@ def variable_locations(target, frames: Sequence) -> List[Tuple[str, Piece]]:
     local_plans = _plan(dwarf, pc, "locals") if plan is not None else None
     if plan is None or plan[0] != end + 1 or local_plans is None:
         return []
-    make_context = _context_factory(target, phys.registers or {}, phys.cfa, plan[1])
+    entry = _EntryValues(target, frames, end)
+    make_context = _context_factory(target, phys.registers or {}, phys.cfa, plan[1], entry.value, module.bias)
     out = []
     for variables in (p + v for p, v in zip(plan[2], local_plans)):
         for name, _type, source, payload in variables:
@@ -148,7 +207,7 @@ def _plan(dwarf, pc: int, what: str):
     """What the DIEs say about the frames at image address `pc`: for ``args``, (the number
     of source-level frames, DW_AT_frame_base's expression, the parameter plans per frame);
     for ``locals``, the local variables' plans per frame. None where no DWARF names the pc."""
-    memo = frames_memo(dwarf.image, dwarf.supplementary, f"{what}.1-{code_tag(_PLAN_MODULES)}")
+    memo = frames_memo(dwarf.image, dwarf.supplementary, f"{what}.2-{code_tag(_PLAN_MODULES)}")
     hit = memo.get(pc)
     if hit is not None:
         return hit or None
@@ -157,7 +216,8 @@ def _plan(dwarf, pc: int, what: str):
     if not scopes:
         found = False
     elif what == "args":
-        found = (len(scopes), frame_base_expression(scopes[-1], pc), tuple(plan_parameters(s, pc) for s in scopes))
+        found = (len(scopes), frame_base_expression(scopes[-1], pc), tuple(plan_parameters(s, pc) for s in scopes),
+                 plan_entry_registers(scopes[-1]))
     else:
         found = tuple(plan_locals(s, pc) for s in scopes)
     if dwarf.cuts == cuts:
@@ -173,7 +233,7 @@ def _caller_registers(arch, frames: Sequence, tail: int) -> dict:
     return {name: value for name, value in (caller.registers or {}).items() if name not in (arch.pc, arch.sp)}
 
 
-def _context_factory(target, regs, cfa: Optional[int], base_expr: Optional[bytes]):
+def _context_factory(target, regs, cfa: Optional[int], base_expr: Optional[bytes], entry=None, bias: int = 0):
     """A function making the frame's LocationContext (its frame base read once, on demand)."""
     names = target.arch.dwarf_regs if target.arch is not None else {}
 
@@ -184,11 +244,11 @@ def _context_factory(target, regs, cfa: Optional[int], base_expr: Optional[bytes
 
     def frame_base() -> int:
         if "base" not in cache:
-            cache["base"] = _frame_base(base_expr, LocationContext(target.memory, get_register, None, cfa))
+            cache["base"] = _frame_base(base_expr, LocationContext(target.memory, get_register, None, cfa, None, bias))
         return cache["base"]
 
     def make() -> LocationContext:
-        return LocationContext(target.memory, get_register, frame_base, cfa)
+        return LocationContext(target.memory, get_register, frame_base, cfa, entry, bias)
 
     return make
 

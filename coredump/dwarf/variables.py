@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+from coredump.dwarf.callsites import register_of
 from coredump.dwarf.locations import location_at
-from coredump.dwarf.ranges import die_ranges
+from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 from coredump.dwarf.types import TypeInfo, read_type
 
-__all__ = ("plan_parameters", "plan_locals", "plan_variable", "frame_base_expression", "MAX_LOCALS")
+__all__ = ("plan_parameters", "plan_entry_registers", "plan_locals", "plan_variable", "frame_base_expression",
+           "MAX_LOCALS")
 
 # Locals listed per frame (gdb's bt full has no cap; a generated function may have thousands).
 MAX_LOCALS = 64
@@ -37,6 +39,25 @@ def plan_parameters(scope, pc: int) -> Tuple[tuple, ...]:
     """The DW_TAG_formal_parameter children of `scope`, in order, at image address `pc`."""
     return tuple(plan_variable(child, pc) for child in scope.iter_children()
                  if child.tag == "DW_TAG_formal_parameter")
+
+
+def plan_entry_registers(scope) -> Tuple[Optional[int], ...]:
+    """Per parameter of the function `scope`, the register its location names at the
+    function's entry (gdb's read_variable_at_entry reads the location at get_frame_func's
+    pc): the register whose entry value (``coredump.dwarf.entry_values``) is ``name@entry``."""
+    try:
+        entry = entry_pc(scope.dwarfinfo, scope)
+    except Exception:  # noqa: BLE001 - no entry pc: no entry values
+        entry = None
+    out = []
+    for child in scope.iter_children():
+        if child.tag == "DW_TAG_formal_parameter":
+            try:
+                expr = location_at(child, entry) if entry is not None else None
+            except Exception:  # noqa: BLE001 - a malformed list names no register
+                expr = None
+            out.append(register_of(expr) if expr else None)
+    return tuple(out)
 
 
 def plan_locals(scope, pc: int) -> Tuple[tuple, ...]:

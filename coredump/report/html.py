@@ -98,15 +98,7 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
 def _variables(items) -> Optional[str]:
     """``name=value, ...`` of a frame's args or locals from crash.json (hostile input: any
     shape; the template escapes the text), or None where there are none."""
-    if not isinstance(items, list):
-        return None
-    parts = []
-    for v in items[:256]:
-        if isinstance(v, dict):
-            name, value, entry = _str(v.get("name")) or "?", _str(v.get("value")) or "", v.get("entry")
-            parts.append(f"{name}={name}@entry={value}" if entry is not None and _str(entry) == value
-                         else f"{name}={value}")
-    return ", ".join(parts)
+    return view.frame_args({"args": items})
 
 
 def _source_vm(excerpt) -> Optional[Dict[str, Any]]:

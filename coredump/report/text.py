@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
-from coredump.report.view import JIT_TAG
+from coredump.report.view import JIT_TAG, variable_text
 
 __all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "format_excerpt", "use_color")
 
@@ -71,13 +71,7 @@ def format_args(args) -> str:
 
 
 def _arg(v) -> str:
-    if v.entry is None:
-        return f"{v.name}={v.value}"
-    if v.value == "<optimized out>":
-        return f"{v.name}@entry={v.entry}"  # gdb's `print entry-values default`
-    if v.entry == v.value:
-        return f"{v.name}={v.name}@entry={v.value}"
-    return f"{v.name}={v.value}, {v.name}@entry={v.entry}"
+    return variable_text(v.name, v.value, v.entry)
 
 
 def format_excerpt(lines, line: int, indent: str = "      ", style: Optional[_Style] = None) -> List[str]:
