@@ -153,7 +153,8 @@ def _with_values(target: Target, threads: List[Thread], crashing: Optional[int],
     out = list(threads)
     for i in order:
         try:
-            frames = add_values(target, out[i].frames, budget, LOCALS_FRAMES if i == crashing else 0)
+            frames = add_values(target, out[i].frames, budget, LOCALS_FRAMES if i == crashing else 0,
+                                target.core.threads[i].vector if i < len(target.core.threads) else None)
         except Exception as exc:  # noqa: BLE001 - values must not cost the backtrace
             warnings.append(f"thread {out[i].tid}: arguments not read ({type(exc).__name__}: {exc})")
             continue

@@ -190,3 +190,39 @@ def test_crashing_thread_top_frames_list_their_locals(make_core):
     frames = crash["threads"][crash["crashing_thread"]]["frames"]
     assert [(v["name"], v["value"]) for v in frames[1]["locals"]] == [("i", "3")]  # fill_list's loop counter
     assert frames[2]["locals"][0]["name"] == "nodes" and frames[2]["locals"][0]["type"] == "struct node **"
+
+
+def gdb_frame_args(gdb, exe, core, index: int) -> Dict[str, str]:
+    """name -> value text gdb's ``bt`` prints for frame `index` of the crashing thread."""
+    frames = [args for _, args in next(iter(gdb_backtraces(gdb, exe, core).values()))]
+    return {gdb_arg(t)[0]: gdb_arg(t)[1] for t in reversed(frames[index])}
+
+
+def test_a_double_in_xmm0_is_read_from_nt_prfpreg(make_core, gdb):
+    """-O2 passes report()'s double ratio in xmm0 (psABI §3.2.3); frame 0's xmm registers are
+    the core's NT_PRFPREG (the fxsave area): the value gdb prints, not <optimized out>."""
+    core, exe = make_core("O2", "args"), BUILD / "O2" / "args"
+    ours = {a["name"]: a for a in analyze(core, exe)["threads"][0]["frames"][0]["args"]}
+    assert ours["ratio"]["type"] == "double"
+    assert ours["ratio"]["value"] == gdb_frame_args(gdb, exe, core, 0)["ratio"] == "1.5"
+
+
+def test_entry_values_are_gdb_s(make_core, gdb):
+    """-O2 withdraw's balance is only an entry value (DW_OP_entry_value of rdi, from main's
+    DW_TAG_call_site_parameter), and glibc's __assert_fail gets its arguments' entry values
+    from check_balance's call site in the executable: each is gdb's name@entry value."""
+    core, exe = make_core("O2", "abort_assert"), BUILD / "O2" / "abort_assert"
+    frames = analyze(core, exe)["threads"][0]["frames"]
+    gdb_frames = [args for _, args in next(iter(gdb_backtraces(gdb, exe, core).values()))]
+    checked = 0
+    for function in ("withdraw", "__GI___assert_fail"):
+        ours = next(f for f in frames if f["function"] == function)
+        theirs = {gdb_arg(t)[0]: gdb_arg(t)[1] for t in gdb_frames[ours["index"]] if gdb_arg(t)[2]}
+        for arg in ours["args"]:
+            if "entry" in arg:
+                assert _SYMBOL.sub("", arg["entry"]) == _SYMBOL.sub("", theirs[arg["name"]])
+                checked += 1
+    assert checked >= 4
+    text = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--exe", str(exe), str(core)],
+                          capture_output=True, text=True, timeout=300).stdout
+    assert "withdraw (balance=balance@entry=10, amount=<optimized out>)" in text

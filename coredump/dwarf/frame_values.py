@@ -28,7 +28,7 @@ from coredump.dwarf.values import format_value
 from coredump.dwarf.variables import frame_base_expression, plan_entry_registers, plan_locals, plan_parameters
 from coredump.dwarf.varvalue import read_planned
 from coredump.errors import MemoryFault
-from coredump.model import Variable
+from coredump.model import Trust, Variable
 
 __all__ = ("ValuesBudget", "add_values", "variable_locations", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
 
@@ -38,6 +38,8 @@ MAX_VALUES = 20_000
 VALUES_TIME_BUDGET = 2.0
 # Physical frames of the crashing thread whose locals are listed (gdb's bt full lists all).
 LOCALS_FRAMES = 5
+# System V x86_64 psABI Figure 3.36, DWARF register numbers 17-32: xmm0-xmm15.
+_X86_64_XMM = {17 + n: f"xmm{n}" for n in range(16)}
 # Callers followed for an entry value that is itself an entry value of the caller.
 MAX_ENTRY_DEPTH = 8
 # The modules whose rules shape a plan: the memo's entries name their code (dwarf.cache).
@@ -62,8 +64,11 @@ class ValuesBudget:
         return self.warning is None
 
 
-def add_values(target, frames: Sequence, budget: ValuesBudget, locals_frames: int = 0) -> Tuple:
-    """The frames with ``args`` (and ``locals`` for the first `locals_frames` physical ones)."""
+def add_values(target, frames: Sequence, budget: ValuesBudget, locals_frames: int = 0,
+               vector: Optional[dict] = None) -> Tuple:
+    """The frames with ``args`` (and ``locals`` for the first `locals_frames` physical ones);
+    `vector`: the thread's NT_PRFPREG registers (xmm0..15), known in its frame 0 only (the
+    psABI makes them caller-saved: no caller's value survives)."""
     out = list(frames)
     start, physical = 0, 0
     for i, frame in enumerate(out):
@@ -73,14 +78,15 @@ def add_values(target, frames: Sequence, budget: ValuesBudget, locals_frames: in
             break
         began = time.monotonic()
         try:
-            _group_values(target, out, start, i, budget, physical < locals_frames)
+            _group_values(target, out, start, i, budget, physical < locals_frames, vector)
         finally:
             budget.spent += time.monotonic() - began
         start, physical = i + 1, physical + 1
     return tuple(out)
 
 
-def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget, with_locals: bool) -> None:
+def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget, with_locals: bool,
+                  vector: Optional[dict] = None) -> None:
     """Values of the physical frame out[end] and the inline frames out[start:end] before it."""
     phys = out[end]
     if phys.jit:
@@ -96,6 +102,8 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
     count, base_expr, params, entry_regs = plan
     local_plans = _plan(dwarf, pc, "locals") if with_locals else None
     registers, cfa = phys.registers or {}, phys.cfa
+    if vector and phys.trust == Trust.CONTEXT:
+        registers = {**registers, **vector}
     if phys.tailcall:
         # gdb's TAILCALL_FRAME is named after the innermost function at its pc; its registers
         # are the ones CFI restored for the physical caller (the callee preserved them since
@@ -236,9 +244,10 @@ def _caller_registers(arch, frames: Sequence, tail: int) -> dict:
 def _context_factory(target, regs, cfa: Optional[int], base_expr: Optional[bytes], entry=None, bias: int = 0):
     """A function making the frame's LocationContext (its frame base read once, on demand)."""
     names = target.arch.dwarf_regs if target.arch is not None else {}
+    vector = _X86_64_XMM if target.arch is not None and target.arch.name == "x86_64" else {}
 
     def get_register(regno: int) -> int:
-        return regs[names[regno]]
+        return regs[names.get(regno) or vector[regno]]
 
     cache: dict = {}
 
