@@ -33,6 +33,10 @@ def find_call_site(target, callee, caller) -> Optional[CallSite]:
     """The call site in frame `caller` that called the function of physical frame `callee`."""
     if caller is None or caller.jit or not caller.pc or caller.interrupted:
         return None  # a signal frame's pc is no call's return address
+    if caller.tailcall:
+        # A tail-call frame is put back by inference (unwind.tailcall), which may find one
+        # gdb does not: its tail call's parameters could give a value gdb has not.
+        return None
     callee_mod, caller_mod = target.find_module(callee.lookup_pc), target.find_module(caller.lookup_pc)
     if None in (callee_mod, caller_mod) or not caller_mod.trusted or caller_mod.dwarf is None \
             or not callee_mod.trusted or callee_mod.dwarf is None:
