@@ -8,6 +8,7 @@ uses (DWARF 5 §2.5): glibc's PLT entries, signal trampolines and hand-written C
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Union
@@ -139,19 +140,27 @@ def evaluate(expr, memory, get_register: Callable[[int], int], initial: Sequence
             raise ExpressionError("expression exceeds its step limit")
         op = expr[pos]
         pos += 1
-        try:
+        with _operation(op):
             pos = _step(op, expr, pos, stack, memory, get_register, cfa)
-        except IndexError:
-            raise ExpressionError(f"stack underflow or truncated operand at DW_OP {op:#x}") from None
-        except KeyError as exc:
-            raise RegisterUnknown(f"register {exc.args[0]} unknown") from None
-        except struct.error:
-            raise ExpressionError(f"truncated operand of DW_OP {op:#x}") from None
         if pos < 0 or pos > end:
             raise ExpressionError("branch outside the expression")
     if not stack:
         raise ExpressionError("expression left an empty stack")
     return stack[-1] & MASK
+
+
+@contextlib.contextmanager
+def _operation(op: int):
+    """One operation's Python errors as the expression's: an empty stack, a truncated
+    operand, a register this frame does not know."""
+    try:
+        yield
+    except IndexError:
+        raise ExpressionError(f"stack underflow or truncated operand at DW_OP {op:#x}") from None
+    except KeyError as exc:
+        raise RegisterUnknown(f"register {exc.args[0]} unknown") from None
+    except struct.error:
+        raise ExpressionError(f"truncated operand of DW_OP {op:#x}") from None
 
 
 def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:
@@ -295,7 +304,7 @@ def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) ->
         if steps > max_steps or len(stack) > MAX_STACK:
             raise ExpressionError("expression exceeds its step limit")
         op = expr[pos]
-        try:
+        with _operation(op):
             if op in (DW_OP_piece, DW_OP_bit_piece):
                 size, pos = read_uleb128(expr, pos + 1)
                 if op == DW_OP_bit_piece:
@@ -307,12 +316,6 @@ def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) ->
                 pending = None
                 continue
             pending, pos = _location_op(op, expr, pos, stack, ctx, pending)
-        except IndexError:
-            raise ExpressionError(f"stack underflow or truncated operand at DW_OP {op:#x}") from None
-        except KeyError as exc:
-            raise RegisterUnknown(f"register {exc.args[0]} unknown") from None
-        except struct.error:
-            raise ExpressionError(f"truncated operand of DW_OP {op:#x}") from None
         if pos < 0 or pos > end:
             raise ExpressionError("branch outside the expression")
     if pieces:

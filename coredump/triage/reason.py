@@ -258,29 +258,26 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
 
 def _pointer_culprit(crash: Crash, target, pc: Optional[int], addr: int):
     """(variable, offset) of the pointer the faulting access went through (triage.culprit)."""
+    return _culprit(crash, lambda thread: pointer_culprit(target, thread.frames, thread.registers, pc, addr), pc)
+
+
+def _divisor(crash: Crash, target, pc: Optional[int], where: str) -> str:
+    """``: `count` is 0`` where a variable is the divisor (triage.culprit), else nothing."""
+    name = _culprit(crash, lambda thread: divisor_culprit(target, thread.frames, thread.registers, pc), pc)
+    return f": `{name}` is 0{where}" if name else where
+
+
+def _culprit(crash: Crash, find, pc: Optional[int]):
+    """What `find(crashing thread)` names, None where it cannot tell or raises."""
     if pc is None or crash.crashing_thread is None:
         return None
     thread = crash.threads[crash.crashing_thread]
     if not thread.frames or thread.frames[0].args is None:
         return None  # values not read (--no-values: nothing of the program's data is shown)
     try:
-        return pointer_culprit(target, thread.frames, thread.registers, pc, addr)
+        return find(thread)
     except Exception:  # noqa: BLE001 - the generic wording stands without a name
         return None
-
-
-def _divisor(crash: Crash, target, pc: Optional[int], where: str) -> str:
-    """``: `count` is 0`` where a variable is the divisor (triage.culprit), else nothing."""
-    if pc is None or crash.crashing_thread is None:
-        return where
-    thread = crash.threads[crash.crashing_thread]
-    if not thread.frames or thread.frames[0].args is None:
-        return where  # values not read (--no-values: nothing of the program's data is shown)
-    try:
-        name = divisor_culprit(target, thread.frames, thread.registers, pc)
-    except Exception:  # noqa: BLE001 - the generic wording stands without a name
-        name = None
-    return f": `{name}` is 0{where}" if name else where
 
 
 def _bus(crash: Crash, target, facts: Facts, regs) -> Explanation:
