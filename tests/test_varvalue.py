@@ -74,3 +74,16 @@ def test_the_values_budget_cuts_in_with_one_warning(frame0):
     assert budget.warning == "values budget of 1 values spent: later frames show no arguments"
     again = add_values(target, thread.frames, budget)
     assert all(f.args is None for f in again) and budget.warning.count("budget") == 1
+
+
+def test_a_value_in_pieces_of_two_registers(frame0):
+    """DW_OP_reg0 DW_OP_piece 4 DW_OP_reg2 DW_OP_piece 4 (DWARF 5 §2.6.1.2): a long whose low
+    half is in rax and high half in rcx (psABI DWARF register 2), put together from frame 0's
+    registers."""
+    target, thread = frame0
+    regs = thread.registers
+    long_t = TypeInfo("base", "long", 8, 0x05).to_data()
+    got = read_planned(("v", long_t, "loc", b"\x50\x93\x04\x52\x93\x04"), _context(target, thread))
+    want = int.from_bytes((regs["rax"] & 0xFFFFFFFF).to_bytes(4, "little") + (regs["rcx"] & 0xFFFFFFFF)
+                          .to_bytes(4, "little"), "little", signed=True)
+    assert (got.value, got.raw) == (str(want), want)
