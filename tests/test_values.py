@@ -226,3 +226,30 @@ def test_entry_values_are_gdb_s(make_core, gdb):
     text = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--exe", str(exe), str(core)],
                           capture_output=True, text=True, timeout=300).stdout
     assert "withdraw (balance=balance@entry=10, amount=<optimized out>)" in text
+
+
+@pytest.mark.parametrize("command", ["run", "harvest"])
+def test_run_and_harvest_no_values_store_no_arguments(tmp_path, command):
+    """`coredump run --no-values` (the fast entry) and `harvest --no-values` (click) store a
+    crash.json without args or locals; without the flag it has them."""
+    from tests import cores
+
+    reason = cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cores.build_samples()
+    exe = str(BUILD / "O0" / "fpe")
+    found = {}
+    for flag in ((), ("--no-values",)):
+        work = tmp_path / ("plain" if not flag else "novalues")
+        work.mkdir()
+        if command == "harvest":
+            cores.run_crash([exe], work)
+            argv = ["harvest", "-o", "out", *flag]
+        else:
+            argv = ["run", "-o", "out", *flag, "--", exe]
+        subprocess.run([sys.executable, "-c", "from coredump.cli.entry import main; main()", *argv], cwd=work,
+                       preexec_fn=cores._raise_core_limit, capture_output=True, timeout=300)
+        crash = json.loads(next((work / "out").rglob("crash.json")).read_text())
+        found[bool(flag)] = [f for t in crash["threads"] for f in t["frames"] if "args" in f or "locals" in f]
+    assert found[False] and found[True] == []
