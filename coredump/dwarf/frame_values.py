@@ -89,8 +89,10 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
                   vector: Optional[dict] = None) -> None:
     """Values of the physical frame out[end] and the inline frames out[start:end] before it."""
     phys = out[end]
-    if phys.jit:
-        return  # code no file backs: no DWARF describes it
+    if phys.jit or phys.trust == Trust.SCAN:
+        # Code no file backs has no DWARF; a frame found by stack scanning has only a guess
+        # of a return address and no CFA to trust: a value read there could be wrong.
+        return
     module = target.find_module(phys.lookup_pc)
     dwarf = module.dwarf if module is not None and module.trusted else None
     if dwarf is None:
