@@ -88,36 +88,10 @@ def add_values(target, frames: Sequence, budget: ValuesBudget, locals_frames: in
 def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget, with_locals: bool,
                   vector: Optional[dict] = None) -> None:
     """Values of the physical frame out[end] and the inline frames out[start:end] before it."""
-    phys = out[end]
-    if phys.jit or phys.trust == Trust.SCAN:
-        # Code no file backs has no DWARF; a frame found by stack scanning has only a guess
-        # of a return address and no CFA to trust: a value read there could be wrong.
-        return
-    module = target.find_module(phys.lookup_pc)
-    dwarf = module.dwarf if module is not None and module.trusted else None
-    if dwarf is None:
-        return
-    pc = phys.lookup_pc - module.bias
-    plan = _plan(dwarf, pc, "args")
-    if plan is None:
-        return
-    count, base_expr, params, entry_regs = plan
-    local_plans = _plan(dwarf, pc, "locals") if with_locals else None
-    registers, cfa = phys.registers or {}, phys.cfa
-    if vector and phys.trust == Trust.CONTEXT:
-        registers = {**registers, **vector}
-    if phys.tailcall:
-        # gdb's TAILCALL_FRAME is named after the innermost function at its pc; its registers
-        # are the ones CFI restored for the physical caller (the callee preserved them since
-        # the jump), without pc, sp and a CFA of its own (gdb/dwarf2/frame-tailcall.c).
-        entry_regs = entry_regs if count == 1 else ()
-        count, params = 1, params[:1]
-        local_plans = local_plans[:1] if local_plans is not None else None
-        registers, cfa = _caller_registers(target.arch, out, end), None
-    if count != end - start + 1:
-        return  # the DWARF does not name these frames (a symbol-table name): no values
-    entry = _EntryValues(target, out, end)
-    make_context = _context_factory(target, registers, cfa, base_expr, entry.value, module.bias)
+    found = _group_plan(target, out, end, with_locals, vector)
+    if found is None or found[0] != end - start + 1:
+        return  # no DWARF, or it does not name these frames (a symbol-table name): no values
+    count, params, entry_regs, local_plans, make_context, entry = found
 
     def symbolize(address: int) -> Optional[str]:
         return _symbol_at(target, address)
@@ -131,6 +105,38 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
             if local_plans is not None else None
         budget.read += len(args) + len(local or ())
         out[start + k] = dataclasses.replace(frame, args=args, locals=local)
+
+
+def _group_plan(target, out: List, end: int, with_locals: bool, vector: Optional[dict]):
+    """(source-level frames, parameter plans per frame, entry registers of the function's
+    parameters, local plans or None, the context factory, the entry values) of the physical
+    frame out[end]; None where nothing can be read there."""
+    phys = out[end]
+    if phys.jit or phys.trust == Trust.SCAN:
+        # Code no file backs has no DWARF; a frame found by stack scanning has only a guess
+        # of a return address and no CFA to trust: a value read there could be wrong.
+        return None
+    module = target.find_module(phys.lookup_pc)
+    dwarf = module.dwarf if module is not None and module.trusted else None
+    plan = _plan(dwarf, phys.lookup_pc - module.bias, "args") if dwarf is not None else None
+    if plan is None:
+        return None
+    count, base_expr, params, entry_regs = plan
+    local_plans = _plan(dwarf, phys.lookup_pc - module.bias, "locals") if with_locals else None
+    registers, cfa = phys.registers or {}, phys.cfa
+    if vector and phys.trust == Trust.CONTEXT:
+        registers = {**registers, **vector}
+    if phys.tailcall:
+        # gdb's TAILCALL_FRAME is named after the innermost function at its pc; its registers
+        # are the ones CFI restored for the physical caller (the callee preserved them since
+        # the jump), without pc, sp and a CFA of its own (gdb/dwarf2/frame-tailcall.c).
+        entry_regs = entry_regs if count == 1 else ()
+        count, params = 1, params[:1]
+        local_plans = local_plans[:1] if local_plans is not None else None
+        registers, cfa = _caller_registers(target.arch, out, end), None
+    entry = _EntryValues(target, out, end)
+    return (count, params, entry_regs, local_plans,
+            _context_factory(target, registers, cfa, base_expr, entry.value, module.bias), entry)
 
 
 class _EntryValues:
