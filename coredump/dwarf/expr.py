@@ -135,9 +135,7 @@ def evaluate(expr, memory, get_register: Callable[[int], int], initial: Sequence
     stack: List[int] = [v & MASK for v in initial]
     pos, steps, end = 0, 0, len(expr)
     while pos < end:
-        steps += 1
-        if steps > max_steps or len(stack) > MAX_STACK:
-            raise ExpressionError("expression exceeds its step limit")
+        steps = _count_step(steps, stack, max_steps)
         op = expr[pos]
         pos += 1
         with _operation(op):
@@ -147,6 +145,13 @@ def evaluate(expr, memory, get_register: Callable[[int], int], initial: Sequence
     if not stack:
         raise ExpressionError("expression left an empty stack")
     return stack[-1] & MASK
+
+
+def _count_step(steps: int, stack: List[int], max_steps: int) -> int:
+    """One more operation; a loop (DW_OP_skip back) or a stack grown past MAX_STACK stops."""
+    if steps + 1 > max_steps or len(stack) > MAX_STACK:
+        raise ExpressionError("expression exceeds its step limit")
+    return steps + 1
 
 
 @contextlib.contextmanager
@@ -300,9 +305,7 @@ def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) ->
     pending: Optional[Piece] = None
     pos, steps, end = 0, 0, len(expr)
     while pos < end:
-        steps += 1
-        if steps > max_steps or len(stack) > MAX_STACK:
-            raise ExpressionError("expression exceeds its step limit")
+        steps = _count_step(steps, stack, max_steps)
         op = expr[pos]
         with _operation(op):
             if op in (DW_OP_piece, DW_OP_bit_piece):
