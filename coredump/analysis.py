@@ -32,6 +32,7 @@ class AnalyzeOptions:
     build_id_dirs: Sequence[str] = field(default_factory=tuple)
     max_frames: int = 1024
     debuginfod_timeout: Optional[float] = None  # None: $DEBUGINFOD_TIMEOUT, else 5 s
+    values: bool = True  # frames' arguments and the crashing thread's locals (--no-values: none)
 
     def finder(self) -> FileFinder:
         return FileFinder(FinderOptions(
@@ -66,6 +67,8 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     warnings: List[str] = []  # the threads' own; the other channels are joined at the end
     crashing = _find_crashing_thread(core)
     threads = _walk_threads(target, options, crashing, warnings)
+    if options.values:
+        threads = _with_values(target, threads, crashing, warnings)
     signal = _signal(core, crashing)
     slim = core.slim
     slimmed = [f"slimmed core: {slim.omitted_bytes} bytes of memory left out (heap/anon mappings); "
@@ -138,6 +141,27 @@ def _walk_thread(target: Target, ct, max_frames: int, deadline: float, warnings:
     frames = _with_tail_calls(target, ct.tid, symbolize_frames(target, walked.frames), warnings)
     return Thread(ct.tid, ct.registers, frames, ct.cursig, status="ok" if frames else "no_stack_memory",
                   truncated=walked.truncated, frames_omitted=walked.frames_omitted)
+
+
+def _with_values(target: Target, threads: List[Thread], crashing: Optional[int],
+                 warnings: List[str]) -> List[Thread]:
+    """Every frame's arguments, the crashing thread's first; its top frames' locals too."""
+    from coredump.dwarf.frame_values import LOCALS_FRAMES, ValuesBudget, add_values
+
+    budget = ValuesBudget()
+    order = ([crashing] if crashing is not None else []) + [i for i in range(len(threads)) if i != crashing]
+    out = list(threads)
+    for i in order:
+        try:
+            frames = add_values(target, out[i].frames, budget, LOCALS_FRAMES if i == crashing else 0,
+                                target.core.threads[i].vector if i < len(target.core.threads) else None)
+        except Exception as exc:  # noqa: BLE001 - values must not cost the backtrace
+            warnings.append(f"thread {out[i].tid}: arguments not read ({type(exc).__name__}: {exc})")
+            continue
+        out[i] = dataclasses.replace(out[i], frames=frames)
+    if budget.warning:
+        warnings.append(budget.warning)
+    return out
 
 
 def _with_tail_calls(target: Target, tid: int, frames, warnings: List[str]):

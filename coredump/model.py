@@ -12,8 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Frame", "Thread", "Module", "Signal",
-           "Process", "CoreInfo", "Crash")
+__all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Variable", "Frame", "Thread",
+           "Module", "Signal", "Process", "CoreInfo", "Crash")
 
 
 # The JSON contracts of DESIGN.md (docs/json-schema.md): one crash, and one job's crashes.
@@ -64,6 +64,20 @@ _TRUST_DESCRIPTIONS = {
 
 
 @dataclass(frozen=True)
+class Variable:
+    """A parameter or local variable of a frame: its name, its type as gdb names it, its
+    value as gdb's ``bt`` prints it (``100``, ``0x0``, ``<optimized out>``, ``...``), the raw
+    integer where the value is a scalar, and its value at the function's entry where the
+    caller's call site says it (gdb's ``name@entry``)."""
+
+    name: str
+    type: str
+    value: str
+    raw: Optional[int] = None
+    entry: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Frame:
     """One frame of a backtrace, innermost first.
 
@@ -77,6 +91,9 @@ class Frame:
     relative directory (Debian's libc6-dbg: ``./nptl/./nptl/pthread_kill.c``).
     A ``jit`` frame's pc lies in executable memory that no file backs (JIT-compiled code):
     it has no module, and no symbol names it.
+    ``args`` are the function's parameters as gdb's ``bt`` prints them, None where no DWARF
+    describes the frame (or values were not read); ``locals`` its local variables (``bt full``),
+    read for the crashing thread's top frames only.
     """
 
     index: int
@@ -96,6 +113,8 @@ class Frame:
     source_path: Optional[str] = None
     jit: bool = False
     registers: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    args: Optional[Tuple[Variable, ...]] = None
+    locals: Optional[Tuple[Variable, ...]] = None
 
     @property
     def interrupted(self) -> bool:

@@ -6,7 +6,8 @@ Bench
 cores, and real programs' cores: a python3 ctypes crash, python with 200 threads, a node
 ``process.abort()``, a Rust release binary), then time ``coredump analyze --format json``
 cold (an empty ``XDG_CACHE_HOME`` each run, as on a fresh CI machine) and warm (its cache
-filled by an earlier run) against gdb, eu-stack and drgn on each, and measure the capture
+filled by an earlier run), warm with ``--no-values`` (what arguments cost), against gdb,
+eu-stack and drgn on each, and measure the capture
 path (``coredump run`` overhead, zstd throughput), 50 cores of one binary in one
 ``harvest`` process, and the start-up (``python -X importtime``).
 
@@ -38,7 +39,7 @@ __all__ = ("main",)
 
 PROGRAMS = ("segv", "threads", "abort_assert", "cxx_throw", "uselib", "sighandler")
 VARIANTS = ("O0", "O2", "stripped", "static")
-TOOLS = ("cold", "warm", "gdb", "eu-stack", "drgn")  # cold and warm: ours
+TOOLS = ("cold", "warm", "novalues", "gdb", "eu-stack", "drgn")  # cold, warm, novalues: ours
 # Byte-compiled modules, as an installed package has them (a developer's shell may forbid them).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPATH"] = str(ROOT)
@@ -109,6 +110,7 @@ def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optio
     return {
         "cold": analyze_argv(exe, core),
         "warm": analyze_argv(exe, core),
+        "novalues": analyze_argv(exe, core) + ["--no-values"],  # warm, without arguments (issue #17)
         "gdb": ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", exe, core] if have["gdb"] else None,
         "eu-stack": ["eu-stack", "-s", "-i", "-e", exe, "--core", core] if have["eu-stack"] else None,
         "drgn": [sys.executable, "-c", DRGN_SCRIPT, core, exe] if have["drgn"] else None,
@@ -172,7 +174,7 @@ def bench_analysis(core_set, have, repeat: int, scratch: Path) -> List[dict]:
                     with tempfile.TemporaryDirectory(prefix="coredump-cold-") as cold:
                         runs[tool].append(measure(commands[tool], dict(ENV, XDG_CACHE_HOME=cold)))
                 else:
-                    runs[tool].append(measure(commands[tool], warm_env if tool == "warm" else ENV))
+                    runs[tool].append(measure(commands[tool], warm_env if tool in ("warm", "novalues") else ENV))
         row = {"core": name, "size": size}
         for tool in TOOLS:
             got = runs.get(tool)
@@ -182,12 +184,14 @@ def bench_analysis(core_set, have, repeat: int, scratch: Path) -> List[dict]:
             for other in ("gdb", "eu-stack"):
                 if row[ours] and row[other]:
                     row[f"{ours}/{other}"] = round(row[ours]["seconds"] / row[other]["seconds"], 3)
+        if row["warm"] and row["novalues"]:  # what arguments cost: at most 1.25x on the median core
+            row["warm/novalues"] = round(row["warm"]["seconds"] / row["novalues"]["seconds"], 3)
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
 
 
-RATIOS = ("cold/gdb", "warm/gdb", "warm/eu-stack")
+RATIOS = ("cold/gdb", "warm/gdb", "warm/eu-stack", "warm/novalues")
 
 
 def format_row(row: dict) -> str:

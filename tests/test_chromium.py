@@ -1,14 +1,16 @@
 """The pages as a real browser renders them: headless Chromium from file://, offline."""
 
 import importlib.util
+import json
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
 from coredump.report.render import render_artifacts
-from tests.cores import ROOT
+from tests.cores import BUILD, ROOT
 from tests.crash_samples import abort_crash, segv_crash, write_artifacts
 from tests.htmltree import parse_html
 
@@ -89,3 +91,18 @@ def test_control_characters_show_as_escapes_in_browser(chromium, tmp_path):
     for page in (result.index, result.reports[0]):
         dom = dump_dom(chromium, page, tmp_path / "profile")
         assert "/bin/esc\\x1b[31mprog" in dom.text and "\x1b" not in dom.text
+
+
+def test_arguments_of_a_real_core_in_browser(chromium, make_core, tmp_path):
+    """args.c's report() gets a char * holding <script>, an escape sequence and invalid
+    UTF-8 (issue #17): the browser shows it as text, in the frame's arguments."""
+    exe = BUILD / "O0" / "args"
+    out = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe",
+                          str(exe), str(make_core("O0", "args"))], capture_output=True, text=True, timeout=300)
+    crash = json.loads(out.stdout)
+    result = render_artifacts(write_artifacts(tmp_path / "a", [crash]))
+    dom = dump_dom(chromium, result.reports[0], tmp_path / "profile")
+    assert len(dom.find_all("script")) == 1
+    args = dom.by_id("crashing-thread").find("td", "fn").find("span", "args").text
+    assert args.startswith("(name=0x") and '"<script>alert(1)</script>\\033[31mred\\377\\376"' in args
+    assert "initial=65 'A', flag=true, color=BLUE, ratio=1.5, pair=..." in args and "\x1b" not in dom.text

@@ -6,10 +6,11 @@ from coredump.cli.entry import parse_run_args, parse_size
 
 def test_parse_run_args():
     p = parse_run_args(["-o", "out", "--core-dir", "a", "--core-dir", "b", "--keep-cores", "--no-binaries",
-                        "--no-sources", "--max-core-size", "2G", "--upload", "s3://b/p", "--upload-timeout", "30",
+                        "--no-sources", "--no-values", "--max-core-size", "2G", "--upload", "s3://b/p",
+                        "--upload-timeout", "30",
                         "--expect", "SIGABRT in *", "--db", "sqlite:///h.db", "--", "make", "-k", "--", "x"])
     assert p.as_options() == {"output": "out", "core_dirs": ("a", "b"), "keep_cores": True,
-                              "no_binaries": True, "no_sources": True, "max_core_size": 2 << 30,
+                              "no_binaries": True, "no_sources": True, "no_values": True, "max_core_size": 2 << 30,
                               "upload": "s3://b/p", "mode": 0o600, "expect": ("SIGABRT in *",),
                               "upload_timeout": 30.0, "db": "sqlite:///h.db"}
     assert p.command == ["make", "-k", "--", "x"]
@@ -27,8 +28,8 @@ def test_unusual_arguments_go_to_click(args):
 def test_same_options_as_the_click_command():
     from coredump.cli.capture import run
 
-    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--max-core-size", "1M", "--expect", "x*", "--expect",
-            "0123456789abcdef", "--", "true", "-x"]
+    argv = ["-o", "out", "--core-dir", "d", "--keep-cores", "--no-values", "--max-core-size", "1M", "--expect", "x*",
+            "--expect", "0123456789abcdef", "--", "true", "-x"]
     ctx = run.make_context("run", list(argv))
     fast = parse_run_args(argv)
     assert {k: v for k, v in ctx.params.items() if k != "command"} == fast.as_options()

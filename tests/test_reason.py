@@ -61,7 +61,8 @@ def crash_of(make_core):
 def test_null_pointer_with_field_offset(crash_of, variant):
     crash = crash_of("segv", variant)
     assert crash.classification == "null-deref"
-    assert crash.reason.startswith("null pointer dereference at offset 0x8 in store_value")
+    # The pointer is store_value's parameter n (issue #17 item 3; tests/test_culprit.py).
+    assert crash.reason.startswith("null pointer dereference: `n` is NULL (offset 0x8) in store_value")
 
 
 def test_null_pointer_in_shared_library(crash_of):
@@ -116,7 +117,8 @@ def test_stack_overflow_names_the_recursion(crash_of):
 
 def test_divide_by_zero(crash_of):
     crash = crash_of("fpe", "O2")
-    assert (crash.classification, crash.reason) == ("divide-by-zero", "integer division by zero in average")
+    assert (crash.classification, crash.reason) == ("divide-by-zero",
+                                                    "integer division by zero: `count` is 0 in average")
 
 
 def test_ud2_trap(crash_of):

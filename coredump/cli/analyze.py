@@ -32,7 +32,7 @@ class AnalyzeArgs:
         self.source_dirs = []
         self.prefix_maps = []
         self.opts = {"exe": None, "sysroot": None, "search_paths": [], "debug_dirs": [], "max_frames": 1024,
-                     "debuginfod_timeout": None}
+                     "debuginfod_timeout": None, "no_values": False}
 
 
 # option -> (parameter, repeatable): what takes a value.
@@ -90,6 +90,8 @@ def parse_analyze_args(args) -> AnalyzeArgs | None:
             break
         if arg in ("--source", "--no-source"):
             out.show_source = arg == "--source"
+        elif arg == "--no-values":
+            out.opts["no_values"] = True
         elif arg.startswith("-"):
             option, eq, value = arg.partition("=")
             if option not in _VALUED or (not eq and i + 1 >= len(args)):
@@ -115,7 +117,8 @@ def parse_analyze_args(args) -> AnalyzeArgs | None:
     return out
 
 
-def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, **extra):
+def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_timeout=None, no_values=False,
+                 **extra):
     from coredump.analysis import AnalyzeOptions
     from coredump.errors import MissingFileError
     from coredump.symbols.finder import DEFAULT_DEBUG_DIRS
@@ -131,7 +134,7 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_
 
     return AnalyzeOptions(exe=exe, sysroot=sysroot, search_paths=tuple(search_paths),
                           debug_dirs=tuple(debug_dirs) or DEFAULT_DEBUG_DIRS, max_frames=max_frames,
-                          debuginfod_timeout=debuginfod_timeout, **extra)
+                          debuginfod_timeout=debuginfod_timeout, values=not no_values, **extra)
 
 
 def explain(core, fmt, max_core_size=None, show_source=True, source_dirs=(), prefix_maps=(), **opts):

@@ -99,6 +99,9 @@ def _store_options(func):
         click.option("--no-sources", is_flag=True,
                      help="Do not store the source files of the crashing threads' frames (sources/; only "
                           "files inside the job's checkout or the working directory are ever stored)."),
+        click.option("--no-values", is_flag=True,
+                     help="Leave the frames' arguments and locals out of crash.json and the pages (read "
+                          "from the crashed program's memory): faster, and none of its data stored."),
         click.option("--upload", metavar="s3://BUCKET/PREFIX", default=None, callback=_check_upload,
                      help="Also upload the artifact directory to S3 (needs coredump[s3]; checked before "
                           "the step runs)."),
@@ -128,13 +131,18 @@ def _store_options(func):
 
 
 def _harvest_options(output, core_dirs, keep_cores, no_binaries, max_core_size, upload=None, paths=(".",),
-                     mode=0o600, expect=(), upload_timeout=None, db=None, no_sources=False):
+                     mode=0o600, expect=(), upload_timeout=None, db=None, no_sources=False, no_values=False):
     from coredump.capture.harvest import HarvestOptions
 
+    analyze = None
+    if no_values:
+        from coredump.analysis import AnalyzeOptions
+
+        analyze = AnalyzeOptions(values=False)
     return HarvestOptions(output=output, paths=tuple(paths), core_dirs=tuple(core_dirs),
                           keep_cores=keep_cores, bundle_binaries=not no_binaries, store_sources=not no_sources,
-                          max_core_size=max_core_size, upload=upload, mode=mode, expect=tuple(expect),
-                          upload_timeout=upload_timeout, db=db)
+                          max_core_size=max_core_size, analyze_options=analyze, upload=upload, mode=mode,
+                          expect=tuple(expect), upload_timeout=upload_timeout, db=db)
 
 
 # allow_interspersed_args=False: COMMAND starts at the first argument that is no option of

@@ -26,6 +26,7 @@ class RunArgs:
         self.keep_cores = False
         self.no_binaries = False
         self.no_sources = False
+        self.no_values = False
         self.max_core_size = None
         self.upload = None
         self.mode = 0o600  # --mode itself goes to the click command line (parsed there)
@@ -37,7 +38,7 @@ class RunArgs:
     def as_options(self) -> dict:
         return {"output": self.output, "core_dirs": tuple(self.core_dirs),
                 "keep_cores": self.keep_cores, "no_binaries": self.no_binaries,
-                "no_sources": self.no_sources,
+                "no_sources": self.no_sources, "no_values": self.no_values,
                 "max_core_size": self.max_core_size, "upload": self.upload, "mode": self.mode,
                 "expect": tuple(self.expect), "upload_timeout": self.upload_timeout, "db": self.db}
 
@@ -45,7 +46,8 @@ class RunArgs:
 _VALUED = {"-o": "output", "--output": "output", "--core-dir": "core_dirs",
            "--max-core-size": "max_core_size", "--upload": "upload", "--upload-timeout": "upload_timeout",
            "--expect": "expect", "--db": "db"}
-_FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries", "--no-sources": "no_sources"}
+_FLAGS = {"--keep-cores": "keep_cores", "--no-binaries": "no_binaries", "--no-sources": "no_sources",
+          "--no-values": "no_values"}
 
 
 def _positive_seconds(text: str) -> float | None:

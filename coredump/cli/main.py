@@ -91,6 +91,9 @@ def analysis_options(func):
         click.option("--debuginfod-timeout", type=click.FloatRange(0),
                      help="Seconds in all one analysis waits for DEBUGINFOD_URLS servers (used only when set; "
                           "default: $DEBUGINFOD_TIMEOUT, else 5)."),
+        click.option("--no-values", "no_values", is_flag=True,
+                     help="Leave out the frames' arguments and locals (read from the crashed program's memory): "
+                          "faster, and nothing of the program's data in the report."),
     ]
     for opt in reversed(opts):
         func = opt(func)

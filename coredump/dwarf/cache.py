@@ -32,14 +32,15 @@ _RULE_MODULES = (
 
 
 @functools.cache
-def code_tag() -> str:
-    """CRC-32 of the sources of the rule modules: a cache entry made by other rules is
-    never read back, whoever forgets to bump a format number."""
+def code_tag(modules: Tuple[str, ...] = _RULE_MODULES) -> str:
+    """CRC-32 of the sources of the rule modules (`modules`: another kind's own rules): a
+    cache entry made by other rules is never read back, whoever forgets to bump a format
+    number."""
     import importlib
     import zlib
 
     crc = 0
-    for name in _RULE_MODULES:
+    for name in modules:
         module = sys.modules.get(name) or importlib.import_module(name)
         try:
             with open(module.__file__, "rb") as f:
@@ -71,7 +72,7 @@ def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
 
 Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
-_CALL_SITES_KIND = "callsites.1"  # FunctionCallSites.to_data
+_CALL_SITES_KIND = "callsites.2"  # FunctionCallSites.to_data (2: with parameters)
 
 
 class FramesMemo:

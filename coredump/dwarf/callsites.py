@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from coredump.dwarf.ranges import die_ranges, entry_pc
 
-__all__ = ("CallSite", "FunctionCallSites", "read_call_sites")
+__all__ = ("CallSite", "FunctionCallSites", "read_call_sites", "register_of")
 
 _CALL_SITE_TAGS = ("DW_TAG_call_site", "DW_TAG_GNU_call_site")
 # DWARF 5 §3.4.1 names first, then the GNU extension gcc used before them (gdb reads both).
@@ -26,6 +26,9 @@ _TAIL_CALL = ("DW_AT_call_tail_call", "DW_AT_GNU_tail_call")
 # (DW_AT_abstract_origin is the GNU spelling of DW_AT_call_origin).
 _TARGET = ("DW_AT_call_target", "DW_AT_GNU_call_site_target", "DW_AT_call_origin", "DW_AT_abstract_origin")
 _LINKAGE = ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name")
+_PARAMETER_TAGS = ("DW_TAG_call_site_parameter", "DW_TAG_GNU_call_site_parameter")
+_CALL_VALUE = ("DW_AT_call_value", "DW_AT_GNU_call_site_value")
+_DW_OP_REG0, _DW_OP_REGX = 0x50, 0x90
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class CallSite:
     tail_call: bool
     targets: Tuple[int, ...] = ()
     target_name: Optional[str] = None
+    # (DWARF register number, DW_AT_call_value expression) of each DW_TAG_call_site_parameter
+    # passed in a register (DWARF 5 §3.4.2): the callee's entry values.
+    parameters: Tuple[Tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ class FunctionCallSites:
 
     def to_data(self) -> tuple:
         """Plain tuples for the parse cache; ``from_data`` rebuilds the value."""
-        return (self.entry_pc, tuple((s.return_pc, s.tail_call, s.targets, s.target_name) for s in self.sites))
+        return (self.entry_pc, tuple((s.return_pc, s.tail_call, s.targets, s.target_name, s.parameters)
+                                     for s in self.sites))
 
     @classmethod
     def from_data(cls, data: tuple) -> FunctionCallSites:
@@ -94,18 +101,51 @@ def _call_site(dwarfinfo, die) -> Optional[CallSite]:
     if not isinstance(pc, int):
         return None
     tail = any(bool(attrs[k].value) for k in _TAIL_CALL if k in attrs)
+    params = _parameters(die)
     key = next((k for k in _TARGET if k in attrs), None)
     if key is None or not attrs[key].form.startswith("DW_FORM_ref"):
-        return CallSite(pc, tail)  # no target, or an expression (an indirect call)
+        return CallSite(pc, tail, parameters=params)  # no target, or an expression (an indirect call)
     try:
         called = die.get_DIE_from_attribute(key)
     except Exception:
-        return CallSite(pc, tail)  # a reference outside this file (dwz's DW_FORM_GNU_ref_alt)
+        return CallSite(pc, tail, parameters=params)  # a reference outside this file (dwz's DW_FORM_GNU_ref_alt)
     if _is_declaration(called):
-        return CallSite(pc, tail, target_name=_physname(called))
+        return CallSite(pc, tail, target_name=_physname(called), parameters=params)
     # gdb's dwarf2_get_pc_bounds: the code ranges of a definition, each range's start a
     # possible entry; an abstract instance (DW_AT_inline) has none and names no address.
-    return CallSite(pc, tail, targets=tuple(low for low, _ in die_ranges(dwarfinfo, called)))
+    return CallSite(pc, tail, targets=tuple(low for low, _ in die_ranges(dwarfinfo, called)), parameters=params)
+
+
+def _parameters(site) -> Tuple[Tuple[int, bytes], ...]:
+    """(register, DW_AT_call_value) of the site's parameters whose DW_AT_location is a
+    DW_OP_regN or DW_OP_regx (gdb's CALL_SITE_PARAMETER_DWARF_REG); a stack-passed one
+    (DW_OP_fbreg) is left out. At most 64 (a call passes a handful)."""
+    out = []
+    for child in site.iter_children() if site.has_children else ():
+        if child.tag not in _PARAMETER_TAGS or len(out) >= 64:
+            continue
+        loc = child.attributes.get("DW_AT_location")
+        value = next((child.attributes[k] for k in _CALL_VALUE if k in child.attributes), None)
+        if loc is None or value is None or not isinstance(loc.value, list) or not isinstance(value.value, list):
+            continue
+        regno = register_of(bytes(loc.value))
+        if regno is not None:
+            out.append((regno, bytes(value.value)))
+    return tuple(out)
+
+
+def register_of(expr: bytes) -> Optional[int]:
+    """N of an expression that is exactly DW_OP_regN or DW_OP_regx N (DWARF 5 §2.6.1.1.3)."""
+    if len(expr) == 1 and _DW_OP_REG0 <= expr[0] <= _DW_OP_REG0 + 31:
+        return expr[0] - _DW_OP_REG0
+    if len(expr) >= 2 and expr[0] == _DW_OP_REGX:
+        value, shift = 0, 0
+        for n, byte in enumerate(expr[1:11]):
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value if n + 2 == len(expr) else None
+    return None
 
 
 def _is_declaration(die) -> bool:

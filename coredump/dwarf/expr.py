@@ -8,12 +8,15 @@ uses (DWARF 5 §2.5): glibc's PLT entries, signal trampolines and hand-written C
 
 from __future__ import annotations
 
+import contextlib
 import struct
-from typing import Callable, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Union
 
 from coredump.errors import CoreDumpError
 
-__all__ = ("ExpressionError", "evaluate", "read_uleb128", "read_sleb128")
+__all__ = ("ExpressionError", "RegisterUnknown", "Piece", "LocationContext", "evaluate", "evaluate_location",
+           "read_uleb128", "read_sleb128")
 
 MASK = (1 << 64) - 1
 SIGN = 1 << 63
@@ -38,6 +41,9 @@ DW_OP_reg0, DW_OP_reg31 = 0x50, 0x6F
 DW_OP_breg0, DW_OP_breg31 = 0x70, 0x8F
 DW_OP_regx, DW_OP_bregx = 0x90, 0x92
 DW_OP_deref_size, DW_OP_nop, DW_OP_call_frame_cfa, DW_OP_stack_value = 0x94, 0x96, 0x9C, 0x9F
+DW_OP_fbreg, DW_OP_piece, DW_OP_bit_piece, DW_OP_implicit_value = 0x91, 0x93, 0x9D, 0x9E
+DW_OP_implicit_pointer, DW_OP_entry_value = 0xA0, 0xA3
+DW_OP_GNU_implicit_pointer, DW_OP_GNU_entry_value = 0xF2, 0xF3  # the GNU forms DWARF 5 adopted
 
 _FIXED = {  # operand of DW_OP_constNx: struct format
     DW_OP_const1u: "<B", DW_OP_const1s: "<b", DW_OP_const2u: "<H", DW_OP_const2s: "<h",
@@ -47,6 +53,11 @@ _FIXED = {  # operand of DW_OP_constNx: struct format
 
 class ExpressionError(CoreDumpError):
     """A DWARF expression that is malformed, unsupported, or needs an unknown register."""
+
+
+class RegisterUnknown(ExpressionError):
+    """The expression needs a register whose value in this frame is not known (a
+    caller-saved register of an outer frame): the value is unavailable, not malformed."""
 
 
 def read_uleb128(data, pos: int):
@@ -124,24 +135,37 @@ def evaluate(expr, memory, get_register: Callable[[int], int], initial: Sequence
     stack: List[int] = [v & MASK for v in initial]
     pos, steps, end = 0, 0, len(expr)
     while pos < end:
-        steps += 1
-        if steps > max_steps or len(stack) > MAX_STACK:
-            raise ExpressionError("expression exceeds its step limit")
+        steps = _count_step(steps, stack, max_steps)
         op = expr[pos]
         pos += 1
-        try:
+        with _operation(op):
             pos = _step(op, expr, pos, stack, memory, get_register, cfa)
-        except IndexError:
-            raise ExpressionError(f"stack underflow or truncated operand at DW_OP {op:#x}") from None
-        except KeyError as exc:
-            raise ExpressionError(f"register {exc.args[0]} unknown") from None
-        except struct.error:
-            raise ExpressionError(f"truncated operand of DW_OP {op:#x}") from None
         if pos < 0 or pos > end:
             raise ExpressionError("branch outside the expression")
     if not stack:
         raise ExpressionError("expression left an empty stack")
     return stack[-1] & MASK
+
+
+def _count_step(steps: int, stack: List[int], max_steps: int) -> int:
+    """One more operation; a loop (DW_OP_skip back) or a stack grown past MAX_STACK stops."""
+    if steps + 1 > max_steps or len(stack) > MAX_STACK:
+        raise ExpressionError("expression exceeds its step limit")
+    return steps + 1
+
+
+@contextlib.contextmanager
+def _operation(op: int):
+    """One operation's Python errors as the expression's: an empty stack, a truncated
+    operand, a register this frame does not know."""
+    try:
+        yield
+    except IndexError:
+        raise ExpressionError(f"stack underflow or truncated operand at DW_OP {op:#x}") from None
+    except KeyError as exc:
+        raise RegisterUnknown(f"register {exc.args[0]} unknown") from None
+    except struct.error:
+        raise ExpressionError(f"truncated operand of DW_OP {op:#x}") from None
 
 
 def _step(op, expr, pos, stack, memory, get_register, cfa) -> int:
@@ -237,3 +261,115 @@ def _stack_op(op, expr, pos, stack, cfa) -> int:
     else:
         raise ExpressionError(f"unsupported DWARF operation {op:#x}")
     return pos
+
+
+# ---- location descriptions (DWARF 5 §2.6) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of an object's location (DWARF 5 §2.6.1.2): ``memory`` (value: the address),
+    ``register`` (value: the DWARF register number), ``value`` (DW_OP_stack_value: the value
+    itself), ``implicit`` (DW_OP_implicit_value: its bytes), ``optimized`` (an empty
+    description: the piece does not exist) or ``implicit_pointer`` (DW_OP_implicit_pointer:
+    gdb's ``<synthetic pointer>``). ``size`` in bytes; None: the whole object."""
+
+    kind: str
+    value: Union[int, bytes, None] = None
+    size: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LocationContext:
+    """What a location expression may ask of its frame: memory (``read(address, size)``),
+    registers by DWARF number (KeyError: unknown), the frame base (DW_AT_frame_base, for
+    DW_OP_fbreg), the CFA and the value a DW_OP_entry_value block had at the function's entry
+    (from the caller's DW_TAG_call_site_parameter; KeyError: unknown)."""
+
+    memory: object
+    get_register: Callable[[int], int]
+    frame_base: Optional[Callable[[], int]] = None
+    cfa: Optional[int] = None
+    entry_value: Optional[Callable[[bytes], int]] = None
+    bias: int = 0  # the module's load bias: DW_OP_addr names an address of the file (§2.5.1.1)
+
+
+def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) -> List[Piece]:
+    """The pieces of the location `expr` describes: one piece of size None for a simple
+    location. Raises ``RegisterUnknown`` where a register (or entry value) is unknown, and
+    ``ExpressionError`` for a malformed expression."""
+    if not len(expr):
+        return [Piece("optimized")]  # DWARF 5 §2.6.1.1.1: an empty description
+    stack: List[int] = []
+    pieces: List[Piece] = []
+    pending: Optional[Piece] = None
+    pos, steps, end = 0, 0, len(expr)
+    while pos < end:
+        steps = _count_step(steps, stack, max_steps)
+        op = expr[pos]
+        with _operation(op):
+            if op in (DW_OP_piece, DW_OP_bit_piece):
+                size, pos = read_uleb128(expr, pos + 1)
+                if op == DW_OP_bit_piece:
+                    offset, pos = read_uleb128(expr, pos)
+                    if size % 8 or offset:
+                        raise ExpressionError("DW_OP_bit_piece of a partial byte")
+                    size //= 8
+                pieces.append(_piece(pending, stack, size))
+                pending = None
+                continue
+            pending, pos = _location_op(op, expr, pos, stack, ctx, pending)
+        if pos < 0 or pos > end:
+            raise ExpressionError("branch outside the expression")
+    if pieces:
+        return pieces
+    if pending is None and not stack:
+        raise ExpressionError("expression left an empty stack")
+    return [_piece(pending, stack, None)]
+
+
+def _piece(pending: Optional[Piece], stack: List[int], size: Optional[int]) -> Piece:
+    """The piece a DW_OP_piece (or the end) closes: the register or value named before it,
+    else the memory address on top of the stack, else nothing (DWARF 5 §2.6.1.2)."""
+    if pending is not None:
+        return Piece(pending.kind, pending.value, size)
+    if not stack:
+        return Piece("optimized", None, size)
+    return Piece("memory", stack.pop() & MASK, size)
+
+
+def _location_op(op, expr, pos, stack, ctx: LocationContext, pending):
+    """One operation of a location description: (the register or value it names, next position)."""
+    if DW_OP_reg0 <= op <= DW_OP_reg31:
+        return Piece("register", op - DW_OP_reg0), pos + 1
+    if op == DW_OP_regx:
+        regno, pos = read_uleb128(expr, pos + 1)
+        return Piece("register", regno), pos
+    if op == DW_OP_stack_value:
+        return Piece("value", stack[-1] & MASK), pos + 1
+    if op == DW_OP_implicit_value:
+        size, pos = read_uleb128(expr, pos + 1)
+        if pos + size > len(expr):
+            raise ExpressionError("truncated DW_OP_implicit_value")
+        return Piece("implicit", bytes(expr[pos:pos + size])), pos + size
+    if op in (DW_OP_implicit_pointer, DW_OP_GNU_implicit_pointer):
+        # DWARF 5 §2.6.1.1.4: a 4-byte DIE reference (offset size 4) and an SLEB offset.
+        _, pos = read_sleb128(expr, pos + 5)
+        return Piece("implicit_pointer"), pos
+    if op == DW_OP_addr:
+        stack.append((struct.unpack_from("<Q", expr, pos + 1)[0] + ctx.bias) & MASK)
+        return pending, pos + 9
+    if op == DW_OP_fbreg:
+        if ctx.frame_base is None:
+            raise ExpressionError("DW_OP_fbreg without DW_AT_frame_base")
+        off, pos = read_sleb128(expr, pos + 1)
+        stack.append((ctx.frame_base() + off) & MASK)
+        return pending, pos
+    if op in (DW_OP_entry_value, DW_OP_GNU_entry_value):
+        size, pos = read_uleb128(expr, pos + 1)
+        block = bytes(expr[pos:pos + size])
+        if ctx.entry_value is None or len(block) != size:
+            raise KeyError("entry value")
+        stack.append(ctx.entry_value(block) & MASK)
+        return pending, pos + size
+    return pending, _step(op, expr, pos + 1, stack, ctx.memory, ctx.get_register, ctx.cfa)

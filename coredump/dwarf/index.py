@@ -148,6 +148,31 @@ class DwarfIndex:
         frames = self.find_frames(address)
         return frames[-1] if frames else None
 
+    @property
+    def cuts(self) -> int:
+        """Limits that cut in so far: a lookup they cut is not memoized."""
+        return self._cuts
+
+    def find_scopes(self, address: int) -> list:
+        """The DIEs of the source-level frames at `address`, innermost first as
+        ``find_frames`` lists them: the DW_TAG_inlined_subroutine chain, then the
+        DW_TAG_subprogram (for their variables, ``coredump.dwarf.variables``). Never raises."""
+        started = self._start()
+        try:
+            unit = self._unit_for(address)
+            sub = self._function_at(unit, address) if unit is not None else None
+            if sub is None:
+                return []
+            chain = [sub] + inline_chain(sub, address, self._die_ranges, lambda count: self._visit(count, unit))
+            return chain[::-1]
+        except DwarfTooLarge as exc:
+            self._cut(exc.reason)
+            return []
+        except Exception:
+            return []
+        finally:
+            self.budget.charge(started)
+
     def find_line(self, address: int) -> Optional[Tuple[str, int]]:
         """(file, line) of the line-table row for `address`, or None."""
         def read():

@@ -8,11 +8,12 @@ threads, signal info, auxv, the mapped-file table and the process's command line
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import stat
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from coredump.arch import Arch, get_arch
@@ -54,6 +55,8 @@ class CoreThread:
     cursig: int
     registers: dict
     prstatus: N.Prstatus
+    # The NT_PRFPREG after it (x86_64: xmm0..xmm15), for frame 0's floating-point values.
+    vector: dict = field(default_factory=dict)
 
 
 class Core:
@@ -159,6 +162,10 @@ class Core:
                     self.slim = N.decode_slim_note(note.desc)
             elif note.n_type == N.NT_PRSTATUS and note.n_name == "CORE":
                 self._add_thread(note.desc)
+            elif note.n_type == N.NT_PRFPREG and note.n_name == "CORE" and self.threads \
+                    and self.arch is not None and self.arch.name == "x86_64" and not self.threads[-1].vector:
+                # binfmt_elf.c fill_thread_core_info: a thread's regsets follow its NT_PRSTATUS.
+                self.threads[-1] = dataclasses.replace(self.threads[-1], vector=N.decode_x86_64_fxsave(note.desc))
             elif note.n_type == N.NT_SIGINFO and self.siginfo is None:
                 self.siginfo = N.decode_nt_siginfo(note.desc)
             elif note.n_type == N.NT_PRPSINFO and self.prpsinfo is None:

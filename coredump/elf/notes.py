@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from coredump.errors import CoreFormatError
 
 __all__ = (
     "RawNote", "Prstatus", "Siginfo", "Prpsinfo", "FileMapping",
     "iter_raw_notes", "decode_nt_prstatus", "decode_nt_siginfo", "decode_nt_prpsinfo",
-    "decode_nt_auxv", "decode_nt_file", "nt_file_count", "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
+    "decode_nt_auxv", "decode_nt_file", "nt_file_count", "decode_x86_64_fxsave", "NT_PRFPREG",
+    "NT_PRSTATUS", "NT_PRPSINFO", "NT_AUXV", "NT_SIGINFO",
     "NT_FILE", "NT_GNU_BUILD_ID",
     "SlimNote", "COREDUMP_NOTE_NAME", "NT_COREDUMP_SLIM", "encode_note", "encode_slim_note",
     "decode_slim_note",
@@ -171,6 +172,20 @@ def decode_nt_prpsinfo(desc: bytes) -> Prpsinfo:
     psargs = desc[56:136].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     return Prpsinfo(pr_state, pr_sname.decode("latin-1"), pr_uid, pr_gid, pr_pid, pr_ppid,
                     pr_pgrp, pr_sid, fname, psargs)
+
+
+# arch/x86/include/asm/user_64.h struct user_i387_struct (the fxsave area, Intel SDM Vol. 1
+# §10.5.1 Table 10-2): 32 bytes of control words, st_space[32] (8 x87 registers of 16 bytes),
+# then xmm_space[64]: xmm0..xmm15, 16 bytes each.
+_FXSAVE_XMM_OFFSET, _FXSAVE_SIZE = 160, 512
+
+
+def decode_x86_64_fxsave(desc: bytes) -> Dict[str, int]:
+    """xmm0..xmm15 of an x86_64 NT_PRFPREG note, as 128-bit little-endian integers."""
+    if len(desc) < _FXSAVE_SIZE:
+        raise CoreFormatError(f"NT_PRFPREG of {len(desc)} bytes, fxsave needs {_FXSAVE_SIZE}")
+    return {f"xmm{n}": int.from_bytes(desc[_FXSAVE_XMM_OFFSET + 16 * n:_FXSAVE_XMM_OFFSET + 16 * n + 16], "little")
+            for n in range(16)}
 
 
 def decode_nt_auxv(desc: bytes) -> Tuple[Tuple[int, int], ...]:

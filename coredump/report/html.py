@@ -91,7 +91,14 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
         "trust_label": TAILCALL_LABEL if frame.get("tailcall") else TRUST_LABELS.get(trust, trust),
         "uncertain": trust in view.LESS_CERTAIN,
         "start_here": start_here,
+        "args": _variables(frame.get("args")), "locals": _variables(frame.get("locals")),
     }
+
+
+def _variables(items) -> Optional[str]:
+    """``name=value, ...`` of a frame's args or locals from crash.json (hostile input: any
+    shape; the template escapes the text), or None where there are none."""
+    return view.frame_args({"args": items})
 
 
 def _source_vm(excerpt) -> Optional[Dict[str, Any]]:

@@ -36,6 +36,20 @@ def _frame(f: Frame) -> Dict[str, Any]:
         out["tailcall"] = True
     if f.jit:  # as `tailcall`: only where true
         out["jit"] = True
+    if f.args is not None:  # only where DWARF described the frame and values were read
+        out["args"] = [_variable(v) for v in f.args]
+    if f.locals is not None:
+        out["locals"] = [_variable(v) for v in f.locals]
+    return out
+
+
+def _variable(v) -> Dict[str, Any]:
+    """name, type, value as gdb prints it; raw (a hex string, as addresses) where scalar."""
+    out = {"name": v.name, "type": v.type, "value": v.value}
+    if v.raw is not None:
+        out["raw"] = _hex(v.raw & ((1 << 64) - 1)) if v.raw < 0 else _hex(v.raw)
+    if v.entry is not None:
+        out["entry"] = v.entry
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
-from coredump.report.view import JIT_TAG
+from coredump.report.view import JIT_TAG, variable_text
 
 __all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "format_excerpt", "use_color")
 
@@ -41,7 +41,11 @@ def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
     style = style or _Style(False)
     name = clean_text(f.function) if f.function else "??"
     where = ""
-    if f.file:
+    # gdb's bt: `average (total=100, count=0) at fpe.c:6`; values are crash data, cleaned.
+    args = f" ({format_args(f.args)})" if f.args is not None else ""
+    if f.file and f.args is not None:
+        where = f" at {clean_text(f.file)}:{f.line}" if f.line else f" at {clean_text(f.file)}"
+    elif f.file:
         where = f" ({clean_text(f.file)}:{f.line})" if f.line else f" ({clean_text(f.file)})"
     elif f.module:
         off = f"+{f.module_offset:#x}" if f.module_offset is not None else ""
@@ -57,7 +61,17 @@ def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
     if f.trust in (Trust.SCAN, Trust.FP) and not f.inline:
         tags.append(f"found by {f.trust.description}")
     tag = style(f"  [{', '.join(tags)}]", "2") if tags else ""
-    return f"#{f.index:<3} {addr}{style(name, '1')}{where}{tag}"
+    return f"#{f.index:<3} {addr}{style(name, '1')}{args}{where}{tag}"
+
+
+def format_args(args) -> str:
+    """``name=value, ...`` as gdb's bt prints arguments (``v=v@entry=6`` where the entry
+    value is known and equal), cleaned for a terminal."""
+    return ", ".join(clean_text(_arg(v)) for v in args)
+
+
+def _arg(v) -> str:
+    return variable_text(v.name, v.value, v.entry)
 
 
 def format_excerpt(lines, line: int, indent: str = "      ", style: Optional[_Style] = None) -> List[str]:

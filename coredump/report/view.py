@@ -13,7 +13,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from coredump.report.sanitize import clean_text
 
-__all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "start_frame", "repo_file",
+__all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "frame_args",
+           "variable_text", "start_frame", "repo_file",
            "workspace", "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "JIT_TAG", "SYSTEM_PREFIXES")
 
 # rust-minidump's FrameTrust: scanning guesses return addresses from stack words, a
@@ -56,13 +57,39 @@ def frame_location(frame: Dict) -> str:
     return f"{file}:{line}" if line else str(file)
 
 
+def variable_text(name, value, entry=None) -> str:
+    """One argument as gdb's ``bt`` prints it (``print entry-values default``): ``v=6``,
+    ``v=v@entry=6`` where the value at entry is the same, ``v=7, v@entry=6`` where not."""
+    if entry is None:
+        return f"{name}={value}"
+    if entry == value:
+        return f"{name}={name}@entry={value}"
+    return f"{name}={value}, {name}@entry={entry}"
+
+
+def frame_args(frame: Dict) -> Optional[str]:
+    """``total=100, count=0`` from a frame's ``args`` in crash.json (hostile input: any
+    shape), None where there are none."""
+    items = _get(frame, "args")
+    if not isinstance(items, list):
+        return None
+    return ", ".join(variable_text(str(v.get("name") or "?"), str(v.get("value") or ""),
+                                   None if v.get("entry") is None else str(v["entry"]))
+                     for v in items[:256] if isinstance(v, dict))
+
+
 def frame_line(frame: Dict) -> str:
-    """One gdb-style line: ``#0  0x… in fn (file:line) [found by scan]``."""
+    """One gdb-style line: ``#0  0x… in fn (file:line) [found by scan]``, or with the
+    arguments ``#0  0x… in fn (a=1) at file:line``."""
     index = _get(frame, "index")
     index = "?" if index is None else str(index)  # null, or any type in a hostile crash.json
     pc = "" if _get(frame, "inline") else f"{_get(frame, 'pc') or '?'} in "
     where = frame_location(frame) or (os.path.basename(str(frame["module"])) if _get(frame, "module") else "")
-    text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")
+    args = frame_args(frame)
+    if args is not None:
+        text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'} ({args})" + (f" at {where}" if where else "")
+    else:
+        text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")
     tailcall = bool(_get(frame, "tailcall"))  # says how it was found: no "found by none"
     tags = (["inlined"] if _get(frame, "inline") else []) + (["tail call"] if tailcall else []) + (
         [JIT_TAG] if _get(frame, "jit") else []) + (

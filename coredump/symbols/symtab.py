@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
 
-__all__ = ("SymbolTable", "find_symbol")
+__all__ = ("SymbolTable", "find_symbol", "find_symbol_entry", "find_global_symbol")
 
 # ELF st_info types that name code.
 _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
@@ -266,4 +266,22 @@ def _scan_elf64le(data, off: int, size: int, str_off: int, str_size: int, name: 
     for st_name, st_info, _, st_shndx, st_value, _ in _ELF64_SYM.iter_unpack(data[off:off + size - size % 24]):
         if st_name in offsets and st_shndx and st_value:
             return st_value, st_info & 0xF == _STT_GNU_IFUNC
+    return None
+
+
+def find_global_symbol(modules, name: str) -> Optional[int]:
+    """gdb's lookup_minimal_symbol(name) over every objfile: the runtime address the first
+    trusted module (in load order) that defines `name` gives it, in its file's symbols,
+    then its debug file's. An STT_GNU_IFUNC names its resolver, not the function the call
+    reached (the one the resolver chose at load time): None, as for a name nothing defines."""
+    for mod in modules:
+        if not mod.trusted:
+            continue
+        for image in (mod.image, mod.debug_image):
+            try:
+                found = find_symbol_entry(image, name) if image is not None else None
+            except Exception:  # noqa: BLE001 - an unreadable symbol table defines nothing
+                found = None
+            if found:
+                return None if found[1] else found[0] + mod.bias
     return None

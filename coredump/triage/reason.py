@@ -19,6 +19,7 @@ from coredump.elf.memory import PF_R, PF_W, PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
 from coredump.triage.assertion import AbortMessage, CxxException
+from coredump.triage.culprit import divisor_culprit, pointer_culprit
 from coredump.triage.golang import GoCrash, describe_go_crash
 from coredump.triage.rust import RustPanic, is_rust_panic
 from coredump.triage.signals import signal_name
@@ -29,6 +30,7 @@ __all__ = ("Facts", "Explanation", "explain_reason", "find_handled_signal", "des
 
 # Addresses below the first page are null-pointer accesses (vm.mmap_min_addr is at least 4096).
 NULL_PAGE = 4096
+MASK = (1 << 64) - 1
 # mm/mmap.c stack_guard_gap: 256 pages kept unmapped below a growing stack; plus room for a
 # large frame that moved sp past it.
 STACK_GUARD_GAP = (256 << 12) + (64 << 10)
@@ -234,7 +236,11 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
         more = f"; recursion: {rec[0]} repeats {at_least}{rec[1]} times{depth}" if rec else ""
         return Explanation("stack-overflow", f"stack overflow{where}: the access at {addr:#x} hit the guard "
                                              f"gap below the stack (sp {sp:#x}){more}")
+    culprit = _pointer_culprit(crash, target, pc, addr)
     if addr < NULL_PAGE:
+        if culprit is not None and (culprit[1] & MASK) == addr:
+            offset = f" (offset {addr:#x})" if addr else ""
+            return Explanation("null-deref", f"null pointer dereference: `{culprit[0]}` is NULL{offset}{where}")
         offset = f" at offset {addr:#x}" if addr else ""
         return Explanation("null-deref", f"null pointer dereference{offset}{where}")
     # x86_64 4-level paging: bits 63..47 must be equal (SDM Vol. 1 §3.3.7.1 canonical address).
@@ -246,7 +252,32 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
         what = "write to read-only memory" if seg.p_flags & PF_R else "access to inaccessible (PROT_NONE) memory"
         return Explanation("write-read-only" if seg.p_flags & PF_R else "wild-pointer",
                            f"{what} at {addr:#x} ({describe_mapping(target, addr)}){where}")
-    return Explanation("wild-pointer", f"access to unmapped address {addr:#x} (wild pointer){where}")
+    named = f": `{culprit[0]}` is {(addr - culprit[1]) & MASK:#x}" if culprit is not None else ""
+    return Explanation("wild-pointer", f"access to unmapped address {addr:#x} (wild pointer){named}{where}")
+
+
+def _pointer_culprit(crash: Crash, target, pc: Optional[int], addr: int):
+    """(variable, offset) of the pointer the faulting access went through (triage.culprit)."""
+    return _culprit(crash, lambda thread: pointer_culprit(target, thread.frames, thread.registers, pc, addr), pc)
+
+
+def _divisor(crash: Crash, target, pc: Optional[int], where: str) -> str:
+    """``: `count` is 0`` where a variable is the divisor (triage.culprit), else nothing."""
+    name = _culprit(crash, lambda thread: divisor_culprit(target, thread.frames, thread.registers, pc), pc)
+    return f": `{name}` is 0{where}" if name else where
+
+
+def _culprit(crash: Crash, find, pc: Optional[int]):
+    """What `find(crashing thread)` names, None where it cannot tell or raises."""
+    if pc is None or crash.crashing_thread is None:
+        return None
+    thread = crash.threads[crash.crashing_thread]
+    if not thread.frames or thread.frames[0].args is None:
+        return None  # values not read (--no-values: nothing of the program's data is shown)
+    try:
+        return find(thread)
+    except Exception:  # noqa: BLE001 - the generic wording stands without a name
+        return None
 
 
 def _bus(crash: Crash, target, facts: Facts, regs) -> Explanation:
@@ -291,7 +322,7 @@ def _classify(crash: Crash, target, facts: Facts) -> Explanation:
             if pc is not None and arch.name == "x86_64" and decode_divide_fault(target.memory, pc, regs) == "overflow":
                 return Explanation("integer-overflow", f"integer overflow in a signed division (the most "
                                                        f"negative value divided by -1){where}")
-            return Explanation("divide-by-zero", f"integer division by zero{where}")
+            return Explanation("divide-by-zero", f"integer division by zero{_divisor(crash, target, pc, where)}")
         if s.code_name == "FPE_INTOVF":
             return Explanation("integer-overflow", f"integer overflow trap{where}")
         return Explanation("floating-point", f"floating-point exception ({s.description}){where}")

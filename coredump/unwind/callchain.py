@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
-from coredump.symbols.symtab import find_symbol_entry
+from coredump.symbols.symtab import find_global_symbol
 
 __all__ = ("find_chain", "function_entry", "MAX_CHAIN_SITES", "MAX_CHAIN_LENGTH")
 
@@ -160,18 +160,5 @@ def function_entry(target, address: int) -> Optional[int]:
 
 
 def _address_of(target, name: str) -> Optional[int]:
-    """gdb's lookup_minimal_symbol(name) over every objfile: the first module (in load
-    order) that defines `name`, in its file's symbols, then its debug file's. An
-    STT_GNU_IFUNC names its resolver, not the function the call reached (the one the
-    resolver chose at load time): None, as for a name nothing defines."""
-    for mod in target.modules:
-        if not mod.trusted:
-            continue
-        for image in (mod.image, mod.debug_image):
-            try:
-                found = find_symbol_entry(image, name) if image is not None else None
-            except Exception:
-                found = None
-            if found:
-                return None if found[1] else found[0] + mod.bias
-    return None
+    """gdb's lookup_minimal_symbol(name) over every objfile (symbols.symtab.find_global_symbol)."""
+    return find_global_symbol(target.modules, name)

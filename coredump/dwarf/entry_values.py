@@ -1,0 +1,74 @@
+"""
+Entry values
+============
+
+What a register held when the function of a frame was entered, from its caller's
+``DW_TAG_call_site_parameter`` (DWARF 5 §3.4.2): the parameter whose DW_AT_location names the
+register gives the value as ``DW_AT_call_value``, an expression over the *caller's* frame at
+the call. gdb reads them the same way (gdb/dwarf2/loc.c dwarf_expr_reg_to_entry_parameter):
+for ``DW_OP_entry_value`` inside a location, and for ``name@entry`` in ``bt``.
+
+The call site is the caller's at its return address, and it must name the callee's own
+function (gdb: "DW_OP_entry_value resolving expects callee ... but the called frame is for
+..."), by address or, for a declaration, by its symbol's address in any file; an indirect
+call names nothing checkable, so it gives no entry value, as where the caller has no call
+sites.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from coredump.dwarf.callsites import CallSite, register_of
+from coredump.dwarf.expr import LocationContext, evaluate_location
+from coredump.dwarf.varvalue import read_pieces
+from coredump.symbols.symtab import find_global_symbol
+
+__all__ = ("find_call_site", "entry_value")
+
+MASK = (1 << 64) - 1
+
+
+def find_call_site(target, callee, caller) -> Optional[CallSite]:
+    """The call site in frame `caller` that called the function of physical frame `callee`."""
+    if caller is None or caller.jit or not caller.pc or caller.interrupted:
+        return None  # a signal frame's pc is no call's return address
+    if caller.tailcall:
+        # A tail-call frame is put back by inference (unwind.tailcall), which may find one
+        # gdb does not: its tail call's parameters could give a value gdb has not.
+        return None
+    callee_mod, caller_mod = target.find_module(callee.lookup_pc), target.find_module(caller.lookup_pc)
+    if None in (callee_mod, caller_mod) or not caller_mod.trusted or caller_mod.dwarf is None \
+            or not callee_mod.trusted or callee_mod.dwarf is None:
+        return None
+    called = callee_mod.dwarf.find_call_sites(callee.lookup_pc - callee_mod.bias)
+    sites = caller_mod.dwarf.find_call_sites(caller.lookup_pc - caller_mod.bias)
+    site = sites.at(caller.pc - caller_mod.bias) if sites is not None else None
+    if site is None or called is None or called.entry_pc is None:
+        return None
+    entry = called.entry_pc + callee_mod.bias
+    if site.targets:
+        return site if entry in (t + caller_mod.bias for t in site.targets) else None
+    # A declaration's name: gdb's lookup_minimal_symbol over every file (call_site_target).
+    return site if site.target_name and find_global_symbol(target.modules, site.target_name) == entry else None
+
+
+def entry_value(site: Optional[CallSite], block: bytes, caller_context: Callable[[], LocationContext]) -> int:
+    """The value of the register DW_OP_entry_value's `block` names (DW_OP_regN) at the
+    entry of the function `site` called. Raises KeyError where it is not known."""
+    regno = register_of(block)
+    if site is None or regno is None:
+        raise KeyError("entry value")
+    expr = next((value for reg, value in site.parameters if reg == regno), None)
+    if expr is None:
+        raise KeyError("entry value")
+    ctx = caller_context()
+    pieces = evaluate_location(expr, ctx)
+    if len(pieces) != 1 or pieces[0].size is not None:
+        raise KeyError("entry value")
+    piece = pieces[0]
+    # DW_AT_call_value is a DWARF expression (§2.5): its value is the top of the stack, which
+    # evaluate_location reports as a memory location; a register or stack value stands as is.
+    if piece.kind == "memory":
+        return piece.value & MASK
+    return int.from_bytes(read_pieces(pieces, 8, ctx), "little")
