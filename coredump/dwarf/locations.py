@@ -16,7 +16,8 @@ from __future__ import annotations
 import weakref
 from typing import Optional
 
-from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationExpr, LocationParser
+# pyelftools' location lists are imported where a list is read, not with this module: a warm
+# analysis takes every value plan from the parse cache and imports no pyelftools (issue #18).
 
 __all__ = ("location_at", "MAX_LIST_ENTRIES")
 
@@ -26,7 +27,9 @@ MAX_LIST_ENTRIES = 10_000
 _PARSERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _parser(dwarfinfo) -> LocationParser:
+def _parser(dwarfinfo):
+    from elftools.dwarf.locationlists import LocationParser
+
     parser = _PARSERS.get(dwarfinfo)
     if parser is None:
         parser = _PARSERS[dwarfinfo] = LocationParser(dwarfinfo.location_lists())
@@ -37,6 +40,8 @@ def location_at(die, pc: int, attribute: str = "DW_AT_location") -> Optional[byt
     """The expression of `die`'s `attribute` at image address `pc`; None where the list has
     no entry for it (the value does not exist there) or the DIE has no such attribute.
     Raises ValueError (or pyelftools' errors) for a malformed list."""
+    from elftools.dwarf.locationlists import LocationExpr, LocationParser
+
     attr = die.attributes.get(attribute)
     if attr is None:
         return None
@@ -50,6 +55,8 @@ def location_at(die, pc: int, attribute: str = "DW_AT_location") -> Optional[byt
 
 
 def _entry_at(entries, pc: int, base: int) -> Optional[bytes]:
+    from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
+
     default = None
     for n, entry in enumerate(entries):
         if n >= MAX_LIST_ENTRIES:
