@@ -35,8 +35,10 @@ $(VENV)/.installed: $(VENV)/.runtime
 samples:
 	$(MAKE) -s -C c_samples -j2
 
+# One pytest-xdist worker per CPU; the session fixtures are per worker (cores, caches, servers)
+# and the samples' make holds a lock (tests/cores.py).
 test: samples $(INSTALL)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n auto
 
 lint: $(INSTALL)
 	$(PYTHON) -m ruff check .

@@ -10,6 +10,7 @@ says why and the tests that need cores skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import shutil
@@ -24,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "c_samples"
 BUILD = SAMPLES / "build"
 
-__all__ = ("ROOT", "SAMPLES", "BUILD", "core_skip_reason", "build_samples", "make_core", "run_crash",
-           "run_and_kill")
+__all__ = ("ROOT", "SAMPLES", "BUILD", "core_skip_reason", "make_samples", "build_samples", "make_core",
+           "run_crash", "run_and_kill")
 
 
 def core_skip_reason() -> Optional[str]:
@@ -44,14 +45,23 @@ def core_skip_reason() -> Optional[str]:
     return None
 
 
+def make_samples(*args: str) -> None:
+    """``make -C c_samples ARGS`` holding an flock(2) on build/.make.lock: the processes of one
+    run (pytest-xdist workers) share the checkout, and two makes writing one file race; the
+    second finds what the first built."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".make.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["make", "-s", "-C", str(SAMPLES), *args], check=True, stdout=subprocess.DEVNULL)
+
+
 _built = False
 
 
 def build_samples() -> None:
     global _built
     if not _built:
-        subprocess.run(["make", "-s", "-C", str(SAMPLES), f"-j{os.cpu_count() or 2}"], check=True,
-                       stdout=subprocess.DEVNULL)
+        make_samples(f"-j{os.cpu_count() or 2}")
         _built = True
 
 
@@ -149,7 +159,7 @@ def make_qemu_core(variant: str, program: str, *args: str) -> Path:
     if key in _cache and _cache[key].exists():
         return _cache[key]
     if not _built_aarch64:
-        subprocess.run(["make", "-s", "-C", str(SAMPLES), "-j2", "aarch64"], check=True, stdout=subprocess.DEVNULL)
+        make_samples("-j2", "aarch64")
         _built_aarch64 = True
     if _tmp_root is None:
         _tmp_root = Path(tempfile.mkdtemp(prefix="coredump-cores-"))

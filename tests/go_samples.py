@@ -59,7 +59,7 @@ def build_go_samples() -> Path:
     if go_path() is None:
         pytest.skip("go is not installed (Debian: golang-go): the Go samples cannot be built")
     if not all((GO_BUILD / p).exists() for p in ("go_nil", "go_nil_nodwarf")) or not _cache:
-        subprocess.run(["make", "-s", "-C", str(cores.SAMPLES), "go"], check=True, stdout=subprocess.DEVNULL)
+        cores.make_samples("go")
     return GO_BUILD
 
 

@@ -50,8 +50,7 @@ def build_rust_samples() -> Path:
         pytest.skip("no working rustc (not installed, or no toolchain): the Rust samples cannot be built")
     if not all((RUST_BUILD / p).exists() for p in ("rust_panic", "rust_panic_legacy", "rust_panic_nodebug")) \
             or not _cache:
-        subprocess.run(["make", "-s", "-C", str(cores.SAMPLES), "rust", f"RUSTC={rustc}"], check=True,
-                       stdout=subprocess.DEVNULL)
+        cores.make_samples("rust", f"RUSTC={rustc}")
         _cache[()] = RUST_BUILD
     return RUST_BUILD
 

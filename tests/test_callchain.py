@@ -78,9 +78,9 @@ def test_a_chain_past_the_limit_says_nothing_and_ends_soon():
     n = 10_000
     calls = {0x10000 + 0x100 * i: [(0x10010 + 0x100 * i, 0x10000 + 0x100 * (i + 1))] for i in range(n)}
     calls[0x10000 + 0x100 * n] = [(0x10010 + 0x100 * n, CALLEE)]
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: other processes on the machine do not inflate it
     assert _chain(calls, 0x10000) is None
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     last = 0x10000 + 0x100 * (MAX_CHAIN_LENGTH - 1)
     short = {entry: to for entry, to in calls.items() if entry < last}
     short[last] = [(last + 0x10, CALLEE)]

@@ -87,9 +87,9 @@ def test_backref_bomb_is_cut_short():
     small = _backref_bomb(3)
     assert demangle_v0(small) == ("a::f::<(), ((), ()), (((), ()), ((), ())), "
                                   "((((), ()), ((), ())), (((), ()), ((), ())))>")
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other processes on the machine do not inflate it
     assert demangle_v0(_backref_bomb(60)) is None  # 2**60 units of output: past MAX_OUTPUT
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert len(demangle_v0(_backref_bomb(10)) or "") < MAX_OUTPUT
 
 
@@ -105,11 +105,11 @@ _V0_ALPHABET = "_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=_V0_ALPHABET, max_size=200), st.sampled_from(["N", "I", "M", "X", "Y", "B", "C"]))
 def test_hostile_names_end_quickly(tail, head):
-    started = time.perf_counter()
+    started = time.process_time()
     for verbose in (False, True):
         out = demangle_v0("_R" + head + tail, verbose)
         assert out is None or isinstance(out, str) and len(out) <= MAX_OUTPUT
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
 
 
 def _symbols(path):

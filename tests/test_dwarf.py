@@ -182,11 +182,11 @@ def test_first_lookup_is_fast():
     cores.build_samples()
     image = ElfImage(str(cores.BUILD / "O2" / "cxx_throw"))
     sym = image.elf.get_section_by_name(".symtab").get_symbol_by_name("main")[0]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not inflate it
     frames = DwarfIndex(image).find_frames(sym["st_value"])
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert frames and frames[-1].function == "main"
-    assert elapsed < 1.0, elapsed  # loose: this machine is shared; the report has the numbers
+    assert elapsed < 1.0, elapsed  # loose: `make bench` has the numbers
 
 
 def test_corrupt_dwarf_never_raises(tmp_path):

@@ -12,7 +12,7 @@ from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.elf.compressed import SHF_COMPRESSED
 from coredump.elf.image import open_image
 from coredump.model import SIGNAL_HANDLER_CALLED, Trust
-from coredump.unwind.goruntime import TOP_OF_STACK
+from coredump.unwind.goruntime import HEURISTIC_TOPS, TOP_OF_STACK
 from tests.gdb_oracle import run_gdb
 from tests.go_samples import make_go_core, parse_go_traceback
 
@@ -172,3 +172,22 @@ def test_a_method_keeps_its_receiver_in_the_signature():
     assert go[:3] == ["main.(*ledger).post", "main.ledger.settle", "main.main"]
     assert crash.signature == f"{crash.signal.name} in {go[0]} < {go[1]} < {go[2]}"
     assert crash.reason == _expected_reason(run, "panic", "").format(go[0])
+
+
+def test_without_dwarf_every_stack_ends_at_its_top_frame():
+    """The runtime's TOPFRAME functions end a stack (runtime/traceback.go) where no CFI goes
+    on, and so does runtime.clone. A frame-pointer chain went on past runtime.mstart, or
+    past runtime.clone in a thread just made, into the stack of the thread that made the M
+    (clone(2) leaves the child its parent's rbp), with frames that depended on what ran
+    there since (tail calls were put back between them), or found runtime.clone by
+    scanning."""
+    run = make_go_core("go_nil_nodwarf")
+    crash = analyze_core(str(run.core), AnalyzeOptions(exe=str(run.exe)))
+    tops = set(HEURISTIC_TOPS)
+    ended = 0
+    for thread in crash.threads:
+        names = [f.function for f in thread.frames]
+        at = next((i for i, name in enumerate(names) if name in tops), None)
+        assert at is None or at == len(names) - 1, names
+        ended += at is not None
+    assert ended >= len(crash.threads) - 1  # every M but the goroutine's, which ends in runtime.main

@@ -54,6 +54,25 @@ def test_leftover_process_is_named(tmp_path):
     assert not (tmp_path / "coredump-artifacts").exists()
 
 
+def test_another_jobs_process_is_not_named(tmp_path):
+    """A job of the same session that started before the wrapper (the other recipe of
+    ``make -j2``, another pytest-xdist worker) starts a process while the step runs, which
+    outlives the step: not the step's, so not named (it was: same session, started after
+    the wrapper)."""
+    for name in ("started", "spawned", "hold"):
+        os.mkfifo(tmp_path / name)
+    other = subprocess.Popen(["sh", "-c", "read x < started; cat hold >/dev/null & echo up > spawned; wait"],
+                             cwd=tmp_path, stdin=subprocess.DEVNULL)
+    try:
+        r = subprocess.run(command("run", "--", "sh", "-c", "echo go > started; read x < spawned"),
+                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+    finally:
+        _release(tmp_path / "hold")
+        other.wait(timeout=60)
+    assert other.returncode == 0
+
+
 def test_leftover_core_written_during_the_harvest_is_harvested(tmp_path):
     """The step crashes a program in a/ and leaves a shell behind in g/ that crashes once
     told to. The wrapper is stopped (SIGSTOP) right after it said which processes remain,

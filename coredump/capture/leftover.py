@@ -8,9 +8,12 @@ in the log, waits for the ones the kernel is dumping right now, and looks for co
 again once its harvest is done, so that a crash of theirs during the harvest is kept.
 
 They are found in proc(5): in the wrapper's session (the step shares it; setsid(2) is
-the only way out), started no earlier than the wrapper, and not descended from the
-wrapper's parent by another line (a sibling in a pipeline, ``coredump run -- a | tee``).
-A process that made its own session is not seen.
+the only way out), started no earlier than the wrapper, and not descended by another line
+from the wrapper's parent (a sibling in a pipeline, ``coredump run -- a | tee``) or from
+another process of the session that is not the wrapper's ancestor (another job of it: the
+other recipe of ``make -j2``, another pytest-xdist worker). An orphan of the step is
+reparented to init or to a subreaper (prctl(2) PR_SET_CHILD_SUBREAPER) above the wrapper,
+and stays the step's. A process that made its own session is not seen.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def find_leftovers(exclude=()) -> list[Leftover]:
     if me is None:
         return []
     _comm, _state, parent, session, since = me
-    skip = {os.getpid(), *exclude, *_ancestors(parent)}
+    ancestors = _ancestors(parent)
+    skip = {os.getpid(), *exclude, *ancestors}
     found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in skip:
@@ -62,7 +66,7 @@ def find_leftovers(exclude=()) -> list[Leftover]:
         st = _stat(name)
         if st is not None and st[3] == session and st[4] >= since and st[1] not in (b"Z", b"X"):
             found[int(name)] = Leftover(int(name), st[2], st[0])
-    return [p for pid, p in sorted(found.items()) if not _descends_from(p, parent, found)]
+    return [p for pid, p in sorted(found.items()) if not _elsewhere(_root(p, found), parent, ancestors, session)]
 
 
 def _ancestors(pid: int) -> list[int]:
@@ -75,14 +79,25 @@ def _ancestors(pid: int) -> list[int]:
     return out
 
 
-def _descends_from(proc: Leftover, parent: int, found: dict) -> bool:
-    """Whether `proc` is a child of `parent` (the wrapper's parent) through processes in
-    `found` only: a sibling of the wrapper, or one of its descendants."""
+def _root(proc: Leftover, found: dict) -> int:
+    """The first parent of `proc`, up its line of parents, that is not in `found`."""
     seen = set()
     while proc.ppid in found and proc.pid not in seen:
         seen.add(proc.pid)
         proc = found[proc.ppid]
-    return parent > 1 and proc.ppid == parent
+    return proc.ppid
+
+
+def _elsewhere(root: int, parent: int, ancestors: list, session: int) -> bool:
+    """Whether a line of processes from `root` belongs to another job: `root` is the
+    wrapper's parent (a sibling's line), or a process of the session that is neither the
+    wrapper nor its ancestor (init, or a subreaper above the wrapper, adopted an orphan)."""
+    if root == parent:
+        return parent > 1
+    if root <= 1 or root == os.getpid() or root in ancestors:
+        return False
+    st = _stat(str(root))
+    return st is not None and st[3] == session
 
 
 def _printable(text: str) -> str:

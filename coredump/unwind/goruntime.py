@@ -13,9 +13,15 @@ DWARF states, for the modules that are Go programs (they have ``.go.buildinfo`` 
 - An ABI wrapper ``F.abi0`` (cmd/compile's ABI0 -> ABIInternal wrapper, named so in the ELF
   symbol table by cmd/link) jumps to ``F``: it is ``F`` itself, not a frame of its own, as
   the traceback elides wrappers.
-- A goroutine's or an M's stack starts in one of a few functions (``topofstack``: goexit,
-  mstart, mcall, morestack, rt0_go): what a frame-pointer chain or a scan finds above one is
-  a stale word of a reused stack, and the traceback stops there.
+- A goroutine's or an M's stack starts in one of a few functions (runtime/traceback.go
+  ``topofstack``, Go 1.19: goexit, mstart, mcall, morestack, rt0_go; the first three carry the
+  TOPFRAME flag in asm_amd64.s/asm_arm64.s): the traceback stops there. Their CFI may go on
+  (cmd/link marks the return address undefined on LR machines only; on amd64 it leads to
+  ``runtime.clone``, as gdb shows), a heuristic may not: a new M's ``runtime.mstart0`` saved the
+  rbp that ``runtime.clone`` inherited from the thread that made it, so a frame-pointer chain
+  past it runs through another thread's stack, or a scan reads a stale word of a reused stack.
+  For the same reason no heuristic leads past ``runtime.clone`` itself (sys_linux_amd64.s: the
+  child runs on in it, with the parent's registers, until it calls mstart).
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from typing import Tuple
 
 from coredump.symbols.symtab import find_symbol
 
-__all__ = ("called_sigpanic", "sigpanic_ranges", "is_top_of_stack", "top_of_stack_ranges", "is_abi_wrapper_of",
-           "is_go_image", "SIGPANIC", "ABI0_SUFFIX")
+__all__ = ("called_sigpanic", "sigpanic_ranges", "heuristic_top_ranges", "in_ranges", "is_abi_wrapper_of",
+           "is_go_image", "SIGPANIC", "TOP_OF_STACK", "HEURISTIC_TOPS", "ABI0_SUFFIX")
 
 SIGPANIC = "runtime.sigpanic"
 ABI0_SUFFIX = ".abi0"
@@ -35,6 +41,9 @@ _GO_SECTIONS = (".go.buildinfo", ".gopclntab")
 # the assembly ones are named with their ABI0 suffix in the symbol table.
 TOP_OF_STACK = tuple(f"runtime.{name}{abi}" for name in ("goexit", "mstart", "mcall", "morestack", "rt0_go")
                      for abi in ("", ABI0_SUFFIX))
+# Where a frame-pointer or scanned chain stops: the tops of stacks, and the clone(2) wrapper.
+# Not runtime.sigtramp: the walk goes on through its sigreturn frame to the interrupted code.
+HEURISTIC_TOPS = TOP_OF_STACK + ("runtime.clone", "runtime.clone" + ABI0_SUFFIX)
 
 _RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -50,9 +59,14 @@ def sigpanic_ranges(target) -> Tuple[Tuple[int, int], ...]:
     return _function_ranges(target, (SIGPANIC,))
 
 
-def top_of_stack_ranges(target) -> Tuple[Tuple[int, int], ...]:
-    """[start, end) of the functions a Go stack starts in (TOP_OF_STACK), in every Go module."""
-    return _function_ranges(target, TOP_OF_STACK)
+def heuristic_top_ranges(target) -> Tuple[Tuple[int, int], ...]:
+    """[start, end) of the functions past which no frame-pointer or scanned caller is taken
+    (HEURISTIC_TOPS, with their ABI0 names), in every Go module of the target."""
+    return _function_ranges(target, HEURISTIC_TOPS)
+
+
+def in_ranges(ranges: Tuple[Tuple[int, int], ...], pc: int) -> bool:
+    return any(low <= pc < high for low, high in ranges)
 
 
 def _function_ranges(target, names: Tuple[str, ...]) -> Tuple[Tuple[int, int], ...]:
@@ -85,12 +99,7 @@ def _weakly_keyed(target) -> bool:
 def called_sigpanic(target, lookup_pc: int) -> bool:
     """Whether a frame whose lookup pc is `lookup_pc` is in runtime.sigpanic: its caller's pc
     is then the faulting instruction."""
-    return any(low <= lookup_pc < high for low, high in sigpanic_ranges(target))
-
-
-def is_top_of_stack(target, lookup_pc: int) -> bool:
-    """Whether a frame whose lookup pc is `lookup_pc` is where a Go stack starts."""
-    return any(low <= lookup_pc < high for low, high in top_of_stack_ranges(target))
+    return in_ranges(sigpanic_ranges(target), lookup_pc)
 
 
 def is_abi_wrapper_of(symbol: str, names) -> bool:

@@ -24,7 +24,7 @@ from coredump.model import Frame, Trust
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader
-from coredump.unwind.goruntime import called_sigpanic, is_top_of_stack, sigpanic_ranges
+from coredump.unwind.goruntime import called_sigpanic, heuristic_top_ranges, in_ranges, sigpanic_ranges
 
 __all__ = ("WalkResult", "walk_thread", "MAX_FRAMES", "BOTTOM_FRAMES")
 
@@ -164,6 +164,7 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
     is_executable = _Executable(target.memory)
     in_entry_function = _EntryFunction(target)
     go_sigpanic = sigpanic_ranges(target)  # empty unless a module is a Go program
+    go_top = heuristic_top_ranges(target)
     index = 0
     yield state
     while True:
@@ -174,8 +175,8 @@ def _iter_states(target, unwinder, state: UnwindState, warnings: List[str]) -> I
             if why:
                 warnings.append(f"frame {index} (pc {state.pc:#x}): {_stack_missing(target, state, arch) or why}")
             return
-        if go_sigpanic and caller.trust in (Trust.FP, Trust.SCAN) and is_top_of_stack(target, state.lookup_pc):
-            return  # Go: a stack starts here (goruntime); above it a guess reads a reused stack
+        if go_top and caller.trust in (Trust.FP, Trust.SCAN) and in_ranges(go_top, state.lookup_pc):
+            return  # the Go runtime's top frames (goruntime): only CFI may lead past them
         stop, keep, why = _stop_rule(state, caller, is_executable, arch)
         if caller.trust == Trust.SIGNAL:
             # The frame that found an interrupted context is the sigreturn trampoline.
