@@ -15,9 +15,12 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from coredump.report.view import name_before_args
 from tests.cores import BUILD
 
-PROGRAMS = ["segv", "fpe", "abort_assert", "threads", "sighandler", "illegal", "uselib", "args", "wild",
+PROGRAMS = ["segv", "fpe", "abort_assert", "threads", "sighandler", "illegal", "uselib", "args", "wild", "cxx_throw",
+            "cxx_throw_kinds", "double_free", "heap_overflow", "int_overflow", "misaligned", "recursion", "trap",
+            "tail_paths", "name_length", "rodata_write", "fortify",
             "div_overflow", "mutual_recursion"]
 CASES = [(v, p) for v in ("O0", "O2") for p in PROGRAMS]
 OPTIMIZED_OUT = "<optimized out>"
@@ -131,7 +134,9 @@ def test_arguments_match_gdb(make_core, gdb, variant, program):
         ours_left = list(thread["frames"])
         for function, args in frames:
             # Frames are paired by name in order: the tail-call frames each side infers may differ.
-            k = next((k for k, f in enumerate(ours_left) if f.get("function") == function), None)
+            # (A C++ frame is named as our bt line names it: without its parameter list.)
+            k = next((k for k, f in enumerate(ours_left) if f.get("function")
+                      and name_before_args(f["function"]) == function), None)
             if k is None:
                 continue
             ours, ours_left = ours_left[k], ours_left[k + 1:]
@@ -253,3 +258,30 @@ def test_run_and_harvest_no_values_store_no_arguments(tmp_path, command):
         crash = json.loads(next((work / "out").rglob("crash.json")).read_text())
         found[bool(flag)] = [f for t in crash["threads"] for f in t["frames"] if "args" in f or "locals" in f]
     assert found[False] and found[True] == []
+
+
+@pytest.mark.parametrize("variant", ["O0", "O2"])
+def test_cxx_frames_are_named_as_gdb_s_bt_names_them(make_core, gdb, variant):
+    """With its arguments printed, a C++ frame is ``store::load_config (cfg=...)`` in gdb's bt,
+    not the demangled ``store::load_config(Config const&) (cfg=...)``: our text lines of the
+    program's own frames read as gdb's, name and arguments."""
+    core, exe = make_core(variant, "cxx_throw"), BUILD / variant / "cxx_throw"
+    text = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--exe", str(exe), str(core)],
+                          capture_output=True, text=True, timeout=300).stdout
+    line = r"#\d+\s+(?:0x[0-9a-f]+ in )?(\S+::.+? \(.*?\) at \S+:\d+)"  # the C++ frames with DWARF
+    ours = {m.group(1) for m in re.finditer(r"^\s*" + line, text, re.M)}
+    gdb_out = subprocess.run([gdb, "-batch", "-nx", "-iex", "set debuginfod enabled off", "-iex", "set width 0",
+                              "-ex", "bt", str(exe), str(core)], capture_output=True, text=True, timeout=300).stdout
+    theirs = {m.group(1) for m in re.finditer("^" + line, gdb_out, re.M)}
+    assert theirs, gdb_out
+    assert ours == theirs, text
+
+
+def test_name_before_args_keeps_what_names_the_function():
+    assert name_before_args("std::vector<int, std::allocator<int> >::at(unsigned long) const") == \
+        "std::vector<int, std::allocator<int> >::at"
+    assert name_before_args("Foo::operator()(int) &&") == "Foo::operator()"
+    assert name_before_args("f()") == "f"
+    assert name_before_args("(anonymous namespace)::g(int)") == "(anonymous namespace)::g"
+    assert name_before_args("main.(*ledger).post") == "main.(*ledger).post"
+    assert name_before_args("average") == "average"

@@ -81,7 +81,7 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
     module = _str(frame.get("module"))
     return {
         "index": frame.get("index"), "pc": _str(frame.get("pc")),
-        "name": view.frame_name(frame) if frame.get("function") or frame.get("module_offset") else "??",
+        "name": _frame_name(frame),
         "symbolized": bool(frame.get("function")), "offset": frame.get("offset"),
         "location": view.frame_location(frame), "source_path": _str(frame.get("source_path")),
         "module": module,
@@ -93,6 +93,14 @@ def _frame_vm(frame: Dict, start_here: bool) -> Dict[str, Any]:
         "start_here": start_here,
         "args": _variables(frame.get("args")), "locals": _variables(frame.get("locals")),
     }
+
+
+def _frame_name(frame: Dict) -> str:
+    """gdb's bt name: with the arguments printed, a C++ name without its parameter list."""
+    if not (frame.get("function") or frame.get("module_offset")):
+        return "??"
+    name = view.frame_name(frame)
+    return view.name_before_args(name) if frame.get("function") and isinstance(frame.get("args"), list) else name
 
 
 def _variables(items) -> Optional[str]:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
-from coredump.report.view import JIT_TAG, variable_text
+from coredump.report.view import JIT_TAG, name_before_args, variable_text
 
 __all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "format_excerpt", "use_color")
 
@@ -39,7 +39,7 @@ class _Style:
 
 def format_frame(f: Frame, style: Optional[_Style] = None) -> str:
     style = style or _Style(False)
-    name = clean_text(f.function) if f.function else "??"
+    name = clean_text(name_before_args(f.function) if f.args is not None else f.function) if f.function else "??"
     where = ""
     # gdb's bt: `average (total=100, count=0) at fpe.c:6`; values are crash data, cleaned.
     args = f" ({format_args(f.args)})" if f.args is not None else ""

@@ -9,12 +9,13 @@ annotation renderers; every field may be null or absent (docs/json-schema.md).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from coredump.report.sanitize import clean_text
 
 __all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "frame_args",
-           "variable_text", "start_frame", "repo_file",
+           "variable_text", "name_before_args", "start_frame", "repo_file",
            "workspace", "backtrace_lines", "headline", "group_crashes", "LESS_CERTAIN", "JIT_TAG", "SYSTEM_PREFIXES")
 
 # rust-minidump's FrameTrust: scanning guesses return addresses from stack words, a
@@ -57,6 +58,34 @@ def frame_location(frame: Dict) -> str:
     return f"{file}:{line}" if line else str(file)
 
 
+# What may follow a C++ function's parameter list in its demangled name (Itanium ABI
+# 5.1.5: CV-qualifiers and ref-qualifiers of a member function).
+_QUALIFIERS = re.compile(r"(?:\s*(?:const|volatile|&&|&))*\s*$")
+
+
+def name_before_args(name: str) -> str:
+    """A demangled C++ name without its parameter list, as gdb's bt names a frame whose
+    arguments it prints (``cxxfunc (i=1)``, not ``cxxfunc(int) (i=1)``): the last top-level
+    ``(…)`` and the qualifiers after it go; templates, ``operator()`` and a Go method's
+    receiver (``main.(*T).M``, which ends in no ``)``) stay.
+
+    >>> name_before_args("std::vector<int>::at(unsigned long) const")
+    'std::vector<int>::at'
+    >>> name_before_args("Foo::operator()(int)")
+    'Foo::operator()'
+    """
+    tail = _QUALIFIERS.search(name)
+    end = tail.start() if tail else len(name)
+    if end == 0 or name[end - 1] != ")":
+        return name
+    depth = 0
+    for i in range(end - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(name[i], 0)
+        if depth == 0:
+            return name[:i].rstrip() or name
+    return name
+
+
 def variable_text(name, value, entry=None) -> str:
     """One argument as gdb's ``bt`` prints it (``print entry-values default``): ``v=6``,
     ``v=v@entry=6`` where the value at entry is the same, ``v=7, v@entry=6`` where not."""
@@ -87,7 +116,8 @@ def frame_line(frame: Dict) -> str:
     where = frame_location(frame) or (os.path.basename(str(frame["module"])) if _get(frame, "module") else "")
     args = frame_args(frame)
     if args is not None:
-        text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'} ({args})" + (f" at {where}" if where else "")
+        name = name_before_args(str(_get(frame, 'function') or '??'))
+        text = f"#{index:<3} {pc}{name} ({args})" + (f" at {where}" if where else "")
     else:
         text = f"#{index:<3} {pc}{_get(frame, 'function') or '??'}" + (f" ({where})" if where else "")
     tailcall = bool(_get(frame, "tailcall"))  # says how it was found: no "found by none"
