@@ -9,7 +9,6 @@ space with mapped files behind it, and its modules with their files found on dis
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import os
 from functools import cached_property
 from typing import Dict, List, Optional
@@ -23,6 +22,7 @@ from coredump.elf.memory import PF_W, AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
+from coredump.record import replace
 from coredump.symbols.finder import FileFinder
 from coredump.symbols.symtab import SymbolTable
 
@@ -140,7 +140,7 @@ def _with_cross_sysroot(finder: FileFinder, core: Core) -> FileFinder:
     root = CROSS_SYSROOTS.get(arch or "")
     if finder.options.sysroot or not root or arch == platform.machine() or not os.path.isdir(root):
         return finder
-    return FileFinder(dataclasses.replace(finder.options, fallback_sysroots=(root,)))
+    return FileFinder(replace(finder.options, fallback_sysroots=(root,)))
 
 
 class Target:

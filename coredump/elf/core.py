@@ -12,7 +12,6 @@ import mmap
 import os
 import stat
 import struct
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from coredump.arch import Arch, get_arch
@@ -21,6 +20,7 @@ from coredump.elf.header import Ehdr, read_ehdr
 from coredump.elf.memory import AddressSpace, FileReader, Segment
 from coredump.elf.phdrs import PHDR, Phdr
 from coredump.errors import CoreFormatError, MemoryFault, MissingFileError
+from coredump.record import dataclass
 
 __all__ = ("CoreThread", "Core", "open_core")
 

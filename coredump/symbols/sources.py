@@ -10,12 +10,12 @@ symlink planted to a secret.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from coredump.record import dataclass, field, replace
 
 __all__ = ("SourceFinder", "SourceFile", "read_regular_file", "parse_prefix_map", "stored_sources",
            "stored_name", "MAX_SOURCE_BYTES", "REFUSED_ROOTS", "SOURCES_DIR")
@@ -171,7 +171,7 @@ class SourceFinder:
                     break
             if found is None and source_path in self.stored and self.stored_root:
                 found = read_regular_file(self.stored[source_path], self.limit, [self.stored_root])
-                found = dataclasses.replace(found, stored=True) if found is not None else None
+                found = replace(found, stored=True) if found is not None else None
             self._cache[source_path] = found
         return self._cache[source_path]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional
 
 from coredump.elf.memory import PF_W
 from coredump.errors import MemoryFault
+from coredump.record import dataclass
 
 __all__ = ("AbortMessage", "CxxException", "find_abort_message", "decode_abort_message",
            "find_cxx_exception", "demangle_type_name")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import CoreDumpError, MissingFileError
 from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.record import dataclass, field
 
 __all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
            "diff_to_dict")

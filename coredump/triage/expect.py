@@ -16,8 +16,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
+
+from coredump.record import dataclass
 
 __all__ = ("EXPECT_FILE", "ExpectRules", "load_expect_rules")
 

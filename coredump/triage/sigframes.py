@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from coredump.model import Frame
+from coredump.record import dataclass
 from coredump.triage.siglist import load_siglist
 from coredump.unwind.tailcall import CLONE_RE
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from coredump.model import Crash, Frame
+from coredump.record import dataclass
 from coredump.triage.sigframes import SigFrame, module_name, normalize_function, sig_frame
 from coredump.triage.siglist import load_siglist
 from coredump.triage.sigrules import RULES, Rule, SignatureState
