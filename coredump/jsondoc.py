@@ -14,18 +14,18 @@ such byte ``\\xNN``, and JSON we write is always valid UTF-8 (RFC 8259 §8.1).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, Optional
 
 from coredump.errors import StorageError
 from coredump.model import CRASH_SCHEMA
+from coredump.patterns import lazy_compile
 
 __all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe", "crash_type_error")
 
 # PEP 383: surrogateescape decodes byte 0xNN (>= 0x80) of invalid UTF-8 as U+DCNN; any other
 # lone surrogate (from a JSON "\\ud800" escape) is no Unicode scalar value either (RFC 3629).
-_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATES = lazy_compile("[\ud800-\udfff]")
 
 
 def _escape(match) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("AnalyzeArgs", "parse_analyze_args", "make_options", "explain", "run_fast", "FORMATS")
 
@@ -192,7 +193,7 @@ def _excerpts(crash, finder):
 
 
 # click.echo's rule for a message printed without colour (click/_compat.py, _ansi_re).
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = lazy_compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
 
 def run_fast(parsed: AnalyzeArgs) -> int:

@@ -30,17 +30,18 @@ import io
 import itertools
 import os
 import pickle
-import re
 import stat
 import weakref
 from typing import Any, Dict, Optional
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
-_BUILD_ID = re.compile(r"^[0-9a-f]{8,128}$")
-_KIND = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_BUILD_ID = lazy_compile(r"^[0-9a-f]{8,128}$")
+_KIND = lazy_compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def enabled() -> bool:

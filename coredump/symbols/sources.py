@@ -11,10 +11,10 @@ symlink planted to a secret.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
+from coredump.patterns import lazy_compile
 from coredump.record import dataclass, field, replace
 
 __all__ = ("SourceFinder", "SourceFile", "read_regular_file", "parse_prefix_map", "stored_sources",
@@ -28,8 +28,8 @@ REFUSED_ROOTS = ("/proc", "/sys", "/dev")
 # An artifact directory keeps each source file once, by content: sources/<sha256>/<name>
 # (store/sources.py writes it; crash.json's "sources" names it, docs/json-schema.md).
 SOURCES_DIR = "sources"
-_STORED = re.compile(SOURCES_DIR + r"/[0-9a-f]{64}/[A-Za-z0-9._+-]{1,255}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_STORED = lazy_compile(SOURCES_DIR + r"/[0-9a-f]{64}/[A-Za-z0-9._+-]{1,255}")
+_UNSAFE = lazy_compile(r"[^A-Za-z0-9._+-]+")
 # Suffixes of a source path tried under --source-dir: at most this many trailing components.
 _MAX_SUFFIX_PARTS = 32
 

@@ -18,12 +18,12 @@ decoders (``_DECODERS``).
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
+from coredump.patterns import lazy_compile
 from coredump.record import dataclass, replace
 from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.callchain import find_chain, function_entry
@@ -44,7 +44,7 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # GCC's clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
 # splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold. A frame in main.cold
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
-CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
 # Functions one chain of jumps may pass through when no DWARF call sites say the way, and
 # functions one search for it may read (a linear scan finds jmp opcodes inside other
