@@ -80,8 +80,8 @@ def test_analyze_modules_import_no_heavy_standard_modules():
     # -S: without site, whose .pth files (a developer's editable install) import pathlib themselves.
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); import coredump.cli.analyze, coredump.analysis, "
              "coredump.report.json, coredump.report.text, coredump.store.bundle, coredump.triage.signature; "
-             "print(sorted(m for m in ('pathlib', 'shutil', 'tempfile', 'platform', 'dataclasses', 'inspect') "
-             "if m in sys.modules))")
+             "print(sorted(m for m in ('pathlib', 'shutil', 'tempfile', 'platform', 'dataclasses', 'inspect', "
+             "'hashlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-S", "-c", probe, str(ROOT)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 

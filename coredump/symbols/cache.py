@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import _thread
 import functools
-import hashlib
 import io
 import itertools
 import os
@@ -34,6 +33,7 @@ import stat
 import weakref
 from typing import Any, Dict, Optional
 
+from coredump.digest import sha256
 from coredump.patterns import lazy_compile
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
@@ -68,7 +68,7 @@ def image_key(image) -> Optional[str]:
         pass
     key = None
     if image.build_id:
-        digest = hashlib.sha256(f"{image.build_id}\0".encode())
+        digest = sha256(f"{image.build_id}\0".encode())
         st = image.fstat()
         if st is None:
             digest.update(image.data)
