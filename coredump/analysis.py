@@ -8,14 +8,13 @@ symbolize every thread (with the frames tail calls removed put back), and explai
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from coredump.elf.core import Core, open_core
 from coredump.errors import CoreFormatError
 from coredump.model import CoreInfo, Crash, Process, Signal, Thread
+from coredump.record import dataclass, field, replace
 from coredump.symbols.finder import DEFAULT_DEBUG_DIRS, FileFinder, FinderOptions
 from coredump.target import Target
 from coredump.triage.signals import describe_fault, si_code_name, signal_name
@@ -91,7 +90,7 @@ def analyze_target(target: Target, options: AnalyzeOptions) -> Crash:
     try:
         return explain(crash, target)
     except Exception as exc:  # noqa: BLE001 - the frames stand without an explanation
-        return dataclasses.replace(crash, warnings=crash.warnings + (
+        return replace(crash, warnings=crash.warnings + (
             f"explaining the crash failed ({type(exc).__name__}: {exc})",))
 
 
@@ -158,7 +157,7 @@ def _with_values(target: Target, threads: List[Thread], crashing: Optional[int],
         except Exception as exc:  # noqa: BLE001 - values must not cost the backtrace
             warnings.append(f"thread {out[i].tid}: arguments not read ({type(exc).__name__}: {exc})")
             continue
-        out[i] = dataclasses.replace(out[i], frames=frames)
+        out[i] = replace(out[i], frames=frames)
     if budget.warning:
         warnings.append(budget.warning)
     return out

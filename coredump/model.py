@@ -9,8 +9,9 @@ They hold facts only; rendering lives in ``report/`` and explanations in ``triag
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
+
+from coredump.record import dataclass, field
 
 __all__ = ("CRASH_SCHEMA", "SUMMARY_SCHEMA", "SIGNAL_HANDLER_CALLED", "Trust", "Variable", "Frame", "Thread",
            "Module", "Signal", "Process", "CoreInfo", "Crash")

@@ -9,7 +9,6 @@ space with mapped files behind it, and its modules with their files found on dis
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import os
 from functools import cached_property
 from typing import Dict, List, Optional
@@ -23,6 +22,7 @@ from coredump.elf.memory import PF_W, AddressSpace
 from coredump.elf.modules import VDSO_NAME, CoreModule, find_modules
 from coredump.errors import MemoryFault
 from coredump.model import Module
+from coredump.record import replace
 from coredump.symbols.finder import FileFinder
 from coredump.symbols.symtab import SymbolTable
 
@@ -127,6 +127,8 @@ def _span(image: ElfImage, bias: int):
 
 # Where Debian's cross toolchains (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) keep the
 # target's libraries: the root qemu-user is run with (`qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+# This machine's architecture is uname(2)'s machine, as platform.machine() gives it on POSIX
+# (the platform module and its regular expressions cost ~4 ms of start-up).
 CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-linux-gnu"}
 
 
@@ -134,13 +136,11 @@ def _with_cross_sysroot(finder: FileFinder, core: Core) -> FileFinder:
     """A core of another architecture than this machine's, analyzed without --sysroot,
     also looks for its files in the cross root, after their own paths (host files of the
     wrong architecture are refused for libraries found through the link map)."""
-    import platform
-
     arch = core.arch.name if core.arch else None
     root = CROSS_SYSROOTS.get(arch or "")
-    if finder.options.sysroot or not root or arch == platform.machine() or not os.path.isdir(root):
+    if finder.options.sysroot or not root or arch == os.uname().machine or not os.path.isdir(root):
         return finder
-    return FileFinder(dataclasses.replace(finder.options, fallback_sysroots=(root,)))
+    return FileFinder(replace(finder.options, fallback_sysroots=(root,)))
 
 
 class Target:

@@ -17,8 +17,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 CLICK = [sys.executable, "-m", "coredump.cli.main"]  # the click command line itself
 # The entry, telling on stderr at exit which of the modules named after `--` it imported.
 WATCHED = ("import atexit, sys; from coredump.cli.entry import main; "
-           "atexit.register(lambda: print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'elftools')), "
-           "file=sys.stderr)); main()")
+           "atexit.register(lambda: print(sorted(m for m in sys.modules "
+           "if m.split('.')[0] in ('click', 'elftools', 'dataclasses', 'inspect')), file=sys.stderr)); main()")
 
 
 def _click_params(argv):
@@ -52,7 +52,7 @@ def test_unusual_arguments_go_to_click(args):
 
 
 def _imported(core, cache_home, fmt="json"):
-    """The click and pyelftools modules one ``coredump analyze`` imported."""
+    """The click, pyelftools, dataclasses and inspect modules one ``coredump analyze`` imported."""
     argv = [sys.executable, "-c", WATCHED, "analyze", "--format", fmt, core]
     proc = subprocess.run(argv, env=dict(ENV, XDG_CACHE_HOME=str(cache_home)), capture_output=True, text=True,
                           timeout=120)
@@ -65,6 +65,25 @@ def test_analyze_never_imports_click(make_core, tmp_path, fmt):
     core = str(make_core("O2", "segv"))
     assert "click" not in _imported(core, tmp_path, fmt)  # cold
     assert "click" not in _imported(core, tmp_path, fmt)  # warm
+
+
+def test_warm_analyze_builds_records_without_dataclasses(make_core, tmp_path):
+    # coredump.record's records: ``dataclasses`` (and the ``inspect`` it imports) cost ~40 ms of
+    # a warm analysis's start-up; a cold one may still reach them through pyelftools.
+    core = str(make_core("O2", "segv"))
+    _imported(core, tmp_path)
+    warm = _imported(core, tmp_path)
+    assert "dataclasses" not in warm and "inspect" not in warm, warm
+
+
+def test_analyze_modules_import_no_heavy_standard_modules():
+    # -S: without site, whose .pth files (a developer's editable install) import pathlib themselves.
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import coredump.cli.analyze, coredump.analysis, "
+             "coredump.report.json, coredump.report.text, coredump.store.bundle, coredump.triage.signature; "
+             "print(sorted(m for m in ('pathlib', 'shutil', 'tempfile', 'platform', 'dataclasses', 'inspect', "
+             "'hashlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-c", probe, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("fmt", ["json", "text", "junit"])

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from coredump.triage.siglist import SIGLISTS, Siglist, literal_prefix, load_siglist, read_lines
 
-LISTS = sorted(p.name for p in SIGLISTS.glob("*.txt"))
+LISTS = sorted(p.name for p in Path(SIGLISTS).glob("*.txt"))
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 
 
 def _alternation(name):
     """What the lists meant before: every line wrapped in (?:…), joined with |, fullmatch."""
-    lines = [s.strip() for s in (SIGLISTS / name).read_text().splitlines()]
+    lines = [s.strip() for s in (Path(SIGLISTS) / name).read_text().splitlines()]
     return re.compile("|".join(f"(?:{s})" for s in lines if s and not s.startswith("#")) or r"(?!)")
 
 
@@ -35,7 +35,7 @@ def _real_names():
                     walk(value)
         walk(json.loads(path.read_text()))
     for name in LISTS:
-        names.update(s.strip() for s in (SIGLISTS / name).read_text().splitlines())
+        names.update(s.strip() for s in (Path(SIGLISTS) / name).read_text().splitlines())
     return sorted(names)
 
 

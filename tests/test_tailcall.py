@@ -1,7 +1,6 @@
 """Frames that tail calls removed, put back in every thread's backtrace from the caller's call
 instruction; gdb (which rebuilds them from DWARF call sites) is the oracle."""
 
-import dataclasses
 
 import pytest
 
@@ -9,6 +8,7 @@ from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.elf.core import open_core
 from coredump.elf.memory import AddressSpace, Segment
 from coredump.model import Trust
+from coredump.record import replace
 from coredump.report.json import crash_to_dict
 from coredump.report.text import render_text
 from coredump.symbols.finder import FileFinder, FinderOptions
@@ -78,7 +78,7 @@ def test_no_single_jump_keeps_the_entry(make_core):
     sites (O2-nocs), which would say that no chain leads there."""
     core, exe, crash = _analyze("O2-nocs", "segv", make_core)
     frames = [f for f in crash.threads[crash.crashing_thread].frames if f.function not in ("build", "fill_list")]
-    out = infer_tail_calls([dataclasses.replace(f, index=i) for i, f in enumerate(frames)], _target(core, exe))
+    out = infer_tail_calls([replace(f, index=i) for i, f in enumerate(frames)], _target(core, exe))
     put_back = [f for f in out if f.tailcall]
     assert [(f.function, f.index, f.symbol_offset, f.file, f.line) for f in put_back] == [("build", 1, 0, None, None)]
     target = _target(core, exe)

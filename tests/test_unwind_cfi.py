@@ -304,3 +304,32 @@ if given is not None:
         except CfiError:
             return
         make_row(state, fde.cie, X86_64)
+
+
+@pytest.mark.parametrize("path", ["static/segv", "libc"])
+def test_eh_frame_index_of_a_real_binary_matches_pyelftools(path):
+    # A static binary's .eh_frame has no search table: FdeIndex reads its every FDE's range.
+    from elftools.dwarf.callframe import FDE
+    from elftools.elf.elffile import ELFFile
+
+    from coredump.elf.image import ElfImage
+    from coredump.unwind.cfi_tables import _section
+    from tests.cores import BUILD
+
+    file = str(BUILD / path) if path != "libc" else _libc()
+    index = FdeIndex(_section(ElfImage(file), ".eh_frame", True))
+    with open(file, "rb") as f:
+        cfi = ELFFile(f).get_dwarf_info().EH_CFI_entries()
+        expected = sorted((e.header.initial_location, e.header.initial_location + e.header.address_range,
+                           e.offset) for e in cfi if isinstance(e, FDE) and e.header.address_range)
+    assert index.entries == expected and len(expected) > 500
+
+
+def _libc() -> str:
+    import ctypes.util
+    import os
+
+    for name in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"):
+        if os.path.exists(name):
+            return name
+    pytest.skip(f"no x86-64 libc here ({ctypes.util.find_library('c')})")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
+
+from coredump.record import dataclass
 
 __all__ = ("Arch",)
 

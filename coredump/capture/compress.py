@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 
 from coredump.errors import StorageError
+from coredump.record import dataclass
 
 __all__ = ("Compressed", "compress_file", "verify_compressed", "decompress_file")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.capture.core_pattern import CorePattern, describe_core_pattern, pipe_kind, read_core_pattern
 from coredump.capture.watch import reuses_names
+from coredump.record import dataclass
 
 __all__ = ("Check", "diagnose", "render_checks", "cores_capturable", "detect_container")
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -24,6 +23,7 @@ from coredump.capture.find import Found, find_core_entries
 from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, open_found, unlink_if_same
 from coredump.capture.store_core import Echo, format_size, guest_pid, process_core
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
+from coredump.record import dataclass, field
 from coredump.store.artifacts import DEFAULT_DIR, DEFAULT_MODE, ArtifactDir, CrashRecord
 
 __all__ = ("HarvestOptions", "HarvestResult", "harvest", "process_core", "format_size")
@@ -189,8 +189,7 @@ def _process_all(cores: List[tuple], artifacts: ArtifactDir, options: HarvestOpt
     """Every core, guest cores first (qemu writes them before it dies, so the emulator's can
     name them); one core's failure is recorded and the next is processed. `step`: the
     step's exit status and start, where known (a death test's verdict needs them)."""
-    from dataclasses import replace
-
+    from coredump.record import replace
     from coredump.triage.expect import load_expect_rules
 
     guests, seen = {}, {}

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from coredump.errors import StorageError
+from coredump.record import dataclass
 
 __all__ = ("Look", "OpenedCore", "look_at", "open_found", "phdr_extent", "settle", "unlink_if_same",
            "SETTLE_QUIET", "SETTLE_TIMEOUT")

@@ -14,10 +14,10 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from typing import List, Optional
 
 from coredump.capture.core_pattern import CorePattern, describe_core_pattern, pipe_kind
+from coredump.record import dataclass, field
 
 __all__ = ("PipedCores", "read_back", "SYSTEMD_STORE", "APPORT_DIR", "decompress_systemd_core",
            "fix_hint", "summary_line")

@@ -10,7 +10,6 @@ record says whether the original may be removed; ``harvest`` removes it after th
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from typing import Any, Callable, Dict, Optional
@@ -20,6 +19,7 @@ from coredump.capture.find import QEMU_CORE_NAME
 from coredump.capture.opened import Look, OpenedCore, look_at, open_found, phdr_extent, settle
 from coredump.capture.progress import LogProgress
 from coredump.errors import CoreDumpError, StorageError
+from coredump.record import replace
 from coredump.store.artifacts import ArtifactDir, CrashRecord
 
 __all__ = ("process_core", "format_size", "guest_pid")
@@ -53,7 +53,7 @@ def _analyze(core: OpenedCore, options: Any):
         return None, str(exc).replace(core.fd_path, core.path)
     except Exception as exc:  # an analysis bug must not lose the core
         return None, f"{type(exc).__name__}: {exc}".replace(core.fd_path, core.path)
-    return dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core.path))), None
+    return replace(crash, core=replace(crash.core, path=os.path.abspath(core.path))), None
 
 
 def _store_core(record: CrashRecord, core: OpenedCore, look: Look, artifacts: ArtifactDir,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("AnalyzeArgs", "parse_analyze_args", "make_options", "explain", "run_fast", "FORMATS")
 
@@ -139,15 +140,14 @@ def make_options(exe, sysroot, search_paths, debug_dirs, max_frames, debuginfod_
 
 def explain(core, fmt, max_core_size=None, show_source=True, source_dirs=(), prefix_maps=(), **opts):
     """(text, newline after it, colour kept) of the report of `core` in format `fmt`."""
-    import dataclasses
-
     from coredump.analysis import analyze_core
+    from coredump.record import replace
     from coredump.store.bundle import open_input
 
     with open_input(core, max_core_size) as (core_path, overrides):
         crash = analyze_core(core_path, make_options(**opts, **overrides), name=core if core_path != core else None)
     if core_path != core:  # the temporary decompressed core is gone: name the input
-        crash = dataclasses.replace(crash, core=dataclasses.replace(crash.core, path=os.path.abspath(core)))
+        crash = replace(crash, core=replace(crash.core, path=os.path.abspath(core)))
     finder = _source_finder(core, source_dirs, prefix_maps) if show_source and fmt in ("text", "html") else None
     if fmt == "json":
         from coredump.report.json import dumps
@@ -196,7 +196,7 @@ def _excerpts(crash, finder):
 
 
 # click.echo's rule for a message printed without colour (click/_compat.py, _ansi_re).
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = lazy_compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
 
 def run_fast(parsed: AnalyzeArgs) -> int:

@@ -8,11 +8,11 @@ entry, so it imports nothing heavy.
 
 from __future__ import annotations
 
-import re
+from coredump.patterns import lazy_compile
 
 __all__ = ("parse_size",)
 
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
+_SIZE = lazy_compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*")
 
 
 def parse_size(text: str) -> int:

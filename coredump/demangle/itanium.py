@@ -8,11 +8,11 @@ that demangles a whole ``_Z`` symbol, GCC's clone suffixes included, as c++filt 
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from coredump.demangle.itanium_reader import Fail, Type
 from coredump.demangle.itanium_types import TypeParser
+from coredump.patterns import lazy_compile
 
 __all__ = ("demangle_itanium",)
 
@@ -32,8 +32,8 @@ _SPECIAL = {"TV": "vtable for ", "TT": "VTT for ", "TI": "typeinfo for ",
             "TW": "TLS wrapper function for ", "GR": "reference temporary for "}
 _OF_ENCODING = ("GV", "TH", "TW", "GR")
 # GCC clone suffixes (.cold, .isra.0, .constprop.1) print as " [clone .cold]".
-_CLONE = re.compile(r"\.[A-Za-z_]+(?:\.\d+)*|\.\d+")
-_ABI_TAG = re.compile(r"\[abi:[^\]]*\]")
+_CLONE = lazy_compile(r"\.[A-Za-z_]+(?:\.\d+)*|\.\d+")
+_ABI_TAG = lazy_compile(r"\[abi:[^\]]*\]")
 
 
 class _Parser(TypeParser):

@@ -9,8 +9,9 @@ into, substitutions and template parameters (§5.1.10), as cpp_demangle's ``inde
 
 from __future__ import annotations
 
-import re
 from typing import List
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("Fail", "Type", "Reader", "STD_SUBST")
 
@@ -22,7 +23,7 @@ STD_SUBST = {
     "o": "std::basic_ostream<char, std::char_traits<char> >",
     "d": "std::basic_iostream<char, std::char_traits<char> >",
 }
-_NUMBER = re.compile(r"n?\d+")
+_NUMBER = lazy_compile(r"n?\d+")
 
 
 class Fail(Exception):

@@ -8,9 +8,8 @@ printed as it is read, with the declarator split c++filt needs (``int (*)(char)`
 
 from __future__ import annotations
 
-import re
-
 from coredump.demangle.itanium_reader import Fail, Reader, Type
+from coredump.patterns import lazy_compile
 
 __all__ = ("TypeParser",)
 
@@ -27,8 +26,8 @@ _BUILTIN_D = {"d": "decimal64", "e": "decimal128", "f": "decimal32", "h": "half"
 # How c++filt prints an integer <expr-primary> literal of these types: 5u, 5ul, ...
 _LITERAL_SUFFIX = {"unsigned int": "u", "long": "l", "unsigned long": "ul",
                    "long long": "ll", "unsigned long long": "ull"}
-_ARRAY_BOUND = re.compile(r"\d*")
-_LITERAL_VALUE = re.compile(r"n?[0-9a-f]*")
+_ARRAY_BOUND = lazy_compile(r"\d*")
+_LITERAL_VALUE = lazy_compile(r"n?[0-9a-f]*")
 
 
 class TypeParser(Reader):

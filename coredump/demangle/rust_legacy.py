@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from coredump.patterns import lazy_compile
+
 __all__ = ("demangle_legacy",)
 
 _LEGACY_ESCAPES = {"SP": "@", "BP": "*", "RF": "&", "LT": "<", "GT": ">", "LP": "(", "RP": ")", "C": ","}
-_LEGACY_ESCAPE = re.compile(r"\$(SP|BP|RF|LT|GT|LP|RP|C|u[0-7][0-9a-f])\$")
-_LEGACY_HASH = re.compile(r"h[0-9a-f]{16}")
+_LEGACY_ESCAPE = lazy_compile(r"\$(SP|BP|RF|LT|GT|LP|RP|C|u[0-7][0-9a-f])\$")
+_LEGACY_HASH = lazy_compile(r"h[0-9a-f]{16}")
 
 
 class _BadEscape(Exception):

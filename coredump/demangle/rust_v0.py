@@ -9,10 +9,10 @@ arguments and constants, over the terminals of :mod:`coredump.demangle.rust_v0_l
 
 from __future__ import annotations
 
-import re
 from typing import List, Optional, Tuple
 
 from coredump.demangle.rust_v0_lexer import Invalid, Lexer, punycode_decode
+from coredump.patterns import lazy_compile
 
 __all__ = ("demangle_v0", "MAX_DEPTH", "MAX_OUTPUT", "MAX_STEPS")
 
@@ -29,7 +29,7 @@ _BASIC = {
     "x": "i64", "n": "i128", "i": "isize", "h": "u8", "t": "u16", "m": "u32", "y": "u64",
     "o": "u128", "j": "usize", "f": "f32", "d": "f64", "z": "!", "p": "_", "v": "...",
 }
-_V0_SYMBOL = re.compile(r"[_0-9A-Za-z]+")
+_V0_SYMBOL = lazy_compile(r"[_0-9A-Za-z]+")
 
 
 class _V0(Lexer):

@@ -8,12 +8,13 @@ The terminals of Rust's v0 mangling (RFC 2603): base-62 numbers, hex nibbles, id
 
 from __future__ import annotations
 
-import re
 from typing import Tuple
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("Invalid", "Lexer", "punycode_decode")
 
-_DECIMAL = re.compile(r"0|[1-9]\d*")
+_DECIMAL = lazy_compile(r"0|[1-9]\d*")
 # RFC 3492 §5 "Parameter values for Punycode"
 _BASE, _T_MIN, _T_MAX, _SKEW, _DAMP, _INITIAL_BIAS, _INITIAL_N = 36, 1, 26, 38, 700, 72, 0x80
 

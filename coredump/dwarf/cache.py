@@ -28,6 +28,7 @@ _RULE_MODULES = (
     "coredump.demangle.itanium",
     "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",
     "coredump.demangle.rust_v0", "coredump.demangle.rust_v0_lexer", "coredump.demangle.rust_legacy",
+    "coredump.patterns", "coredump.record",  # how the demanglers' patterns and the cached records are built
 )
 
 

@@ -11,10 +11,10 @@ between a caller and its callee, as gdb's ``call_site_find_chain`` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
 from coredump.dwarf.ranges import die_ranges, entry_pc
+from coredump.record import dataclass
 
 __all__ = ("CallSite", "FunctionCallSites", "read_call_sites", "register_of")
 

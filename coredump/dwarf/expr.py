@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Union
 
 from coredump.errors import CoreDumpError
+from coredump.record import dataclass
 
 __all__ = ("ExpressionError", "RegisterUnknown", "Piece", "LocationContext", "evaluate", "evaluate_location",
            "read_uleb128", "read_sleb128")

@@ -16,7 +16,6 @@ and one warning says so.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import List, Optional, Sequence, Tuple
 
@@ -29,6 +28,7 @@ from coredump.dwarf.variables import frame_base_expression, plan_entry_registers
 from coredump.dwarf.varvalue import read_planned
 from coredump.errors import MemoryFault
 from coredump.model import Trust, Variable
+from coredump.record import replace
 
 __all__ = ("ValuesBudget", "add_values", "variable_locations", "MAX_VALUES", "VALUES_TIME_BUDGET", "LOCALS_FRAMES")
 
@@ -104,7 +104,7 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
         local = tuple(read_planned(p, make_context, symbolize) for p in local_plans[k]) \
             if local_plans is not None else None
         budget.read += len(args) + len(local or ())
-        out[start + k] = dataclasses.replace(frame, args=args, locals=local)
+        out[start + k] = replace(frame, args=args, locals=local)
 
 
 def _group_plan(target, out: List, end: int, with_locals: bool, vector: Optional[dict]):
@@ -184,7 +184,7 @@ class _EntryValues:
             text, _ = format_value(vtype, raw.to_bytes(8, "little"), self.target.memory, symbolize)
         except (KeyError, ExpressionError, MemoryFault, ValueError, OverflowError):
             return arg
-        return dataclasses.replace(arg, entry=text)
+        return replace(arg, entry=text)
 
 
 def variable_locations(target, frames: Sequence) -> List[Tuple[str, Piece]]:

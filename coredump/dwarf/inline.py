@@ -12,12 +12,12 @@ this module turns them into ``SourceFrame`` values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
 from coredump.demangle import demangle
 from coredump.dwarf.limits import DwarfTooLarge
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
+from coredump.record import dataclass
 
 __all__ = ("SourceFrame", "MAX_INLINE_DEPTH", "inline_chain", "source_frames", "die_names")
 

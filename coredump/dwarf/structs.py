@@ -20,11 +20,11 @@ read. Bad DWARF ends the search with what was found so far.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Optional, Sequence
 
 from coredump.dwarf.dies import DieError, UnitReader, unit_reader
 from coredump.dwarf.expr import ExpressionError
+from coredump.record import dataclass, field
 
 __all__ = ("NamedType", "find_named_types", "MAX_DIES")
 

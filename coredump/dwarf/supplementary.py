@@ -26,11 +26,11 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
-from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, read_uleb128
 from coredump.elf.image import ElfImage, open_image
+from coredump.record import dataclass
 
 __all__ = ("SupplementaryLink", "Supplementary", "read_link", "file_identity", "find_supplementary", "attach",
            "string_value", "ALT_STRING_FORMS", "ALT_REFERENCE_FORMS")

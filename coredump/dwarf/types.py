@@ -9,10 +9,10 @@ spells it (``char *``, ``struct node **``, ``const char *``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
+from coredump.record import dataclass
 
 __all__ = ("TypeInfo", "read_type", "MAX_TYPE_DEPTH", "DW_ATE_boolean", "DW_ATE_float", "DW_ATE_signed",
            "DW_ATE_signed_char", "DW_ATE_unsigned", "DW_ATE_unsigned_char", "DW_ATE_UTF")

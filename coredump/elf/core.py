@@ -8,12 +8,10 @@ threads, signal info, auxv, the mapped-file table and the process's command line
 
 from __future__ import annotations
 
-import dataclasses
 import mmap
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from coredump.arch import Arch, get_arch
@@ -22,6 +20,7 @@ from coredump.elf.header import Ehdr, read_ehdr
 from coredump.elf.memory import AddressSpace, FileReader, Segment
 from coredump.elf.phdrs import PHDR, Phdr
 from coredump.errors import CoreFormatError, MemoryFault, MissingFileError
+from coredump.record import dataclass, field, replace
 
 __all__ = ("CoreThread", "Core", "open_core")
 
@@ -165,7 +164,7 @@ class Core:
             elif note.n_type == N.NT_PRFPREG and note.n_name == "CORE" and self.threads \
                     and self.arch is not None and self.arch.name == "x86_64" and not self.threads[-1].vector:
                 # binfmt_elf.c fill_thread_core_info: a thread's regsets follow its NT_PRSTATUS.
-                self.threads[-1] = dataclasses.replace(self.threads[-1], vector=N.decode_x86_64_fxsave(note.desc))
+                self.threads[-1] = replace(self.threads[-1], vector=N.decode_x86_64_fxsave(note.desc))
             elif note.n_type == N.NT_SIGINFO and self.siginfo is None:
                 self.siginfo = N.decode_nt_siginfo(note.desc)
             elif note.n_type == N.NT_PRPSINFO and self.prpsinfo is None:

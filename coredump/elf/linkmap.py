@@ -10,11 +10,11 @@ map, the way elfutils' ``dwfl_core_file_report`` does.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from coredump.elf.memory import AddressSpace
 from coredump.errors import MemoryFault
+from coredump.record import dataclass
 
 __all__ = ("ImageInMemory", "parse_image", "scan_images", "find_r_debug", "read_link_map", "locate_image")
 

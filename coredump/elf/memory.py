@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 from coredump.elf.notes import FileMapping
 from coredump.errors import MemoryFault
+from coredump.record import dataclass
 
 __all__ = ("Segment", "AddressSpace", "PF_X", "PF_W", "PF_R")
 

@@ -9,10 +9,10 @@ each into a frozen dataclass whose fields keep the kernel's names.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Tuple
 
 from coredump.errors import CoreFormatError
+from coredump.record import dataclass
 
 __all__ = (
     "RawNote", "Prstatus", "Siginfo", "Prpsinfo", "FileMapping",

@@ -9,10 +9,10 @@ for the callers that must stay cheap to import or stream the file.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import List, Tuple
 
 from coredump.errors import CoreFormatError
+from coredump.record import dataclass
 
 __all__ = ("Phdr", "read_phdrs", "EHDR", "PHDR", "SHDR", "PN_XNUM")
 

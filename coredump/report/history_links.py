@@ -15,10 +15,10 @@ each percent-encoded (RFC 3986 §3.3), and the result is checked once more as a 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 from urllib.parse import quote, urlencode
 
+from coredump.record import dataclass
 from coredump.report.sanitize import safe_web_url
 
 __all__ = ("LinkBase", "parse_link_base", "s3_report_href", "CONSOLE")

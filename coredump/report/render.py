@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from coredump.errors import MissingFileError, StorageError
 from coredump.jsondoc import crash_type_error, dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.record import dataclass, field
 
 __all__ = ("RenderResult", "render_artifacts", "load_summary", "SUMMARY_SCHEMA")
 

@@ -9,27 +9,27 @@ bytes that were no UTF-8 as ``\\xNN`` (the rule of ``coredump.jsondoc``).
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 from urllib.parse import quote
 
 from coredump.jsondoc import escape_undecodable
+from coredump.patterns import lazy_compile
 
 __all__ = ("clean_text", "clean_xml", "show_controls", "safe_href", "safe_web_url")
 
 # ECMA-48: CSI (ESC [ or 8-bit 0x9b) params/intermediates/final; OSC, DCS, SOS, PM, APC
 # strings end with BEL or ST (ESC \); any other ESC takes one following byte (Fe/Fp/Fs).
-_ESCAPES = re.compile(
+_ESCAPES = lazy_compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|\x1b[ -~]?"
 )
 # C0 and C1 controls and DEL; bidirectional overrides and isolates (Unicode TR#9), which
 # reorder what a terminal shows ("Trojan Source", CVE-2021-42574).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROLS_KEEP_NL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS = lazy_compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_KEEP_NL = lazy_compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # XML 1.0 §2.2 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_XML = lazy_compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def clean_text(value, keep_newlines: bool = False) -> str:
@@ -105,7 +105,7 @@ def safe_href(path: Optional[str]) -> Optional[str]:
     return "/".join(quote(p, safe="") if p != ".." else p for p in parts)
 
 
-_WEB_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:#[A-Za-z0-9._~/-]*)?")
+_WEB_URL = lazy_compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:#[A-Za-z0-9._~/-]*)?")
 
 
 def safe_web_url(url) -> Optional[str]:

@@ -11,10 +11,10 @@ escapes or cleans the lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from coredump.jsondoc import escape_undecodable
+from coredump.record import dataclass
 from coredump.report import view
 
 __all__ = ("Excerpt", "excerpt_lines", "source_excerpts", "CONTEXT_RADIUS", "MAX_LINE_CHARS")

@@ -15,12 +15,12 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from coredump.errors import StorageError
 from coredump.jsondoc import dumps_document, read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.record import dataclass, field
 from coredump.store.ci_metadata import ci_metadata
 from coredump.store.hashing import hash_file
 

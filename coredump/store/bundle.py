@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import struct
-import tempfile
-from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from coredump.elf.phdrs import read_phdrs
 from coredump.errors import CoreFormatError, MissingFileError
+from coredump.record import dataclass
 
 __all__ = ("CrashInput", "find_crash_input", "open_input", "decompress_to", "stored_source_files", "ZSTD_MAGIC")
 
@@ -213,7 +211,7 @@ def open_input(path: str, max_size: Optional[int] = None) -> Iterator[Tuple[str,
     AnalyzeOptions fields for its bundle.
 
     >>> with open_input(core) as (core_path, overrides):   # doctest: +SKIP
-    ...     analyze_core(core_path, dataclasses.replace(options, **overrides))
+    ...     analyze_core(core_path, replace(options, **overrides))
     """
     crash = find_crash_input(path)
     overrides = overrides_for(crash)
@@ -223,6 +221,9 @@ def open_input(path: str, max_size: Optional[int] = None) -> Iterator[Tuple[str,
     if not crash.compressed:
         yield crash.core, overrides
         return
+    import shutil  # with tempfile, ~4 ms of start-up that only a compressed core needs
+    import tempfile
+
     tmpdir = tempfile.mkdtemp(prefix="coredump-core-")
     try:
         core_path = os.path.join(tmpdir, "core")

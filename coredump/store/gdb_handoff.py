@@ -14,10 +14,10 @@ import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from coredump.errors import MissingFileError
+from coredump.record import dataclass, field
 from coredump.store.bundle import CrashInput, decompress_to, find_crash_input
 
 __all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundled_file", "file_build_id")

@@ -8,10 +8,10 @@ Parse and join ``s3://BUCKET/PREFIX`` URLs, the one spelling every store command
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from coredump.errors import StorageError
+from coredump.record import dataclass
 
 __all__ = ("S3Url", "parse_s3_url", "http_url")
 

@@ -11,17 +11,16 @@ debugger then says it cannot read it, rather than showing zeros), and a note of 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple, Union
 
 from coredump.elf.linkmap import find_r_debug
 from coredump.elf.notes import SlimNote, encode_slim_note
 from coredump.elf.phdrs import EHDR, PHDR, PN_XNUM, SHDR, Phdr, read_phdrs
 from coredump.errors import CoreFormatError, MemoryFault, StorageError
+from coredump.record import dataclass, replace
 
 __all__ = ("SlimResult", "slim_core", "keep_ranges")
 
@@ -253,7 +252,7 @@ def _layout(ehdr: bytes, phdrs: Sequence[Phdr], keep: Sequence[Range], size: int
             offset = (offset + 3) & ~3
         elif ph.p_filesz:
             offset = (offset + PAGE - 1) & ~(PAGE - 1)
-        placed.append((dataclasses.replace(ph, p_offset=offset if ph.p_filesz else 0), src))
+        placed.append((replace(ph, p_offset=offset if ph.p_filesz else 0), src))
         offset += ph.p_filesz if src is not None else 0
     return placed, xnum, offset, info
 

@@ -25,22 +25,23 @@ from __future__ import annotations
 
 import _thread
 import functools
-import hashlib
 import io
 import itertools
 import os
 import pickle
-import re
 import stat
 import weakref
 from typing import Any, Dict, Optional
+
+from coredump.digest import sha256
+from coredump.patterns import lazy_compile
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
-_BUILD_ID = re.compile(r"^[0-9a-f]{8,128}$")
-_KIND = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_BUILD_ID = lazy_compile(r"^[0-9a-f]{8,128}$")
+_KIND = lazy_compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def enabled() -> bool:
@@ -67,7 +68,7 @@ def image_key(image) -> Optional[str]:
         pass
     key = None
     if image.build_id:
-        digest = hashlib.sha256(f"{image.build_id}\0".encode())
+        digest = sha256(f"{image.build_id}\0".encode())
         st = image.fstat()
         if st is None:
             digest.update(image.data)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import os
 import zlib
-from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from coredump.elf.image import ElfImage, open_image
+from coredump.record import dataclass, field
 
 __all__ = ("FinderOptions", "FileFinder")
 
@@ -38,7 +38,7 @@ class FinderOptions:
 
 
 class FileFinder:
-    def __init__(self, options: FinderOptions = FinderOptions()):
+    def __init__(self, options: FinderOptions = FinderOptions()):  # noqa: B008 - a frozen record, shared safely
         self.options = options
         self._basename_index: Optional[Dict[str, List[str]]] = None
         self._debuginfod = None  # a debuginfod.Session, made on first use

@@ -10,12 +10,12 @@ symlink planted to a secret.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
 import stat
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from coredump.patterns import lazy_compile
+from coredump.record import dataclass, field, replace
 
 __all__ = ("SourceFinder", "SourceFile", "read_regular_file", "parse_prefix_map", "stored_sources",
            "stored_name", "MAX_SOURCE_BYTES", "REFUSED_ROOTS", "SOURCES_DIR")
@@ -28,8 +28,8 @@ REFUSED_ROOTS = ("/proc", "/sys", "/dev")
 # An artifact directory keeps each source file once, by content: sources/<sha256>/<name>
 # (store/sources.py writes it; crash.json's "sources" names it, docs/json-schema.md).
 SOURCES_DIR = "sources"
-_STORED = re.compile(SOURCES_DIR + r"/[0-9a-f]{64}/[A-Za-z0-9._+-]{1,255}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_STORED = lazy_compile(SOURCES_DIR + r"/[0-9a-f]{64}/[A-Za-z0-9._+-]{1,255}")
+_UNSAFE = lazy_compile(r"[^A-Za-z0-9._+-]+")
 # Suffixes of a source path tried under --source-dir: at most this many trailing components.
 _MAX_SUFFIX_PARTS = 32
 
@@ -171,7 +171,7 @@ class SourceFinder:
                     break
             if found is None and source_path in self.stored and self.stored_root:
                 found = read_regular_file(self.stored[source_path], self.limit, [self.stored_root])
-                found = dataclasses.replace(found, stored=True) if found is not None else None
+                found = replace(found, stored=True) if found is not None else None
             self._cache[source_path] = found
         return self._cache[source_path]
 

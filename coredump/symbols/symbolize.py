@@ -7,11 +7,11 @@ Names, ``file:line`` and inline frames for the physical frames an unwinder found
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable, List, Tuple
 
 from coredump.demangle import demangle
 from coredump.model import SIGNAL_HANDLER_CALLED, Frame
+from coredump.record import replace
 
 __all__ = ("symbolize_frames", "symbolize_frame")
 

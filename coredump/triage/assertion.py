@@ -11,24 +11,25 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional
 
 from coredump.elf.memory import PF_W
 from coredump.errors import MemoryFault
+from coredump.patterns import lazy_compile
+from coredump.record import dataclass
 
 __all__ = ("AbortMessage", "CxxException", "find_abort_message", "decode_abort_message",
            "find_cxx_exception", "demangle_type_name")
 
 # assert/assert.c: _("%s%s%s:%u: %s%sAssertion `%s' failed.\n%n")
-_ASSERT_RE = re.compile(r"^(?:(?P<prog>[^\n]*?): )?(?P<file>[^\n:]+):(?P<line>\d+): "
-                        r"(?:(?P<function>[^\n]+?): )?Assertion [`'](?P<expr>.*)' failed\.?\s*$", re.S)
+_ASSERT_RE = lazy_compile(r"^(?:(?P<prog>[^\n]*?): )?(?P<file>[^\n:]+):(?P<line>\d+): "
+                          r"(?:(?P<function>[^\n]+?): )?Assertion [`'](?P<expr>.*)' failed\.?\s*$", re.S)
 # malloc/malloc.c malloc_printerr() messages all name the checking function or the damage.
-_MALLOC_RE = re.compile(r"^(?:free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_\w+|tcache_\w+"
-                        r"|double free|corrupted|break adjusted|invalid|unaligned|memalign|"
-                        r"malloc_check|mremap_chunk)\b.*", re.S)
+_MALLOC_RE = lazy_compile(r"^(?:free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_\w+|tcache_\w+"
+                          r"|double free|corrupted|break adjusted|invalid|unaligned|memalign|"
+                          r"malloc_check|mremap_chunk)\b.*", re.S)
 # debug/fortify_fail.c and debug/stack_chk_fail.c: "*** %s ***: terminated"
-_FORTIFY_RE = re.compile(r"^\*\*\* (?P<what>.+?) \*\*\*: terminated\s*$", re.S)
+_FORTIFY_RE = lazy_compile(r"^\*\*\* (?P<what>.+?) \*\*\*: terminated\s*$", re.S)
 
 
 @dataclass(frozen=True)

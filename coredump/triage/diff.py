@@ -8,15 +8,15 @@ CI gate: "no new crash signatures").
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from coredump.digest import sha256
 from coredump.errors import CoreDumpError, MissingFileError
 from coredump.jsondoc import read_document
 from coredump.model import SUMMARY_SCHEMA
+from coredump.record import dataclass, field
 
 __all__ = ("SUMMARY_SCHEMA", "RunCrash", "DiffEntry", "CrashDiff", "load_crashes", "diff_crashes", "diff_paths",
            "diff_to_dict")
@@ -81,7 +81,7 @@ def _fingerprint(entry: dict, base: Path, warnings: List[str]) -> Tuple[str, dic
         return fp, crash
     sig = str(entry.get("signature") or crash.get("signature") or "")
     warnings.append(f"crash {entry.get('id')!r} has no fingerprint; its signature is hashed instead")
-    return "sig:" + hashlib.sha256(sig.encode()).hexdigest()[:16], crash
+    return "sig:" + sha256(sig.encode()).hexdigest()[:16], crash
 
 
 def load_crashes(path, warnings: Optional[List[str]] = None) -> Dict[str, RunCrash]:

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
+
+from coredump.patterns import lazy_compile
+from coredump.record import dataclass
 
 __all__ = ("EXPECT_FILE", "ExpectRules", "load_expect_rules")
 
 EXPECT_FILE = ".coredump-expect"
 MAX_RULES = 1000
-_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+_FINGERPRINT = lazy_compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ facts already gathered and the target's memory.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Optional
 
 from coredump.model import Crash
+from coredump.record import replace
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.death_test import find_death_test
 from coredump.triage.gofatal import find_go_fatal
@@ -56,7 +56,7 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
         # runtime.throw's text is in no _panic: in the runtime's print ring (triage.gofatal)
         fatal = go.what in ("fatal error", "unexpected fault address")
         try:
-            go = dataclasses.replace(go, message=find_go_fatal(target) if fatal else find_go_panic(target, regs))
+            go = replace(go, message=find_go_fatal(target) if fatal else find_go_panic(target, regs))
         except Exception as exc:
             warnings.append(f"Go {'fatal error' if fatal else 'panic value'} unreadable ({type(exc).__name__}: {exc})")
     return Facts(abort, exception, handled, where, panic, go)
@@ -79,7 +79,7 @@ def explain(crash: Crash, target=None) -> Crash:
     """The crash with assertion, reason, classification, signature and fingerprint set."""
     if target is None:
         sig = generate_signature(crash)
-        return dataclasses.replace(crash, reason=crash.signal.description, signature=sig.signature,
+        return replace(crash, reason=crash.signal.description, signature=sig.signature,
                                    fingerprint=sig.fingerprint,
                                    warnings=tuple(crash.warnings) + tuple(sig.notes))
     fact_warnings: List[str] = []
@@ -89,7 +89,7 @@ def explain(crash: Crash, target=None) -> Crash:
     warnings = list(crash.warnings) + list(sig.notes) + fact_warnings
     top = sig.frames[0] if sig.frames else None
     where = top.text if top is not None and not (top.is_system or top.is_irrelevant) else None
-    facts = dataclasses.replace(facts, where=where)
+    facts = replace(facts, where=where)
     try:
         e = explain_reason(crash, target, facts)
         reason, classification = e.reason, e.classification
@@ -101,7 +101,7 @@ def explain(crash: Crash, target=None) -> Crash:
     except Exception as exc:  # noqa: BLE001 - a damaged core costs this fact only
         warnings.append(f"death-test marker unreadable ({type(exc).__name__}: {exc})")
         death_test = None
-    return dataclasses.replace(crash, assertion=_assertion(facts), reason=reason,
+    return replace(crash, assertion=_assertion(facts), reason=reason,
                                classification=classification, signature=sig.signature,
                                fingerprint=sig.fingerprint, warnings=tuple(dict.fromkeys(warnings)),
                                death_test=death_test)

@@ -13,10 +13,10 @@ gave up (``runtime.throw``, "fatal error").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from coredump.model import Frame
+from coredump.record import dataclass
 from coredump.unwind.goruntime import ABI0_SUFFIX
 
 __all__ = ("GoCrash", "find_go_crash", "describe_go_crash")

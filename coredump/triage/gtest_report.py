@@ -21,9 +21,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import stat
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from coredump.patterns import lazy_compile
 
 __all__ = ("report_paths", "read_verdicts", "test_class", "find_in_tree", "Verdicts", "MAX_SEARCHED")
 
@@ -32,10 +33,10 @@ MAX_REPORT = 16 << 20
 # directories looked in, their depth below a root, and reports kept.
 MAX_SEARCHED, MAX_DEPTH, MAX_FOUND = 20_000, 16, 8
 _PRUNED = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__"})
-_FLAG = re.compile(r"(?:--|-|/)gtest_output=(.*)")
+_FLAG = lazy_compile(r"(?:--|-|/)gtest_output=(.*)")
 # GTEST_TEST_CLASS_NAME_(suite, name) is suite##_##name##_Test (gtest-internal.h); TestBody
 # is the virtual the test's statements are in
-_TEST_BODY = re.compile(r"(?:.*::)?([A-Za-z_][A-Za-z0-9_]*_Test)(?:<.*>)?::TestBody\b")
+_TEST_BODY = lazy_compile(r"(?:.*::)?([A-Za-z_][A-Za-z0-9_]*_Test)(?:<.*>)?::TestBody\b")
 
 Verdicts = Dict[str, List[Tuple[str, Optional[str]]]]  # test class -> [(Suite.Name, failure or None)]
 

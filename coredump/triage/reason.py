@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from coredump.elf.memory import PF_R, PF_W, PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
+from coredump.record import dataclass
 from coredump.triage.assertion import AbortMessage, CxxException
 from coredump.triage.culprit import divisor_culprit, pointer_culprit
 from coredump.triage.golang import GoCrash, describe_go_crash

@@ -9,11 +9,11 @@ after ``-C panic=abort`` (or a panic while panicking) aborted the process.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from coredump.elf.memory import PF_W, PF_X
 from coredump.errors import MemoryFault
+from coredump.record import dataclass
 
 __all__ = ("RustPanic", "find_rust_panic", "is_rust_panic", "PANIC_FRAMES", "STACK_SCAN_BYTES")
 

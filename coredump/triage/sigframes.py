@@ -11,29 +11,30 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from coredump.model import Frame
+from coredump.patterns import lazy_compile
+from coredump.record import dataclass
 from coredump.triage.siglist import load_siglist
 from coredump.unwind.tailcall import CLONE_RE
 
 __all__ = ("SigFrame", "normalize_function", "module_name", "sig_frame", "is_rust_symbol")
 
-_CLONE_DEMANGLED_RE = re.compile(r"\s*\[clone [^\]]*\]")
+_CLONE_DEMANGLED_RE = lazy_compile(r"\s*\[clone [^\]]*\]")
 # Rust v0/legacy symbol hashes (Socorro's fixup_hash).
-_RUST_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
+_RUST_HASH_RE = lazy_compile(r"::h[0-9a-f]{16}$")
 # A legacy Rust symbol ends in its hash: _ZN...17h0123456789abcdefE.
-_RUST_LEGACY_RE = re.compile(r"_ZN.*17h[0-9a-f]{16}E$")
+_RUST_LEGACY_RE = lazy_compile(r"_ZN.*17h[0-9a-f]{16}E$")
 # What only a Rust name has: closures, DWARF's impl namespaces, turbofish, <Type as Trait>.
-_RUST_NAME_RE = re.compile(r"\{\{?closure|\{impl#|\{shim|::<|^<.*>::")
+_RUST_NAME_RE = lazy_compile(r"\{\{?closure|\{impl#|\{shim|::<|^<.*>::")
 # glibc's ifunc variants of one string function: __strlen_avx2, __memmove_avx_unaligned_erms.
-_IFUNC_RE = re.compile(r"__((?:raw)?(?:mem|str|stp|wcs|wmem)[a-z]*?)(?:_chk)?_"
-                       r"(?:avx|sse|ssse|evex|erms|unaligned|aligned|rtm|nocacheline|no_bsf|ifunc)\w*")
+_IFUNC_RE = lazy_compile(r"__((?:raw)?(?:mem|str|stp|wcs|wmem)[a-z]*?)(?:_chk)?_"
+                         r"(?:avx|sse|ssse|evex|erms|unaligned|aligned|rtm|nocacheline|no_bsf|ifunc)\w*")
 # A Go method's receiver between two dots, as the Go linker names it (cmd/link's symbol names:
 # ``pkg.(*T).M`` for a pointer receiver, generics ``pkg.(*T[...]).M``); C++ never puts a
 # parenthesis after a dot, so it is kept as the name's own text, not a parameter list.
-_GO_RECEIVER_RE = re.compile(r"(?<=\.)\(\*?[^()\s]+\)(?=\.)")
+_GO_RECEIVER_RE = lazy_compile(r"(?<=\.)\(\*?[^()\s]+\)(?=\.)")
 _OPERATORS = ("operator<=>", "operator<<=", "operator>>=", "operator<<", "operator>>", "operator<=",
               "operator>=", "operator->*", "operator->", "operator<", "operator>", "operator()")
 
@@ -209,7 +210,7 @@ class SigFrame:
 
 
 # A shared object's version suffix changes with every library update: libstdc++.so.6.0.30.
-_SO_VERSION_RE = re.compile(r"(\.so)(?:\.\d+)+$")
+_SO_VERSION_RE = lazy_compile(r"(\.so)(?:\.\d+)+$")
 
 
 def module_name(path: Optional[str]) -> Optional[str]:

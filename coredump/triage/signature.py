@@ -19,12 +19,12 @@ no type, and its message usually formats values.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+from coredump.digest import sha256
 from coredump.model import Crash, Frame
+from coredump.record import dataclass
 from coredump.triage.sigframes import SigFrame, module_name, normalize_function, sig_frame
 from coredump.triage.siglist import load_siglist
 from coredump.triage.sigrules import RULES, Rule, SignatureState
@@ -50,7 +50,7 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame], mark: Optional[st
     (``mutual recursion``) enters after them."""
     body = [head, [[f.module, f.text] for f in frames]] + ([mark] if mark else [])
     payload = json.dumps(body, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def generate_signature(crash: Crash, rules: Sequence[Rule] = RULES,

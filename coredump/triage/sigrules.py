@@ -8,10 +8,10 @@ Socorro's ``socorro/signature/rules.py`` (see ``siglists/README.md``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.model import Crash
+from coredump.record import dataclass, field
 from coredump.triage.sigframes import SigFrame
 from coredump.triage.siglist import read_lines
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import struct
 import weakref
-from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, evaluate, read_sleb128, read_uleb128
+from coredump.record import dataclass, field
 from coredump.unwind.cfi_tables import CfiFormatError, Cie, Fde, ModuleTables
 from coredump.unwind.common import OutermostFrame
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.elf.compressed import section_contents
+from coredump.record import dataclass
 
 __all__ = (
     "CfiSection", "Cie", "Fde", "EhFrameHdr", "FdeIndex", "ModuleTables", "read_encoded", "CfiFormatError",
@@ -269,9 +269,9 @@ class FdeIndex:
                 continue
             if not section.is_cie_id(head[1]):
                 try:
-                    fde = section.get_fde(offset)
-                    if fde.pc_range:
-                        entries.append((fde.pc_begin, fde.pc_begin + fde.pc_range, offset))
+                    pc_begin, pc_range = _fde_range(section, offset, head)
+                    if pc_range:
+                        entries.append((pc_begin, pc_begin + pc_range, offset))
                 except CfiFormatError:
                     pass
             offset = head[3]
@@ -284,6 +284,25 @@ class FdeIndex:
         if i >= 0 and pc < self.entries[i][1]:
             return self.section.get_fde(self.entries[i][2])
         return None
+
+
+# gcc's and clang's FDE pointer encoding on every Linux target: pcrel | sdata4.
+_PCREL_SDATA4 = DW_EH_PE_pcrel | 0x0B
+
+
+def _fde_range(section: CfiSection, offset: int, head) -> Tuple[int, int]:
+    """(pc_begin, pc_range) of the FDE at `offset`, without building it: an ``.eh_frame``
+    without a search table (static binaries) has thousands, read on every analysis."""
+    id_pos, ident, pos, end = head
+    if section.is_eh:
+        cie = section.get_cie(id_pos - ident)
+        # A one-byte augmentation length (a ULEB128 below 0x80) cannot be truncated.
+        if cie.fde_encoding == _PCREL_SDATA4 and pos + 9 <= end and (not cie.has_z or section.data[pos + 8] < 0x80):
+            # LSB "The .eh_frame section": PC Begin, then PC Range in the encoding's format
+            pc_begin, pc_range = struct.unpack_from("<ii", section.data, pos)
+            return (pc_begin + section.vaddr + pos) & MASK, pc_range & MASK
+    fde = section.get_fde(offset)
+    return fde.pc_begin, fde.pc_range
 
 
 class ModuleTables:

@@ -18,13 +18,13 @@ decoders (``_DECODERS``).
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import struct
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
+from coredump.patterns import lazy_compile
+from coredump.record import dataclass, replace
 from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.callchain import find_chain, function_entry
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
@@ -44,7 +44,7 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # GCC's clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
 # splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold. A frame in main.cold
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
-CLONE_RE = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
 _MASK = (1 << 64) - 1
 # Functions one chain of jumps may pass through when no DWARF call sites say the way, and
 # functions one search for it may read (a linear scan finds jmp opcodes inside other
@@ -150,7 +150,7 @@ def _aarch64_calls(code: bytes, start: int) -> Iterable[Tuple[int, int]]:
             yield _imm26(insn, start + 4 * i), start + 4 * i + 4
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class _Decoder:
     call_target: Callable[[object, int], Optional[int]]
     jumps: Callable[[bytes, int], Iterable[Tuple[int, int]]]
@@ -245,9 +245,9 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
         if physical.trust not in (Trust.CONTEXT, Trust.SIGNAL) and physical.pc and \
                 physical.function not in _TRAMPOLINES:
             found = _missing_frames(target, physical, callee)
-            out.extend(dataclasses.replace(f, index=caller[0].index + added + k) for k, f in enumerate(found))
+            out.extend(replace(f, index=caller[0].index + added + k) for k, f in enumerate(found))
             added += len(found)
-        out.extend(dataclasses.replace(f, index=f.index + added) for f in caller)
+        out.extend(replace(f, index=f.index + added) for f in caller)
     return tuple(out)
 
 
@@ -272,7 +272,7 @@ def _tail_frame(target, pc: int) -> Frame:
     file:line; the offset is counted in the function that holds the code."""
     found = symbolize_frame(target, Frame(0, pc, trust=Trust.NONE))
     inner, physical = found[0], found[-1]
-    return dataclasses.replace(physical, function=inner.function, mangled=inner.mangled, file=inner.file,
+    return replace(physical, function=inner.function, mangled=inner.mangled, file=inner.file,
                                line=inner.line, source_path=inner.source_path, tailcall=True)
 
 

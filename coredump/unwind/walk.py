@@ -13,7 +13,6 @@ import functools
 import importlib
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError
@@ -21,6 +20,7 @@ from coredump.elf.core import AT_ENTRY
 from coredump.elf.memory import PF_X
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
+from coredump.record import dataclass, field
 from coredump.unwind.cfi import CfiError
 from coredump.unwind.cfi_tables import CfiFormatError
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED, OutermostFrame, UnwindState, get_reader

@@ -11,9 +11,9 @@ directory and later from S3 (``run`` then ``upload``) points to S3, where it sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Iterable, List
 
+from coredump.record import dataclass, field
 from coredump.store.history.jobs import crash_rows, job_row
 from coredump.store.history.sources import JobInput, iter_jobs
 
@@ -100,8 +100,7 @@ def record_inputs(url: str, inputs) -> RecordResult:
 def record_directory(url: str, root, location=None) -> RecordResult:
     """Record the job of one artifact directory (``run``, ``harvest``, ``upload``), as found
     at `location` when given (its S3 prefix after an upload)."""
-    from dataclasses import replace
-
+    from coredump.record import replace
     from coredump.store.history.sources import read_summary_dir
 
     job = read_summary_dir(root)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from coredump.errors import CoreDumpError, StorageError
 from coredump.model import SUMMARY_SCHEMA
+from coredump.record import dataclass
 
 __all__ = ("JobInput", "iter_jobs", "read_summary_dir", "MAX_DOCUMENT")
 
