@@ -9,9 +9,9 @@ annotation renderers; every field may be null or absent (docs/json-schema.md).
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from coredump.patterns import lazy_compile
 from coredump.report.sanitize import clean_text
 
 __all__ = ("gap_before", "crashing_thread", "frame_name", "frame_location", "frame_line", "frame_args",
@@ -60,7 +60,7 @@ def frame_location(frame: Dict) -> str:
 
 # What may follow a C++ function's parameter list in its demangled name (Itanium ABI
 # 5.1.5: CV-qualifiers and ref-qualifiers of a member function).
-_QUALIFIERS = re.compile(r"(?:\s*(?:const|volatile|&&|&))*\s*$")
+_QUALIFIERS = lazy_compile(r"(?:\s*(?:const|volatile|&&|&))*\s*$")
 
 
 def name_before_args(name: str) -> str:
