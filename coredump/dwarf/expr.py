@@ -332,6 +332,8 @@ def _piece(pending: Optional[Piece], stack: List[int], size: Optional[int]) -> P
     """The piece a DW_OP_piece (or the end) closes: the register or value named before it,
     else the memory address on top of the stack, else nothing (DWARF 5 §2.6.1.2)."""
     if pending is not None:
+        if pending.kind == "value" and stack:
+            stack.pop()  # DW_OP_stack_value's value is this piece's alone (gdb pops it at DW_OP_piece)
         return Piece(pending.kind, pending.value, size)
     if not stack:
         return Piece("optimized", None, size)
