@@ -9,13 +9,20 @@ program frame we print the same text; elsewhere (-O2, libraries) the same text, 
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import List, Tuple
 
 import pytest
 
 from coredump.dwarf.types import TypeInfo
+from coredump.dwarf.valprint import MAX_VALUE_TEXT
 from coredump.report.view import name_before_args
 from tests.cores import BUILD
 from tests.test_values import PROGRAMS, analyze
@@ -122,3 +129,64 @@ def test_type_info_round_trips_members_and_bounds(make_core):
                                                             ("y", 4, elem, 32, 3, False)))
     grid = TypeInfo("array", "struct point [2]", 16, None, point, count=2)
     assert TypeInfo.from_data(grid.to_data()) == grid
+
+
+def _patch_dwarf(exe: Path) -> None:
+    """In `exe`'s .debug_info: struct node's member `value` of type struct node itself (a type
+    that contains itself, a loop), struct shape's `origin` too, and the bound of ``char text[300]``
+    made 65534 (a count the frame's memory does not hold)."""
+    from coredump.elf.image import open_image
+
+    image = open_image(str(exe))
+    dwarfinfo = image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+    base = image.elf.get_section_by_name(".debug_info")["sh_offset"]
+    patches = []
+    for cu in dwarfinfo.iter_CUs():
+        for die in cu.iter_DIEs():
+            name = die.attributes.get("DW_AT_name")
+            name = name.value.decode() if name is not None and isinstance(name.value, bytes) else None
+            if die.tag == "DW_TAG_structure_type" and name in ("node", "shape"):
+                member = next(die.iter_children())
+                attr = member.attributes["DW_AT_type"]
+                assert attr.form == "DW_FORM_ref4"
+                patches.append((base + attr.offset, (die.offset - cu.cu_offset).to_bytes(4, "little")))
+            if die.tag == "DW_TAG_subrange_type" and die.attributes.get("DW_AT_upper_bound") is not None \
+                    and die.attributes["DW_AT_upper_bound"].value == 299:
+                attr = die.attributes["DW_AT_upper_bound"]
+                assert attr.form == "DW_FORM_data2"
+                patches.append((base + attr.offset, (0xFFFE).to_bytes(2, "little")))
+    image.close()
+    assert len(patches) == 3, patches
+    data = bytearray(exe.read_bytes())
+    for at, value in patches:
+        data[at:at + len(value)] = value
+    exe.write_bytes(bytes(data))
+
+
+def test_hostile_types_cost_a_bounded_time_and_no_traceback(tmp_path):
+    """Types that contain themselves and a bound past the stack: each such local is printed
+    bounded (``{...}`` past gdb's max-depth, its text capped), the others as before."""
+    from tests import cores
+
+    reason = cores.core_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cores.build_samples()
+    exe = tmp_path / "locals"
+    shutil.copy(BUILD / "O0" / "locals", exe)
+    _patch_dwarf(exe)
+    _, core = cores.run_crash([str(exe)], tmp_path)
+    assert core is not None
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "coredump.cli.main", "analyze", "--format", "json", "--exe",
+                           str(exe), str(core)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, COREDUMP_CACHE="0"))
+    assert time.monotonic() - start < 60
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    crash = json.loads(proc.stdout)
+    local = {v["name"]: v["value"] for v in crash["threads"][crash["crashing_thread"]]["frames"][0]["locals"]}
+    assert "{...}" in local["tail"] and len(local["tail"]) <= MAX_VALUE_TEXT + 3
+    assert "{...}" in local["shape"]
+    assert local["text"].startswith('"abcdefghij') and local["text"].endswith('"...') or \
+        local["text"].startswith("<error reading variable text (Cannot access memory")
+    assert local["arr"] == "{1, 2, 3}" and local["grid"] == "{{1, 2, 3}, {4, 5, 6}}"
