@@ -62,14 +62,19 @@ def _value(vtype: TypeInfo, source: str, payload, make_context, symbolize) -> Tu
         return format_value(vtype, payload, None, symbolize)
     if source == "aggregate":
         return "...", None
+    ctx, pieces = _located(source, payload, make_context)
+    data = read_pieces(pieces, vtype.size or 8, ctx)
+    return format_value(vtype, data, ctx.memory, symbolize)
+
+
+def _located(source: str, payload, make_context) -> Tuple[LocationContext, List[Piece]]:
+    """The frame's context and the pieces of a ``loc`` plan's expression."""
     if source == "none":
         raise Unavailable()
     if source != "loc":
         raise ExpressionError("unreadable location")
     ctx = make_context()
-    pieces = evaluate_location(payload, ctx)
-    data = read_pieces(pieces, vtype.size or 8, ctx)
-    return format_value(vtype, data, ctx.memory, symbolize)
+    return ctx, evaluate_location(payload, ctx)
 
 
 def _full_value(vtype: TypeInfo, source: str, payload, make_context, symbolize) -> str:
@@ -78,12 +83,7 @@ def _full_value(vtype: TypeInfo, source: str, payload, make_context, symbolize) 
         return "..."
     if source == "const":
         return format_full(vtype, payload.ljust(size, b"\0"), None, None, None, symbolize)
-    if source == "none":
-        raise Unavailable()
-    if source != "loc":
-        raise ExpressionError("unreadable location")
-    ctx = make_context()
-    pieces = evaluate_location(payload, ctx)
+    ctx, pieces = _located(source, payload, make_context)
     data, mask = read_pieces_masked(pieces, size, ctx)
     address = pieces[0].value if len(pieces) == 1 and pieces[0].kind == "memory" else None
     return format_full(vtype, data, mask, address, ctx.memory, symbolize)
