@@ -92,6 +92,8 @@ def _full_value(vtype: TypeInfo, source: str, payload, make_context, symbolize) 
 def read_pieces_masked(pieces: List[Piece], size: int, ctx: LocationContext) -> Tuple[bytes, Optional[bytes]]:
     """The `size` bytes the pieces hold and, where some piece does not hold its bytes (an
     optimized-out piece, a register the frame does not know), a mask: 1 per byte it holds."""
+    if any(p.bits is not None for p in pieces):
+        return _read_bit_pieces(pieces, size, ctx)
     out, mask = bytearray(), bytearray()
     for piece in pieces:
         want = piece.size if piece.size is not None else size - len(out)
@@ -109,13 +111,33 @@ def read_pieces_masked(pieces: List[Piece], size: int, ctx: LocationContext) -> 
     return bytes(out[:size]), (None if all(mask[:size]) else bytes(mask[:size]))
 
 
+def _read_bit_pieces(pieces: List[Piece], size: int, ctx: LocationContext) -> Tuple[bytes, Optional[bytes]]:
+    """Pieces some of which are DW_OP_bit_piece (DWARF 5 §2.6.1.2): each piece's bits follow
+    the previous piece's, the first at bit 0 of the object (little-endian)."""
+    value = held = at = 0
+    for piece in pieces:
+        nbits, offset = piece.bits if piece.bits is not None else ((piece.size or size - at // 8) * 8, 0)
+        if nbits <= 0 or at + nbits > size * 8:
+            raise ExpressionError(f"a piece of {nbits} bits past the object")
+        try:
+            whole = read_pieces([Piece(piece.kind, piece.value, (offset + nbits + 7) // 8)],
+                                (offset + nbits + 7) // 8, ctx)
+            value |= ((int.from_bytes(whole, "little") >> offset) & ((1 << nbits) - 1)) << at
+            held |= ((1 << nbits) - 1) << at
+        except Unavailable:
+            pass
+        at += nbits
+    mask = bytes(1 if (held >> 8 * i) & 0xFF == 0xFF else 0 for i in range(size))
+    return value.to_bytes(size, "little"), (None if all(mask) else mask)
+
+
 def read_pieces(pieces: List[Piece], size: int, ctx: LocationContext) -> bytes:
     """The `size` bytes the pieces of a location hold: memory read from the core, registers
     from the frame's known registers (little-endian, as x86_64 and aarch64 store them)."""
     out = bytearray()
     for piece in pieces:
         want = piece.size if piece.size is not None else size - len(out)
-        if want <= 0 or want > MAX_VALUE_BYTES:
+        if want <= 0 or want > MAX_VALUE_BYTES or piece.bits is not None:
             raise ExpressionError(f"a piece of {want} bytes")
         if piece.kind == "memory":
             out += ctx.memory.read(piece.value, want)
