@@ -28,7 +28,7 @@ from tests.cores import BUILD
 from tests.test_values import PROGRAMS, analyze
 
 LOCALS_PROGRAMS = ["locals", "locals_cxx"]
-CASES = [(v, p) for v in ("O0", "O2") for p in LOCALS_PROGRAMS] + [("O0", p) for p in PROGRAMS]
+CASES = [(v, p) for v in ("O0", "O2") for p in LOCALS_PROGRAMS + PROGRAMS]
 _FRAME = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(.+?) \(")
 _LOCAL = re.compile(r"^ {8}(\w+) = (.*)$")
 _SYMBOL = re.compile(r" <[^<>]*>")
