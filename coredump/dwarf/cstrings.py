@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from typing import List, Optional, Tuple
 
-__all__ = ("format_char", "format_cstring", "memory_error", "PRINT_ELEMENTS", "REPEAT_THRESHOLD")
+__all__ = ("format_char", "format_cstring", "format_char_array", "memory_error", "PRINT_ELEMENTS", "REPEAT_THRESHOLD")
 
 # gdb's `set print elements` (200) and `set print repeats` (10) defaults.
 PRINT_ELEMENTS = 200
@@ -74,6 +74,29 @@ def format_cstring(data: bytes) -> str:
     if tail:
         parts.append("<incomplete sequence " + "".join(f"\\{b:03o}" for b in tail) + ">")
     return ", ".join(parts) if parts else '""'
+
+
+def format_char_array(data: bytes) -> str:
+    """A char array's bytes as gdb prints them (c_value_print_array, generic_printstr): one
+    trailing NUL left out, the rest (NULs too) as a string; characters counted a run at a
+    time until ``PRINT_ELEMENTS``, then ``...`` if any are left."""
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    if not data:
+        return '""'
+    tail = _incomplete_tail(data)
+    elements = _elements(data[:len(data) - len(tail)])
+    printed, cut, i = 0, 0, 0
+    while i < len(elements) and printed < PRINT_ELEMENTS:
+        j = i + 1
+        while j < len(elements) and elements[j][0] == elements[i][0]:
+            j += 1
+        printed += j - i  # count_next_character: a run counts its repeats
+        cut += sum(len(e[0]) for e in elements[i:j])
+        i = j
+    if i < len(elements):
+        return format_cstring(data[:cut]) + "..."
+    return format_cstring(data)
 
 
 def _quoted_char(element: Tuple[bytes, str, bool]) -> str:

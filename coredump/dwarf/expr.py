@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from coredump.errors import CoreDumpError
 from coredump.record import dataclass
@@ -272,11 +272,14 @@ class Piece:
     ``register`` (value: the DWARF register number), ``value`` (DW_OP_stack_value: the value
     itself), ``implicit`` (DW_OP_implicit_value: its bytes), ``optimized`` (an empty
     description: the piece does not exist) or ``implicit_pointer`` (DW_OP_implicit_pointer:
-    gdb's ``<synthetic pointer>``). ``size`` in bytes; None: the whole object."""
+    gdb's ``<synthetic pointer>``). ``size`` in bytes; None: the whole object. A
+    DW_OP_bit_piece that is not whole bytes (§2.6.1.2) has ``bits`` (its size, the offset of
+    its first bit in the location) and no size."""
 
     kind: str
     value: Union[int, bytes, None] = None
     size: Optional[int] = None
+    bits: Optional[Tuple[int, int]] = None
 
 
 @dataclass(frozen=True)
@@ -310,12 +313,16 @@ def evaluate_location(expr, ctx: LocationContext, max_steps: int = MAX_STEPS) ->
         with _operation(op):
             if op in (DW_OP_piece, DW_OP_bit_piece):
                 size, pos = read_uleb128(expr, pos + 1)
+                bits = None
                 if op == DW_OP_bit_piece:
                     offset, pos = read_uleb128(expr, pos)
                     if size % 8 or offset:
-                        raise ExpressionError("DW_OP_bit_piece of a partial byte")
+                        if not 0 < size <= 64 or offset > 64:
+                            raise ExpressionError("DW_OP_bit_piece wider than a register")
+                        bits = (size, offset)
                     size //= 8
-                pieces.append(_piece(pending, stack, size))
+                piece = _piece(pending, stack, size)
+                pieces.append(Piece(piece.kind, piece.value, None, bits) if bits else piece)
                 pending = None
                 continue
             pending, pos = _location_op(op, expr, pos, stack, ctx, pending)
@@ -332,6 +339,8 @@ def _piece(pending: Optional[Piece], stack: List[int], size: Optional[int]) -> P
     """The piece a DW_OP_piece (or the end) closes: the register or value named before it,
     else the memory address on top of the stack, else nothing (DWARF 5 §2.6.1.2)."""
     if pending is not None:
+        if pending.kind == "value" and stack:
+            stack.pop()  # DW_OP_stack_value's value is this piece's alone (gdb pops it at DW_OP_piece)
         return Piece(pending.kind, pending.value, size)
     if not stack:
         return Piece("optimized", None, size)

@@ -24,7 +24,13 @@ from coredump.dwarf.entry_values import entry_value, find_call_site
 from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown, evaluate_location
 from coredump.dwarf.types import TypeInfo
 from coredump.dwarf.values import format_value
-from coredump.dwarf.variables import frame_base_expression, plan_entry_registers, plan_locals, plan_parameters
+from coredump.dwarf.variables import (
+    frame_base_expression,
+    function_entry,
+    plan_entry_registers,
+    plan_locals,
+    plan_parameters,
+)
 from coredump.dwarf.varvalue import read_planned
 from coredump.errors import MemoryFault
 from coredump.model import Trust, Variable
@@ -101,7 +107,7 @@ def _group_values(target, out: List, start: int, end: int, budget: ValuesBudget,
         args = tuple(read_planned(p, make_context, symbolize) for p in scope_params)
         if k == count - 1 and entry_regs:
             args = tuple(entry.with_entry(a, p, reg, symbolize) for a, p, reg in zip(args, scope_params, entry_regs))
-        local = tuple(read_planned(p, make_context, symbolize) for p in local_plans[k]) \
+        local = tuple(read_planned(p, make_context, symbolize, full=True) for p in local_plans[k]) \
             if local_plans is not None else None
         budget.read += len(args) + len(local or ())
         out[start + k] = replace(frame, args=args, locals=local)
@@ -232,10 +238,12 @@ def _plan(dwarf, pc: int, what: str):
     if not scopes:
         found = False
     elif what == "args":
-        found = (len(scopes), frame_base_expression(scopes[-1], pc), tuple(plan_parameters(s, pc) for s in scopes),
-                 plan_entry_registers(scopes[-1]))
+        entry = function_entry(scopes[-1])
+        found = (len(scopes), frame_base_expression(scopes[-1], pc),
+                 tuple(plan_parameters(s, pc, entry) for s in scopes), plan_entry_registers(scopes[-1]))
     else:
-        found = tuple(plan_locals(s, pc) for s in scopes)
+        entry = function_entry(scopes[-1])
+        found = tuple(plan_locals(s, pc, entry) for s in scopes)
     if dwarf.cuts == cuts:
         memo.add(pc, found)  # a plan a DWARF limit cut is not kept: a later analysis retries
     return found or None

@@ -36,9 +36,10 @@ def _parser(dwarfinfo):
     return parser
 
 
-def location_at(die, pc: int, attribute: str = "DW_AT_location") -> Optional[bytes]:
+def location_at(die, pc: int, attribute: str = "DW_AT_location", entry: Optional[int] = None) -> Optional[bytes]:
     """The expression of `die`'s `attribute` at image address `pc`; None where the list has
     no entry for it (the value does not exist there) or the DIE has no such attribute.
+    `entry`: the function's entry pc, where an empty range at it names the value there.
     Raises ValueError (or pyelftools' errors) for a malformed list."""
     from elftools.dwarf.locationlists import LocationExpr, LocationParser
 
@@ -51,10 +52,10 @@ def location_at(die, pc: int, attribute: str = "DW_AT_location") -> Optional[byt
     found = _parser(die.dwarfinfo).parse_from_attribute(attr, version, die)
     if isinstance(found, LocationExpr):
         return bytes(found.loc_expr)
-    return _entry_at(found, pc, _cu_base(die))
+    return _entry_at(found, pc, _cu_base(die), entry)
 
 
-def _entry_at(entries, pc: int, base: int) -> Optional[bytes]:
+def _entry_at(entries, pc: int, base: int, entry_pc: Optional[int] = None) -> Optional[bytes]:
     from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
 
     default = None
@@ -70,7 +71,9 @@ def _entry_at(entries, pc: int, base: int) -> Optional[bytes]:
             low, high = entry.begin_offset, entry.end_offset
             if not entry.is_absolute:
                 low, high = low + base, high + base
-            if low <= pc < high:
+            if low <= pc < high or low == high == pc == entry_pc:
+                # gdb's dwarf2_find_location_expression: an empty range at the function's
+                # entry pc is "the entry PC record" (a location view there), taken first.
                 return bytes(entry.loc_expr)
     return default
 

@@ -13,7 +13,8 @@ themselves are read by ``coredump.dwarf.varvalue`` from the frame's registers an
 A variable is ``(name, type data, source, payload)``; source is ``loc`` (payload: the
 expression), ``const`` (the value's bytes), ``none`` (no location at this pc: gdb's
 ``<optimized out>``), ``aggregate`` (not a scalar: gdb's ``bt`` prints ``...``) or ``error``
-(the DIE or its location list could not be read).
+(the DIE or its location list could not be read). A local is planned in full (gdb's ``bt full``
+prints it so): its type with members and bounds, and its location whatever its type.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 from coredump.dwarf.types import TypeInfo, read_type
 
-__all__ = ("plan_parameters", "plan_entry_registers", "plan_locals", "plan_variable", "frame_base_expression",
+__all__ = ("plan_parameters", "plan_entry_registers", "plan_locals", "plan_variable", "function_entry",
+           "frame_base_expression",
            "MAX_LOCALS")
 
 # Locals listed per frame (gdb's bt full has no cap; a generated function may have thousands).
@@ -35,9 +37,10 @@ _BLOCK_TAGS = ("DW_TAG_lexical_block", "DW_TAG_try_block", "DW_TAG_catch_block")
 _UNREADABLE = ("?", TypeInfo("unknown", "<unknown type>").to_data(), "error", None)
 
 
-def plan_parameters(scope, pc: int) -> Tuple[tuple, ...]:
-    """The DW_TAG_formal_parameter children of `scope`, in order, at image address `pc`."""
-    return tuple(plan_variable(child, pc) for child in scope.iter_children()
+def plan_parameters(scope, pc: int, entry: Optional[int] = None) -> Tuple[tuple, ...]:
+    """The DW_TAG_formal_parameter children of `scope`, in order, at image address `pc`
+    (`entry`: the function's entry pc, ``coredump.dwarf.locations.location_at``)."""
+    return tuple(plan_variable(child, pc, entry=entry) for child in scope.iter_children()
                  if child.tag == "DW_TAG_formal_parameter")
 
 
@@ -60,14 +63,14 @@ def plan_entry_registers(scope) -> Tuple[Optional[int], ...]:
     return tuple(out)
 
 
-def plan_locals(scope, pc: int) -> Tuple[tuple, ...]:
+def plan_locals(scope, pc: int, entry: Optional[int] = None) -> Tuple[tuple, ...]:
     """The DW_TAG_variable DIEs of `scope` and of its lexical blocks that hold `pc`, the
     innermost block first (gdb's ``bt full`` order); inlined calls are frames of their own."""
     out: List[tuple] = []
     for block in reversed(_blocks_at(scope, pc)):
         for child in block.iter_children():
             if child.tag == "DW_TAG_variable" and len(out) < MAX_LOCALS:
-                out.append(plan_variable(child, pc))
+                out.append(plan_variable(child, pc, full=True, entry=entry))
     return tuple(out)
 
 
@@ -114,30 +117,39 @@ def _origin_attr(die, name: str):
     return None, cur
 
 
-def plan_variable(die, pc: int) -> tuple:
-    """One parameter or variable's plan at `pc`; never raises."""
+def function_entry(subprogram) -> Optional[int]:
+    """The entry pc of the function `subprogram` (DWARF 5 §3.3.3), None where unknown."""
+    try:
+        return entry_pc(subprogram.dwarfinfo, subprogram)
+    except Exception:  # noqa: BLE001 - no entry pc: no entry-pc location records
+        return None
+
+
+def plan_variable(die, pc: int, full: bool = False, entry: Optional[int] = None) -> tuple:
+    """One parameter or variable's plan at `pc` (`full`: as ``bt full`` prints a local);
+    never raises."""
     try:
         name_attr, _ = _origin_attr(die, "DW_AT_name")
         name = (string_value(name_attr) if name_attr is not None else None) or "?"
         type_attr, typed = _origin_attr(die, "DW_AT_type")
-        vtype = read_type(typed) if type_attr is not None else read_type(die)
+        vtype = read_type(typed if type_attr is not None else die, members=full)
     except Exception:  # noqa: BLE001 - a broken reference: the variable is shown as unreadable
         return _UNREADABLE
     try:
-        source, payload = _source(die, vtype, pc)
+        source, payload = _source(die, vtype, pc, full, entry)
     except Exception:  # noqa: BLE001 - a malformed location list: this value is <error>
         source, payload = "error", None
     return name, vtype.to_data(), source, payload
 
 
-def _source(die, vtype: TypeInfo, pc: int) -> Tuple[str, Optional[bytes]]:
+def _source(die, vtype: TypeInfo, pc: int, full: bool, entry: Optional[int]) -> Tuple[str, Optional[bytes]]:
     const = die.attributes.get("DW_AT_const_value")
     if const is not None:
         data = _const_bytes(const, vtype)
         return ("const", data) if data is not None else ("aggregate", None)
-    if not vtype.is_scalar:
+    if not vtype.is_scalar and not full:
         return "aggregate", None  # gdb's bt prints a non-scalar as ... without reading it
-    expr = location_at(die, pc)
+    expr = location_at(die, pc, entry=entry)
     return ("loc", expr) if expr is not None else ("none", None)
 
 
