@@ -129,11 +129,17 @@ def test_a_jmp_rel8_frame_sits_at_its_return_address(make_core, gdb):
 def test_a_proved_tail_call_gdb_misses(make_core, gdb):
     """name_length ends in `jmp strlen@plt`: gdb looks the call site's strlen up as the ifunc's
     resolver and finds no chain; the jmp (objdump's disassembly is the oracle) and the GOT slot
-    prove the tail call, so the frame stays, at the jmp's return address."""
+    prove the tail call, so the frame stays, at the jmp's return address (where libc's symbols
+    name frame 0)."""
     core, exe, crash = _crash(make_core, "O2", "name_length")
     assert not _gdbs(run_gdb(str(exe), str(core), gdb))
     frames = crash.threads[0].frames
     put_back = [f for f in frames if f.tailcall]
+    if frames[0].function is None:
+        # Without libc's debug file __strlen_evex is a local symbol nobody has: frame 0 is
+        # unnamed, nothing tells that the jmp's target holds it, and no frame is made up.
+        assert put_back == [] and [f.function for f in frames[1:2]] == ["main"]
+        return
     assert [(f.index, f.function) for f in put_back] == [(1, "name_length")]
     assert frames[0].function.startswith("__strlen")
     dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(exe)], capture_output=True, text=True).stdout

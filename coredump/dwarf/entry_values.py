@@ -12,11 +12,16 @@ The call site is the caller's at its return address, and it must name the callee
 function (gdb: "DW_OP_entry_value resolving expects callee ... but the called frame is for
 ..."), by address or, for a declaration, by its symbol's address in any file; an indirect
 call names nothing checkable, so it gives no entry value, as where the caller has no call
-sites.
+sites. Nor may the callee be able to reach itself through tail calls (gdb's
+``func_verify_no_selftailcall``): each function its tail calls lead to must be known, by
+DWARF, as a function starting at the called address; a tail call into code without DWARF
+(a libc without its debug file) or through a register makes every entry value of the
+callee unknown, as gdb prints it (``s=<optimized out>``).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Optional
 
 from coredump.dwarf.callsites import CallSite, register_of
@@ -27,6 +32,11 @@ from coredump.symbols.symtab import find_global_symbol
 __all__ = ("find_call_site", "entry_value")
 
 MASK = (1 << 64) - 1
+# Functions looked at through tail calls for one callee (gdb sets no bound; a hostile file
+# may chain many).
+MAX_TAIL_TARGETS = 256
+
+_VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def find_call_site(target, callee, caller) -> Optional[CallSite]:
@@ -48,9 +58,51 @@ def find_call_site(target, callee, caller) -> Optional[CallSite]:
         return None
     entry = called.entry_pc + callee_mod.bias
     if site.targets:
-        return site if entry in (t + caller_mod.bias for t in site.targets) else None
-    # A declaration's name: gdb's lookup_minimal_symbol over every file (call_site_target).
-    return site if site.target_name and find_global_symbol(target.modules, site.target_name) == entry else None
+        named = entry in (t + caller_mod.bias for t in site.targets)
+    else:  # a declaration's name: gdb's lookup_minimal_symbol over every file (call_site_target)
+        named = bool(site.target_name) and find_global_symbol(target.modules, site.target_name) == entry
+    return site if named and no_self_tail_call(target, entry) else None
+
+
+def no_self_tail_call(target, func_addr: int) -> bool:
+    """gdb's func_verify_no_selftailcall (gdb/dwarf2/loc.c): whether every function the tail
+    calls of the function at `func_addr` lead to is known (func_addr_to_tail_call_list: a
+    DWARF function whose entry is that address; a call_site_target by address or by a
+    symbol's name, not through a register) and none leads back to it."""
+    try:
+        memo = _VERIFIED.setdefault(target, {})
+    except TypeError:  # a target that takes no weak reference: not remembered
+        memo = {}
+    if func_addr not in memo:
+        memo[func_addr] = _verify(target, func_addr)
+    return memo[func_addr]
+
+
+def _verify(target, func_addr: int) -> bool:
+    todo, seen = [func_addr], {func_addr}
+    while todo:
+        addr = todo.pop()
+        mod = target.find_module(addr)
+        if mod is None or not mod.trusted or mod.dwarf is None:
+            return False
+        sites = mod.dwarf.find_call_sites(addr - mod.bias)
+        if sites is None or sites.entry_pc is None or sites.entry_pc + mod.bias != addr:
+            return False  # gdb: "DW_TAG_call_site resolving failed to find function name"
+        for site in sites.tail_calls:
+            if site.targets:
+                called = [t + mod.bias for t in site.targets]
+            else:
+                found = find_global_symbol(target.modules, site.target_name) if site.target_name else None
+                if found is None:
+                    return False  # an indirect tail call, or a name no file defines
+                called = [found]
+            for callee in called:
+                if callee == func_addr or len(seen) >= MAX_TAIL_TARGETS:
+                    return False  # "... can call itself via tail calls"
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+    return True
 
 
 def entry_value(site: Optional[CallSite], block: bytes, caller_context: Callable[[], LocationContext]) -> int:
