@@ -131,6 +131,10 @@ class FaultProxy(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.held, self.gate = (lambda method, target: False), threading.Event()
+        # Held requests go upstream one at a time once released: S3 decides conditional
+        # writes (If-None-Match: *) atomically, moto's server does not, and two PUTs let
+        # through at once could both succeed there.
+        self.one_at_a_time = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
     @property
@@ -180,7 +184,10 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
         if outcome == "pass":
             if self.server.held(method, target):
                 self.server.gate.wait(START_TIMEOUT)
-            _forward(client, self.server.upstream, request_line, headers, rest)
+                with self.server.one_at_a_time:
+                    _forward(client, self.server.upstream, request_line, headers, rest)
+            else:
+                _forward(client, self.server.upstream, request_line, headers, rest)
         elif outcome == "fault:hang":
             _swallow(client)
         elif outcome == "fault:503":
