@@ -128,6 +128,14 @@ def make_core(variant: str, program: str, *args: str) -> Path:
     return core
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A new directory under this session's core directory, removed with it by cleanup()."""
+    global _tmp_root
+    if _tmp_root is None:
+        _tmp_root = Path(tempfile.mkdtemp(prefix="coredump-cores-"))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_tmp_root))
+
+
 def cleanup() -> None:
     if _tmp_root is not None:
         shutil.rmtree(_tmp_root, ignore_errors=True)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -72,7 +71,7 @@ def make_go_core(program: str = "go_nil", *args: str) -> GoRun:
     if key in _cache and _cache[key].core.exists():
         return _cache[key]
     exe = build_go_samples() / program
-    workdir = Path(tempfile.mkdtemp(prefix=f"coredump-go-{program}-"))
+    workdir = cores.scratch_dir(f"go-{program}-")  # removed with the session's cores
     env = dict(os.environ, GOTRACEBACK="crash")
     proc = subprocess.run([str(exe), *args], cwd=workdir, env=env, preexec_fn=cores._raise_core_limit,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
