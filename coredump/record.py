@@ -12,8 +12,9 @@ records of one class, a hash for frozen ones, and a frozen record refusing assig
 Why not ``dataclasses``: on the stock CPython 3.11 a class costs ~0.7 ms to build there (one
 ``exec`` per generated method) and the module ~12 ms to import (``inspect``); ``analyze``
 builds ~45 of them at start-up, about a quarter of a warm analysis's CPU. Here only
-``__init__`` is generated, in one ``exec``; equality, hash and repr read the fields through one
-``operator.attrgetter``.
+``__init__`` is generated, in one ``exec`` at the record's first construction (about half the
+classes one analysis imports are never constructed); equality, hash and repr read the fields
+through one ``operator.attrgetter``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,18 @@ def _fields_of(cls) -> tuple:
     return tuple(out)
 
 
+def _check_order(fields_: tuple) -> None:
+    """As dataclasses, at class creation: no parameter without a default after one with."""
+    seen_default = False
+    for f in fields_:
+        if not f.init:
+            continue
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+
+
 def _make_init(cls, fields_: tuple, frozen: bool):
     glob = {"MISSING": MISSING}
     params, body = [], ["_d = self.__dict__"]
@@ -113,8 +126,6 @@ def _make_init(cls, fields_: tuple, frozen: bool):
         if f.default is not MISSING:
             glob[f"_v_{f.name}"] = f.default
             params.append(f"{f.name}=_v_{f.name}")
-        elif any(p.find("=") > 0 for p in params):
-            raise TypeError(f"non-default argument {f.name!r} follows default argument")
         else:
             params.append(f.name)
         body.append(f"_d[{f.name!r}] = {f.name}")
@@ -125,6 +136,19 @@ def _make_init(cls, fields_: tuple, frozen: bool):
     init = glob["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _lazy_init(cls, fields_: tuple, frozen: bool):
+    """An ``__init__`` that builds the real one on the record's first construction: of the
+    ~50 record classes ``analyze`` imports, one analysis constructs about half."""
+
+    def __init__(self, *args, **kwargs):
+        init = _make_init(cls, fields_, frozen)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _getter(names):
@@ -147,7 +171,8 @@ def _frozen_delattr(self, name):
 def _process(cls, frozen: bool):
     fields_ = _fields_of(cls)
     cls.__record_fields__ = fields_
-    cls.__init__ = _make_init(cls, fields_, frozen)
+    _check_order(fields_)
+    cls.__init__ = _lazy_init(cls, fields_, frozen)
     key = _getter([f.name for f in fields_ if f.compare])
     shown = [f.name for f in fields_ if f.repr]
 
