@@ -12,13 +12,16 @@ records of one class, a hash for frozen ones, and a frozen record refusing assig
 Why not ``dataclasses``: on the stock CPython 3.11 a class costs ~0.7 ms to build there (one
 ``exec`` per generated method) and the module ~12 ms to import (``inspect``); ``analyze``
 builds ~45 of them at start-up, about a quarter of a warm analysis's CPU. Here only
-``__init__`` is generated, in one ``exec``; equality, hash and repr read the fields through one
-``operator.attrgetter``.
+``__init__`` is generated, in one ``exec`` at the record's first construction (about half the
+classes one analysis imports are never constructed); equality, hash and repr read the fields
+through one ``operator.attrgetter``.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
+import types
 
 __all__ = ("dataclass", "field", "replace", "fields", "FrozenInstanceError", "MISSING")
 
@@ -93,7 +96,52 @@ def _fields_of(cls) -> tuple:
     return tuple(out)
 
 
+def _check_order(fields_: tuple) -> None:
+    """As dataclasses, at class creation: no parameter without a default after one with."""
+    seen_default = False
+    for f in fields_:
+        if not f.init:
+            continue
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+
+
+@functools.cache
+def _template(count: int) -> types.CodeType:
+    """The code of ``__init__(self, p0, …)`` storing each parameter in ``self.__dict__``
+    under a placeholder key; ``_plain_init`` renames parameters and keys. A compile costs
+    0.1-0.4 ms a class, ~5 ms of an analysis' start-up; one per field count is 1-2 ms."""
+    params = "".join(f", _p{i}" for i in range(count))
+    body = "".join(f"    _d['@{i}'] = _p{i}\n" for i in range(count))
+    glob: dict = {}
+    exec(f"def __init__(self{params}):\n    _d = self.__dict__\n{body}", glob)  # noqa: S102 - fixed text
+    return glob["__init__"].__code__
+
+
+def _plain_init(cls, fields_: tuple):
+    """``_make_init``'s function for a record of plain fields (each an ``__init__``
+    parameter, with no default_factory, and no ``__post_init__``) from the template of its
+    field count; None for any other record."""
+    names = tuple(f.name for f in fields_)
+    if hasattr(cls, "__post_init__") or not all(f.init and f.default_factory is MISSING for f in fields_) \
+            or {"self", "_d"} & set(names):
+        return None
+    code = _template(len(names))
+    keys = {f"@{i}": name for i, name in enumerate(names)}
+    code = code.replace(co_varnames=("self",) + names + ("_d",),
+                        co_consts=tuple(keys.get(c, c) if isinstance(c, str) else c for c in code.co_consts))
+    defaults = tuple(f.default for f in fields_ if f.default is not MISSING)  # trailing (_check_order)
+    init = types.FunctionType(code, {}, "__init__", defaults or None)
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
 def _make_init(cls, fields_: tuple, frozen: bool):
+    plain = _plain_init(cls, fields_)
+    if plain is not None:
+        return plain
     glob = {"MISSING": MISSING}
     params, body = [], ["_d = self.__dict__"]
     for f in fields_:
@@ -113,8 +161,6 @@ def _make_init(cls, fields_: tuple, frozen: bool):
         if f.default is not MISSING:
             glob[f"_v_{f.name}"] = f.default
             params.append(f"{f.name}=_v_{f.name}")
-        elif any(p.find("=") > 0 for p in params):
-            raise TypeError(f"non-default argument {f.name!r} follows default argument")
         else:
             params.append(f.name)
         body.append(f"_d[{f.name!r}] = {f.name}")
@@ -125,6 +171,19 @@ def _make_init(cls, fields_: tuple, frozen: bool):
     init = glob["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _lazy_init(cls, fields_: tuple, frozen: bool):
+    """An ``__init__`` that builds the real one on the record's first construction: of the
+    ~50 record classes ``analyze`` imports, one analysis constructs about half."""
+
+    def __init__(self, *args, **kwargs):
+        init = _make_init(cls, fields_, frozen)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _getter(names):
@@ -147,7 +206,8 @@ def _frozen_delattr(self, name):
 def _process(cls, frozen: bool):
     fields_ = _fields_of(cls)
     cls.__record_fields__ = fields_
-    cls.__init__ = _make_init(cls, fields_, frozen)
+    _check_order(fields_)
+    cls.__init__ = _lazy_init(cls, fields_, frozen)
     key = _getter([f.name for f in fields_ if f.compare])
     shown = [f.name for f in fields_ if f.repr]
 

@@ -11,6 +11,13 @@ eu-stack and drgn on each, and measure the capture
 path (``coredump run`` overhead, zstd throughput), 50 cores of one binary in one
 ``harvest`` process, and the start-up (``python -X importtime``).
 
+What is timed is an installed copy, as a user's ``pip install coredump`` has it: a wheel of
+the checkout with its runtime dependencies in a scratch virtual environment made from the
+running interpreter, once per bench (``scripts/bench_install.py``), run by its ``coredump``
+console script from a directory outside the checkout. Not the developer's editable install,
+whose ``.pth`` finder costs every start-up ~16 ms that no user pays. The output's first line
+says which copy it timed.
+
 Wall time is measured around each subprocess, best of BENCH_REPEAT=3 runs (1 for cores
 over 64 MB), the tools interleaved run by run; peak RSS comes from ``os.wait4`` (the
 child's ``ru_maxrss``). Prints a table with ratios to gdb and eu-stack and their medians;
@@ -33,6 +40,8 @@ from typing import Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_install import install_copy  # noqa: E402
+from scripts.bench_startup import import_times, startup_steps  # noqa: E402
 from tests import cores  # noqa: E402
 
 __all__ = ("main",)
@@ -40,9 +49,12 @@ __all__ = ("main",)
 PROGRAMS = ("segv", "threads", "abort_assert", "cxx_throw", "uselib", "sighandler")
 VARIANTS = ("O0", "O2", "stripped", "static")
 TOOLS = ("cold", "warm", "novalues", "gdb", "eu-stack", "drgn")  # cold, warm, novalues: ours
-# Byte-compiled modules, as an installed package has them (a developer's shell may forbid them).
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-ENV["PYTHONPATH"] = str(ROOT)
+# Byte-compiled modules, as an installed package has them (a developer's shell may forbid them);
+# no PYTHONPATH: the installed copy is what runs.
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+# The scratch venv's python and console script (main sets them: bench_install.install_copy).
+PYTHON = sys.executable
+COREDUMP = [str(Path(sys.executable).with_name("coredump"))]
 
 PY_THREADS_ABORT = """
 import os, threading, time
@@ -103,7 +115,7 @@ def measure(argv: List[str], env=None, timeout: float = 600) -> Tuple[float, int
 
 def analyze_argv(exe: str, core: str) -> List[str]:
     # The console script's way in (cli.entry: analyze without click), as a user runs it.
-    return [sys.executable, "-m", "coredump", "analyze", "--format", "json", "--exe", exe, core]
+    return COREDUMP + ["analyze", "--format", "json", "--exe", exe, core]
 
 
 def tool_commands(exe: str, core: str, have: Dict[str, bool]) -> Dict[str, Optional[List[str]]]:
@@ -236,31 +248,12 @@ def bench_many_cores(scratch: Path, count: int = 50) -> Optional[dict]:
         singles = single + sum(measure(analyze_argv(exe, c), env)[0] for c in made[1:])
     with tempfile.TemporaryDirectory(prefix="coredump-many-") as cache:
         out = scratch / "many-artifacts"
-        argv = [sys.executable, "-m", "coredump.cli.main", "harvest", "--path", str(tree), "-o", str(out),
+        argv = [PYTHON, "-m", "coredump.cli.main", "harvest", "--path", str(tree), "-o", str(out),
                 "--keep-cores"]
         seconds, rss, status = measure(argv, dict(ENV, XDG_CACHE_HOME=cache))
     return {"cores": count, "harvest_s": round(seconds, 3), "cores_per_s": round(count / seconds, 2),
             "harvest_rss_mib": rss // 1024, "status": status, "one_cold_plus_warm_s": round(singles, 3),
             "ratio": round(seconds / singles, 3)}
-
-
-def bench_importtime(exe: str, core: str, top: int = 15) -> List[dict]:
-    """`python -X importtime` of one analysis: the top-level packages' cumulative import
-    times (microseconds), largest first."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", *analyze_argv(exe, core)[1:]], env=ENV,
-                          capture_output=True, text=True)
-    totals: Dict[str, int] = {}
-    for line in proc.stderr.splitlines():
-        parts = line.split("|")
-        if len(parts) != 3 or not line.startswith("import time:") or "cumulative" in line:
-            continue
-        name = parts[2].rstrip()
-        if name.startswith(" ") and not name.startswith("  "):  # a top-level import (one space of indent)
-            totals[name.strip()] = int(parts[1])
-    return [{"module": m, "cumulative_us": us} for m, us in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
-
-
-RUN_ENTRY = "import sys; from coredump.cli.entry import main; main(sys.argv[1:])"
 
 
 def _file_tree(root: str, dirs: int, files: int) -> None:
@@ -295,8 +288,8 @@ def bench_run_overhead(repeat: int = 20) -> dict:
         return statistics.median(runs)
 
     t_true = med([true])
-    t_python = med([sys.executable, "-c", "pass"])
-    run = [sys.executable, "-c", RUN_ENTRY, "run", "--", true]
+    t_python = med([PYTHON, "-c", "pass"])
+    run = COREDUMP + ["run", "--", true]
     t_run = med(run)
     result = {"available": True, "true_s": round(t_true, 4), "python_startup_s": round(t_python, 4),
               "run_true_s": round(t_run, 4), "overhead_beyond_python_ms": round((t_run - t_python) * 1000, 1)}
@@ -307,30 +300,13 @@ def bench_run_overhead(repeat: int = 20) -> dict:
     return result
 
 
-# What `analyze` pays before it reads a byte of the core, step by step (each line imports
-# what the one before did and more): where the time goes when we miss gdb on small cores.
-# A warm analysis stops at "analyze's modules"; a cold one adds pyelftools' DWARF reader.
-# click is the cost the click-free entry spares analyze (other commands still pay it).
-_ANALYZE_MODULES = ("coredump.cli.entry, coredump.cli.analyze, coredump.analysis, coredump.report.json, "
-                    "coredump.triage.explain, coredump.unwind.walk, coredump.symbols.symbolize, coredump.store.bundle")
-STARTUP_STEPS = (
-    ("python -S (no site)", ["-S", "-c", "pass"]),
-    ("python (site, .pth files)", ["-c", "pass"]),
-    ("+ coredump analyze's modules", ["-c", f"import {_ANALYZE_MODULES}"]),
-    ("+ pyelftools DWARF (cold only)", ["-c", f"import {_ANALYZE_MODULES}, elftools.dwarf.dwarfinfo"]),
-    ("(click, not on analyze's path)", ["-c", "import click"]),
-)
-
-
 def bench_startup(exe: str, core: str, repeat: int = 10) -> List[dict]:
-    """Best-of-`repeat` wall time of each start-up step, then of the whole analysis."""
-    rows = []
-    steps = [(label, [sys.executable, *args]) for label, args in STARTUP_STEPS]
-    steps.append(("whole analyze --format json", analyze_argv(exe, core)))
-    for label, argv in steps:
-        best = min(measure(argv, ENV)[0] for _ in range(repeat))
-        rows.append({"step": label, "seconds": round(best, 4)})
-    return rows
+    """``scripts/bench_startup.py``'s steps, best of `repeat` wall times each, warm."""
+    def best(argv, env):
+        return min(measure(argv, env)[0] for _ in range(repeat))
+
+    analyze = analyze_argv(exe, core)
+    return startup_steps(PYTHON, sys.executable, analyze, ENV, best)
 
 
 def bench_zstd(core: str) -> dict:
@@ -376,11 +352,16 @@ def main() -> int:
     have = {"gdb": bool(shutil.which("gdb")), "eu-stack": bool(shutil.which("eu-stack")),
             "drgn": subprocess.run([sys.executable, "-c", "import drgn"], capture_output=True).returncode == 0}
     cores.build_samples()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "coredump")], env=ENV, check=False)
     scratch = Path(tempfile.mkdtemp(prefix="coredump-bench-"))
     # A parse cache of our own for what is neither cold nor warm on purpose (run, cache rows).
     ENV["XDG_CACHE_HOME"] = str(scratch / "cache")
+    global PYTHON, COREDUMP
     try:
+        PYTHON, installed = install_copy(ROOT, scratch)
+        COREDUMP = [str(Path(PYTHON).with_name("coredump"))]
+        print(f"timing an installed copy: {installed}, in {Path(PYTHON).parent.parent}", flush=True)
+        # `python -c` and `-m` put the working directory first on sys.path: not the checkout.
+        os.chdir(scratch)
         core_set = make_cores(scratch)
         print(f"{'core':26} {'size':>8} " + " ".join(f"{t:>13}" for t in TOOLS)
               + "".join(f" {r:>9}" for r in RATIOS))
@@ -402,22 +383,24 @@ def main() -> int:
         many = None if os.environ.get("BENCH_ONLY") else bench_many_cores(scratch)
         if many:
             print(f"50 cores of one binary in one harvest: {many}")
-        segv = next(((exe, c) for n, exe, c in core_set if n in ("O0/segv", "O2/segv")), None)
+        segv = next(((exe, c) for n, exe, c in sorted(core_set, key=lambda r: r[0] not in ("O0/segv", "O2/segv"))
+                     if n.endswith("/segv")), None)
         startup = bench_startup(*segv) if segv else []
         for row in startup:
-            print(f"start-up: {row['step']:32} {row['seconds'] * 1000:7.1f} ms")
-        imports = bench_importtime(*segv) if segv else []
+            print(f"start-up: {row['step']:36} {row['seconds'] * 1000:7.1f} ms")
+        imports = import_times(PYTHON, analyze_argv(*segv), ENV) if segv else []
         for row in imports:
             print(f"import time (cumulative): {row['module']:36} {row['cumulative_us'] / 1000:7.1f} ms")
         cache = bench_cache(core_set)
         for row in cache:
             print(f"parse cache: {row}")
-        result = {"tools": have, "cores": rows, "summary": summary, "many_cores": many,
+        result = {"installed": installed, "tools": have, "cores": rows, "summary": summary, "many_cores": many,
                   "run_overhead": run, "zstd": zstd, "parse_cache": cache, "startup": startup,
                   "importtime": imports}
         (ROOT / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {ROOT / 'bench.json'}")
     finally:
+        os.chdir(ROOT)
         cores.cleanup()
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

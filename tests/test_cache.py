@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 
 from coredump.symbols import cache
@@ -80,19 +82,19 @@ def test_symbol_table_is_cached(tmp_path, monkeypatch, make_core):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     image = ElfImage(str(BUILD / "O0" / "segv"))
     first = SymbolTable(image)
-    cache.flush()  # symbol tables are written in the background
+    cache.flush()  # symbol tables are written later (at exit)
     assert len(first) and os.listdir(tmp_path / "coredump" / f"v{cache.CACHE_VERSION}")
     second = SymbolTable(image)
     assert second._entries == first._entries and second.source == first.source
     assert second.lookup(first._addrs[0]) == first.lookup(first._addrs[0])
 
 
-def test_background_writes_are_read_back_and_reach_the_disk(tmp_path, monkeypatch):
+def test_deferred_writes_are_read_back_and_reach_the_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     kinds = [f"lines.9.{i}" for i in range(20)]
     for i, kind in enumerate(kinds):
         cache.put(BID, kind, {"rows": list(range(i))}, wait=False)
-    # Read-your-writes before the writer is done, then every entry on disk after flush.
+    # Read-your-writes before they are written, then every entry on disk after flush.
     assert cache.get(BID, kinds[7]) == {"rows": list(range(7))}
     cache.flush()
     assert not cache._PENDING
@@ -104,12 +106,42 @@ def test_background_writes_are_read_back_and_reach_the_disk(tmp_path, monkeypatc
     assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".tmp-")]
 
 
-def test_background_writes_are_off_with_the_cache(tmp_path, monkeypatch):
+def test_deferred_writes_are_off_with_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("COREDUMP_CACHE", "0")
     cache.put(BID, "k", [1], wait=False)
     cache.flush()
     assert not (tmp_path / "coredump").exists() and not cache._PENDING
+
+
+_DEFER = """
+import sys
+from coredump.symbols import cache
+cache.put(sys.argv[1], "lines.9", [1, 2], wait=False)
+print("threading" in sys.modules, cache.get(sys.argv[1], "lines.9"))
+"""
+
+
+def test_deferred_writes_start_no_thread_and_land_at_exit(tmp_path, monkeypatch):
+    """A writer thread cost a cold analysis more CPU than the writes: the entry waits in
+    the process (read back from there) and is written when the interpreter exits."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), COREDUMP_CACHE="1")
+    run = subprocess.run([sys.executable, "-c", _DEFER, BID], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "[1,", "2]"]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with open(cache.entry_path(BID, "lines.9"), "rb") as f:
+        assert pickle.load(f)[-1] == [1, 2]
+
+
+def test_deferred_writes_past_the_bound_are_written_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(cache, "_PENDING_MAX", 1000)
+    cache.put(BID, "small", [0] * 10, wait=False)
+    assert cache._PENDING and not os.path.exists(cache.entry_path(BID, "small"))
+    cache.put(BID, "big", list(range(1000)), wait=False)
+    assert not cache._PENDING
+    assert os.path.exists(cache.entry_path(BID, "small")) and os.path.exists(cache.entry_path(BID, "big"))
 
 
 class _Planted:

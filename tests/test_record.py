@@ -36,6 +36,35 @@ def _build(kind):
     return Point, Box, dataclasses.replace if kind == "dataclasses" else record.replace
 
 
+def _plain(kind):
+    """Fields that are all plain parameters: record builds its __init__ from a template."""
+    dc = dataclasses.dataclass if kind == "dataclasses" else record.dataclass
+
+    @dc(frozen=True)
+    class Pair:
+        x: int
+        y: int = 0
+        note: Optional[str] = None
+
+    return Pair
+
+
+def _outcome(cls, args, kwargs):
+    try:
+        return vars(cls(*args, **kwargs))
+    except TypeError as exc:
+        return str(exc)
+
+
+def test_plain_records_bind_arguments_as_dataclasses_do():
+    calls = [((1,), {}), ((1, 2, "n"), {}), ((), {"x": 3, "note": "k"}), ((), {}), ((1, 2, 3, 4), {}),
+             ((1,), {"x": 2}), ((1,), {"z": 0})]
+    theirs, ours = _plain("dataclasses"), _plain("record")
+    for args, kwargs in calls:
+        assert _outcome(ours, args, kwargs) == _outcome(theirs, args, kwargs)
+    assert ours(1) == ours(1, 0) and ours(1) != ours(2) and hash(ours(1)) == hash(ours(1))
+
+
 @pytest.fixture(params=["dataclasses", "record"])
 def classes(request):
     return _build(request.param)

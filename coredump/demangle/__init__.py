@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from coredump.demangle.itanium import demangle_itanium
-from coredump.demangle.rust import demangle_legacy, demangle_v0
-
 __all__ = ("demangle",)
 
 
@@ -31,12 +28,19 @@ def demangle(name: str) -> Optional[str]:
     """
     if not name:
         return None
+    # The grammars are imported on first use: a C program's names are not mangled.
     if name.startswith(("_R", "__R")):
+        from coredump.demangle.rust_v0 import demangle_v0
+
         return demangle_v0(name)
     if not name.startswith(("_Z", "__Z")):
         return None
     if name.startswith("_ZN") and "17h" in name:
+        from coredump.demangle.rust_legacy import demangle_legacy
+
         rust = demangle_legacy(name)
         if rust is not None:
             return rust
+    from coredump.demangle.itanium import demangle_itanium
+
     return demangle_itanium(name[1:] if name.startswith("__Z") else name)

@@ -37,14 +37,16 @@ def code_tag(modules: Tuple[str, ...] = _RULE_MODULES) -> str:
     """CRC-32 of the sources of the rule modules (`modules`: another kind's own rules): a
     cache entry made by other rules is never read back, whoever forgets to bump a format
     number."""
-    import importlib
+    import importlib.util
     import zlib
 
     crc = 0
     for name in modules:
-        module = sys.modules.get(name) or importlib.import_module(name)
+        # Found, not imported: a warm analysis runs none of the line-program or DIE code.
+        module = sys.modules.get(name)
         try:
-            with open(module.__file__, "rb") as f:
+            path = module.__file__ if module is not None else importlib.util.find_spec(name).origin
+            with open(path, "rb") as f:
                 crc = zlib.crc32(f.read(), crc)
         except (OSError, TypeError):  # no source beside the bytecode: the package version
             from coredump import __version__

@@ -63,9 +63,8 @@ class SymbolTable:
             if best:
                 self.source = name
                 break
-        entries = sorted(best.values())
-        self._addrs: List[int] = [e[0] for e in entries]
-        self._entries: List[Tuple[int, int, str]] = [(e[0], e[1], e[3]) for e in entries]
+        self._entries: List[Tuple[int, int, str]] = sorted(best.values())  # one entry per address
+        self._addrs: List[int] = [e[0] for e in self._entries]
 
     @staticmethod
     def _consider(best: dict, sym) -> None:
@@ -165,8 +164,10 @@ def _is_ifunc(sym) -> bool:
 
 def _keep(best: dict, is_code: bool, undefined: bool, name: str, addr: int, size: int) -> None:
     """Among aliases at one address keep the name gdb shows: its minimal symbols are
-    sorted by address then name (minsyms.c compare_minimal_symbols) and a lookup takes
-    the last, so the greatest name wins (raise over gsignal, pause over __libc_pause)."""
+    sorted by address then name (minsyms.c compare_minimal_symbols: strcmp, the order of
+    the UTF-8 bytes, which is the order of the code points Python compares) and a lookup
+    takes the last, so the greatest name wins (raise over gsignal, pause over __libc_pause).
+    ``best``: address -> (address, size, name)."""
     if not is_code or undefined or not name:
         return
     # Mapping symbols ($x, $d on aarch64) and assembler locals name no function.
@@ -174,10 +175,7 @@ def _keep(best: dict, is_code: bool, undefined: bool, name: str, addr: int, size
         return
     name = name.split("@", 1)[0]
     cur = best.get(addr)
-    if cur is None:
-        best[addr] = (addr, size, name.encode(), name)
-    else:
-        best[addr] = (addr, max(size, cur[1]), *max((name.encode(), name), cur[2:]))
+    best[addr] = (addr, size, name) if cur is None else (addr, max(size, cur[1]), max(name, cur[2]))
 
 
 def _code_sections(image: ElfImage) -> List[Tuple[int, int]]:
@@ -223,16 +221,21 @@ def _read_elf64le(image: ElfImage, section: str, best: dict) -> None:
             SymbolTable._consider(best, sym)
         return
     strings = bytes(data[str_off:str_off + str_size])
-    names = {}
+    find = strings.find
+    # _keep's rules, inline: a static libc has thousands of symbols, read on every cold run.
     for st_name, st_info, _, st_shndx, st_value, st_size in _ELF64_SYM.iter_unpack(data[off:off + size]):
-        if (st_info & 0xF) not in _CODE_TYPE_VALUES or not st_shndx or not st_name:
+        if (st_info & 0xF) not in _CODE_TYPE_VALUES or not st_shndx or not st_name or not st_value:
             continue
-        name = names.get(st_name)
-        if name is None:
-            end = strings.find(b"\0", st_name)
-            # pyelftools' StringTableSection.get_string: UTF-8 with replacement characters.
-            name = names[st_name] = strings[st_name:end].decode("utf-8", "replace") if end >= 0 else ""
-        _keep(best, True, False, name, st_value, st_size)
+        end = find(b"\0", st_name)
+        if end <= st_name or strings[st_name] in b"$." and strings.startswith((b"$", b".L"), st_name):
+            continue  # no name, a mapping symbol or an assembler local
+        # pyelftools' StringTableSection.get_string: UTF-8 with replacement characters.
+        name = strings[st_name:end].decode("utf-8", "replace")
+        if "@" in name:
+            name = name.split("@", 1)[0]
+        cur = best.get(st_value)
+        best[st_value] = (st_value, st_size, name) if cur is None else \
+            (st_value, max(st_size, cur[1]), max(name, cur[2]))
 
 
 def _find_in_tables(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:

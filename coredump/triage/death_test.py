@@ -25,7 +25,6 @@ import os
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from coredump.errors import MemoryFault
-from coredump.triage.gtest_report import find_in_tree, read_verdicts, report_paths, test_class
 
 __all__ = ("find_death_test", "judge_death_test", "GTEST_FAST_CHILD", "GTEST_THREADSAFE_FLAG")
 
@@ -68,6 +67,9 @@ def judge_death_test(crash, step_status: Optional[int], since: Optional[float] =
     another run's; `cwd`: the crashed process's working directory where the core's location
     proves it, else a report named relative to it is looked for in the wrapper's working
     directory, then in the trees `search` (the step's), and the notes say so."""
+    # The report reader (XML, JSON) is for a death test's child only: imported here.
+    from coredump.triage.gtest_report import test_class
+
     marker = crash.death_test
     cls = test_class([f.function for f in _frames(crash)])
     verdicts, read, notes = _find_verdicts(crash, cls, since, os.environ if environ is None else environ,
@@ -98,6 +100,8 @@ def _find_verdicts(crash, cls: str, since, environ, cwd: Optional[str], search: 
     """The verdicts of the reports the crashed process was told to write: relative to its
     proved `cwd`, else to ours; failing both, a report path with no ``..`` looked for under
     `search` (bounded: gtest_report.find_in_tree)."""
+    from coredump.triage.gtest_report import find_in_tree, read_verdicts, report_paths
+
     argv, exe = crash.process.argv, crash.process.executable
     for base in dict.fromkeys(d for d in (cwd, _wrapper_cwd()) if d):
         verdicts, read = read_verdicts(report_paths(argv, exe, environ, base), since)

@@ -14,9 +14,7 @@ from coredump.model import Crash
 from coredump.record import replace
 from coredump.triage.assertion import decode_abort_message, find_abort_message, find_cxx_exception
 from coredump.triage.death_test import find_death_test
-from coredump.triage.gofatal import find_go_fatal
 from coredump.triage.golang import find_go_crash
-from coredump.triage.gopanic import find_go_panic
 from coredump.triage.reason import Facts, explain_reason, find_handled_signal
 from coredump.triage.rust import find_rust_panic, is_rust_panic
 from coredump.triage.signature import generate_signature
@@ -55,6 +53,10 @@ def gather_facts(crash: Crash, target, where: Optional[str], warnings: List[str]
     if go is not None:
         # runtime.throw's text is in no _panic: in the runtime's print ring (triage.gofatal)
         fatal = go.what in ("fatal error", "unexpected fault address")
+        # The Go runtime's readers, imported for a Go crash only.
+        from coredump.triage.gofatal import find_go_fatal
+        from coredump.triage.gopanic import find_go_panic
+
         try:
             go = replace(go, message=find_go_fatal(target) if fatal else find_go_panic(target, regs))
         except Exception as exc:

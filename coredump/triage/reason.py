@@ -19,11 +19,9 @@ from coredump.errors import MemoryFault
 from coredump.model import Crash, Frame
 from coredump.record import dataclass
 from coredump.triage.assertion import AbortMessage, CxxException
-from coredump.triage.culprit import divisor_culprit, pointer_culprit
 from coredump.triage.golang import GoCrash, describe_go_crash
 from coredump.triage.rust import RustPanic, is_rust_panic
 from coredump.triage.signals import signal_name
-from coredump.triage.x86_divide import decode_divide_fault
 
 __all__ = ("Facts", "Explanation", "explain_reason", "find_handled_signal", "describe_mapping",
            "NULL_PAGE", "STACK_GUARD_GAP")
@@ -258,11 +256,15 @@ def _memory_fault(crash: Crash, target, facts: Facts, pc: Optional[int], sp: Opt
 
 def _pointer_culprit(crash: Crash, target, pc: Optional[int], addr: int):
     """(variable, offset) of the pointer the faulting access went through (triage.culprit)."""
+    from coredump.triage.culprit import pointer_culprit  # (DWARF variables, x86 operands: on a fault only)
+
     return _culprit(crash, lambda thread: pointer_culprit(target, thread.frames, thread.registers, pc, addr), pc)
 
 
 def _divisor(crash: Crash, target, pc: Optional[int], where: str) -> str:
     """``: `count` is 0`` where a variable is the divisor (triage.culprit), else nothing."""
+    from coredump.triage.culprit import divisor_culprit
+
     name = _culprit(crash, lambda thread: divisor_culprit(target, thread.frames, thread.registers, pc), pc)
     return f": `{name}` is 0{where}" if name else where
 
@@ -319,6 +321,8 @@ def _classify(crash: Crash, target, facts: Facts) -> Explanation:
         return _bus(crash, target, facts, regs)
     if s.name == "SIGFPE":
         if s.code_name == "FPE_INTDIV":
+            from coredump.triage.x86_divide import decode_divide_fault
+
             if pc is not None and arch.name == "x86_64" and decode_divide_fault(target.memory, pc, regs) == "overflow":
                 return Explanation("integer-overflow", f"integer overflow in a signed division (the most "
                                                        f"negative value divided by -1){where}")
