@@ -120,3 +120,39 @@ def test_libc_debug_file_every_cu():
     if path is None or not os.path.exists(path):
         pytest.skip("libc's debug file is not installed (Debian: libc6-dbg)")
     assert _compare_file(path) >= 100
+
+
+def _programs(path):
+    """(header, opcodes, parameters, whole-program rows) of each line program of `path`."""
+    with open(path, "rb") as f:
+        dwarf = elffile.ELFFile(f).get_dwarf_info(relocate_dwarf_sections=False)
+        data = dwarf.debug_line_sec.stream.getvalue()
+        strs = dwarf.debug_str_sec.stream.getvalue() if dwarf.debug_str_sec else None
+        line_strs = dwarf.debug_line_str_sec.stream.getvalue() if dwarf.debug_line_str_sec else None
+        offsets = sorted({cu.get_top_DIE().attributes["DW_AT_stmt_list"].value for cu in dwarf.iter_CUs()
+                          if "DW_AT_stmt_list" in cu.get_top_DIE().attributes})
+    for off in offsets:
+        yield read_line_program(data, off, strs, line_strs) + (decode_line_program(data, off, strs, line_strs).rows,)
+
+
+def test_a_lookup_runs_the_state_machine_over_its_sequence_only():
+    """In the Rust release sample's largest line program (libstd's, a sequence per function),
+    one lookup decodes a few hundredths of the rows; a lookup at a long sequence's first row
+    decodes fewer rows than the sequence has."""
+    from tests.rust_samples import build_rust_samples
+
+    path = build_rust_samples() / "rust_panic_release"
+    if not path.exists():
+        pytest.skip("no rust_panic_release sample")
+    program, prog, params, rows = max(_programs(str(path)), key=lambda p: len(p[3]))
+    table = LineTable.lazy(program, prog, params)
+    # Each sequence's first row, but those of functions the linker discarded (all at 0).
+    starts = [i for i, r in enumerate(rows) if (i == 0 or rows[i - 1][5]) and r[0] >= 0x1000]
+    assert len(starts) > 50
+    middle = rows[starts[len(starts) // 2] + 1][0]
+    assert table.lookup(middle) is not None
+    assert 0 < table.rows_decoded <= len(rows) // 20
+    length, first = max((b - a, a) for a, b in zip(starts, starts[1:]) if not any(r[5] for r in rows[a:b - 1]))
+    fresh = LineTable.lazy(program, prog, params)
+    fresh.lookup(rows[first][0])
+    assert 0 < fresh.rows_decoded < length
