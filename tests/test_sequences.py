@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from coredump.dwarf import lines
 from coredump.dwarf.lineprogram import decode_line_program, read_line_program
 from coredump.dwarf.lines import LineTable
 from coredump.elf.image import open_image
@@ -21,6 +22,12 @@ CORPUS = next((p for p in (cores.ROOT.parent / "shared" / "corpus", cores.ROOT.p
 # Addresses asked of one compile unit (spread over its rows), and of them, how many each get
 # a table of their own (the first lookup of a sequence decodes it up to the address only).
 _PER_CU, _FRESH = 240, 6
+
+
+@pytest.fixture(autouse=True)
+def _every_program_by_sequences(monkeypatch):
+    """Small programs too go by their sequences here (analyze decodes them whole at once)."""
+    monkeypatch.setattr(lines, "SMALL_PROGRAM", 0)
 
 
 def _addresses(rows):

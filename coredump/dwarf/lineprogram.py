@@ -148,13 +148,13 @@ def read_line_program(data, offset: int, debug_str=None, debug_line_str=None,
 
 
 def run(prog: bytes, params, deadline: Optional[float] = None, start: int = 0,
-        stop: Optional[int] = None, past: Optional[int] = None) -> List[Row]:
+        stop: Optional[int] = None, past: Optional[int] = None, files: Optional[list] = None) -> List[Row]:
     """The rows of the opcodes `prog[start:stop]` (whole sequences, §6.2.5.3: the state
-    machine starts from its initial registers), for a program whose DW_LNE_define_file
-    entries are in its file list already (``sequences.scan_sequences``). With `past`, for
-    one sequence whose address never goes down: its rows up to address `past` only."""
+    machine starts from its initial registers). DW_LNE_define_file entries go to `files`
+    (none: the program's file list has them already, ``sequences.scan_sequences``). With
+    `past`, for one sequence whose address never goes down: its rows up to address `past`."""
     part = prog if start == 0 and stop is None else prog[start:stop]
-    rows = _run(part, [], params, deadline, past)
+    rows = _run(part, files if files is not None else [], params, deadline, past)
     if past is not None and rows and rows[-1][0] > past:
         del rows[bisect.bisect_right(rows, (past, float("inf"))):]
     return rows

@@ -24,6 +24,14 @@ from coredump.dwarf.sequences import Clusters, clusters, scan_sequences
 __all__ = ("LineTable", "LineProgram", "decode_line_program", "LineProgramTooLarge", "MAX_LINE_ROWS")
 
 
+# Times one sequence is decoded up to the address asked (from its start) before it is
+# decoded whole: a second address past the first is decoded to the end.
+_PARTIAL_DECODES = 1
+# Opcodes of a program decoded whole at once: below this, finding its sequences first
+# costs more than it saves.
+SMALL_PROGRAM = 4096
+
+
 class _Part:
     """The rows gdb keeps of some of a program's sequences (all of them, or one cluster's),
     per source file (gdb's "subfile"), each file's sorted by address."""
@@ -60,7 +68,8 @@ class LineTable:
         self._paths: Dict[str, Optional[str]] = {}  # a subfile's name -> its absolute path
         self._whole: Optional[_Part] = None
         self._clusters: Optional[Clusters] = None
-        self._parts: Dict[int, Tuple[_Part, float]] = {}  # cluster -> rows, the address they go to
+        # cluster -> its rows, the address they go to, the times it was decoded
+        self._parts: Dict[int, Tuple[_Part, float, int]] = {}
         self._prog: Optional[bytes] = None
         self._params: Optional[tuple] = None
         self._load: Optional[Callable[[object], bytes]] = None
@@ -77,9 +86,11 @@ class LineTable:
         ``decode_line_program`` raises on the same program, limits included."""
         table = cls(program, comp_dir, cu_name)
         table.origin = origin
-        seqs = scan_sequences(prog, table._files, params, deadline)
-        if seqs is None:  # a program the pass cannot split: the whole of it now
-            table._whole = _Part(table._record(run(prog, params, deadline)))
+        in_header = len(table._files)
+        seqs = scan_sequences(prog, table._files, params, deadline) if len(prog) >= SMALL_PROGRAM else None
+        if seqs is None:  # a small program, or one the pass cannot split: the whole of it now
+            del table._files[in_header:]  # DW_LNE_define_file's entries, appended again as decoded
+            table._whole = _Part(table._record(run(prog, params, deadline, files=table._files)))
         else:
             table._clusters, table._prog, table._params = clusters(seqs), prog, params
         return table
@@ -122,8 +133,9 @@ class LineTable:
         return table
 
     def _part(self, address: int, deadline: Optional[float]) -> Optional[_Part]:
-        """The rows that decide `address`: its cluster's (its sequence's up to `address`
-        on a first lookup, all of them on another past that), or the whole program's."""
+        """The rows that decide `address`: its cluster's (its sequence's up to the highest
+        address asked so far, or all of them once ``_PARTIAL_DECODES`` did not do), or the
+        whole program's."""
         if self._clusters is None:
             return self._whole
         i = self._clusters.find(address)
@@ -140,16 +152,17 @@ class LineTable:
                 rows = run(self._prog, self._params, deadline)
                 self.rows_decoded += len(rows)
                 self._whole = _Part(self._record(rows))
-            part, upto = self._whole, float("inf")
+            part, upto, tries = self._whole, float("inf"), 0
         else:
             # A row above `address` changes no row at or below it (gdb's end markers go at
             # the address of the row that ends a run, and an address never goes down here).
-            upto = address if known is None else float("inf")
+            tries = known[2] + 1 if known is not None else 1
+            upto = address if tries <= _PARTIAL_DECODES else float("inf")
             (start, stop), = spans
-            rows = run(self._prog, self._params, deadline, start, stop, address if known is None else None)
+            rows = run(self._prog, self._params, deadline, start, stop, address if tries <= _PARTIAL_DECODES else None)
             self.rows_decoded += len(rows)
-            part = _Part(self._record(rows))
-        self._parts[i] = (part, upto)
+            part = _Part(self._record(rows), ordered=True)  # one sequence: its rows come in order
+        self._parts[i] = (part, upto, tries)
         return part
 
     def _entry(self, index: int) -> Optional[Tuple[str, Optional[str], bool]]:
