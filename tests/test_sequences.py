@@ -163,3 +163,85 @@ def test_a_lookup_runs_the_state_machine_over_its_sequence_only():
     fresh = LineTable.lazy(program, prog, params)
     fresh.lookup(rows[first][0])
     assert 0 < fresh.rows_decoded < length
+
+
+def _unit(program: bytes) -> bytes:
+    """A DWARF 4 line-number program unit (§6.2.4) with one file, a.c, around `program`."""
+    header = bytes([1, 1, 1, 0xFB, 14, 13]) + bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1]) + b"\0" + b"a.c\0\0\0\0\0"
+    body = struct.pack("<HI", 4, len(header)) + header + program
+    return struct.pack("<I", len(body)) + body
+
+
+def _set_address(address: int) -> bytes:
+    return b"\x00\x09\x02" + struct.pack("<Q", address)
+
+
+_END = b"\x00\x01\x01"
+
+
+def _same_or_both_fail(unit: bytes, where: str) -> None:
+    """The lazy table answers as the whole decode at every address of interest, or both
+    raise the same kind of error."""
+    try:
+        whole = decode_line_program(unit, 0)
+    except (ValueError, IndexError, struct.error) as exc:
+        with pytest.raises(type(exc)):
+            program, prog, params = read_line_program(unit, 0)
+            table = LineTable.lazy(program, prog, params)
+            for address in range(0, 0x40):
+                table.lookup(address)
+        return
+    reference = LineTable(whole)
+    program, prog, params = read_line_program(unit, 0)
+    table = LineTable.lazy(program, prog, params)
+    for address in sorted({a for r in whole.rows for a in (r[0] - 1, r[0], r[0] + 1)} | set(range(0x40))):
+        assert _answer(table, address) == _answer(reference, address), (where, hex(address))
+
+
+def test_programs_the_pass_cannot_split_are_decoded_whole():
+    """An address that goes down inside a sequence, rows no end_sequence ends, and two
+    sequences over the same addresses answer as the whole decode does."""
+    down = _set_address(0x20) + b"\x21\x21" + _set_address(0x10) + b"\x21\x03\x02\x21" + _END
+    open_end = _set_address(0x10) + b"\x21\x21" + _END + _set_address(0x30) + b"\x21\x21"
+    overlap = _set_address(0x10) + b"\x21\x30\x30" + _END + _set_address(0x12) + b"\x03\x07\x21\x21" + _END
+    touching = _set_address(0x10) + b"\x21\x30" + _END + _set_address(0x13) + b"\x03\x07\x21\x21" + _END
+    for name, program in (("down", down), ("open end", open_end), ("overlap", overlap), ("touching", touching)):
+        _same_or_both_fail(_unit(program), name)
+    program, prog, params = read_line_program(_unit(down), 0)
+    assert LineTable.lazy(program, prog, params)._clusters is None  # decoded whole
+
+
+def test_damaged_programs_fail_as_the_whole_decode_does():
+    """Every truncation and 400 one-byte changes of a real program: the same answers, or the
+    same kind of error (never a hang: each decode is bounded by the program's length)."""
+    import random
+
+    cores.build_samples()
+    program, prog, params, rows = max(_programs(str(cores.BUILD / "O2" / "cxx_throw")), key=lambda p: len(p[1]))
+    unit = _unit(prog[: 1 << 12])
+    for cut in range(len(unit) - 60, len(unit), 3):
+        _same_or_both_fail(struct.pack("<I", cut - 4) + unit[4:cut], f"cut {cut}")
+    rng = random.Random(18)
+    for _ in range(400):
+        at = rng.randrange(len(unit) - len(prog[: 1 << 12]), len(unit))
+        _same_or_both_fail(unit[:at] + bytes([rng.randrange(256)]) + unit[at + 1:], f"byte {at} changed")
+
+
+def test_limits_keep_their_meaning(monkeypatch):
+    """MAX_LINE_ROWS counts the rows the program emits, found by the pass before any row is
+    decoded; a deadline already past stops it."""
+    from coredump.dwarf import lineprogram
+    from coredump.dwarf.lineprogram import LineProgramTooLarge
+
+    unit = _unit(b"".join(_set_address(0x1000 * i) + b"\x21" * 50 + _END for i in range(1, 40)))
+    rows = len(decode_line_program(unit, 0).rows)
+    monkeypatch.setattr(lineprogram, "MAX_LINE_ROWS", rows)
+    program, prog, params = read_line_program(unit, 0)
+    assert LineTable.lazy(program, prog, params).lookup(0x1001) is not None
+    monkeypatch.setattr(lineprogram, "MAX_LINE_ROWS", rows - 1)
+    with pytest.raises(LineProgramTooLarge, match=f"more than {rows - 1} rows"):
+        LineTable.lazy(*read_line_program(unit, 0))
+    monkeypatch.undo()
+    monkeypatch.setattr(lines, "SMALL_PROGRAM", 0)
+    with pytest.raises(LineProgramTooLarge, match="deadline"):
+        LineTable.lazy(*read_line_program(unit, 0), deadline=0.0)
