@@ -6,9 +6,15 @@ One compile unit's DWARF line table (DWARF 5 §6.2), reduced the way gdb's reade
 it, so that ``file:line`` for an address is the one gdb's ``bt`` prints; beside each file
 name, the absolute path it names (gdb's ``symtab_to_fullname`` before it opens the file).
 
+A table made by ``LineTable.lazy`` runs the state machine only over the sequence that
+holds the address asked (``coredump.dwarf.sequences`` finds them), and only up to that
+address on a first lookup: a frame needs a few rows of a program that may have 100,000.
+
 Limits: a line program that emits more than ``MAX_LINE_ROWS`` rows, or runs past the
-caller's deadline, raises ``LineProgramTooLarge`` (its CU then has no lines). The program
-itself is decoded by ``coredump.dwarf.lineprogram``, whose names are re-exported here.
+caller's deadline, raises ``LineProgramTooLarge`` (its CU then has no lines); a lazy
+table's rows are counted when it is made, its first lookup in a sequence may still meet
+the deadline. The program itself is decoded by ``coredump.dwarf.lineprogram``, whose
+names are re-exported here.
 """
 
 from __future__ import annotations
