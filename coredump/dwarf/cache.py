@@ -18,12 +18,12 @@ from coredump.symbols import cache
 __all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "call_sites_memo",
            "flush_frames")
 
-# The modules whose rules shape the cached data: the line-program decoder (lineprogram),
+# The modules whose rules shape the cached data: the line-program decoder (lineprogram, sequences),
 # gdb's line choices (lines), the DIE walk (dwarf), the frames built from it (dwarfframes)
 # and the names shown (demangle and the grammars it dispatches to). A change to any of them
 # names new entries.
 _RULE_MODULES = (
-    "coredump.dwarf.lineprogram", "coredump.dwarf.lines", "coredump.dwarf.index",
+    "coredump.dwarf.lineprogram", "coredump.dwarf.sequences", "coredump.dwarf.lines", "coredump.dwarf.index",
     "coredump.dwarf.inline", "coredump.dwarf.supplementary", "coredump.dwarf.callsites", "coredump.demangle",
     "coredump.demangle.itanium",
     "coredump.demangle.itanium_types", "coredump.demangle.itanium_reader", "coredump.demangle.rust",

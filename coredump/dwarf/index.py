@@ -26,7 +26,8 @@ from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.dies import DieError, ancestors, collect_functions, unit_reader
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
-from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
+from coredump.dwarf.lineprogram import read_line_program
+from coredump.dwarf.lines import LineProgramTooLarge, LineTable
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
 from coredump.dwarf.sections import dwarf_info, unit_bytes
 from coredump.dwarf.supplementary import attach, string_value
@@ -69,7 +70,7 @@ _UNITS: Dict[Tuple[str, int], _Unit] = {}
 
 # What the parse cache holds per compile unit; bump when the shape changes (a change of the
 # rules that fill it is caught by dwarfcache.code_tag, part of every entry's name).
-_LINES_KIND = "lines.4"  # LineTable.to_data
+_LINES_KIND = "lines.5"  # LineTable.to_data
 _FUNCS_KIND = "funcs.2"  # (ranges, top-level offsets)
 
 
@@ -177,8 +178,7 @@ class DwarfIndex:
         """(file, line) of the line-table row for `address`, or None."""
         def read():
             unit = self._unit_for(address)
-            table = self._lines(unit) if unit is not None else None
-            return table.lookup(address) if table is not None else None
+            return self._line_at(self._lines(unit), address) if unit is not None else None
         return self._guarded(read)
 
     def find_call_sites(self, address: int) -> Optional[FunctionCallSites]:
@@ -255,8 +255,8 @@ class DwarfIndex:
         if not unit.lines_done:
             kind = self._kind(_LINES_KIND, unit)
             cached = cache.get(self._cache_key, kind)
-            if cached is False or (isinstance(cached, tuple) and len(cached) == 7):
-                unit.lines = LineTable.from_data(cached) if cached else None
+            if cached is False or (isinstance(cached, tuple) and cached and cached[0] in ("clusters", "rows")):
+                unit.lines = LineTable.from_data(cached, self._line_opcodes) if cached else None
             else:
                 try:
                     unit.lines = self._read_lines(unit)
@@ -286,15 +286,27 @@ class DwarfIndex:
             try:
                 sup = dwarf.supplementary_dwarfinfo
                 # This CU's line program only: a compressed .debug_line is inflated that far.
-                return LineTable(decode_line_program(unit_bytes(dwarf.debug_line_sec, attr.value), 0,
-                                                     _buffer(dwarf.debug_str_sec),
-                                                     _buffer(dwarf.debug_line_str_sec), self._deadline,
-                                                     _buffer(sup.debug_str_sec) if sup is not None else None),
-                                 comp_dir, cu_name)
+                program, opcodes, params = read_line_program(
+                    unit_bytes(dwarf.debug_line_sec, attr.value), 0, _buffer(dwarf.debug_str_sec),
+                    _buffer(dwarf.debug_line_str_sec), _buffer(sup.debug_str_sec) if sup is not None else None)
+                return LineTable.lazy(program, opcodes, params, comp_dir, cu_name, self._deadline, attr.value)
             except (ValueError, IndexError, struct.error):
                 pass  # what ours cannot read (a form it does not know): pyelftools may
         lineprog = dwarf.line_program_for_CU(unit.cu)
         return LineTable.from_pyelftools(lineprog, comp_dir, cu_name) if lineprog is not None else None
+
+    def _line_opcodes(self, stmt_list: int) -> bytes:
+        """The opcodes of the line program at `stmt_list` (a cached lazy table's, read back)."""
+        return read_line_program(unit_bytes(self.dwarfinfo.debug_line_sec, stmt_list), 0)[1]
+
+    def _line_at(self, table: Optional[LineTable], address: int) -> Optional[Tuple[str, int]]:
+        """`table`'s row for `address`; its cluster is decoded on this budget's clock."""
+        if table is None:
+            return None
+        try:
+            return table.lookup(address, self._deadline)
+        except LineProgramTooLarge:  # the rows were counted when the table was made: time ran out
+            raise DwarfTooLarge(self.budget.time_reason()) from None
 
     def _kind(self, kind: str, unit: _Unit) -> str:
         """A cache kind naming one CU of this file."""
@@ -303,14 +315,14 @@ class DwarfIndex:
     # ---- DIEs -----------------------------------------------------------------------------
 
     def _frames_in(self, unit: _Unit, address: int) -> List[SourceFrame]:
-        table = None
+        table = row = None
         try:
             table = self._lines(unit)
+            row = self._line_at(table, address)
         except DwarfTooLarge as exc:
             self._cut(exc.reason)  # the time ran out in the line program: names go on without lines
         except Exception:
             pass
-        row = table.lookup(address) if table is not None else None
         sub = self._function_at(unit, address)
         if sub is None:
             return []

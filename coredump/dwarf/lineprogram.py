@@ -12,19 +12,23 @@ deadline, raises ``LineProgramTooLarge``.
 
 from __future__ import annotations
 
+import bisect
 import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ("LineProgram", "decode_line_program", "LineProgramTooLarge", "MAX_LINE_ROWS", "Row")
+__all__ = ("LineProgram", "decode_line_program", "read_line_program", "run", "LineProgramTooLarge",
+           "MAX_LINE_ROWS", "Row")
 
 # Rows one line program may emit. gcc -O2 -g emits ~7 rows per line of code, so this is a
 # CU of ~150,000 lines (sqlite3.c, the largest C file in common use, is ~250,000 lines with
 # comments). It decodes in ~0.7 s here (0.8-1.5 million rows/s); rows and table peak at
 # ~270 bytes a row, ~270 MB.
 MAX_LINE_ROWS = 1_000_000
-# Bytes of opcodes run between two checks of the row count and the deadline.
+# Bytes of opcodes run between two checks of the row count and the deadline; and, when
+# decoding up to an address only, between checks of the address.
 _CHUNK = 1 << 16
+_PAST_CHUNK = 1 << 10
 
 
 class LineProgramTooLarge(Exception):
@@ -60,7 +64,7 @@ class LineProgram:
 
     __slots__ = ("version", "dirs", "files", "rows")
 
-    def __init__(self, version: int, dirs: List[str], files: List[Tuple[str, int]], rows: List[Row]):
+    def __init__(self, version: int, dirs: List[str], files: List[Tuple[str, int]], rows: Optional[List[Row]]):
         self.version, self.dirs, self.files, self.rows = version, dirs, files, rows
 
     @classmethod
@@ -118,6 +122,16 @@ def decode_line_program(data, offset: int, debug_str=None, debug_line_str=None,
     takes its operand's size from the opcode's length, so no address size is needed.
     Raises ValueError, IndexError or struct.error on malformed input, LineProgramTooLarge
     past ``MAX_LINE_ROWS`` rows or past `deadline` (a ``time.monotonic()``)."""
+    program, prog, params = read_line_program(data, offset, debug_str, debug_line_str, sup_str)
+    program.rows = _run(prog, program.files, params, deadline)
+    return program
+
+
+def read_line_program(data, offset: int, debug_str=None, debug_line_str=None,
+                      sup_str=None) -> Tuple[LineProgram, bytes, tuple]:
+    """The header of the line program at `offset` (arguments as ``decode_line_program``'s),
+    without its rows: (a ``LineProgram`` whose rows are None, the opcodes, the state
+    machine's parameters for ``run``)."""
     (unit_length,) = _U32.unpack_from(data, offset)
     pos = 4
     off_size = 4
@@ -129,11 +143,21 @@ def decode_line_program(data, offset: int, debug_str=None, debug_line_str=None,
     if len(data) < end:
         raise ValueError("line table runs past the end of .debug_line")
     version, program_start, params, pos = _header(data, pos, off_size)
-    strings = (off_size, debug_str, debug_line_str, sup_str)
-    dirs, files = _file_names(data, pos, version, strings)
-    program = bytes(data[program_start:end])
-    rows = _run(program, files, params, deadline)
-    return LineProgram(version, dirs, files, rows)
+    dirs, files = _file_names(data, pos, version, (off_size, debug_str, debug_line_str, sup_str))
+    return LineProgram(version, dirs, files, None), data[program_start:end], params
+
+
+def run(prog: bytes, params, deadline: Optional[float] = None, start: int = 0,
+        stop: Optional[int] = None, past: Optional[int] = None, files: Optional[list] = None) -> List[Row]:
+    """The rows of the opcodes `prog[start:stop]` (whole sequences, §6.2.5.3: the state
+    machine starts from its initial registers). DW_LNE_define_file entries go to `files`
+    (none: the program's file list has them already, ``sequences.scan_sequences``). With
+    `past`, for one sequence whose address never goes down: its rows up to address `past`."""
+    part = prog if start == 0 and stop is None else prog[start:stop]
+    rows = _run(part, files if files is not None else [], params, deadline, past)
+    if past is not None and rows and rows[-1][0] > past:
+        del rows[bisect.bisect_right(rows, (past, float("inf"))):]
+    return rows
 
 
 def _header(data: bytes, pos: int, off_size: int) -> Tuple[int, int, tuple, int]:
@@ -252,9 +276,11 @@ def _sleb(data, pos: int) -> Tuple[int, int]:
             return result, pos
 
 
-def _run(prog: bytes, files: list, params, deadline: Optional[float] = None) -> List[Row]:
+def _run(prog: bytes, files: list, params, deadline: Optional[float] = None,
+         past: Optional[int] = None) -> List[Row]:
     """Execute the opcodes of `prog` (§6.2.5): a tight loop over local variables, run a
-    chunk of ``_CHUNK`` bytes at a time between checks of the limits."""
+    chunk of ``_CHUNK`` bytes at a time between checks of the limits; with `past`, also
+    stopped after a chunk ends above that address (``run``)."""
     min_inst, max_ops, default_is_stmt, line_base, line_range, opcode_base, std_lengths = params
     rows: List[Row] = []
     emit = rows.append
@@ -262,10 +288,13 @@ def _run(prog: bytes, files: list, params, deadline: Optional[float] = None) -> 
     const_add = min_inst * ((255 - opcode_base) // line_range)
     pos, n = 0, len(prog)
     chunk_end = 0
+    chunk = _CHUNK if past is None else _PAST_CHUNK
     while pos < n:
         if pos >= chunk_end:  # an opcode may run past the chunk's end: the check waits for it
-            chunk_end = pos + _CHUNK
-            _check_limits(rows, deadline)
+            if past is not None and address > past:
+                break
+            chunk_end = pos + chunk
+            check_rows(len(rows), deadline)
         op = prog[pos]
         pos += 1
         if op >= opcode_base:  # special opcode (§6.2.5.1)
@@ -305,12 +334,13 @@ def _run(prog: bytes, files: list, params, deadline: Optional[float] = None) -> 
         else:  # set_column, set_isa, and opcodes without state we keep: skip their operands
             for _ in range(std_lengths[op - 1]):
                 _, pos = _uleb(prog, pos)
-    _check_limits(rows, None)
+    check_rows(len(rows), None)
     return rows
 
 
-def _check_limits(rows: List[Row], deadline: Optional[float]) -> None:
-    if len(rows) > MAX_LINE_ROWS:
+def check_rows(count: int, deadline: Optional[float]) -> None:
+    """Raise LineProgramTooLarge past ``MAX_LINE_ROWS`` rows or past `deadline`."""
+    if count > MAX_LINE_ROWS:
         raise LineProgramTooLarge(f"more than {MAX_LINE_ROWS} rows")
     if deadline is not None and time.monotonic() > deadline:
         raise LineProgramTooLarge("past the deadline")
