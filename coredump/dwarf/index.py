@@ -24,11 +24,12 @@ from typing import Dict, List, Optional, Tuple
 from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo, supplementary_identity
 from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.dies import DieError, ancestors, collect_functions, unit_reader
+from coredump.dwarf.dwarfinfo import dwarf_info
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
-from coredump.dwarf.sections import dwarf_info, unit_bytes
+from coredump.dwarf.sections import unit_bytes
 from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
@@ -387,6 +388,9 @@ class DwarfIndex:
             if unit.top_sorted is None:
                 unit.top_sorted = sorted(unit.top_level)
             top = unit.top_sorted
+        if hasattr(cu, "link_parents"):  # ours (coredump.dwarf.compileunit): its get_parent walks so
+            cu.top_level = top
+            return
         try:
             chain = ancestors(self._reader(cu), cu.cu_die_offset - cu.cu_offset, die.offset - cu.cu_offset,
                               top, lambda: self._visit(0))
