@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from coredump.dwarf.dwarfinfo import DWARFInfo, dwarf_info
-from coredump.dwarf.locations import attribute_has_location, location_list
+from coredump.dwarf.locations import location_list
 from coredump.dwarf.supplementary import attach
 from coredump.elf.image import open_image
 from tests import cores
