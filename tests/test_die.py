@@ -253,3 +253,60 @@ def test_cold_rust_analysis_imports_no_pyelftools_dwarf(tmp_path):
     crash, modules = _imported(core, build / "rust_panic", tmp_path)
     assert any(f.get("file", "").endswith(".rs") for t in crash["threads"] for f in t["frames"])
     assert _no_pyelftools_dwarf(modules) == []
+
+
+# ---- damaged DWARF: DieError, within the unit's bytes ---------------------------------------
+
+def _walk_all(info, limit: int = 100_000) -> int:
+    """Every DIE reached from every unit DIE by iter_children, with its attributes and
+    parent, and what its references name; the count (bounded: the reader moves forward)."""
+    seen = 0
+    for cu in info.iter_CUs():
+        stack = [cu.get_top_DIE()]
+        while stack:
+            die = stack.pop()
+            for child in die.iter_children():
+                seen += 1
+                assert seen < limit
+                for name, attr in child.attributes.items():
+                    if attr.form.startswith("DW_FORM_ref"):
+                        child.get_DIE_from_attribute(name)
+                assert child.get_parent() is die
+                stack.append(child)
+    return seen
+
+
+@pytest.mark.parametrize("damage", ["abbreviation code", "sibling loop", "reference past the unit",
+                                    "unit shorter than its DIEs"])
+def test_damaged_units_raise_die_error(damage, tmp_path):
+    """A real binary's .debug_info damaged in place: our reader raises DieError (what the
+    analysis turns into one warning and symbol-table names, test_dies.py), never another
+    exception or a walk without end."""
+    from coredump.dwarf.dies import DieError
+
+    cores.build_samples()
+    exe = tmp_path / "segv"
+    exe.write_bytes((cores.BUILD / "O0" / "segv").read_bytes())
+    image = open_image(str(exe))
+    base = image.get_section_info(".debug_info")[1]
+    info = dwarf_info(image)
+    cu = next(info.iter_CUs())
+    assert _walk_all(info) > 10  # undamaged: the whole tree
+    child = next(c for c in cu.get_top_DIE().iter_children() if "DW_AT_sibling" in c.attributes)
+    typed = next(c for c in cu.get_top_DIE().iter_children() if "DW_AT_type" in c.attributes
+                 and c.attributes["DW_AT_type"].form == "DW_FORM_ref4")
+    image.close()
+    data = bytearray(exe.read_bytes())
+    if damage == "abbreviation code":
+        data[base + child.offset] = 0x7F  # no table of a small C file has 127 codes
+    elif damage == "sibling loop":
+        at = base + child.attributes["DW_AT_sibling"].offset
+        data[at:at + 4] = (child.offset - cu.cu_offset).to_bytes(4, "little")  # DW_AT_sibling: itself
+    elif damage == "reference past the unit":
+        at = base + typed.attributes["DW_AT_type"].offset
+        data[at:at + 4] = (0x7FFFFFF0).to_bytes(4, "little")
+    else:
+        data[base:base + 4] = (40).to_bytes(4, "little")  # the unit ends inside its DIEs
+    exe.write_bytes(bytes(data))
+    with pytest.raises(DieError):
+        _walk_all(dwarf_info(open_image(str(exe))))
