@@ -23,6 +23,7 @@ from tests import cores
 from tests.dwz_samples import dwz_debug_dir, dwz_skip_reason, strip_pair
 from tests.go_samples import build_go_samples
 from tests.rust_samples import build_rust_samples
+from tests.test_dies import _libc_debug_file
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 # pyelftools parses ~35,000 DIEs/s here: one file's comparison stops near this many DIEs.
@@ -178,15 +179,6 @@ def test_corpus_files_match_pyelftools():
     files = [p for p in sorted(CORPUS.rglob("*")) if p.is_file() and not p.name.endswith((".json", ".md"))
              and p.read_bytes()[:4] == b"\x7fELF"]
     assert sum(compare_file(p) for p in files) > 100
-
-
-def _libc_debug_file():
-    libc = open_image("/lib/x86_64-linux-gnu/libc.so.6") if os.path.exists("/lib/x86_64-linux-gnu/libc.so.6") \
-        else None
-    if libc is None or not libc.build_id:
-        return None
-    path = f"/usr/lib/debug/.build-id/{libc.build_id[:2]}/{libc.build_id[2:]}.debug"
-    return path if os.path.exists(path) else None
 
 
 def test_libc_debug_file_matches_pyelftools():

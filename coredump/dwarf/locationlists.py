@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import List, NamedTuple, Union
 
 from coredump.dwarf.dies import DieError
-from coredump.dwarf.expr import ExpressionError, read_uleb128
-from coredump.dwarf.rangelists import section_for
+from coredump.dwarf.expr import read_uleb128
+from coredump.dwarf.rangelists import fixed, read_list
 
 __all__ = ("LocationEntry", "BaseAddressEntry", "LocationLists", "MAX_LIST_ENTRIES")
 
@@ -59,22 +59,9 @@ class LocationLists:
 
     def get_location_list_at_offset(self, offset: int, die) -> List[Entry]:
         """The entries of the list at `offset`, for an attribute of `die`, its end entry left out."""
-        info, cu = self._dwarfinfo, die.cu
-        section = section_for(cu["version"], info.debug_loc_sec, info.debug_loclists_sec)
-        if section is None:
-            raise DieError("a location list without a location list section")
-        data = section.stream.getbuffer()
-        reader = _read_loclist if section is info.debug_loclists_sec else _read_loc
-        try:
-            return reader(info, cu, data, offset)
-        except (IndexError, ExpressionError):
-            raise DieError(f"location list at {offset:#x} runs past {section.name}") from None
-
-
-def _fixed(data, pos: int, size: int, order: str) -> int:
-    if pos + size > len(data):
-        raise IndexError(pos)
-    return int.from_bytes(data[pos:pos + size], order)
+        info = self._dwarfinfo
+        return read_list(info, die.cu, offset, (info.debug_loc_sec, _read_loc),
+                         (info.debug_loclists_sec, _read_loclist), "location list")
 
 
 def _expr(data, pos: int, n: int):
@@ -92,14 +79,14 @@ def _read_loc(info, cu, data, offset: int) -> List[Entry]:
     pos = offset
     while len(out) < MAX_LIST_ENTRIES:
         start = pos
-        begin, end = _fixed(data, pos, size, order), _fixed(data, pos + size, size, order)
+        begin, end = fixed(data, pos, size, order), fixed(data, pos + size, size, order)
         pos += 2 * size
         if begin == 0 and end == 0:
             return out
         if begin == top:
             out.append(BaseAddressEntry(start, pos - start, end))
             continue
-        expr, pos = _expr(data, pos + 2, _fixed(data, pos, 2, order))
+        expr, pos = _expr(data, pos + 2, fixed(data, pos, 2, order))
         out.append(LocationEntry(start, pos - start, begin, end, expr, False))
     raise DieError(f"location list at {offset:#x} has more than {MAX_LIST_ENTRIES} entries")
 
@@ -121,7 +108,7 @@ def _read_loclist(info, cu, data, offset: int) -> List[Entry]:
             pos = read_uleb128(data, read_uleb128(data, pos)[1])[1]
             continue
         if kind == DW_LLE_base_address:
-            out.append(BaseAddressEntry(start, 1 + size, _fixed(data, pos, size, order)))
+            out.append(BaseAddressEntry(start, 1 + size, fixed(data, pos, size, order)))
             pos += size
             continue
         if kind == DW_LLE_base_addressx:
@@ -129,9 +116,9 @@ def _read_loclist(info, cu, data, offset: int) -> List[Entry]:
             out.append(BaseAddressEntry(start, pos - start, info.get_addr(cu, index)))
             continue
         if kind in (DW_LLE_start_end, DW_LLE_start_length):
-            low, pos = _fixed(data, pos, size, order), pos + size
+            low, pos = fixed(data, pos, size, order), pos + size
             if kind == DW_LLE_start_end:
-                high, pos = _fixed(data, pos, size, order), pos + size
+                high, pos = fixed(data, pos, size, order), pos + size
             else:
                 n, pos = read_uleb128(data, pos)
                 high = low + n

@@ -19,7 +19,7 @@ from typing import List, NamedTuple, Union
 from coredump.dwarf.dies import DieError
 from coredump.dwarf.expr import ExpressionError, read_uleb128
 
-__all__ = ("RangeEntry", "BaseAddressEntry", "RangeLists", "MAX_LIST_ENTRIES", "section_for")
+__all__ = ("RangeEntry", "BaseAddressEntry", "RangeLists", "MAX_LIST_ENTRIES", "section_for", "read_list", "fixed")
 
 # Entries of one list read; gcc's longest (a function split in many parts) have a few dozen.
 MAX_LIST_ENTRIES = 10_000
@@ -62,18 +62,25 @@ class RangeLists:
     def get_range_list_at_offset(self, offset: int, cu) -> List[Entry]:
         """The entries of the list at `offset`, for a DIE of `cu`, its end entry left out."""
         info = self._dwarfinfo
-        section = section_for(cu["version"], info.debug_ranges_sec, info.debug_rnglists_sec)
-        if section is None:
-            raise DieError("DW_AT_ranges without a range list section")
-        data = section.stream.getbuffer()
-        reader = _read_rnglist if section is info.debug_rnglists_sec else _read_ranges
-        try:
-            return reader(info, cu, data, offset)
-        except (IndexError, ExpressionError):
-            raise DieError(f"range list at {offset:#x} runs past {section.name}") from None
+        return read_list(info, cu, offset, (info.debug_ranges_sec, _read_ranges),
+                         (info.debug_rnglists_sec, _read_rnglist), "range list")
 
 
-def _address(data, pos: int, size: int, order: str) -> int:
+def read_list(info, cu, offset: int, v4, v5, what: str) -> list:
+    """The list at `offset` read by the (section, reader) pair `v4` or `v5` that `cu`'s
+    version takes (``section_for``); DieError for a list past its section."""
+    section = section_for(cu["version"], v4[0], v5[0])
+    if section is None:
+        raise DieError(f"a {what} without its section")
+    reader = v5[1] if section is v5[0] else v4[1]
+    try:
+        return reader(info, cu, section.stream.getbuffer(), offset)
+    except (IndexError, ExpressionError):
+        raise DieError(f"{what} at {offset:#x} runs past {section.name}") from None
+
+
+def fixed(data, pos: int, size: int, order: str) -> int:
+    """The `size`-byte integer at `pos` (an address, a length); IndexError past `data`."""
     if pos + size > len(data):
         raise IndexError(pos)
     return int.from_bytes(data[pos:pos + size], order)
@@ -87,7 +94,7 @@ def _read_ranges(info, cu, data, offset: int) -> List[Entry]:
     out: List[Entry] = []
     pos = offset
     while len(out) < MAX_LIST_ENTRIES:
-        begin, end = _address(data, pos, size, order), _address(data, pos + size, size, order)
+        begin, end = fixed(data, pos, size, order), fixed(data, pos + size, size, order)
         if begin == 0 and end == 0:
             return out
         out.append(BaseAddressEntry(pos, end) if begin == top else RangeEntry(pos, 2 * size, begin, end, False))
@@ -108,12 +115,12 @@ def _read_rnglist(info, cu, data, offset: int) -> List[Entry]:
         if kind == DW_RLE_end_of_list:
             return out
         if kind in (DW_RLE_base_address, DW_RLE_start_end, DW_RLE_start_length):
-            a, pos = _address(data, pos, size, order), pos + size
+            a, pos = fixed(data, pos, size, order), pos + size
             if kind == DW_RLE_base_address:
                 out.append(BaseAddressEntry(start, a))
                 continue
             if kind == DW_RLE_start_end:
-                b, pos = _address(data, pos, size, order), pos + size
+                b, pos = fixed(data, pos, size, order), pos + size
             else:
                 n, pos = read_uleb128(data, pos)
                 b = a + n
