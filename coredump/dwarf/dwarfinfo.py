@@ -20,8 +20,6 @@ from typing import Dict, Iterator, List, Optional
 from coredump.dwarf.abbrev import AbbrevError, read_abbrev_table
 from coredump.dwarf.compileunit import CompileUnit, read_unit_header
 from coredump.dwarf.dies import DieError, UnitReader
-from coredump.dwarf.locationlists import LocationLists
-from coredump.dwarf.rangelists import RangeLists
 from coredump.dwarf.sections import DWARF_SECTIONS, MACHINE_ARCH, cstring, section, unit_bytes, window
 from coredump.elf.image import ElfImage
 
@@ -53,8 +51,8 @@ class DWARFInfo:
         self._cus: Dict[int, CompileUnit] = {}
         self._cu_offsets: List[int] = []  # sorted keys of _cus
         self._abbrevs: dict = {}  # (offset, version, address_size, offset_size) -> table
-        self._range_lists: Optional[RangeLists] = None
-        self._location_lists: Optional[LocationLists] = None
+        self._range_lists = None  # coredump.dwarf.rangelists.RangeLists, made on first use
+        self._location_lists = None  # coredump.dwarf.locationlists.LocationLists
         self._reference = None  # pyelftools' DWARFInfo over the same sections, where ours gave up
 
     @property
@@ -166,6 +164,8 @@ class DWARFInfo:
         if self.debug_ranges_sec is None and self.debug_rnglists_sec is None:
             return None
         if self._range_lists is None:
+            from coredump.dwarf.rangelists import RangeLists
+
             self._range_lists = RangeLists(self)
         return self._range_lists
 
@@ -175,6 +175,8 @@ class DWARFInfo:
         if self.debug_loc_sec is None and self.debug_loclists_sec is None:
             return None
         if self._location_lists is None:
+            from coredump.dwarf.locationlists import LocationLists
+
             self._location_lists = LocationLists(self)
         return self._location_lists
 

@@ -24,7 +24,6 @@ from typing import Dict, List, Optional, Tuple
 from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo, supplementary_identity
 from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
 from coredump.dwarf.dies import DieError, ancestors, collect_functions, unit_reader
-from coredump.dwarf.dwarfinfo import dwarf_info
 from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, source_frames
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable, decode_line_program
@@ -101,6 +100,9 @@ class DwarfIndex:
     @property
     def dwarfinfo(self):
         if self._dwarf is None:
+            # Imported here: a warm analysis reads no DWARF, its frames come from the parse cache.
+            from coredump.dwarf.dwarfinfo import dwarf_info
+
             # The supplementary file is ours to find (pyelftools would open the link's path as written).
             dwarf = dwarf_info(self.image)
             if self.supplementary is not None:
