@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Tuple
 
-from coredump.dwarf.dies import children, unit_reader
+from coredump.dwarf.dies import subtree, unit_reader
 from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.record import dataclass
 
@@ -83,21 +83,21 @@ def read_call_sites(dwarfinfo, sub, visit: Callable[[int], None]) -> FunctionCal
     is dropped, and a second one at the same address too (gdb's complaints)."""
     found: Dict[int, CallSite] = {}
     cu = sub.cu
-    reader = unit_reader(dwarfinfo, cu, {})
-    base = cu.cu_offset
-    stack = [sub.offset + sub.size - base] if sub.has_children else []
-    count = 0
-    while stack:
-        # Only the call sites become DIE objects; the other DIEs are stepped over by the reader.
-        for offset, ab, after in children(reader, stack.pop()):
-            count += 1
-            visit(count)
+    if not sub.has_children:
+        return FunctionCallSites(entry_pc(dwarfinfo, sub), ())
+    # One pass of the unit reader over the function's DIEs; only the call sites become DIE
+    # objects. Lexical blocks and inlined calls are entered, a nested function has its own.
+    tree = subtree(unit_reader(dwarfinfo, cu, {}), sub.offset + sub.size - cu.cu_offset,
+                   lambda ab: ab.tag not in _CALL_SITE_TAGS and ab.tag != DW_TAG_subprogram, visit)
+    stack = [tree]
+    while stack:  # the order gdb's read_call_site_scope sees them in, kept from the DIE walk
+        for offset, ab, kids in stack.pop():
             if ab.tag in _CALL_SITE_TAGS:
-                site = _call_site(dwarfinfo, cu.get_DIE_from_refaddr(base + offset))
+                site = _call_site(dwarfinfo, cu.get_DIE_from_refaddr(cu.cu_offset + offset))
                 if site is not None and site.return_pc not in found:
                     found[site.return_pc] = site
-            elif ab.has_children and ab.tag != DW_TAG_subprogram:
-                stack.append(after)  # lexical blocks and inlined calls; a nested function has its own
+            elif kids is not None:
+                stack.append(kids)
     return FunctionCallSites(entry_pc(dwarfinfo, sub), tuple(found.values()))
 
 

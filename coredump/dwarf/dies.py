@@ -18,7 +18,7 @@ Every step moves forward, so a walk ends within its unit's bytes.
 from __future__ import annotations
 
 import bisect
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from coredump.dwarf import abbrev as A
 from coredump.dwarf.abbrev import Abbrev, AbbrevError, form_rule, read_abbrev_table
@@ -26,7 +26,7 @@ from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.dwarf.ranges import Ranges, range_list
 from coredump.dwarf.sections import unit_bytes
 
-__all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader", "children")
+__all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader", "subtree")
 
 DW_AT_sibling, DW_AT_low_pc, DW_AT_high_pc, DW_AT_ranges = 0x01, 0x11, 0x12, 0x55
 DW_TAG_subprogram = 0x2E
@@ -201,20 +201,36 @@ def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
                       dwarfinfo.config.little_endian)
 
 
-def children(reader: UnitReader, pos: int) -> Iterator[Tuple[int, Abbrev, int]]:
-    """(position, abbreviation, position after its attributes) of each child of the DIE
-    whose attributes end at `pos` (DWARF 5 §2.3), its subtree stepped over."""
+def subtree(reader: UnitReader, pos: int, enter: Callable[[Abbrev], bool],
+            visit: Callable[[int], None]) -> list:
+    """The children of the DIE whose attributes end at `pos`, each as (position, abbreviation,
+    its own children or None), read in one pass (DWARF 5 §2.3): a DIE with children that
+    `enter` refuses is stepped over (by DW_AT_sibling where it has one). `visit(count)` sees
+    each DIE put in the tree."""
+    root: list = []
+    levels = [root]
+    count = 0
     try:
-        while True:
+        while levels:
             offset = pos
             ab, values, pos = reader.read(pos, _SIBLING)
             if ab is None:
-                return
-            yield offset, ab, pos
+                levels.pop()
+                continue
+            count += 1
+            visit(count)
+            kids = None
             if ab.has_children:
-                pos = reader.next_sibling(ab, values, pos)
+                if enter(ab):
+                    kids = []
+                else:
+                    pos = reader.next_sibling(ab, values, pos)
+            levels[-1].append((offset, ab, kids))
+            if kids is not None:
+                levels.append(kids)
     except (IndexError, ExpressionError):  # a LEB128 or a DIE past the unit's end
         raise DieError(f"a DIE of the unit at {reader.cu_offset:#x} runs past its end") from None
+    return root
 
 
 def collect_functions(dwarfinfo, cu, reader: UnitReader, top_level: list,
