@@ -7,8 +7,9 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from coredump.dwarf.dwarfinfo import dwarf_info
 from coredump.dwarf.index import DwarfIndex
-from coredump.dwarf.sections import DWARF_SECTIONS, dwarf_info
+from coredump.dwarf.sections import DWARF_SECTIONS
 from coredump.elf.compressed import CompressedSectionError
 from coredump.elf.image import ElfImage
 from tests import cores

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Tuple
 
+from coredump.dwarf.dies import subtree, unit_reader
 from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.record import dataclass
 
 __all__ = ("CallSite", "FunctionCallSites", "read_call_sites", "register_of")
 
-_CALL_SITE_TAGS = ("DW_TAG_call_site", "DW_TAG_GNU_call_site")
+_CALL_SITE_TAGS = (0x48, 0x4109)  # DW_TAG_call_site, DW_TAG_GNU_call_site
+DW_TAG_subprogram = 0x2E
 # DWARF 5 §3.4.1 names first, then the GNU extension gcc used before them (gdb reads both).
 _RETURN_PC = ("DW_AT_call_return_pc", "DW_AT_low_pc")
 _TAIL_CALL = ("DW_AT_call_tail_call", "DW_AT_GNU_tail_call")
@@ -80,18 +82,22 @@ def read_call_sites(dwarfinfo, sub, visit: Callable[[int], None]) -> FunctionCal
     raises ``DwarfTooLarge`` past the walk's limits. A call site without a return address
     is dropped, and a second one at the same address too (gdb's complaints)."""
     found: Dict[int, CallSite] = {}
-    stack = [sub]
-    count = 0
-    while stack:
-        for die in stack.pop().iter_children():
-            count += 1
-            visit(count)
-            if die.tag in _CALL_SITE_TAGS:
-                site = _call_site(dwarfinfo, die)
+    cu = sub.cu
+    if not sub.has_children:
+        return FunctionCallSites(entry_pc(dwarfinfo, sub), ())
+    # One pass of the unit reader over the function's DIEs; only the call sites become DIE
+    # objects. Lexical blocks and inlined calls are entered, a nested function has its own.
+    tree = subtree(unit_reader(dwarfinfo, cu, {}), sub.offset + sub.size - cu.cu_offset,
+                   lambda ab: ab.tag not in _CALL_SITE_TAGS and ab.tag != DW_TAG_subprogram, visit)
+    stack = [tree]
+    while stack:  # the order gdb's read_call_site_scope sees them in, kept from the DIE walk
+        for offset, ab, kids in stack.pop():
+            if ab.tag in _CALL_SITE_TAGS:
+                site = _call_site(dwarfinfo, cu.get_DIE_from_refaddr(cu.cu_offset + offset))
                 if site is not None and site.return_pc not in found:
                     found[site.return_pc] = site
-            elif die.has_children and die.tag != "DW_TAG_subprogram":
-                stack.append(die)  # lexical blocks and inlined calls; a nested function has its own
+            elif kids is not None:
+                stack.append(kids)
     return FunctionCallSites(entry_pc(dwarfinfo, sub), tuple(found.values()))
 
 

@@ -7,8 +7,8 @@ A reader of one compile unit's DIEs (DWARF 5 §2.1, §7.5.2) driven by its abbre
 attributes it needs (DW_AT_sibling, DW_AT_low_pc, DW_AT_high_pc, DW_AT_ranges), steps over the
 others by their forms' sizes, and jumps over a subtree by DW_AT_sibling where the producer
 wrote one. pyelftools builds a ``DIE`` object with every attribute of every DIE it passes
-(~28 us each); this costs a few microseconds per DIE. pyelftools stays the reader of the few
-DIEs a frame needs (its function, inline chain and names).
+(~28 us each); this costs a few microseconds per DIE. ``coredump.dwarf.die`` builds the few
+DIEs a frame needs (its function, inline chain and names) on this reader.
 
 Bad input raises ``DieError`` (a ValueError): an abbreviation code the table lacks, a DIE or
 a form that runs past its unit, a DW_AT_sibling that does not point forward inside its unit.
@@ -26,7 +26,7 @@ from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.dwarf.ranges import Ranges, range_list
 from coredump.dwarf.sections import unit_bytes
 
-__all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader")
+__all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader", "subtree")
 
 DW_AT_sibling, DW_AT_low_pc, DW_AT_high_pc, DW_AT_ranges = 0x01, 0x11, 0x12, 0x55
 DW_TAG_subprogram = 0x2E
@@ -177,7 +177,11 @@ class UnitReader:
 
 
 def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
-    """The reader of pyelftools unit `cu`'s bytes; tables are shared through `abbrev_cache`."""
+    """The reader of unit `cu`'s bytes: our CompileUnit's own (``coredump.dwarf.compileunit``),
+    or one over a pyelftools unit (files only pyelftools reads), tables shared through
+    `abbrev_cache`."""
+    if hasattr(cu, "reader"):
+        return cu.reader
     if dwarfinfo.config.little_endian:  # only this unit of a compressed section is inflated
         data = unit_bytes(dwarfinfo.debug_info_sec, cu.cu_offset)[:cu.size]
     else:
@@ -195,6 +199,38 @@ def unit_reader(dwarfinfo, cu, abbrev_cache: dict) -> UnitReader:
         abbrev_cache[key] = table
     return UnitReader(data, cu.cu_offset, version, address_size, offset_size, table,
                       dwarfinfo.config.little_endian)
+
+
+def subtree(reader: UnitReader, pos: int, enter: Callable[[Abbrev], bool],
+            visit: Callable[[int], None]) -> list:
+    """The children of the DIE whose attributes end at `pos`, each as (position, abbreviation,
+    its own children or None), read in one pass (DWARF 5 §2.3): a DIE with children that
+    `enter` refuses is stepped over (by DW_AT_sibling where it has one). `visit(count)` sees
+    each DIE put in the tree."""
+    root: list = []
+    levels = [root]
+    count = 0
+    try:
+        while levels:
+            offset = pos
+            ab, values, pos = reader.read(pos, _SIBLING)
+            if ab is None:
+                levels.pop()
+                continue
+            count += 1
+            visit(count)
+            kids = None
+            if ab.has_children:
+                if enter(ab):
+                    kids = []
+                else:
+                    pos = reader.next_sibling(ab, values, pos)
+            levels[-1].append((offset, ab, kids))
+            if kids is not None:
+                levels.append(kids)
+    except (IndexError, ExpressionError):  # a LEB128 or a DIE past the unit's end
+        raise DieError(f"a DIE of the unit at {reader.cu_offset:#x} runs past its end") from None
+    return root
 
 
 def collect_functions(dwarfinfo, cu, reader: UnitReader, top_level: list,
@@ -287,10 +323,7 @@ def _ranges(dwarfinfo, cu, values: Values) -> Ranges:
     if ranges is not None:
         form, offset = ranges
         if form == DW_FORM_rnglistx:  # an index into the CU's offset table (DWARF 5 §7.28)
-            from elftools.dwarf.dwarf_util import _resolve_via_offset_table
-
-            offset = _resolve_via_offset_table(dwarfinfo.debug_rnglists_sec.stream, cu, offset,
-                                               "DW_AT_rnglists_base")
+            offset = _rnglistx(dwarfinfo, cu, offset)
         return range_list(dwarfinfo, cu, offset)
     low, high = values.get(DW_AT_low_pc), values.get(DW_AT_high_pc)
     if low is None or high is None:
@@ -298,6 +331,14 @@ def _ranges(dwarfinfo, cu, values: Values) -> Ranges:
     lo = _address(dwarfinfo, cu, *low)
     hi = _address(dwarfinfo, cu, *high) if high[0] in _ADDRESS_FORMS else lo + high[1]
     return [(lo, hi)] if hi > lo else []
+
+
+def _rnglistx(dwarfinfo, cu, index: int) -> int:
+    if hasattr(cu, "resolve_offset_table"):  # ours (coredump.dwarf.compileunit)
+        return cu.resolve_offset_table(dwarfinfo.debug_rnglists_sec, index, "DW_AT_rnglists_base")
+    from elftools.dwarf.dwarf_util import _resolve_via_offset_table
+
+    return _resolve_via_offset_table(dwarfinfo.debug_rnglists_sec.stream, cu, index, "DW_AT_rnglists_base")
 
 
 def _address(dwarfinfo, cu, form: int, value: int) -> int:

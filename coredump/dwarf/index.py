@@ -29,7 +29,7 @@ from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lineprogram import read_line_program
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable
 from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
-from coredump.dwarf.sections import dwarf_info, unit_bytes
+from coredump.dwarf.sections import unit_bytes
 from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
@@ -101,6 +101,9 @@ class DwarfIndex:
     @property
     def dwarfinfo(self):
         if self._dwarf is None:
+            # Imported here: a warm analysis reads no DWARF, its frames come from the parse cache.
+            from coredump.dwarf.dwarfinfo import dwarf_info
+
             # The supplementary file is ours to find (pyelftools would open the link's path as written).
             dwarf = dwarf_info(self.image)
             if self.supplementary is not None:
@@ -399,6 +402,9 @@ class DwarfIndex:
             if unit.top_sorted is None:
                 unit.top_sorted = sorted(unit.top_level)
             top = unit.top_sorted
+        if hasattr(cu, "link_parents"):  # ours (coredump.dwarf.compileunit): its get_parent walks so
+            cu.top_level = top
+            return
         try:
             chain = ancestors(self._reader(cu), cu.cu_die_offset - cu.cu_offset, die.offset - cu.cu_offset,
                               top, lambda: self._visit(0))

@@ -4,7 +4,8 @@ Address ranges
 
 The addresses a DIE covers (DWARF 5 §2.17): ``DW_AT_low_pc``/``DW_AT_high_pc``, or a range
 list named by ``DW_AT_ranges`` (``.debug_ranges`` before DWARF 5, ``.debug_rnglists`` from it),
-and a DIE's entry pc (§3.3.3). As pyelftools' ``elftools/dwarf/ranges.py`` reads them.
+and a DIE's entry pc (§3.3.3). The lists are read by ``coredump.dwarf.rangelists`` (by
+pyelftools' ``elftools/dwarf/ranges.py`` for the files only pyelftools reads: big-endian ones).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ def die_ranges(dwarfinfo, die) -> Ranges:
 def range_list(dwarfinfo, cu, offset: int) -> Ranges:
     """The range list at `offset` for a DIE of `cu`; the base is the CU's DW_AT_low_pc until a
     base-address entry changes it (DWARF 5 §2.17.3)."""
-    from elftools.dwarf.ranges import BaseAddressEntry
-
     rl = dwarfinfo.range_lists()
     if rl is None:
         return []
@@ -48,7 +47,7 @@ def range_list(dwarfinfo, cu, offset: int) -> Ranges:
     base = base_attr.value if base_attr is not None else 0
     out = []
     for e in entries:
-        if isinstance(e, BaseAddressEntry):
+        if hasattr(e, "base_address"):  # ours (coredump.dwarf.rangelists) or pyelftools' BaseAddressEntry
             base = e.base_address
             continue
         low, high = e.begin_offset, e.end_offset

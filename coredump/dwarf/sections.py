@@ -2,7 +2,7 @@
 DWARF sections
 ==============
 
-pyelftools' ``DWARFInfo`` of an ELF64 little-endian image, over sections read only when
+The sections of an ELF64 little-endian image that ``coredump.dwarf.dwarfinfo`` reads, each read only when
 something reads them: ``ELFFile.get_dwarf_info`` copies (and decompresses) every DWARF
 section first, 10 MB and ~60 ms for libc's separate debug file, where one lookup reads a few
 of them (``.debug_loclists``, the largest after ``.debug_info``, not at all). The sections
@@ -20,7 +20,7 @@ from typing import Optional
 from coredump.elf.compressed import SHF_COMPRESSED, CompressedSectionError, inflating_stream
 from coredump.elf.image import ElfImage
 
-__all__ = ("LazySection", "dwarf_info", "unit_bytes", "DWARF_SECTIONS")
+__all__ = ("LazySection", "section", "unit_bytes", "window", "cstring", "DWARF_SECTIONS", "MACHINE_ARCH")
 
 # The sections DWARFInfo takes, by its parameter names (elftools.elf.elffile.get_dwarf_info).
 DWARF_SECTIONS = {
@@ -34,7 +34,7 @@ DWARF_SECTIONS = {
 }
 # pyelftools' ELFFile.get_machine_arch() names of the machines we analyse (the register
 # names of its DWARF descriptions).
-_MACHINE_ARCH = {"EM_X86_64": "x64", "EM_AARCH64": "AArch64"}
+MACHINE_ARCH = {"EM_X86_64": "x64", "EM_AARCH64": "AArch64"}
 _CHDR64_SIZE = struct.Struct("<IIQ")  # Elf64_Chdr: ch_type, ch_reserved, ch_size
 
 
@@ -77,7 +77,7 @@ def _contents_size(raw, raw_name: str) -> int:
     return _CHDR64_SIZE.unpack_from(raw, 0)[2] if len(raw) >= _CHDR64_SIZE.size else 0
 
 
-def _section(image: ElfImage, name: str) -> Optional[LazySection]:
+def section(image: ElfImage, name: str) -> Optional[LazySection]:
     """`name`'s section (or its ``.zdebug_*`` twin), None when absent or SHT_NOBITS (a
     separate debug file keeps the stripped file's headers so)."""
     for raw_name in (name, ".z" + name[1:]) if name.startswith(".debug_") else (name,):
@@ -86,35 +86,40 @@ def _section(image: ElfImage, name: str) -> Optional[LazySection]:
     return None
 
 
-def dwarf_info(image: ElfImage):
-    """A pyelftools DWARFInfo of `image` (no relocations applied, no links followed: the
-    supplementary file is ``coredump.dwarf.supplementary``'s to find), its sections lazy for
-    ELF64 little-endian files, else ``ELFFile.get_dwarf_info``'s."""
-    if not image._is_elf64le:
-        return image.elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
-    from elftools.dwarf.dwarfinfo import DwarfConfig, DWARFInfo
-
-    machine_arch = _MACHINE_ARCH.get(image.e_machine)
-    if machine_arch is None:
-        machine_arch = image.elf.get_machine_arch()
-    config = DwarfConfig(little_endian=True, default_address_size=8, machine_arch=machine_arch)
-    return DWARFInfo(config=config, **{param: _section(image, name) for param, name in DWARF_SECTIONS.items()})
-
-
 def unit_bytes(section, offset: int) -> bytes:
     """The unit (a compile unit, a line program) at `offset` of a section, from its initial
     length (DWARF 5 §7.4: 4 bytes, or 0xffffffff and 8 more) to its end: a compressed
     section is decompressed only that far."""
-    stream = section.stream
-    if not hasattr(stream, "window"):  # a BytesIO: all of it is there already
-        data = stream.getbuffer()
-        window = lambda start, end: bytes(data[start:end])  # noqa: E731
-    else:
-        window = stream.window
-    head = window(offset, offset + 12)
+    head = window(section, offset, offset + 12)
     if len(head) < 4:
         raise ValueError(f"unit at {offset:#x} starts past the end of {section.name}")
     length = struct.unpack_from("<I", head)[0]
     if length == 0xFFFFFFFF:
         length = 8 + struct.unpack_from("<Q", head, 4)[0] if len(head) == 12 else 0
-    return window(offset, offset + 4 + length)
+    return window(section, offset, offset + 4 + length)
+
+
+def window(section, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a section's contents (fewer past its end): a compressed section
+    is decompressed only that far."""
+    stream = section.stream
+    if hasattr(stream, "window"):
+        return stream.window(start, end)
+    return bytes(stream.getbuffer()[start:end])  # a BytesIO: all of it is there already
+
+
+def cstring(section, offset: int) -> Optional[bytes]:
+    """The NUL-terminated string at `offset` of a section (.debug_str, .debug_line_str), without
+    its NUL; None when no NUL ends it before the section does (as pyelftools'
+    parse_cstring_from_stream)."""
+    parts = []
+    while True:
+        chunk = window(section, offset, offset + 256)
+        nul = chunk.find(b"\0")
+        if nul >= 0:
+            parts.append(chunk[:nul])
+            return b"".join(parts)
+        if len(chunk) < 256:
+            return None
+        parts.append(chunk)
+        offset += 256

@@ -192,7 +192,7 @@ def attach(dwarfinfo, supplementary: ElfImage) -> None:
     """Resolve `dwarfinfo`'s alt/sup forms in the supplementary ElfImage `supplementary`:
     pyelftools reads them through ``supplementary_dwarfinfo`` (set before any DIE is read,
     as each DIE translates its values when it is parsed)."""
-    from coredump.dwarf.sections import dwarf_info
+    from coredump.dwarf.dwarfinfo import dwarf_info
 
     dwarfinfo.supplementary_dwarfinfo = dwarf_info(supplementary)
 
