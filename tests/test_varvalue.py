@@ -92,8 +92,6 @@ def test_a_value_in_pieces_of_two_registers(frame0):
 def test_type_from_data_by_value():
     """TypeInfo.from_data remembers by the whole value: equal data gives the same record,
     data differing in a name, a size or a member's type its own."""
-    from coredump.dwarf.types import TypeInfo
-
     int_data = ("base", "int", 4, 5, None, (), None, None)
     struct = ("struct", "struct s", 8, None, None, (), (("a", 0, int_data, None, None, False),), None)
     assert TypeInfo.from_data(int_data) is TypeInfo.from_data(tuple(int_data))
