@@ -96,6 +96,14 @@ def _encode(value: Any, depth: int, indent: int) -> str:
         return "{}" if is_dict else "[]"
     inner = " " * (indent * (depth + 1))
     flat = _flat_encoder(inner)
+    for child in value.values() if is_dict else value:
+        if isinstance(child, _CONTAINERS):
+            break
+    else:  # scalars only: the whole container in one call
+        text = flat.encode(value)
+        return f"{text[0]}\n{inner}{text[1:-1]}\n{' ' * (indent * depth)}{text[-1]}"
+    if not is_dict and all(isinstance(v, dict) and v and not _has_containers(v) for v in value):
+        return _records(value, depth, indent)
     parts = []
     run: Any = {} if is_dict else []
     for item in value.items() if is_dict else value:
@@ -120,6 +128,21 @@ def _encode(value: Any, depth: int, indent: int) -> str:
     open_, close = "{}" if is_dict else "[]"
     separator = ",\n" + inner
     return f"{open_}\n{inner}{separator.join(parts)}\n{' ' * (indent * depth)}{close}"
+
+
+def _has_containers(record: dict) -> bool:
+    return any(isinstance(v, _CONTAINERS) for v in record.values())
+
+
+def _records(value, depth: int, indent: int) -> str:
+    """A list of non-empty objects of scalars (a frame's arguments) in one call of the C
+    encoder: its separators are those inside the objects, and one between two objects
+    (``},`` a newline and ``{``: a newline is no character of JSON text's strings, RFC 8259
+    §7) is given the list's indentation."""
+    inner, record = " " * (indent * (depth + 1)), " " * (indent * (depth + 2))
+    text = _flat_encoder(record).encode(value)
+    body = text[2:-2].replace(f"}},\n{record}{{", f"\n{inner}}},\n{inner}{{\n{record}")
+    return f"[\n{inner}{{\n{record}{body}\n{inner}}}\n{' ' * (indent * depth)}]"
 
 
 def _keys_collide(value: Any) -> bool:

@@ -63,8 +63,12 @@ _HOSTILE = {
     _HOSTILE, {}, [], "\udce9", 7, None, [[[]]], {"a": {"b": {"c": []}}},
     {"n": {1: "int key", None: "null key", 2.5: "float key", False: "bool key"}},  # keys json.dumps converts
     {"mixed": [{"x": 1}], 3: "an int key beside a container"},
+    # lists of objects of scalars, whose text is made in one piece: braces, commas and
+    # newlines inside their strings, an empty object among them, a list inside one
+    {"a": [{"v": "a},\n    {", "w": "}"}, {"v": "{"}, {"x": "}, {"}], "b": [[{"k": 1}, {"k": 2}]],
+     "c": [{"k": 1}, {}], "d": [{"k": 1}, {"l": [2]}], "e": [{1: "x", None: 2}, {"z": (3, 4)}]},
 ], ids=["hostile", "empty-object", "empty-array", "string", "int", "null", "nested-arrays", "nested-objects",
-        "non-string-keys", "non-string-key-beside-container"])
+        "non-string-keys", "non-string-key-beside-container", "lists-of-objects"])
 @pytest.mark.parametrize("indent", [2, 0, 4, None])
 def test_writer_text_is_the_old_writers(doc, indent):
     assert dumps_document(doc, indent) == _old_writer(doc, indent)
