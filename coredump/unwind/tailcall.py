@@ -250,7 +250,7 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
             found = _missing_frames(target, physical, callee)
             out.extend(replace(f, index=caller[0].index + added + k) for k, f in enumerate(found))
             added += len(found)
-        out.extend(replace(f, index=f.index + added) for f in caller)
+        out.extend((replace(f, index=f.index + added) for f in caller) if added else caller)
     return tuple(out)
 
 
