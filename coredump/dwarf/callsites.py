@@ -81,7 +81,7 @@ class FunctionCallSites:
 # A frame's arguments and the tail-call search ask for the call sites of the same few
 # functions again and again (one parse-cache entry per pc): each rebuilt once per value. The
 # key is the whole value, so equal data gives an equal (frozen) FunctionCallSites.
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _rebuilt(data: tuple) -> FunctionCallSites:
     return _rebuild(data)
 

@@ -97,7 +97,7 @@ class TypeInfo:
 # Every value read rebuilds its plan's type (one parse-cache entry per pc; 17,000 values of
 # the same few types on a 200-thread core): once per value of the data. The key is the whole
 # value, so equal data gives an equal (frozen) TypeInfo.
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # each a type of at most MAX_TYPE_NODES nodes
 def _rebuilt(data: tuple) -> TypeInfo:
     return _rebuild(data)
 
