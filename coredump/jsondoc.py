@@ -13,6 +13,7 @@ such byte ``\\xNN``, and JSON we write is always valid UTF-8 (RFC 8259 §8.1).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, BinaryIO, Dict, Iterator, Optional
@@ -55,8 +56,103 @@ def json_safe(value: Any) -> Any:
 
 
 def dumps_document(value: Any, indent: Optional[int] = 2) -> str:
-    """`value` as JSON text that encodes to valid UTF-8 (the one writer of our documents)."""
-    return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
+    """`value` as JSON text that encodes to valid UTF-8 (the one writer of our documents):
+    the text of ``json.dumps(json_safe(value), indent=indent, ensure_ascii=False)``, made by
+    CPython's C encoder (which runs only without `indent`: each container of scalars is one
+    call of it) and with lone surrogates escaped in the finished text."""
+    try:
+        text = _encode(value, 0, indent) if indent is not None else _flat_encoder(None).encode(value)
+    except _NotPlain:
+        return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
+    if text.isascii() or _SURROGATES.search(text) is None:
+        return text
+    if _keys_collide(value):  # json_safe merges keys that escape alike; keep its one key
+        return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
+    # in a JSON string, escape_undecodable's backslash is itself escaped (RFC 8259 §7)
+    return _SURROGATES.sub(lambda m: "\\" + _escape(m), text)
+
+
+class _NotPlain(Exception):
+    """A key that is no string in an object of containers: the reference encoder spells it."""
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+@functools.cache
+def _flat_encoder(indent: Optional[str]) -> json.JSONEncoder:
+    # json.dumps(indent=N) separates items by "," and a newline indented one level deeper
+    separators = (", ", ": ") if indent is None else (",\n" + indent, ": ")
+    return json.JSONEncoder(ensure_ascii=False, separators=separators, check_circular=False)
+
+
+def _encode(value: Any, depth: int, indent: int) -> str:
+    """json.dumps(value, indent=indent)'s text at nesting `depth`: each run of scalars in a
+    container is one call of the C encoder, with json.dumps' separators for that depth."""
+    if not isinstance(value, _CONTAINERS):
+        return _flat_encoder(None).encode(value)
+    is_dict = isinstance(value, dict)
+    if not value:
+        return "{}" if is_dict else "[]"
+    inner = " " * (indent * (depth + 1))
+    flat = _flat_encoder(inner)
+    for child in value.values() if is_dict else value:
+        if isinstance(child, _CONTAINERS):
+            break
+    else:  # scalars only: the whole container in one call
+        text = flat.encode(value)
+        return f"{text[0]}\n{inner}{text[1:-1]}\n{' ' * (indent * depth)}{text[-1]}"
+    if not is_dict and all(isinstance(v, dict) and v and not _has_containers(v) for v in value):
+        return _records(value, depth, indent)
+    parts = []
+    run: Any = {} if is_dict else []
+    for item in value.items() if is_dict else value:
+        child = item[1] if is_dict else item
+        if not isinstance(child, _CONTAINERS):
+            if is_dict:
+                run[item[0]] = child
+            else:
+                run.append(child)
+            continue
+        if run:
+            parts.append(flat.encode(run)[1:-1])
+            run = {} if is_dict else []
+        if not is_dict:
+            parts.append(_encode(child, depth + 1, indent))
+        elif isinstance(item[0], str):
+            parts.append(f"{flat.encode(item[0])}: {_encode(child, depth + 1, indent)}")
+        else:
+            raise _NotPlain
+    if run:
+        parts.append(flat.encode(run)[1:-1])
+    open_, close = "{}" if is_dict else "[]"
+    separator = ",\n" + inner
+    return f"{open_}\n{inner}{separator.join(parts)}\n{' ' * (indent * depth)}{close}"
+
+
+def _has_containers(record: dict) -> bool:
+    return any(isinstance(v, _CONTAINERS) for v in record.values())
+
+
+def _records(value, depth: int, indent: int) -> str:
+    """A list of non-empty objects of scalars (a frame's arguments) in one call of the C
+    encoder: its separators are those inside the objects, and one between two objects
+    (``},`` a newline and ``{``: a newline is no character of JSON text's strings, RFC 8259
+    §7) is given the list's indentation."""
+    inner, record = " " * (indent * (depth + 1)), " " * (indent * (depth + 2))
+    text = _flat_encoder(record).encode(value)
+    body = text[2:-2].replace(f"}},\n{record}{{", f"\n{inner}}},\n{inner}{{\n{record}")
+    return f"[\n{inner}{{\n{record}{body}\n{inner}}}\n{' ' * (indent * depth)}]"
+
+
+def _keys_collide(value: Any) -> bool:
+    """Whether some object in `value` has two keys that json_safe spells alike."""
+    if isinstance(value, dict):
+        keys = [escape_undecodable(k) if isinstance(k, str) else k for k in value]
+        return len(set(keys)) < len(keys) or any(_keys_collide(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_keys_collide(v) for v in value)
+    return False
 
 
 def read_document(path, schema: Optional[str] = None, file: Optional[BinaryIO] = None) -> Dict[str, Any]:

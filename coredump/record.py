@@ -65,13 +65,12 @@ def fields(obj) -> tuple:
 def replace(obj, **changes):
     """A copy of ``obj`` with ``changes`` (as ``dataclasses.replace``: a field that is not an
     ``__init__`` parameter starts afresh)."""
-    for f in obj.__record_fields__:
-        if not f.init:
-            if f.name in changes:
-                raise ValueError(f"field {f.name} is not an __init__ parameter")
-        elif f.name not in changes:
-            changes[f.name] = obj.__dict__[f.name]
-    return obj.__class__(**changes)
+    cls = obj.__class__
+    for name in changes:
+        if name in cls.__record_not_init__:
+            raise ValueError(f"field {name} is not an __init__ parameter")
+    values = obj.__dict__
+    return cls(**{name: values[name] for name in cls.__record_init_names__ if name not in changes}, **changes)
 
 
 def _is_classvar(annotation) -> bool:
@@ -207,6 +206,8 @@ def _process(cls, frozen: bool):
     fields_ = _fields_of(cls)
     cls.__record_fields__ = fields_
     _check_order(fields_)
+    cls.__record_init_names__ = tuple(f.name for f in fields_ if f.init)  # what replace copies
+    cls.__record_not_init__ = frozenset(f.name for f in fields_ if not f.init)
     cls.__init__ = _lazy_init(cls, fields_, frozen)
     key = _getter([f.name for f in fields_ if f.compare])
     shown = [f.name for f in fields_ if f.repr]

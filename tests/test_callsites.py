@@ -158,3 +158,46 @@ def test_an_ambiguous_chain_and_a_loop(make_core, gdb):
     _, _, loop = _crash(make_core, "O2", "tail_paths", "loop")
     assert [(f.function, f.tailcall) for f in loop.threads[0].frames[:3]] == [
         ("crash_here", False), ("ping", True), ("main", False)]
+
+
+def test_call_sites_from_data_by_value():
+    """FunctionCallSites.from_data remembers by the whole value: equal data gives the same
+    record, data differing in one return address (or one target) its own."""
+    from coredump.dwarf.callsites import FunctionCallSites
+
+    data = (0x1000, ((0x1010, False, (0x2000,), None, ((5, b"\x50"),)), (0x1020, True, (), "abort", ())))
+    other_pc = (0x1000, ((0x1011, False, (0x2000,), None, ((5, b"\x50"),)), (0x1020, True, (), "abort", ())))
+    other_target = (0x1000, ((0x1010, False, (0x2008,), None, ((5, b"\x50"),)), (0x1020, True, (), "abort", ())))
+    first = FunctionCallSites.from_data(data)
+    assert FunctionCallSites.from_data(tuple(data)) is first
+    assert first.at(0x1010).targets == (0x2000,) and first.at(0x1011) is None
+    assert FunctionCallSites.from_data(other_pc).at(0x1011) is not None
+    assert FunctionCallSites.from_data(other_target).at(0x1010).targets == (0x2008,)
+    assert [s.return_pc for s in first.tail_calls] == [0x1020]
+    listed = [0x1000, [[0x1010, False, (0x2000,), None, ()]]]  # unhashable: built afresh
+    assert FunctionCallSites.from_data(listed).at(0x1010).targets == (0x2000,)
+
+
+def test_entry_values_call_site_is_asked_per_caller_and_callee(make_core, debug_files):
+    """entry_values.find_call_site in one analysis (its memo) gives what a fresh analysis
+    gives for every (callee, caller) pair of the crashing thread, the real pairs first: a
+    caller's call site is its callee's only (a memo keyed by the caller alone would hand
+    the site to any callee)."""
+    from coredump.dwarf.entry_values import find_call_site
+
+    core = make_core("O2", "segv")
+    exe = cores.BUILD / "O2" / "segv"
+
+    def target():
+        return Target(open_core(str(core)), FileFinder(debug_files.finder_options(exe=str(exe))))
+
+    crash = analyze_core(str(core), debug_files.analyze_options(exe=str(exe)))
+    frames = [f for f in crash.threads[crash.crashing_thread].frames if not f.inline]
+    pairs = [(i, i + 1) for i in range(len(frames) - 1)] + \
+        [(i, j) for j in range(len(frames)) for i in range(j - 1) if i != j]
+    shared = target()
+    found = [find_call_site(shared, frames[i], frames[j]) for i, j in pairs]
+    assert found == [find_call_site(target(), frames[i], frames[j]) for i, j in pairs]
+    real = found[:len(frames) - 1]
+    assert any(s is not None for s in real)
+    assert any(s is None for s in found[len(frames) - 1:])

@@ -1,10 +1,16 @@
-"""read_document: the artifact directory's JSON documents, or one StorageError naming the file."""
+"""read_document: the artifact directory's JSON documents, or one StorageError naming the file;
+dumps_document: the text the old writer (json.dumps of json_safe, indent=2) gave."""
+
+import json
 
 import pytest
 
+from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.errors import StorageError
-from coredump.jsondoc import read_document
+from coredump.jsondoc import dumps_document, json_safe, read_document
 from coredump.model import CRASH_SCHEMA, SUMMARY_SCHEMA
+from coredump.report.json import crash_to_dict
+from tests.cores import BUILD
 
 
 def test_reads_a_document_of_the_schema_family(tmp_path):
@@ -30,3 +36,58 @@ def test_bad_documents_name_the_file(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(StorageError, match="cannot read"):
         read_document(tmp_path / "nope.json")
+
+
+# dumps_document: json.dumps(indent=2) runs CPython's pure-Python encoder; ours makes the
+# same text with the C encoder. The reference is the old writer, kept here.
+def _old_writer(value, indent=2):
+    return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
+
+
+_UNDECODABLE = b"caf\xe9 \xff".decode("utf-8", "surrogateescape")
+_HOSTILE = {
+    "schema": "coredump.crash/1",
+    "argv\udce9": [_UNDECODABLE, "\ud800 lone", "", "ok"],
+    "threads": [
+        {"tid": 1, "frames": [{"index": 0, "function": "f\udc80", "args": [
+            {"name": "s", "type": "char *", "value": '0x1 "\udcfe\\"\n,{}[]"', "raw": "0x1"}],
+            "inline": False, "line": None, "ratio": 0.5}, {}], "registers": {"rip\udce9": "0x0"}},
+        [], [[{"deep": ["\udce9", 1, True, None, {"k\udcff": {}}]}]],
+    ],
+    "tuple": (1, ("\udce9", [])),
+    "empty": {},
+}
+
+
+@pytest.mark.parametrize("doc", [
+    _HOSTILE, {}, [], "\udce9", 7, None, [[[]]], {"a": {"b": {"c": []}}},
+    {"n": {1: "int key", None: "null key", 2.5: "float key", False: "bool key"}},  # keys json.dumps converts
+    {"mixed": [{"x": 1}], 3: "an int key beside a container"},
+    # lists of objects of scalars, whose text is made in one piece: braces, commas and
+    # newlines inside their strings, an empty object among them, a list inside one
+    {"a": [{"v": "a},\n    {", "w": "}"}, {"v": "{"}, {"x": "}, {"}], "b": [[{"k": 1}, {"k": 2}]],
+     "c": [{"k": 1}, {}], "d": [{"k": 1}, {"l": [2]}], "e": [{1: "x", None: 2}, {"z": (3, 4)}]},
+], ids=["hostile", "empty-object", "empty-array", "string", "int", "null", "nested-arrays", "nested-objects",
+        "non-string-keys", "non-string-key-beside-container", "lists-of-objects"])
+@pytest.mark.parametrize("indent", [2, 0, 4, None])
+def test_writer_text_is_the_old_writers(doc, indent):
+    assert dumps_document(doc, indent) == _old_writer(doc, indent)
+
+
+def test_keys_that_escape_alike_are_one_key_as_before():
+    doc = {"list": [{"\udce9": 1, "\\xe9": 2}]}
+    assert dumps_document(doc) == _old_writer(doc)
+    assert dumps_document(doc).count("xe9") == 1
+
+
+def test_writer_output_is_valid_utf8_and_names_the_bytes():
+    text = dumps_document(_HOSTILE)
+    text.encode("utf-8")  # no lone surrogate left (RFC 8259 §8.1)
+    assert json.loads(text)["argv\\xe9"][0] == "caf\\xe9 \\xff"
+
+
+def test_a_real_crash_document_is_written_as_before(make_core):
+    core = make_core("O0", "threads")
+    crash = crash_to_dict(analyze_core(str(core), AnalyzeOptions(exe=str(BUILD / "O0" / "threads"))))
+    assert len(crash["threads"]) > 1
+    assert dumps_document(crash) == _old_writer(crash)

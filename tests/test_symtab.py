@@ -161,3 +161,24 @@ def test_a_size_0_symbol_ends_with_its_code_section():
     end = table.find_symbol("_end")
     assert end and table.lookup(end) is None and table.lookup(end + 0x1000) is None
     assert table.function_range(fini) == (fini, fini + fini_size)
+
+
+def test_names_are_remembered_per_image(monkeypatch):
+    """find_symbol_entry answers each (image, name) once: two files defining one name keep
+    their own addresses, a name one file lacks stays None there, and a second lookup scans
+    no table again."""
+    cores.build_samples()
+    o0, o2 = ElfImage(str(cores.BUILD / "O0" / "segv")), ElfImage(str(cores.BUILD / "O2" / "segv"))
+    scans = []
+    real_scan = symtab._scan_elf64le
+    monkeypatch.setattr(symtab, "_scan_elf64le", lambda *a: scans.append(a[-1]) or real_scan(*a))
+    fresh = {(img, name): symtab._find_symbol_entry(img, name)
+             for img in (o0, o2) for name in ("main", "store_value", "no_such_symbol")}
+    assert fresh[(o0, "main")] and fresh[(o2, "main")] and fresh[(o0, "main")] != fresh[(o2, "main")]
+    assert fresh[(o0, "no_such_symbol")] is None
+    scans.clear()
+    for _ in range(3):
+        for (img, name), want in fresh.items():
+            assert symtab.find_symbol_entry(img, name) == want
+    assert sorted(set(scans)) == ["main", "no_such_symbol", "store_value"]
+    assert len(scans) <= 2 * len(fresh)  # .dynsym then .symtab, once per (image, name)

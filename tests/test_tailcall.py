@@ -173,3 +173,37 @@ def test_aarch64_find_tail_jump_through_a_plt_stub():
     data[0x800:0x804] = _a64(0x17FFFE00)
     mem = _memory(bytes(data))
     assert find_tail_jump(mem, 0x1800, 0x1808, 0x7F0000001234, "aarch64") == 0x1804
+
+
+def test_one_analysis_answers_each_question_on_its_own(make_core, monkeypatch):
+    """The frames put back between a caller and a callee are remembered per analysis (the
+    threads of a pool wait in the same calls): asked with one caller and two callees, or one
+    callee under two names, one target gives what a fresh target gives each time, and a
+    question asked again is not searched again."""
+    from coredump.unwind import tailcall
+
+    core, exe, crash = _analyze("O2-nocs", "segv", make_core)
+    frames = crash.threads[crash.crashing_thread].frames
+    without = [f for f in frames if f.function not in ("build", "fill_list")]
+    variants = {
+        "main calls, store_value found": without,
+        "main calls, fill_list found": [f for f in frames if f.function != "build"],
+        # the callee named after the function main's call names: nothing was removed
+        "callee named build": [replace(f, function="build") if f.function == "store_value" else f for f in without],
+        "as walked": list(frames),
+    }
+
+    def run(fs, target):
+        out = infer_tail_calls([replace(f, index=i) for i, f in enumerate(fs)], target)
+        return [(f.function, f.tailcall, f.line) for f in out]
+
+    shared = _target(core, exe)
+    got = {name: run(fs, shared) for name, fs in variants.items()}
+    assert got == {name: run(fs, _target(core, exe)) for name, fs in variants.items()}
+    assert ("build", True, None) in got["main calls, store_value found"]
+    assert not any(tail for _, tail, _ in got["callee named build"])
+    searched = []
+    real = tailcall._find_missing_frames
+    monkeypatch.setattr(tailcall, "_find_missing_frames", lambda *a: searched.append(a) or real(*a))
+    assert {name: run(fs, shared) for name, fs in variants.items()} == got
+    assert searched == []

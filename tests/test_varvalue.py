@@ -87,3 +87,18 @@ def test_a_value_in_pieces_of_two_registers(frame0):
     want = int.from_bytes((regs["rax"] & 0xFFFFFFFF).to_bytes(4, "little") + (regs["rcx"] & 0xFFFFFFFF)
                           .to_bytes(4, "little"), "little", signed=True)
     assert (got.value, got.raw) == (str(want), want)
+
+
+def test_type_from_data_by_value():
+    """TypeInfo.from_data remembers by the whole value: equal data gives the same record,
+    data differing in a name, a size or a member's type its own."""
+    int_data = ("base", "int", 4, 5, None, (), None, None)
+    struct = ("struct", "struct s", 8, None, None, (), (("a", 0, int_data, None, None, False),), None)
+    assert TypeInfo.from_data(int_data) is TypeInfo.from_data(tuple(int_data))
+    assert TypeInfo.from_data(("base", "unsigned int", 4, 8, None, (), None, None)).name == "unsigned int"
+    assert TypeInfo.from_data(("base", "int", 8, 5, None, (), None, None)).size == 8
+    long_member = ("struct", "struct s", 8, None, None, (),
+                   (("a", 0, ("base", "long", 8, 5, None, (), None, None), None, None, False),), None)
+    assert TypeInfo.from_data(struct).members[0][2].name == "int"
+    assert TypeInfo.from_data(long_member).members[0][2].name == "long"
+    assert TypeInfo.from_data(["base", "char", 1, 6, None, [], None, None]).is_char  # unhashable: built afresh

@@ -11,6 +11,7 @@ between a caller and its callee, as gdb's ``call_site_find_chain`` does.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, Optional, Tuple
 
 from coredump.dwarf.dies import subtree, unit_reader
@@ -73,8 +74,23 @@ class FunctionCallSites:
 
     @classmethod
     def from_data(cls, data: tuple) -> FunctionCallSites:
-        entry, sites = data
-        return cls(entry, tuple(CallSite(*s) for s in sites))
+        try:
+            return _rebuilt(data)
+        except TypeError:  # unhashable (a list where a tuple was): built afresh
+            return _rebuild(data)
+
+
+# A frame's arguments and the tail-call search ask for the call sites of the same few
+# functions again and again (one parse-cache entry per pc): each rebuilt once per value. The
+# key is the whole value, so equal data gives an equal (frozen) FunctionCallSites.
+@functools.lru_cache(maxsize=256)
+def _rebuilt(data: tuple) -> FunctionCallSites:
+    return _rebuild(data)
+
+
+def _rebuild(data: tuple) -> FunctionCallSites:
+    entry, sites = data
+    return FunctionCallSites(entry, tuple(CallSite(*s) for s in sites))
 
 
 def read_call_sites(dwarfinfo, sub, visit: Callable[[int], None]) -> FunctionCallSites:

@@ -37,6 +37,7 @@ MASK = (1 << 64) - 1
 MAX_TAIL_TARGETS = 256
 
 _VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CALL_SITES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def find_call_site(target, callee, caller) -> Optional[CallSite]:
@@ -47,13 +48,30 @@ def find_call_site(target, callee, caller) -> Optional[CallSite]:
         # A tail-call frame is put back by inference (unwind.tailcall), which may find one
         # gdb does not: its tail call's parameters could give a value gdb has not.
         return None
-    callee_mod, caller_mod = target.find_module(callee.lookup_pc), target.find_module(caller.lookup_pc)
+    # What follows reads only these three addresses and the target's files, which one
+    # analysis does not change: threads blocked in the same calls ask the same question.
+    key = (callee.lookup_pc, caller.lookup_pc, caller.pc)
+    memo = _memo(_CALL_SITES, target)
+    if key not in memo:
+        memo[key] = _find_call_site(target, *key)
+    return memo[key]
+
+
+def _memo(memos: weakref.WeakKeyDictionary, target) -> dict:
+    try:
+        return memos.setdefault(target, {})
+    except TypeError:  # a target that takes no weak reference: not remembered
+        return {}
+
+
+def _find_call_site(target, callee_pc: int, caller_lookup_pc: int, caller_pc: int) -> Optional[CallSite]:
+    callee_mod, caller_mod = target.find_module(callee_pc), target.find_module(caller_lookup_pc)
     if None in (callee_mod, caller_mod) or not caller_mod.trusted or caller_mod.dwarf is None \
             or not callee_mod.trusted or callee_mod.dwarf is None:
         return None
-    called = callee_mod.dwarf.find_call_sites(callee.lookup_pc - callee_mod.bias)
-    sites = caller_mod.dwarf.find_call_sites(caller.lookup_pc - caller_mod.bias)
-    site = sites.at(caller.pc - caller_mod.bias) if sites is not None else None
+    called = callee_mod.dwarf.find_call_sites(callee_pc - callee_mod.bias)
+    sites = caller_mod.dwarf.find_call_sites(caller_lookup_pc - caller_mod.bias)
+    site = sites.at(caller_pc - caller_mod.bias) if sites is not None else None
     if site is None or called is None or called.entry_pc is None:
         return None
     entry = called.entry_pc + callee_mod.bias
@@ -69,10 +87,7 @@ def no_self_tail_call(target, func_addr: int) -> bool:
     calls of the function at `func_addr` lead to is known (func_addr_to_tail_call_list: a
     DWARF function whose entry is that address; a call_site_target by address or by a
     symbol's name, not through a register) and none leads back to it."""
-    try:
-        memo = _VERIFIED.setdefault(target, {})
-    except TypeError:  # a target that takes no weak reference: not remembered
-        memo = {}
+    memo = _memo(_VERIFIED, target)
     if func_addr not in memo:
         memo[func_addr] = _verify(target, func_addr)
     return memo[func_addr]

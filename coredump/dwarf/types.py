@@ -14,6 +14,7 @@ past that and a pointer's pointee's members are not read (gdb prints a pointer a
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Tuple
 
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
@@ -74,11 +75,10 @@ class TypeInfo:
 
     @classmethod
     def from_data(cls, data: tuple) -> TypeInfo:
-        kind, name, size, encoding, target, enumerators, members, count = data
-        if members is not None:
-            members = tuple((m[0], m[1], cls.from_data(m[2]), m[3], m[4], m[5]) for m in members)
-        return cls(kind, name, size, encoding, cls.from_data(target) if target is not None else None,
-                   tuple(tuple(e) for e in enumerators), members, count)
+        try:
+            return _rebuilt(data)
+        except TypeError:  # unhashable (a list where a tuple was): built afresh
+            return _rebuild(data)
 
     @property
     def is_char(self) -> bool:
@@ -92,6 +92,22 @@ class TypeInfo:
         if self.kind == "reference":
             return self.target is not None and self.target.is_scalar
         return self.kind in ("base", "pointer", "enum")
+
+
+# Every value read rebuilds its plan's type (one parse-cache entry per pc; 17,000 values of
+# the same few types on a 200-thread core): once per value of the data. The key is the whole
+# value, so equal data gives an equal (frozen) TypeInfo.
+@functools.lru_cache(maxsize=256)  # each a type of at most MAX_TYPE_NODES nodes
+def _rebuilt(data: tuple) -> TypeInfo:
+    return _rebuild(data)
+
+
+def _rebuild(data: tuple) -> TypeInfo:
+    kind, name, size, encoding, target, enumerators, members, count = data
+    if members is not None:
+        members = tuple((m[0], m[1], TypeInfo.from_data(m[2]), m[3], m[4], m[5]) for m in members)
+    return TypeInfo(kind, name, size, encoding, TypeInfo.from_data(target) if target is not None else None,
+                    tuple(tuple(e) for e in enumerators), members, count)
 
 
 _VOID = TypeInfo("void", "void")

@@ -31,7 +31,8 @@ def symbolize_frames(target, frames: Iterable[Frame]) -> Tuple[Frame, ...]:
         group = symbolize_frame(target, frame)
         # Keep the walk's numbering where it left frames out (a stack past the frame cap
         # keeps its bottom frames under their own numbers); inline frames shift what follows.
-        out.extend(replace(f, index=frame.index + inlined + k) for k, f in enumerate(group))
+        out.extend(f if f.index == frame.index + inlined + k else replace(f, index=frame.index + inlined + k)
+                   for k, f in enumerate(group))
         inlined += len(group) - 1
     return tuple(out)
 

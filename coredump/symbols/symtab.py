@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import List, Optional, Tuple
+import weakref
+from typing import Dict, List, Optional, Tuple
 
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
@@ -123,11 +124,31 @@ def find_symbol(image: ElfImage, name: str) -> Optional[int]:
     return found[0] if found is not None else None
 
 
+# Names looked up per image, remembered while the image lives (an image is one file's bytes,
+# which do not change under it: open_image makes a new one for a changed file). Entry values
+# and the tail-call search look the same few names up again and again (a call site's
+# DW_AT_call_origin that is a declaration), each a linear scan of the tables.
+_ENTRIES: weakref.WeakKeyDictionary[ElfImage, Dict[str, Optional[Tuple[int, bool]]]] = weakref.WeakKeyDictionary()
+MAX_REMEMBERED_NAMES = 4096  # per image: hostile DWARF may name many symbols; past it, scan again
+
+
 def find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
     """(st_value, whether it is an STT_GNU_IFUNC: its value is the resolver's address, not
     the function's) of the defined symbol `name`, or None. ELF64 LE files: a struct scan of
     ``.dynsym`` then ``.symtab``; others through pyelftools: ``.dynsym``'s hash table, else
     ``.symtab``, else ``.dynsym``."""
+    known = _ENTRIES.get(image)
+    if known is None:
+        known = _ENTRIES[image] = {}
+    if name in known:
+        return known[name]
+    found = _find_symbol_entry(image, name)
+    if len(known) < MAX_REMEMBERED_NAMES:
+        known[name] = found
+    return found
+
+
+def _find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
     if image._is_elf64le:
         return _find_in_tables(image, name)
     elf = image.elf

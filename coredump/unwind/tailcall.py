@@ -19,6 +19,7 @@ decoders (``_DECODERS``).
 from __future__ import annotations
 
 import struct
+import weakref
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from coredump.errors import MemoryFault
@@ -53,6 +54,8 @@ MAX_JUMP_CHAIN = 4
 MAX_JUMP_FUNCTIONS = 32
 # The most code read to look for a call in one function (a symbol's st_size is hostile input).
 MAX_FUNCTION_BYTES = 1 << 20
+# Per analysis (target): the frames _missing_frames found for each question asked.
+_MISSING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _x86_64_call_target(memory, return_address: int) -> Optional[int]:
@@ -247,14 +250,28 @@ def infer_tail_calls(frames: Sequence[Frame], target) -> Tuple[Frame, ...]:
             found = _missing_frames(target, physical, callee)
             out.extend(replace(f, index=caller[0].index + added + k) for k, f in enumerate(found))
             added += len(found)
-        out.extend(replace(f, index=f.index + added) for f in caller)
+        out.extend((replace(f, index=f.index + added) for f in caller) if added else caller)
     return tuple(out)
 
 
-def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Frame]:
+def _missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> Tuple[Frame, ...]:
     """The tail-call frames between `caller` and `callee`: none when the caller's call is a
     direct call of the callee; else those DWARF call sites give (``callchain``), and where
     they cannot tell, those the instructions prove."""
+    # The answer reads these parts of the two frames and the target's code and DWARF, which
+    # one analysis does not change: the threads of a pool wait in the same calls.
+    key = (caller.pc, caller.trust == Trust.SCAN, callee[-1].lookup_pc, callee[-1].function,
+           frozenset(_names(callee)))
+    try:
+        memo = _MISSING.setdefault(target, {})
+    except TypeError:  # a target that takes no weak reference: not remembered
+        memo = {}
+    if key not in memo:
+        memo[key] = tuple(_find_missing_frames(target, caller, callee))
+    return memo[key]
+
+
+def _find_missing_frames(target, caller: Frame, callee: Sequence[Frame]) -> List[Frame]:
     callee_start = function_entry(target, callee[-1].lookup_pc)
     called = find_call_target(_CodeMemory(target), caller.pc, target.arch.name)
     hit = _function_at(target, called) if called is not None else None
