@@ -243,7 +243,7 @@ def test_cold_rust_analysis_imports_no_pyelftools_dwarf(tmp_path):
     build = build_rust_samples()
     core = make_rust_core("rust_panic")
     crash, modules = _imported(core, build / "rust_panic", tmp_path)
-    assert any(f.get("file", "").endswith(".rs") for t in crash["threads"] for f in t["frames"])
+    assert any((f.get("file") or "").endswith(".rs") for t in crash["threads"] for f in t["frames"])
     assert _no_pyelftools_dwarf(modules) == []
 
 
