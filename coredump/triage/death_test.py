@@ -25,6 +25,7 @@ import os
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from coredump.errors import MemoryFault
+from coredump.symbols.symtab import find_symbol_entry
 
 __all__ = ("find_death_test", "judge_death_test", "GTEST_FAST_CHILD", "GTEST_THREADSAFE_FLAG")
 
@@ -37,8 +38,7 @@ def find_death_test(target, argv: Sequence[str]) -> Optional[str]:
     if any(str(a).startswith(GTEST_THREADSAFE_FLAG) for a in argv):
         return f"a googletest death test's child ({GTEST_THREADSAFE_FLAG})"
     for mod in target.modules:
-        table = mod.symtab
-        addr = table.find_symbol(GTEST_FAST_CHILD) if table is not None and hasattr(table, "find_symbol") else None
+        addr = _fast_child_flag(mod)
         if addr is None:
             continue
         try:
@@ -48,6 +48,22 @@ def find_death_test(target, argv: Sequence[str]) -> Optional[str]:
         if value == b"\x01":
             return "a googletest death test's child (testing::internal::g_in_fast_death_test_child)"
         return None
+    return None
+
+
+def _fast_child_flag(mod) -> Optional[int]:
+    """The file address of GTEST_FAST_CHILD in a trusted module's file, else in its separate
+    debug file (a stripped file keeps .dynsym only; the flag is local, in .symtab): one name
+    looked up, not the module's whole symbol table built."""
+    if not mod.trusted:
+        return None
+    for image in (mod.image, mod.debug_image):
+        try:
+            found = find_symbol_entry(image, GTEST_FAST_CHILD) if image is not None else None
+        except Exception:  # noqa: BLE001 - an unreadable symbol table defines nothing
+            found = None
+        if found:
+            return found[0]
     return None
 
 
