@@ -229,9 +229,15 @@ def _plan(dwarf, pc: int, what: str):
     """What the DIEs say about the frames at image address `pc`: for ``args``, (the number
     of source-level frames, DW_AT_frame_base's expression, the parameter plans per frame);
     for ``locals``, the local variables' plans per frame. None where no DWARF names the pc."""
+    # 201 threads stand at a handful of pcs: a plan is made once per analysis (a limit
+    # that cut it aside), whatever the parse cache holds.
+    mine = dwarf.plans.get((what, pc))
+    if mine is not None:
+        return mine or None
     memo = frames_memo(dwarf.image, dwarf.supplementary, f"{what}.2-{code_tag(_PLAN_MODULES)}")
     hit = memo.get(pc)
     if hit is not None:
+        dwarf.plans[(what, pc)] = hit
         return hit or None
     cuts = dwarf.cuts
     scopes = dwarf.find_scopes(pc)
@@ -246,6 +252,7 @@ def _plan(dwarf, pc: int, what: str):
         found = tuple(plan_locals(s, pc, entry) for s in scopes)
     if dwarf.cuts == cuts:
         memo.add(pc, found)  # a plan a DWARF limit cut is not kept: a later analysis retries
+        dwarf.plans[(what, pc)] = found
     return found or None
 
 
