@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 from coredump.dwarf.cache import code_tag, frames_memo
 from coredump.dwarf.entry_values import entry_value, find_call_site
 from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown, evaluate_location
+from coredump.dwarf.simple_locations import evaluate_simple
 from coredump.dwarf.types import TypeInfo
 from coredump.dwarf.values import format_value
 from coredump.dwarf.variables import (
@@ -292,7 +293,7 @@ def _frame_base(expr: Optional[bytes], ctx: LocationContext) -> int:
         raise ExpressionError("no DW_AT_frame_base at this pc")
     if ctx.cfa is None and expr == b"\x9c":
         raise RegisterUnknown("the frame's CFA is not known")  # DW_OP_call_frame_cfa in a tail-call frame
-    piece = evaluate_location(expr, ctx)[0]
+    piece = evaluate_simple(expr, ctx)[0]
     if piece.kind == "memory":
         return piece.value
     if piece.kind == "register":
