@@ -137,3 +137,33 @@ def test_a_plan_is_made_once_per_analysis_under_its_pc_and_kind(make_core, monke
     assert any(plan != _plan(dwarf, pc, "locals") for what, pc, plan in got if what == "args")
     other_core.close()
     core.close()
+
+
+def test_a_pointer_target_is_named_once_per_analysis_by_its_address(make_core):
+    """The name after a pointer (``<crunch+4>``) is looked up once per address in an
+    analysis; addresses in one function, in two, and in none each keep their own name,
+    asked in either order, as a fresh analysis names them."""
+    from coredump.dwarf.frame_values import _POINTED, _symbol_at
+    from coredump.symbols.symtab import find_symbol
+
+    exe = str(BUILD / "O2" / "threads")
+    path = str(make_core("O2", "threads"))
+
+    def fresh():
+        core = open_core(path)
+        return core, Target(core, AnalyzeOptions(exe=exe).finder())
+
+    core, target = fresh()
+    module = next(m for m in target.modules if m.path == exe)
+    starts = [find_symbol(module.image, name) + module.bias for name in ("crunch", "idle_worker")]
+    addresses = [starts[0], starts[0] + 4, starts[1], starts[1] + 4, 8]
+    names = []
+    for address in addresses:
+        other_core, other = fresh()
+        names.append(_symbol_at(other, address))
+        other_core.close()
+    assert names == ["crunch", "crunch+4", "idle_worker", "idle_worker+4", None]
+    for order in (addresses, addresses[::-1], addresses):
+        assert {a: _symbol_at(target, a) for a in order} == dict(zip(addresses, names))
+    assert sorted(_POINTED[target]) == sorted(addresses)
+    core.close()

@@ -17,6 +17,7 @@ and one warning says so.
 from __future__ import annotations
 
 import time
+import weakref
 from typing import List, Optional, Sequence, Tuple
 
 from coredump.dwarf.cache import code_tag, frames_memo
@@ -49,6 +50,9 @@ LOCALS_FRAMES = 5
 _X86_64_XMM = {17 + n: f"xmm{n}" for n in range(16)}
 # Callers followed for an entry value that is itself an entry value of the caller.
 MAX_ENTRY_DEPTH = 8
+# Pointer targets' names kept per analysis (a hostile core's pointers point anywhere).
+MAX_POINTED = 65_536
+_POINTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Entry values kept per frame (hostile DWARF may ask for any number of blocks).
 MAX_ENTRY_BLOCKS = 64
 # The modules whose rules shape a plan: the memo's entries name their code (dwarf.cache).
@@ -316,6 +320,21 @@ def _frame_base(expr: Optional[bytes], ctx: LocationContext) -> int:
 
 def _symbol_at(target, address: int) -> Optional[str]:
     """gdb's ``<symbol+offset>`` after a pointer into a function (``print symbol``)."""
+    # The threads' pointers name a few places (2,004 addresses of 9,171 pointers on the
+    # 200-thread python core): each is looked up once per analysis.
+    try:
+        memo = _POINTED.setdefault(target, {})
+    except TypeError:  # a target that takes no weak reference: not remembered
+        memo = {}
+    if address in memo:
+        return memo[address]
+    found = _find_symbol_at(target, address)
+    if len(memo) < MAX_POINTED:
+        memo[address] = found
+    return found
+
+
+def _find_symbol_at(target, address: int) -> Optional[str]:
     module = target.find_module(address)
     table = module.symtab if module is not None and module.trusted else None
     if table is None:
