@@ -25,7 +25,7 @@ import os
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from coredump.errors import MemoryFault
-from coredump.symbols.symtab import find_symbol_entry
+from coredump.symbols.symtab import find_module_symbol
 
 __all__ = ("find_death_test", "judge_death_test", "GTEST_FAST_CHILD", "GTEST_THREADSAFE_FLAG")
 
@@ -38,9 +38,11 @@ def find_death_test(target, argv: Sequence[str]) -> Optional[str]:
     if any(str(a).startswith(GTEST_THREADSAFE_FLAG) for a in argv):
         return f"a googletest death test's child ({GTEST_THREADSAFE_FLAG})"
     for mod in target.modules:
-        addr = _fast_child_flag(mod)
-        if addr is None:
+        # The flag is local (in .symtab): a stripped file's debug file has it.
+        found = find_module_symbol(mod, GTEST_FAST_CHILD)
+        if found is None:
             continue
+        addr = found[0]
         try:
             value = target.memory.read(addr + mod.bias, 1)
         except MemoryFault:
@@ -48,22 +50,6 @@ def find_death_test(target, argv: Sequence[str]) -> Optional[str]:
         if value == b"\x01":
             return "a googletest death test's child (testing::internal::g_in_fast_death_test_child)"
         return None
-    return None
-
-
-def _fast_child_flag(mod) -> Optional[int]:
-    """The file address of GTEST_FAST_CHILD in a trusted module's file, else in its separate
-    debug file (a stripped file keeps .dynsym only; the flag is local, in .symtab): one name
-    looked up, not the module's whole symbol table built."""
-    if not mod.trusted:
-        return None
-    for image in (mod.image, mod.debug_image):
-        try:
-            found = find_symbol_entry(image, GTEST_FAST_CHILD) if image is not None else None
-        except Exception:  # noqa: BLE001 - an unreadable symbol table defines nothing
-            found = None
-        if found:
-            return found[0]
     return None
 
 
