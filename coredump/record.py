@@ -66,10 +66,19 @@ def replace(obj, **changes):
     """A copy of ``obj`` with ``changes`` (as ``dataclasses.replace``: a field that is not an
     ``__init__`` parameter starts afresh)."""
     cls = obj.__class__
+    values = obj.__dict__
+    if cls.__dict__.get("__record_plain__") and len(values) == len(cls.__record_init_names__):
+        # Every field an __init__ parameter, no __post_init__, and the record holds exactly
+        # its fields: the copy is its values with the changes (12,000 frames copied per
+        # analysis of 200 threads spent a tenth of its values' time in __init__'s keywords).
+        merged = {**values, **changes}
+        if len(merged) == len(values):  # each change names a field (else __init__ says which not)
+            new = object.__new__(cls)
+            new.__dict__.update(merged)
+            return new
     for name in changes:
         if name in cls.__record_not_init__:
             raise ValueError(f"field {name} is not an __init__ parameter")
-    values = obj.__dict__
     return cls(**{name: values[name] for name in cls.__record_init_names__ if name not in changes}, **changes)
 
 
@@ -208,6 +217,9 @@ def _process(cls, frozen: bool):
     _check_order(fields_)
     cls.__record_init_names__ = tuple(f.name for f in fields_ if f.init)  # what replace copies
     cls.__record_not_init__ = frozenset(f.name for f in fields_ if not f.init)
+    # What replace may copy without __init__: the class's own, not a subclass's that may
+    # bring an __init__ or __post_init__ of its own.
+    cls.__record_plain__ = not cls.__record_not_init__ and not hasattr(cls, "__post_init__")
     cls.__init__ = _lazy_init(cls, fields_, frozen)
     key = _getter([f.name for f in fields_ if f.compare])
     shown = [f.name for f in fields_ if f.repr]

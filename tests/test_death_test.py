@@ -150,3 +150,21 @@ def test_the_search_for_a_report_is_bounded_and_stays_in_the_tree(tmp_path):
     process = SimpleNamespace(argv=["/t", "--gtest_output=xml:../b/r.xml"], executable="/t")
     crash = SimpleNamespace(death_test="a death test's child", process=process)
     assert death_test._find_verdicts(crash, "A_B_Test", None, {}, None, [str(tmp_path / "a" / "x")]) == ({}, [], [])
+
+
+def test_looking_for_the_fast_child_flag_builds_no_symbol_table(make_core):
+    """A crash that is no death test's child: every module is asked for the one flag by
+    name, and none has its whole symbol table built for it (24 tables on a python core)."""
+    from coredump.elf.core import open_core
+    from coredump.symbols.finder import FileFinder, FinderOptions
+    from coredump.target import Target
+    from coredump.triage.death_test import find_death_test
+
+    core = open_core(str(make_core("O0", "threads")))
+    try:
+        target = Target(core, FileFinder(FinderOptions(None, None, (), (), ())))
+        assert sum(m.trusted for m in target.modules) >= 2
+        assert find_death_test(target, ["./threads"]) is None
+        assert [m.path for m in target.modules if "symtab" in vars(m)] == []
+    finally:
+        core.close()

@@ -123,6 +123,51 @@ def test_replace(classes):
         replace(box, seen={})
 
 
+@pytest.mark.parametrize("kind", ["dataclasses", "record"])
+def test_replace_of_plain_records_as_dataclasses(kind):
+    """A record of plain fields is copied without its __init__: the same values, the same
+    errors, and a subclass's own __init__ or __post_init__ still runs, as dataclasses does."""
+    import functools
+
+    dc = dataclasses.dataclass if kind == "dataclasses" else record.dataclass
+    replace = dataclasses.replace if kind == "dataclasses" else record.replace
+    Pair = _plain(kind)
+
+    class Counted(Pair):
+        made = 0
+
+        def __init__(self, *args, **kwargs):
+            type(self).made += 1
+            super().__init__(*args, **kwargs)
+
+    @dc(frozen=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self):
+            if self.x < 0:
+                raise ValueError("negative")
+
+    @dc(frozen=True)
+    class Cached:
+        x: int
+
+        @functools.cached_property
+        def double(self):
+            return 2 * self.x
+
+    q = replace(Pair(1, 2, "n"), y=5)
+    assert (type(q), vars(q)) == (Pair, {"x": 1, "y": 5, "note": "n"})
+    with pytest.raises(TypeError):
+        replace(Pair(1), z=3)
+    c = replace(Counted(1), x=2)
+    assert (type(c), c.x, Counted.made) == (Counted, 2, 2)
+    with pytest.raises(ValueError):
+        replace(Checked(1), x=-1)
+    cached = Cached(3)
+    assert cached.double == 6 and replace(cached, x=4).double == 8
+
+
 def test_a_non_default_field_after_a_default_one_is_refused():
     with pytest.raises(TypeError):
         @record.dataclass

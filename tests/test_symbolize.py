@@ -118,3 +118,31 @@ def test_offsets_are_never_negative(make_core, debug_files, variant):
         assert "__assert_fail_base" in [f["function"] for f in frames]
     assert [f for f in frames if f["offset"] is not None and f["offset"] < 0] == []
     assert "+-" not in render_text(crash)
+
+
+def test_a_pc_is_symbolized_once_per_analysis_by_its_pc_and_lookup_address(make_core, monkeypatch):
+    """Frames at one pc share what the first found, unless their lookup address differs: a
+    function's entry as frame 0 (the pc itself) and as a caller's return address (pc - 1,
+    the code before it). Either order gives each what a fresh analysis gives it."""
+    from coredump.symbols.symtab import find_symbol
+
+    core = make_core("O2", "threads")
+    exe = cores.BUILD / "O2" / "threads"
+
+    def fresh():
+        return Target(open_core(str(core)), FileFinder(FinderOptions(exe=str(exe))))
+
+    target = fresh()
+    module = next(m for m in target.modules if m.path == str(exe))
+    entry = find_symbol(module.image, "crunch") + module.bias
+    frames = [Frame(0, entry), Frame(1, entry, trust=Trust.CFI), Frame(2, entry + 3), Frame(3, entry + 3)]
+    alone = [symbolize_frames(fresh(), [f])[0] for f in frames]
+    assert alone[0].function == "crunch" and alone[0].symbol_offset == 0
+    assert (alone[1].function, alone[1].symbol_offset) != ("crunch", 0)
+    asked = []
+    find_frames = module.dwarf.find_frames
+    monkeypatch.setattr(module.dwarf, "find_frames", lambda vaddr: asked.append(vaddr) or find_frames(vaddr))
+    for order in (frames, frames[::-1]):
+        got = {f.index: f for f in symbolize_frames(target, order)}
+        assert [got[f.index] for f in frames] == alone
+    assert sorted(asked) == sorted({f.lookup_pc - module.bias for f in frames})  # 3 addresses, 8 frames

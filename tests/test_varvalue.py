@@ -102,3 +102,68 @@ def test_type_from_data_by_value():
     assert TypeInfo.from_data(struct).members[0][2].name == "int"
     assert TypeInfo.from_data(long_member).members[0][2].name == "long"
     assert TypeInfo.from_data(["base", "char", 1, 6, None, [], None, None]).is_char  # unhashable: built afresh
+
+
+def test_a_plan_is_made_once_per_analysis_under_its_pc_and_kind(make_core, monkeypatch):
+    """With the parse cache off, the frames' plans (arguments, locals) come from the
+    analysis's memo after the first: each equals the plan a fresh analysis makes for that
+    pc and kind, and the DIEs are read once per (kind, pc), not once per thread."""
+    from coredump.dwarf.frame_values import _plan
+
+    monkeypatch.setenv("COREDUMP_CACHE", "0")
+    exe = str(BUILD / "O2" / "threads")
+    path = str(make_core("O2", "threads"))
+
+    def analysis():
+        core = open_core(path)
+        target = Target(core, AnalyzeOptions(exe=exe).finder())
+        return core, target, _walk_threads(target, AnalyzeOptions(), _find_crashing_thread(core), [])
+
+    core, target, threads = analysis()
+    frames = [f for t in threads for f in t.frames if not f.inline and f.module == exe]
+    pcs = [f.lookup_pc - target.find_module(f.lookup_pc).bias for f in frames]
+    dwarf = target.find_module(frames[0].lookup_pc).dwarf
+    assert len(set(pcs)) >= 3 and len(pcs) > len(set(pcs))  # threads share pcs
+    asked = []
+    scopes = dwarf.find_scopes
+    monkeypatch.setattr(dwarf, "find_scopes", lambda pc: asked.append(pc) or scopes(pc))
+    got = [(what, pc, _plan(dwarf, pc, what)) for pc in pcs for what in ("args", "locals")]
+    assert sorted(asked) == sorted(list(set(pcs)) * 2)
+    # Another analysis asked in the other order: a key missing the kind or the pc would
+    # answer one of them with the other's plan.
+    other_core, other, _ = analysis()
+    other_dwarf = other.find_module(frames[0].lookup_pc).dwarf
+    assert [(what, pc, _plan(other_dwarf, pc, what)) for what, pc, _ in reversed(got)] == got[::-1]
+    assert any(plan != _plan(dwarf, pc, "locals") for what, pc, plan in got if what == "args")
+    other_core.close()
+    core.close()
+
+
+def test_a_pointer_target_is_named_once_per_analysis_by_its_address(make_core):
+    """The name after a pointer (``<crunch+4>``) is looked up once per address in an
+    analysis; addresses in one function, in two, and in none each keep their own name,
+    asked in either order, as a fresh analysis names them."""
+    from coredump.dwarf.frame_values import _POINTED, _symbol_at
+    from coredump.symbols.symtab import find_symbol
+
+    exe = str(BUILD / "O2" / "threads")
+    path = str(make_core("O2", "threads"))
+
+    def fresh():
+        core = open_core(path)
+        return core, Target(core, AnalyzeOptions(exe=exe).finder())
+
+    core, target = fresh()
+    module = next(m for m in target.modules if m.path == exe)
+    starts = [find_symbol(module.image, name) + module.bias for name in ("crunch", "idle_worker")]
+    addresses = [starts[0], starts[0] + 4, starts[1], starts[1] + 4, 8]
+    names = []
+    for address in addresses:
+        other_core, other = fresh()
+        names.append(_symbol_at(other, address))
+        other_core.close()
+    assert names == ["crunch", "crunch+4", "idle_worker", "idle_worker+4", None]
+    for order in (addresses, addresses[::-1], addresses):
+        assert {a: _symbol_at(target, a) for a in order} == dict(zip(addresses, names))
+    assert sorted(_POINTED[target]) == sorted(addresses)
+    core.close()

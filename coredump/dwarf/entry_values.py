@@ -25,7 +25,8 @@ import weakref
 from typing import Callable, Optional
 
 from coredump.dwarf.callsites import CallSite, register_of
-from coredump.dwarf.expr import LocationContext, evaluate_location
+from coredump.dwarf.expr import LocationContext
+from coredump.dwarf.simple_locations import evaluate_simple
 from coredump.dwarf.varvalue import read_pieces
 from coredump.symbols.symtab import find_global_symbol
 
@@ -130,12 +131,12 @@ def entry_value(site: Optional[CallSite], block: bytes, caller_context: Callable
     if expr is None:
         raise KeyError("entry value")
     ctx = caller_context()
-    pieces = evaluate_location(expr, ctx)
+    pieces = evaluate_simple(expr, ctx)
     if len(pieces) != 1 or pieces[0].size is not None:
         raise KeyError("entry value")
     piece = pieces[0]
     # DW_AT_call_value is a DWARF expression (§2.5): its value is the top of the stack, which
-    # evaluate_location reports as a memory location; a register or stack value stands as is.
+    # a location's evaluation reports as a memory location; a register or stack value stands as is.
     if piece.kind == "memory":
         return piece.value & MASK
     return int.from_bytes(read_pieces(pieces, 8, ctx), "little")

@@ -97,6 +97,9 @@ class DwarfIndex:
         self._call_memo = call_sites_memo(image, supplementary)
         self._abbrevs: dict = {}  # abbreviation tables read by dwarf.dies, by offset and unit shape
         self._readers: dict = {}  # CU offset -> dwarf.dies.UnitReader
+        # (what, address) -> coredump.dwarf.frame_values' plan, this analysis's: the parse
+        # cache's copy is read through a lookup per call and not at all with the cache off.
+        self.plans: dict = {}
 
     @property
     def dwarfinfo(self):

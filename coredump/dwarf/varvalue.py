@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
-from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown, evaluate_location
+from coredump.dwarf.expr import ExpressionError, LocationContext, Piece, RegisterUnknown
+from coredump.dwarf.simple_locations import evaluate_simple
 from coredump.dwarf.types import TypeInfo
 from coredump.dwarf.valprint import MAX_VALUE_BYTES, format_full
 from coredump.dwarf.values import format_value
@@ -74,7 +75,7 @@ def _located(source: str, payload, make_context) -> Tuple[LocationContext, List[
     if source != "loc":
         raise ExpressionError("unreadable location")
     ctx = make_context()
-    return ctx, evaluate_location(payload, ctx)
+    return ctx, evaluate_simple(payload, ctx)
 
 
 def _full_value(vtype: TypeInfo, source: str, payload, make_context, symbolize) -> str:

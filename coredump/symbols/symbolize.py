@@ -7,7 +7,8 @@ Names, ``file:line`` and inline frames for the physical frames an unwinder found
 
 from __future__ import annotations
 
-from typing import Iterable, List, Tuple
+import weakref
+from typing import Iterable, List, Optional, Tuple
 
 from coredump.demangle import demangle
 from coredump.model import SIGNAL_HANDLER_CALLED, Frame
@@ -39,6 +40,22 @@ def symbolize_frames(target, frames: Iterable[Frame]) -> Tuple[Frame, ...]:
 
 def symbolize_frame(target, frame: Frame) -> List[Frame]:
     """One physical frame as gdb lists it: its inline frames, innermost first, then itself."""
+    if frame.function is not None:
+        return _named(target, frame)
+    # What the frames get depends on pc and lookup_pc alone (the module, the symbol, the
+    # DWARF at lookup_pc): 201 threads stand at a handful of them.
+    memo = _memo(target)
+    key = (frame.pc, frame.lookup_pc)
+    changes = memo.get(key) if memo is not None else None
+    if changes is None:
+        changes = _changes(target, frame)
+        if memo is not None:
+            memo[key] = changes
+    return [replace(frame, **c) for c in changes] if changes else [frame]
+
+
+def _named(target, frame: Frame) -> List[Frame]:
+    """A frame the unwinder named ("<signal handler called>"): its module only."""
     # A sigreturn trampoline is found by its code at pc, not by a call before it: it may
     # start a page of its own right after another module (qemu-user's), so pc - 1 is not its.
     trampoline = frame.function == SIGNAL_HANDLER_CALLED
@@ -47,21 +64,25 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
         return [replace(frame, jit=True)]  # no module's code, even inside a module's span
     if module is None:
         return [frame]
-    frame = replace(frame, module=module.path, module_offset=frame.pc - module.start)
-    if frame.function is not None or not module.trusted:
-        return [frame]  # named by the unwinder ("<signal handler called>"), or untrusted file
+    return [replace(frame, module=module.path, module_offset=frame.pc - module.start)]
+
+
+def _changes(target, frame: Frame) -> Tuple[dict, ...]:
+    """The fields each frame listed for the unnamed `frame` takes from it (none: as it is)."""
+    module = target.find_module(frame.lookup_pc)
+    if target.is_jit_code(frame.lookup_pc):
+        return ({"jit": True},)  # no module's code, even inside a module's span
+    if module is None:
+        return ()
+    place = {"module": module.path, "module_offset": frame.pc - module.start}
+    if not module.trusted:
+        return (place,)  # an untrusted file
     vaddr = frame.lookup_pc - module.bias
     after = frame.pc - frame.lookup_pc  # a caller's pc is one past its lookup address
     sym = _symbol(module, vaddr)
-    source = []
-    dwarf = module.dwarf
-    if dwarf is not None:
-        source = dwarf.find_frames(vaddr)
-    out: List[Frame] = []
-    for sf in source[:-1]:
-        out.append(replace(frame, function=sf.function, mangled=_mangled(sf.function, sf.linkage_name),
-                           symbol_offset=None, file=sf.file, line=sf.line, source_path=sf.path,
-                           inline=True))
+    source = module.dwarf.find_frames(vaddr) if module.dwarf is not None else []
+    out = [dict(place, function=sf.function, mangled=_mangled(sf.function, sf.linkage_name), symbol_offset=None,
+                file=sf.file, line=sf.line, source_path=sf.path, inline=True) for sf in source[:-1]]
     function = mangled = file = line = path = None
     offset = None
     if sym is not None:
@@ -80,9 +101,23 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
                 # ranges; gcc's .text.unlikely), and without its own symbol (f.cold) the
                 # start of the part that holds the pc is unknown here: no offset.
                 offset = vaddr - physical.low_pc + after
-    out.append(replace(frame, function=function, mangled=mangled, symbol_offset=offset,
-                       file=file, line=line, source_path=path, inline=False))
-    return out
+    out.append(dict(place, function=function, mangled=mangled, symbol_offset=offset,
+                    file=file, line=line, source_path=path, inline=False))
+    return tuple(out)
+
+
+_MEMOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _memo(target) -> Optional[dict]:
+    """The analysis's (pc, lookup_pc) -> _changes, kept while its target lives."""
+    try:
+        memo = _MEMOS.get(target)
+        if memo is None:
+            memo = _MEMOS[target] = {}
+    except TypeError:  # a target that cannot be referenced weakly: no memo
+        return None
+    return memo
 
 
 def _symbol(module, vaddr: int):

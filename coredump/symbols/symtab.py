@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
 
-__all__ = ("SymbolTable", "find_symbol", "find_symbol_entry", "find_global_symbol")
+__all__ = ("SymbolTable", "find_symbol", "find_symbol_entry", "find_global_symbol", "find_module_symbol")
 
 # ELF st_info types that name code.
 _CODE_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
@@ -299,13 +299,23 @@ def find_global_symbol(modules, name: str) -> Optional[int]:
     then its debug file's. An STT_GNU_IFUNC names its resolver, not the function the call
     reached (the one the resolver chose at load time): None, as for a name nothing defines."""
     for mod in modules:
-        if not mod.trusted:
-            continue
-        for image in (mod.image, mod.debug_image):
-            try:
-                found = find_symbol_entry(image, name) if image is not None else None
-            except Exception:  # noqa: BLE001 - an unreadable symbol table defines nothing
-                found = None
-            if found:
-                return None if found[1] else found[0] + mod.bias
+        found = find_module_symbol(mod, name)
+        if found:
+            return None if found[1] else found[0] + mod.bias
+    return None
+
+
+def find_module_symbol(mod, name: str) -> Optional[Tuple[int, bool]]:
+    """``find_symbol_entry`` of `name` in a trusted module's file, else in its separate
+    debug file (which keeps the whole .symtab a stripped file lost): one name looked up,
+    not the module's symbol table built."""
+    if not mod.trusted:
+        return None
+    for image in (mod.image, mod.debug_image):
+        try:
+            found = find_symbol_entry(image, name) if image is not None else None
+        except Exception:  # noqa: BLE001 - an unreadable symbol table defines nothing
+            found = None
+        if found:
+            return found
     return None

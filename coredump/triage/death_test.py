@@ -25,6 +25,7 @@ import os
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from coredump.errors import MemoryFault
+from coredump.symbols.symtab import find_module_symbol
 
 __all__ = ("find_death_test", "judge_death_test", "GTEST_FAST_CHILD", "GTEST_THREADSAFE_FLAG")
 
@@ -37,10 +38,11 @@ def find_death_test(target, argv: Sequence[str]) -> Optional[str]:
     if any(str(a).startswith(GTEST_THREADSAFE_FLAG) for a in argv):
         return f"a googletest death test's child ({GTEST_THREADSAFE_FLAG})"
     for mod in target.modules:
-        table = mod.symtab
-        addr = table.find_symbol(GTEST_FAST_CHILD) if table is not None and hasattr(table, "find_symbol") else None
-        if addr is None:
+        # The flag is local (in .symtab): a stripped file's debug file has it.
+        found = find_module_symbol(mod, GTEST_FAST_CHILD)
+        if found is None:
             continue
+        addr = found[0]
         try:
             value = target.memory.read(addr + mod.bias, 1)
         except MemoryFault:
