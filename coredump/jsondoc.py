@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Any, BinaryIO, Dict, Iterator, Optional
 
 from coredump.errors import StorageError
 from coredump.model import CRASH_SCHEMA
 from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, BinaryIO, Dict, Iterator, Optional
 
 __all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe", "crash_type_error")
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Dict, Optional, Tuple
 
 from coredump.dwarf.supplementary import file_identity
 from coredump.symbols import cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, Optional, Tuple
+    Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 
 __all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "call_sites_memo",
            "flush_frames")
@@ -73,7 +77,6 @@ def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
     return ".".join(head + tuple(str(p) for p in parts))
 
 
-Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
 _CALL_SITES_KIND = "callsites.2"  # FunctionCallSites.to_data (2: with parameters)
 

@@ -31,10 +31,13 @@ import os
 import pickle
 import stat
 import weakref
-from typing import Any, Dict, Optional
 
 from coredump.digest import sha256
 from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Dict, Optional
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
 
