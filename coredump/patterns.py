@@ -5,12 +5,15 @@ Patterns
 Regular expressions compiled on first use. ``re.compile`` at import costs 0.1-4 ms a pattern
 (sre's parser and compiler are Python); most of the patterns a module holds serve cases one
 analysis never meets (an assertion message, a Rust or Go name, a JUnit flag), and ``analyze``
-imports ~40 of them.
+imports ~40 of them. ``re`` itself (with ``enum``, ``functools`` and ``collections``, ~5 ms) is
+imported at the first compile: a C crash's analysis may compile none.
 """
 
 from __future__ import annotations
 
-import re
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 __all__ = ("lazy_compile", "LazyPattern")
 
@@ -27,6 +30,8 @@ class LazyPattern:
     @property
     def compiled(self) -> re.Pattern:
         if self._compiled is None:
+            import re
+
             self._compiled = re.compile(*self._args)
         return self._compiled
 

@@ -28,9 +28,13 @@ import functools
 import io
 import itertools
 import os
-import pickle
 import stat
 import weakref
+
+try:  # pickle's C half: pickle.py itself imports re (~5 ms with enum) for nothing an entry uses
+    from _pickle import Unpickler, UnpicklingError, dumps
+except ImportError:  # an interpreter without the accelerator
+    from pickle import Unpickler, UnpicklingError, dumps
 
 from coredump.digest import sha256
 from coredump.patterns import lazy_compile
@@ -43,6 +47,7 @@ __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entr
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
+_PROTOCOL = 5  # pickle.HIGHEST_PROTOCOL of Python 3.8+
 _BUILD_ID = lazy_compile(r"^[0-9a-f]{8,128}$")
 _KIND = lazy_compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -140,7 +145,7 @@ def put(build_id: Optional[str], kind: str, obj: Any, wait: bool = True) -> None
     if path is None:
         return
     try:
-        blob = pickle.dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=_PROTOCOL)
     except Exception:
         return
     if wait:
@@ -173,14 +178,14 @@ def flush() -> None:
                 del _PENDING[path]
 
 
-class _DataUnpickler(pickle.Unpickler):
+class _DataUnpickler(Unpickler):
     """Plain data only: the one global an entry may name is ``array``'s reconstructor."""
 
     _ALLOWED = {("array", "array"), ("array", "_array_reconstructor")}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+            raise UnpicklingError(f"{module}.{name} is not plain data")
         return super().find_class(module, name)
 
 
