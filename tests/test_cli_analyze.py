@@ -121,11 +121,12 @@ def test_warm_analysis_imports_no_pyelftools(make_core, tmp_path):
 
 # What a C program's crash has no use for: the C++ and Rust demanglers' grammars, the Go
 # runtime's readers, the googletest report reader, a thread for the parse cache's writes;
-# typing (annotations only: ~3 ms with contextlib and warnings) and pickle.py (the cache
-# pickles with its C half; pickle.py imports re for nothing an entry holds).
+# typing (annotations only: ~3 ms with contextlib and warnings), pickle.py (the cache
+# pickles with its C half; pickle.py imports re for nothing an entry holds) and the json
+# package (jsondoc writes with its C encoder; its decoder compiles four regular expressions).
 _UNUSED_BY_C = ("coredump.demangle.itanium", "coredump.demangle.rust_v0", "coredump.demangle.rust_legacy",
                 "coredump.triage.gopanic", "coredump.triage.gofatal", "coredump.triage.gtest_report",
-                "coredump.triage.x86_divide", "threading", "typing", "pickle")
+                "coredump.triage.x86_divide", "threading", "typing", "pickle", "json")
 _UNUSED_WATCH = ("import atexit, sys; from coredump.cli.entry import main; "
                  f"atexit.register(lambda: print(sorted(m for m in {_UNUSED_BY_C!r} if m in sys.modules), "
                  "file=sys.stderr)); main()")

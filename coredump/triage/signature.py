@@ -19,9 +19,8 @@ no type, and its message usually formats values.
 
 from __future__ import annotations
 
-import json
-
 from coredump.digest import sha256
+from coredump.jsondoc import dumps_compact
 from coredump.model import Crash, Frame
 from coredump.record import dataclass
 from coredump.triage.sigframes import SigFrame, module_name, normalize_function, sig_frame
@@ -52,7 +51,7 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame], mark: Optional[st
     the signature is for people. Unnamed frames enter with their module offset; a mark
     (``mutual recursion``) enters after them."""
     body = [head, [[f.module, f.text] for f in frames]] + ([mark] if mark else [])
-    payload = json.dumps(body, separators=(",", ":"))
+    payload = dumps_compact(body)
     return sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
