@@ -48,7 +48,8 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # GCC's clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
 # splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold. A frame in main.cold
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
-CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$",
+                        needs=(".constprop", ".isra", ".part", ".cold", ".lto_priv", ".localalias", ".clone"))
 _MASK = (1 << 64) - 1
 # Functions one chain of jumps may pass through when no DWARF call sites say the way, and
 # functions one search for it may read (a linear scan finds jmp opcodes inside other
