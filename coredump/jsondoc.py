@@ -14,15 +14,24 @@ such byte ``\\xNN``, and JSON we write is always valid UTF-8 (RFC 8259 §8.1).
 from __future__ import annotations
 
 import functools
-import json
 import os
-from typing import Any, BinaryIO, Dict, Iterator, Optional
+
+try:  # the json package's C encoder without the package: ``import json`` (its decoder, its
+    # scanner, six regular expressions compiled) is ~2 ms of an analysis, which only writes JSON
+    from _json import encode_basestring, encode_basestring_ascii, make_encoder
+except ImportError:  # an interpreter without it: json.JSONEncoder (below)
+    make_encoder = None
 
 from coredump.errors import StorageError
 from coredump.model import CRASH_SCHEMA
 from coredump.patterns import lazy_compile
 
-__all__ = ("read_document", "dumps_document", "escape_undecodable", "json_safe", "crash_type_error")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, BinaryIO, Dict, Iterator, Optional
+
+__all__ = ("read_document", "dumps_document", "dumps_compact", "escape_undecodable", "json_safe",
+           "crash_type_error")
 
 # PEP 383: surrogateescape decodes byte 0xNN (>= 0x80) of invalid UTF-8 as U+DCNN; any other
 # lone surrogate (from a JSON "\\ud800" escape) is no Unicode scalar value either (RFC 3629).
@@ -63,10 +72,14 @@ def dumps_document(value: Any, indent: Optional[int] = 2) -> str:
     try:
         text = _encode(value, 0, indent) if indent is not None else _flat_encoder(None).encode(value)
     except _NotPlain:
+        import json
+
         return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
     if text.isascii() or _SURROGATES.search(text) is None:
         return text
     if _keys_collide(value):  # json_safe merges keys that escape alike; keep its one key
+        import json
+
         return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
     # in a JSON string, escape_undecodable's backslash is itself escaped (RFC 8259 §7)
     return _SURROGATES.sub(lambda m: "\\" + _escape(m), text)
@@ -79,11 +92,51 @@ class _NotPlain(Exception):
 _CONTAINERS = (dict, list, tuple)
 
 
+def dumps_compact(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"))``: ASCII, no spaces."""
+    return _encoder(",", ":", True).encode(value)
+
+
 @functools.cache
-def _flat_encoder(indent: Optional[str]) -> json.JSONEncoder:
+def _flat_encoder(indent: Optional[str]):
     # json.dumps(indent=N) separates items by "," and a newline indented one level deeper
-    separators = (", ", ": ") if indent is None else (",\n" + indent, ": ")
-    return json.JSONEncoder(ensure_ascii=False, separators=separators, check_circular=False)
+    return _encoder(", " if indent is None else ",\n" + indent, ": ", False)
+
+
+@functools.cache
+def _encoder(item_separator: str, key_separator: str, ensure_ascii: bool):
+    """What ``json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(item_separator,
+    key_separator), check_circular=False)`` is for ``encode``."""
+    if make_encoder is not None:
+        try:
+            return _CEncoder(item_separator, key_separator, ensure_ascii)
+        except TypeError:  # another interpreter's make_encoder takes other arguments
+            pass
+    import json
+
+    return json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(item_separator, key_separator),
+                            check_circular=False)
+
+
+class _CEncoder:
+    """json.JSONEncoder.encode as CPython's json.encoder runs it without `indent`: a string
+    alone through the string encoder, anything else through ``_json.make_encoder``."""
+
+    def __init__(self, item_separator: str, key_separator: str, ensure_ascii: bool):
+        self._string = encode_basestring_ascii if ensure_ascii else encode_basestring
+        # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys,
+        # allow_nan), as json.encoder.JSONEncoder.iterencode passes them
+        self._iterencode = make_encoder(None, _not_serializable, self._string, None, key_separator, item_separator,
+                                        False, False, True)
+
+    def encode(self, value: Any) -> str:
+        if isinstance(value, str):
+            return self._string(value)
+        return "".join(self._iterencode(value, 0))
+
+
+def _not_serializable(value):
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 def _encode(value: Any, depth: int, indent: int) -> str:
@@ -159,6 +212,8 @@ def read_document(path, schema: Optional[str] = None, file: Optional[BinaryIO] =
     """The JSON object in `path` (read from `file` when given: a binary file already open on
     it); with `schema`, its ``schema`` field must name that family (``coredump.summary/1``
     accepts any ``coredump.summary/N``)."""
+    import json
+
     path = os.fspath(path)  # not pathlib: ~5 ms of analyze's start-up
     try:
         if file is None:

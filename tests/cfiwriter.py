@@ -111,7 +111,10 @@ def debug_frame(cie_instructions: bytes, fdes: List[Tuple[int, int, bytes]], ra:
 
 
 class FakeImage:
-    """What ``ModuleTables`` reads of an ``ElfImage``: named sections at addresses."""
+    """What ``ModuleTables`` reads of an ``ElfImage``: named sections at addresses (and no
+    build-id: nothing of it goes to the parse cache)."""
+
+    build_id = None
 
     def __init__(self, sections: Dict[str, Tuple[int, bytes]], path: str = "fake.so"):
         self.path = path

@@ -120,17 +120,21 @@ def test_warm_analysis_imports_no_pyelftools(make_core, tmp_path):
 
 
 # What a C program's crash has no use for: the C++ and Rust demanglers' grammars, the Go
-# runtime's readers, the googletest report reader, a thread for the parse cache's writes.
+# runtime's readers, the googletest report reader, a thread for the parse cache's writes;
+# typing (annotations only: ~3 ms with contextlib and warnings), pickle.py (the cache
+# pickles with its C half; pickle.py imports re for nothing an entry holds) and the json
+# package (jsondoc writes with its C encoder; its decoder compiles four regular expressions).
 _UNUSED_BY_C = ("coredump.demangle.itanium", "coredump.demangle.rust_v0", "coredump.demangle.rust_legacy",
                 "coredump.triage.gopanic", "coredump.triage.gofatal", "coredump.triage.gtest_report",
-                "coredump.triage.x86_divide", "threading")
+                "coredump.triage.x86_divide", "threading", "typing", "pickle", "json")
 _UNUSED_WATCH = ("import atexit, sys; from coredump.cli.entry import main; "
                  f"atexit.register(lambda: print(sorted(m for m in {_UNUSED_BY_C!r} if m in sys.modules), "
                  "file=sys.stderr)); main()")
 
 
-def test_a_c_crash_imports_nothing_only_other_programs_use(make_core, tmp_path):
-    core = str(make_core("O2", "segv"))
+@pytest.mark.parametrize("variant", ["O2", "static"])
+def test_a_c_crash_imports_nothing_only_other_programs_use(make_core, tmp_path, variant):
+    core = str(make_core(variant, "segv"))
     for run in ("cold", "warm"):
         proc = subprocess.run([sys.executable, "-c", _UNUSED_WATCH, "analyze", "--format", "json", core],
                               env=dict(ENV, XDG_CACHE_HOME=str(tmp_path)), capture_output=True, text=True, timeout=120)

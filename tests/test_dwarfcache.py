@@ -141,3 +141,24 @@ def test_two_writers_of_one_entry_keep_each_others_addresses(tmp_path, monkeypat
     again = dwarfcache.FramesMemo(image)
     assert again.get(1) == (("f", None, "a.c", 1, False, None),)
     assert again.get(2) == (("g", None, "b.c", 2, False, None),)
+
+
+def test_code_tag_changes_with_a_rule_module_file_and_only_then(tmp_path, monkeypatch):
+    package = tmp_path / "coredump"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "rules.py").write_text("RULE = 1\n")
+    import coredump
+
+    monkeypatch.setattr(coredump, "__file__", str(package / "__init__.py"))
+    dwarfcache.code_tag.cache_clear()
+    tag = dwarfcache.code_tag(("coredump.rules",))
+    dwarfcache.code_tag.cache_clear()
+    assert dwarfcache.code_tag(("coredump.rules",)) == tag and len(tag) == 8
+    (package / "rules.py").write_text("RULE = 22\n")  # (a rewrite within one clock tick keeps the times)
+    dwarfcache.code_tag.cache_clear()
+    assert dwarfcache.code_tag(("coredump.rules",)) != tag
+    (package / "rules.py").unlink()
+    dwarfcache.code_tag.cache_clear()
+    assert dwarfcache.code_tag(("coredump.rules",)) == f"v{coredump.__version__}"
+    dwarfcache.code_tag.cache_clear()

@@ -7,7 +7,7 @@ import pytest
 
 from coredump.analysis import AnalyzeOptions, analyze_core
 from coredump.errors import StorageError
-from coredump.jsondoc import dumps_document, json_safe, read_document
+from coredump.jsondoc import dumps_compact, dumps_document, json_safe, read_document
 from coredump.model import CRASH_SCHEMA, SUMMARY_SCHEMA
 from coredump.report.json import crash_to_dict
 from tests.cores import BUILD
@@ -91,3 +91,12 @@ def test_a_real_crash_document_is_written_as_before(make_core):
     crash = crash_to_dict(analyze_core(str(core), AnalyzeOptions(exe=str(BUILD / "O0" / "threads"))))
     assert len(crash["threads"]) > 1
     assert dumps_document(crash) == _old_writer(crash)
+
+
+@pytest.mark.parametrize("value", [
+    ["SIGSEGV in f", [["segv", "store_value"], ["libc.so", None], [None, "0x1139"]], "mutual recursion"],
+    ["héad \u2028 \x00 \"q\" \\", [["\udce9", "operator<<"]]],
+    {"k": 1, "n": [1.5, -0.0, 1e300, True, None], "": {}}, "a string", 7, [],
+])
+def test_compact_text_is_json_dumps_with_compact_separators(value):
+    assert dumps_compact(value) == json.dumps(value, separators=(",", ":"))

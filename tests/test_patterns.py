@@ -40,3 +40,15 @@ def test_importing_analyze_compiles_no_pattern_of_ours():
              "print(ours)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+
+def test_a_text_without_what_every_match_needs_compiles_nothing():
+    pattern = r"\.constprop\.\d+$"
+    eager, lazy = re.compile(pattern), lazy_compile(pattern, needs=(".constprop",))
+    assert (lazy.match("main"), lazy.fullmatch("main"), lazy.search("main")) == (None, None, None)
+    assert lazy.sub("", "main") == "main" and lazy.findall("main") == [] and lazy.split("main") == ["main"]
+    assert list(lazy.finditer("main")) == [] and lazy._compiled is None
+    text = "store_value.constprop.0"
+    assert lazy.search(text).span() == eager.search(text).span() and lazy.sub("", text) == "store_value"
+    assert lazy.findall(text) == eager.findall(text) and lazy._compiled is not None

@@ -15,16 +15,21 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
 
 from coredump.capture.console import echo as _stderr
 from coredump.capture.core_pattern import CorePattern, read_core_pattern
 from coredump.capture.find import Found, find_core_entries
 from coredump.capture.opened import SETTLE_QUIET, SETTLE_TIMEOUT, look_at, open_found, unlink_if_same
-from coredump.capture.store_core import Echo, format_size, guest_pid, process_core
+from coredump.capture.store_core import format_size, guest_pid, process_core
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.record import dataclass, field
 from coredump.store.artifacts import DEFAULT_DIR, DEFAULT_MODE, ArtifactDir, CrashRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Callable, List, Optional, Sequence
+
+    from coredump.capture.store_core import Echo
 
 __all__ = ("HarvestOptions", "HarvestResult", "harvest", "process_core", "format_size")
 

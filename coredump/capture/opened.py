@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import stat
 import time
-from typing import Callable, Optional
 
 from coredump.errors import StorageError
 from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Optional
 
 __all__ = ("Look", "OpenedCore", "look_at", "open_found", "phdr_extent", "settle", "unlink_if_same",
            "SETTLE_QUIET", "SETTLE_TIMEOUT")

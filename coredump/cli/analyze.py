@@ -196,7 +196,7 @@ def _excerpts(crash, finder):
 
 
 # click.echo's rule for a message printed without colour (click/_compat.py, _ansi_re).
-_ANSI = lazy_compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = lazy_compile(r"\033\[[;?0-9]*[a-zA-Z]", needs=("\033[",))
 
 
 def run_fast(parsed: AnalyzeArgs) -> int:

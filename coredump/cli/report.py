@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 import click
 
@@ -21,6 +20,10 @@ from coredump.cli.errors import handle_errors
 from coredump.errors import CoreDumpError, MissingFileError, StorageError
 from coredump.jsondoc import dumps_document, read_document
 from coredump.model import CRASH_SCHEMA
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 __all__ = ("report", "build_report", "DEFAULT_OUTPUT")
 

@@ -8,11 +8,13 @@ that demangles a whole ``_Z`` symbol, GCC's clone suffixes included, as c++filt 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from coredump.demangle.itanium_reader import Fail, Type
 from coredump.demangle.itanium_types import TypeParser
 from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("demangle_itanium",)
 

@@ -9,9 +9,11 @@ into, substitutions and template parameters (§5.1.10), as cpp_demangle's ``inde
 
 from __future__ import annotations
 
-from typing import List
-
 from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List
 
 __all__ = ("Fail", "Type", "Reader", "STD_SUBST")
 

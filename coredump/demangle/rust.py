@@ -12,10 +12,12 @@ out unless ``verbose`` (c++filt's default) asks for them. The split follows rust
 
 from __future__ import annotations
 
-from typing import Optional
-
 from coredump.demangle.rust_legacy import demangle_legacy
 from coredump.demangle.rust_v0 import MAX_DEPTH, MAX_OUTPUT, MAX_STEPS, demangle_v0
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("demangle_rust", "demangle_v0", "demangle_legacy", "MAX_DEPTH", "MAX_OUTPUT", "MAX_STEPS")
 

@@ -9,11 +9,14 @@ name the code which produced them, and the frames found at each address of an im
 from __future__ import annotations
 
 import functools
-import sys
-from typing import Dict, Optional, Tuple
 
 from coredump.dwarf.supplementary import file_identity
 from coredump.symbols import cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, Optional, Tuple
+    Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 
 __all__ = ("code_tag", "entry_kind", "supplementary_identity", "FramesMemo", "frames_memo", "call_sites_memo",
            "flush_frames")
@@ -34,25 +37,36 @@ _RULE_MODULES = (
 
 @functools.cache
 def code_tag(modules: Tuple[str, ...] = _RULE_MODULES) -> str:
-    """CRC-32 of the sources of the rule modules (`modules`: another kind's own rules): a
-    cache entry made by other rules is never read back, whoever forgets to bump a format
-    number."""
-    import importlib.util
+    """CRC-32 of the identities of the rule modules' source files (`modules`: another kind's
+    own rules): a cache entry made by other rules is never read back, whoever forgets to
+    bump a format number. A file's identity is that of ``symbols.cache.image_key``: any
+    change to it sets st_ctime_ns, which no user can set; the ~150 KB of sources are not
+    read on every analysis (~3 ms)."""
+    import os
     import zlib
 
     crc = 0
     for name in modules:
         # Found, not imported: a warm analysis runs none of the line-program or DIE code.
-        module = sys.modules.get(name)
         try:
-            path = module.__file__ if module is not None else importlib.util.find_spec(name).origin
-            with open(path, "rb") as f:
-                crc = zlib.crc32(f.read(), crc)
-        except (OSError, TypeError):  # no source beside the bytecode: the package version
+            st = os.stat(_source_path(name))
+        except OSError:  # no source beside the bytecode: the package version
             from coredump import __version__
 
             return f"v{__version__}"
+        crc = zlib.crc32(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\0".encode(), crc)
     return f"{crc:08x}"
+
+
+def _source_path(name: str) -> str:
+    """Where module `name` of this package is, without importing it: ``x/y.py``, else the
+    package ``x/y/__init__.py``."""
+    import os
+
+    import coredump
+
+    path = os.path.join(os.path.dirname(coredump.__file__), *name.split(".")[1:])
+    return path + ".py" if os.path.exists(path + ".py") else os.path.join(path, "__init__.py")
 
 
 def supplementary_identity(supplementary) -> str:
@@ -73,7 +87,6 @@ def entry_kind(kind: str, image, *parts: int, supplementary=None) -> str:
     return ".".join(head + tuple(str(p) for p in parts))
 
 
-Frames = Tuple[tuple, ...]  # SourceFrame fields, innermost first
 _FRAMES_KIND = "frames.2"  # bump when SourceFrame's fields change
 _CALL_SITES_KIND = "callsites.2"  # FunctionCallSites.to_data (2: with parameters)
 

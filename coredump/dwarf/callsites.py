@@ -12,11 +12,14 @@ between a caller and its callee, as gdb's ``call_site_find_chain`` does.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict, Optional, Tuple
 
 from coredump.dwarf.dies import subtree, unit_reader
 from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Dict, Optional, Tuple
 
 __all__ = ("CallSite", "FunctionCallSites", "read_call_sites", "register_of")
 

@@ -19,12 +19,16 @@ Bad input raises ``DieError``; every read is bounded by the unit's bytes.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from collections import namedtuple
 
 from coredump.dwarf import abbrev as A
 from coredump.dwarf.constants import DW_AT_raw2name, DW_FORM_raw2name, DW_TAG_raw2name
 from coredump.dwarf.dies import DieError
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Dict, Iterator, List, Optional
 
 __all__ = ("AttributeValue", "DIE")
 
@@ -44,8 +48,9 @@ _TRANSLATED = frozenset((_STRP, _LINE_STRP, _STRP_SUP, _GNU_STRP_ALT, _FLAG, _FL
                          _RNGLISTX)) | _ADDRX | _STRX
 
 
-class AttributeValue(NamedTuple):
+class AttributeValue(namedtuple("AttributeValue", "name form value raw_value offset indirection_length")):
     """One attribute as pyelftools gives it: `offset` is its value's section offset."""
+    __slots__ = ()
     name: Any
     form: Any
     value: Any

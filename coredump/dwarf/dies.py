@@ -18,13 +18,19 @@ Every step moves forward, so a walk ends within its unit's bytes.
 from __future__ import annotations
 
 import bisect
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from coredump.dwarf import abbrev as A
 from coredump.dwarf.abbrev import Abbrev, AbbrevError, form_rule, read_abbrev_table
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
-from coredump.dwarf.ranges import Ranges, range_list
+from coredump.dwarf.ranges import range_list
 from coredump.dwarf.sections import unit_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+    from coredump.dwarf.ranges import Ranges
+    Values = Dict[int, Tuple[int, int]]  # attribute -> (form, value)
 
 __all__ = ("DieError", "UnitReader", "collect_functions", "ancestors", "unit_reader", "subtree")
 
@@ -45,8 +51,6 @@ _FUNCTION_ATTRS = frozenset((DW_AT_sibling, DW_AT_low_pc, DW_AT_high_pc, DW_AT_r
 _SIBLING = frozenset((DW_AT_sibling,))
 # DIEs skipped between two checks of the walk's deadline.
 _CHECK_EVERY = 4096
-
-Values = Dict[int, Tuple[int, int]]  # attribute -> (form, value)
 
 
 class DieError(ValueError):

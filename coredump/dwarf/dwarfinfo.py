@@ -15,13 +15,16 @@ pyelftools is used only by ``line_program_for_CU``, where our line-program decod
 from __future__ import annotations
 
 import bisect
-from typing import Dict, Iterator, List, Optional
 
 from coredump.dwarf.abbrev import AbbrevError, read_abbrev_table
 from coredump.dwarf.compileunit import CompileUnit, read_unit_header
 from coredump.dwarf.dies import DieError, UnitReader
 from coredump.dwarf.sections import DWARF_SECTIONS, MACHINE_ARCH, cstring, section, unit_bytes, window
 from coredump.elf.image import ElfImage
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, Iterator, List, Optional
 
 __all__ = ("DwarfConfig", "DWARFInfo", "dwarf_info")
 

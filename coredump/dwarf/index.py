@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import struct
 import time
-from typing import Dict, List, Optional, Tuple
 
 from coredump.dwarf.cache import call_sites_memo, entry_kind, frames_memo, supplementary_identity
 from coredump.dwarf.callsites import FunctionCallSites, read_call_sites
@@ -28,12 +27,18 @@ from coredump.dwarf.inline import MAX_INLINE_DEPTH, SourceFrame, inline_chain, s
 from coredump.dwarf.limits import DwarfBudget, DwarfTooLarge
 from coredump.dwarf.lineprogram import read_line_program
 from coredump.dwarf.lines import LineProgramTooLarge, LineTable
-from coredump.dwarf.ranges import Ranges, die_ranges, entry_pc
+from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.dwarf.sections import unit_bytes
 from coredump.dwarf.supplementary import attach, string_value
 from coredump.dwarf.units import CompileUnitIndex
 from coredump.elf.image import ElfImage
 from coredump.symbols import cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, List, Optional, Tuple
+
+    from coredump.dwarf.ranges import Ranges
 
 __all__ = ("SourceFrame", "DwarfIndex", "MAX_DIES_PER_WALK", "MAX_INLINE_DEPTH")
 

@@ -12,12 +12,15 @@ this module turns them into ``SourceFrame`` values.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
-
 from coredump.demangle import demangle
 from coredump.dwarf.limits import DwarfTooLarge
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, List, Optional, Tuple
+    Ranges = List[Tuple[int, int]]
 
 __all__ = ("SourceFrame", "MAX_INLINE_DEPTH", "inline_chain", "source_frames", "die_names")
 
@@ -25,8 +28,6 @@ __all__ = ("SourceFrame", "MAX_INLINE_DEPTH", "inline_chain", "source_frames", "
 # (gdb shows every level, it has no cap); past this the chain is a generator's, and frames
 # cut from its inner end would name the wrong function at the pc.
 MAX_INLINE_DEPTH = 256
-
-Ranges = List[Tuple[int, int]]
 
 _SCOPE_TAGS = ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine", "DW_TAG_try_block",
                "DW_TAG_catch_block")

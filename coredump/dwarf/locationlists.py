@@ -16,11 +16,16 @@ either raises ``DieError``.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Union
+from collections import namedtuple
 
 from coredump.dwarf.dies import DieError
 from coredump.dwarf.expr import read_uleb128
 from coredump.dwarf.rangelists import fixed, read_list
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Union
+    Entry = Union["LocationEntry", "BaseAddressEntry"]
 
 __all__ = ("LocationEntry", "BaseAddressEntry", "LocationLists", "MAX_LIST_ENTRIES")
 
@@ -33,7 +38,9 @@ MAX_LIST_ENTRIES = 10_000
  DW_LLE_GNU_view_pair) = range(10)
 
 
-class LocationEntry(NamedTuple):
+class LocationEntry(namedtuple("LocationEntry",
+                               "entry_offset entry_length begin_offset end_offset loc_expr is_absolute")):
+    __slots__ = ()
     entry_offset: int
     entry_length: int
     begin_offset: int
@@ -42,13 +49,12 @@ class LocationEntry(NamedTuple):
     is_absolute: bool
 
 
-class BaseAddressEntry(NamedTuple):
+class BaseAddressEntry(namedtuple("BaseAddressEntry", "entry_offset entry_length base_address")):
+    __slots__ = ()
     entry_offset: int
     entry_length: int
     base_address: int
 
-
-Entry = Union[LocationEntry, BaseAddressEntry]
 
 
 class LocationLists:

@@ -14,10 +14,15 @@ either raises ``DieError``.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Union
+from collections import namedtuple
 
 from coredump.dwarf.dies import DieError
 from coredump.dwarf.expr import ExpressionError, read_uleb128
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Union
+    Entry = Union["RangeEntry", "BaseAddressEntry"]
 
 __all__ = ("RangeEntry", "BaseAddressEntry", "RangeLists", "MAX_LIST_ENTRIES", "section_for", "read_list", "fixed")
 
@@ -29,7 +34,8 @@ MAX_LIST_ENTRIES = 10_000
  DW_RLE_base_address, DW_RLE_start_end, DW_RLE_start_length) = range(8)
 
 
-class RangeEntry(NamedTuple):
+class RangeEntry(namedtuple("RangeEntry", "entry_offset entry_length begin_offset end_offset is_absolute")):
+    __slots__ = ()
     entry_offset: int
     entry_length: int
     begin_offset: int
@@ -37,12 +43,11 @@ class RangeEntry(NamedTuple):
     is_absolute: bool
 
 
-class BaseAddressEntry(NamedTuple):
+class BaseAddressEntry(namedtuple("BaseAddressEntry", "entry_offset base_address")):
+    __slots__ = ()
     entry_offset: int
     base_address: int
 
-
-Entry = Union[RangeEntry, BaseAddressEntry]
 
 
 def section_for(version: int, v4, v5):

@@ -10,11 +10,12 @@ pyelftools' ``elftools/dwarf/ranges.py`` for the files only pyelftools reads: bi
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Optional, Tuple
+    Ranges = List[Tuple[int, int]]
 
 __all__ = ("Ranges", "ADDRESS_FORMS", "die_ranges", "range_list", "entry_pc")
-
-Ranges = List[Tuple[int, int]]
 
 # DW_AT_high_pc is an address in DWARF 2-3 and for these forms; else an offset (DWARF 4 §2.17.2).
 ADDRESS_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",

@@ -24,14 +24,16 @@ from __future__ import annotations
 import bisect
 import re
 from array import array
-from typing import List, Optional, Tuple
 
 from coredump.dwarf import lineprogram
 from coredump.dwarf.lineprogram import _file_entry, _uleb, check_rows
 
-__all__ = ("Clusters", "scan_sequences", "clusters")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Optional, Tuple
+    Sequence = Tuple[int, int, int, int]  # lowest address, end address, first byte, byte after its end_sequence
 
-Sequence = Tuple[int, int, int, int]  # lowest address, end address, first byte, byte after its end_sequence
+__all__ = ("Clusters", "scan_sequences", "clusters")
 
 # Standard opcodes whose operands the decoder reads itself (DWARF 5 Table 7.25), whatever
 # standard_opcode_lengths says: the pass must step over the same bytes.

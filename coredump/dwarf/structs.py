@@ -20,11 +20,13 @@ read. Bad DWARF ends the search with what was found so far.
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Iterable, Optional, Sequence
-
 from coredump.dwarf.dies import DieError, UnitReader, unit_reader
 from coredump.dwarf.expr import ExpressionError
 from coredump.record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, FrozenSet, Iterable, Optional, Sequence
 
 __all__ = ("NamedType", "find_named_types", "MAX_DIES")
 

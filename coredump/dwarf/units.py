@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Callable, List, Optional, Set, Tuple
 
 from coredump.dwarf.ranges import die_ranges
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, List, Optional, Set, Tuple
 
 __all__ = ("CompileUnitIndex", "read_aranges")
 

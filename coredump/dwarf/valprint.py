@@ -17,12 +17,14 @@ The bytes and the DWARF are hostile: past ``MAX_DEPTH`` nested aggregates a valu
 
 from __future__ import annotations
 
-from typing import Optional
-
 from coredump.dwarf.cstrings import PRINT_ELEMENTS, REPEAT_THRESHOLD, format_char_array, memory_error
 from coredump.dwarf.types import DW_ATE_signed, DW_ATE_signed_char, TypeInfo
 from coredump.dwarf.values import format_value
 from coredump.errors import MemoryFault
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("format_full", "MAX_DEPTH", "MAX_VALUE_TEXT", "MAX_VALUE_BYTES", "OPTIMIZED_OUT")
 

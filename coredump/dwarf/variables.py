@@ -19,13 +19,15 @@ prints it so): its type with members and bounds, and its location whatever its t
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 from coredump.dwarf.callsites import register_of
 from coredump.dwarf.locations import location_at
 from coredump.dwarf.ranges import die_ranges, entry_pc
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
 from coredump.dwarf.types import TypeInfo, read_type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Optional, Tuple
 
 __all__ = ("plan_parameters", "plan_entry_registers", "plan_locals", "plan_variable", "function_entry",
            "frame_base_expression",

@@ -11,7 +11,12 @@ the rest of our start-up. ``e_type`` and ``e_machine`` are spelled as pyelftools
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Optional, Union
+
+from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional, Union
 
 __all__ = ("Ehdr", "read_ehdr", "ehdr_of", "machine_name", "SH_TYPE_NAMES")
 
@@ -46,7 +51,8 @@ SH_TYPE_NAMES = {
 }
 
 
-class Ehdr(NamedTuple):
+@dataclass(frozen=True)
+class Ehdr:
     """The header's fields, the counts and string-table index with their overflows resolved
     (what pyelftools' num_segments(), num_sections() and get_shstrndx() give)."""
 

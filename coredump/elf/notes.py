@@ -9,10 +9,13 @@ each into a frozen dataclass whose fields keep the kernel's names.
 from __future__ import annotations
 
 import struct
-from typing import Dict, Iterator, Optional, Tuple
 
 from coredump.errors import CoreFormatError
 from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, Iterator, Optional, Tuple
 
 __all__ = (
     "RawNote", "Prstatus", "Siginfo", "Prpsinfo", "FileMapping",

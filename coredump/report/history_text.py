@@ -10,9 +10,12 @@ printed through ``clean_text``.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
 
 from coredump.report.sanitize import clean_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Dict, List
 
 __all__ = ("render_top_text", "render_history_text", "when", "sparkline")
 

@@ -9,11 +9,14 @@ gdb and drgn print stacks, with crash data stripped of control characters.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
 
 from coredump.model import Crash, Frame, Thread, Trust
 from coredump.report.sanitize import clean_text
 from coredump.report.view import JIT_TAG, name_before_args, variable_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, List, Optional
 
 __all__ = ("render_text", "render_summary", "render_diff_text", "format_frame", "format_excerpt", "use_color")
 

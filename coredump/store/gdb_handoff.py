@@ -14,11 +14,14 @@ import os
 import shlex
 import shutil
 import tempfile
-from typing import List, Optional, Sequence
 
 from coredump.errors import MissingFileError
 from coredump.record import dataclass, field
 from coredump.store.bundle import CrashInput, decompress_to, find_crash_input
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import List, Optional, Sequence
 
 __all__ = ("GdbModule", "GdbSession", "prepare_gdb", "list_core_modules", "bundled_file", "file_build_id")
 

@@ -10,9 +10,12 @@ held one upload for 302 s on an endpoint that accepted connections and never ans
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from coredump.errors import StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("Deadline", "DeadlineExceeded", "CONNECT_TIMEOUT", "READ_TIMEOUT", "DEFAULT_TIMEOUT")
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from typing import Iterable, List, Sequence, Tuple, Union
 
 from coredump.elf.linkmap import find_r_debug
 from coredump.elf.notes import SlimNote, encode_slim_note
 from coredump.elf.phdrs import EHDR, PHDR, PN_XNUM, SHDR, Phdr, read_phdrs
 from coredump.errors import CoreFormatError, MemoryFault, StorageError
 from coredump.record import dataclass, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Iterable, List, Sequence, Tuple, Union
+    Range = Tuple[int, int]
 
 __all__ = ("SlimResult", "slim_core", "keep_ranges")
 
@@ -35,8 +39,6 @@ AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR = 3, 5, 33
 # x86_64: libthread_db reads all of it, so the page the register points into is not enough.
 PTHREAD_SIZE = 0x1000
 LINK_MAP_SIZE = 0x480  # glibc's struct link_map (public head l_addr, l_name, l_ld, l_next, l_prev + private part)
-
-Range = Tuple[int, int]
 
 
 @dataclass(frozen=True)

@@ -28,20 +28,28 @@ import functools
 import io
 import itertools
 import os
-import pickle
 import stat
 import weakref
-from typing import Any, Dict, Optional
+
+try:  # pickle's C half: pickle.py itself imports re (~5 ms with enum) for nothing an entry uses
+    from _pickle import Unpickler, UnpicklingError, dumps
+except ImportError:  # an interpreter without the accelerator
+    from pickle import Unpickler, UnpicklingError, dumps
 
 from coredump.digest import sha256
-from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Dict, Optional
 
 __all__ = ("CACHE_VERSION", "cache_dir", "enabled", "get", "put", "flush", "entry_path", "image_key")
 
 CACHE_VERSION = 1
 _MAGIC = "coredump-cache"
-_BUILD_ID = lazy_compile(r"^[0-9a-f]{8,128}$")
-_KIND = lazy_compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PROTOCOL = 5  # pickle.HIGHEST_PROTOCOL of Python 3.8+
+# What may name an entry's file: lower-case hex (a SHA-256), and a kind's letters.
+_HEX = "0123456789abcdef"
+_KIND_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 
 def enabled() -> bool:
@@ -97,9 +105,15 @@ _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def entry_path(build_id: str, kind: str) -> Optional[str]:
     """Where the entry lives, or None when the build-id or kind cannot name a file safely."""
-    if not isinstance(build_id, str) or not _BUILD_ID.match(build_id) or not _KIND.match(kind):
+    if not _spelled(build_id, _HEX, 8, 128) or not _spelled(kind, _KIND_CHARS, 1, 64):
         return None
     return os.path.join(cache_dir(), f"v{CACHE_VERSION}", build_id[:2], f"{build_id[2:]}.{kind}.pickle")
+
+
+
+def _spelled(text, chars: str, least: int, most: int) -> bool:
+    """`text` is a str of `least` to `most` of `chars` (str.strip leaves nothing of it)."""
+    return isinstance(text, str) and least <= len(text) <= most and not text.strip(chars)
 
 
 def get(build_id: Optional[str], kind: str) -> Any:
@@ -137,7 +151,7 @@ def put(build_id: Optional[str], kind: str, obj: Any, wait: bool = True) -> None
     if path is None:
         return
     try:
-        blob = pickle.dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = dumps((_MAGIC, CACHE_VERSION, build_id, kind, obj), protocol=_PROTOCOL)
     except Exception:
         return
     if wait:
@@ -170,14 +184,14 @@ def flush() -> None:
                 del _PENDING[path]
 
 
-class _DataUnpickler(pickle.Unpickler):
+class _DataUnpickler(Unpickler):
     """Plain data only: the one global an entry may name is ``array``'s reconstructor."""
 
     _ALLOWED = {("array", "array"), ("array", "_array_reconstructor")}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+            raise UnpicklingError(f"{module}.{name} is not plain data")
         return super().find_class(module, name)
 
 

@@ -17,11 +17,14 @@ together (an index outside it, no complete line) gives None.
 from __future__ import annotations
 
 import struct
-from typing import Optional
 
 from coredump.errors import MemoryFault
 from coredump.symbols.symtab import find_symbol
 from coredump.unwind.goruntime import is_go_image
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("find_go_fatal", "PRINT_BACKLOG")
 

@@ -13,11 +13,13 @@ gave up (``runtime.throw``, "fatal error").
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 from coredump.model import Frame
 from coredump.record import dataclass
 from coredump.unwind.goruntime import ABI0_SUFFIX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional, Sequence
 
 __all__ = ("GoCrash", "find_go_crash", "describe_go_crash")
 

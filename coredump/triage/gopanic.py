@@ -21,12 +21,15 @@ hold together gives None, and the crash keeps its other facts.
 from __future__ import annotations
 
 import struct
-from typing import Dict, Optional
 
 from coredump.dwarf.structs import NamedType, find_named_types
 from coredump.errors import MemoryFault
 from coredump.symbols.symtab import find_symbol
 from coredump.unwind.goruntime import is_go_image
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, Optional
 
 __all__ = ("find_go_panic", "MAX_MESSAGE")
 

@@ -22,9 +22,13 @@ import functools
 import json
 import os
 import stat
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from coredump.patterns import lazy_compile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+    Verdicts = Dict[str, List[Tuple[str, Optional[str]]]]  # test class -> [(Suite.Name, failure or None)]
 
 __all__ = ("report_paths", "read_verdicts", "test_class", "find_in_tree", "Verdicts", "MAX_SEARCHED")
 
@@ -37,8 +41,6 @@ _FLAG = lazy_compile(r"(?:--|-|/)gtest_output=(.*)")
 # GTEST_TEST_CLASS_NAME_(suite, name) is suite##_##name##_Test (gtest-internal.h); TestBody
 # is the virtual the test's statements are in
 _TEST_BODY = lazy_compile(r"(?:.*::)?([A-Za-z_][A-Za-z0-9_]*_Test)(?:<.*>)?::TestBody\b")
-
-Verdicts = Dict[str, List[Tuple[str, Optional[str]]]]  # test class -> [(Suite.Name, failure or None)]
 
 
 def test_class(functions: Sequence[Optional[str]]) -> Optional[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from typing import Optional, Sequence
 
 from coredump.elf.memory import PF_R, PF_W, PF_X
 from coredump.errors import MemoryFault
@@ -22,6 +21,10 @@ from coredump.triage.assertion import AbortMessage, CxxException
 from coredump.triage.golang import GoCrash, describe_go_crash
 from coredump.triage.rust import RustPanic, is_rust_panic
 from coredump.triage.signals import signal_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional, Sequence
 
 __all__ = ("Facts", "Explanation", "explain_reason", "find_handled_signal", "describe_mapping",
            "NULL_PAGE", "STACK_GUARD_GAP")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional, Tuple
 
 from coredump.model import Frame
 from coredump.patterns import lazy_compile
@@ -19,22 +18,27 @@ from coredump.record import dataclass
 from coredump.triage.siglist import load_siglist
 from coredump.unwind.tailcall import CLONE_RE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional, Tuple
+
 __all__ = ("SigFrame", "normalize_function", "module_name", "sig_frame", "is_rust_symbol")
 
-_CLONE_DEMANGLED_RE = lazy_compile(r"\s*\[clone [^\]]*\]")
+_CLONE_DEMANGLED_RE = lazy_compile(r"\s*\[clone [^\]]*\]", needs=("[clone ",))
 # Rust v0/legacy symbol hashes (Socorro's fixup_hash).
-_RUST_HASH_RE = lazy_compile(r"::h[0-9a-f]{16}$")
+_RUST_HASH_RE = lazy_compile(r"::h[0-9a-f]{16}$", needs=("::h",))
 # A legacy Rust symbol ends in its hash: _ZN...17h0123456789abcdefE.
-_RUST_LEGACY_RE = lazy_compile(r"_ZN.*17h[0-9a-f]{16}E$")
+_RUST_LEGACY_RE = lazy_compile(r"_ZN.*17h[0-9a-f]{16}E$", needs=("17h",))
 # What only a Rust name has: closures, DWARF's impl namespaces, turbofish, <Type as Trait>.
-_RUST_NAME_RE = lazy_compile(r"\{\{?closure|\{impl#|\{shim|::<|^<.*>::")
+_RUST_NAME_RE = lazy_compile(r"\{\{?closure|\{impl#|\{shim|::<|^<.*>::", needs=("{", "<"))
 # glibc's ifunc variants of one string function: __strlen_avx2, __memmove_avx_unaligned_erms.
 _IFUNC_RE = lazy_compile(r"__((?:raw)?(?:mem|str|stp|wcs|wmem)[a-z]*?)(?:_chk)?_"
-                         r"(?:avx|sse|ssse|evex|erms|unaligned|aligned|rtm|nocacheline|no_bsf|ifunc)\w*")
+                         r"(?:avx|sse|ssse|evex|erms|unaligned|aligned|rtm|nocacheline|no_bsf|ifunc)\w*",
+                         needs=("__mem", "__str", "__stp", "__wcs", "__wmem", "__raw"))
 # A Go method's receiver between two dots, as the Go linker names it (cmd/link's symbol names:
 # ``pkg.(*T).M`` for a pointer receiver, generics ``pkg.(*T[...]).M``); C++ never puts a
 # parenthesis after a dot, so it is kept as the name's own text, not a parameter list.
-_GO_RECEIVER_RE = lazy_compile(r"(?<=\.)\(\*?[^()\s]+\)(?=\.)")
+_GO_RECEIVER_RE = lazy_compile(r"(?<=\.)\(\*?[^()\s]+\)(?=\.)", needs=(".(",))
 _OPERATORS = ("operator<=>", "operator<<=", "operator>>=", "operator<<", "operator>>", "operator<=",
               "operator>=", "operator->*", "operator->", "operator<", "operator>", "operator()")
 
@@ -139,7 +143,9 @@ def normalize_function(name: str, rust: Optional[bool] = None, provided: bool = 
             name = name.replace(token, key)
     name = _collapse(name, "(", ")", "")
     name = _collapse(name, "<", ">", "<T>")
-    name = re.sub(r"\s*(?:const|volatile|&&|&)\s*$", "", name).strip()
+    if name.rstrip().endswith(("const", "volatile", "&")):  # what the pattern strips
+        name = re.sub(r"\s*(?:const|volatile|&&|&)\s*$", "", name)
+    name = name.strip()
     if " " in name and "\x00" not in name and "operator" not in name:
         name = name.rsplit(" ", 1)[1]  # a return type before a template function's name
     for key, token in saved.items():
@@ -210,7 +216,7 @@ class SigFrame:
 
 
 # A shared object's version suffix changes with every library update: libstdc++.so.6.0.30.
-_SO_VERSION_RE = lazy_compile(r"(\.so)(?:\.\d+)+$")
+_SO_VERSION_RE = lazy_compile(r"(\.so)(?:\.\d+)+$", needs=(".so.",))
 
 
 def module_name(path: Optional[str]) -> Optional[str]:

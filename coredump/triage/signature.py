@@ -19,15 +19,17 @@ no type, and its message usually formats values.
 
 from __future__ import annotations
 
-import json
-from typing import Optional, Sequence, Tuple
-
 from coredump.digest import sha256
+from coredump.jsondoc import dumps_compact
 from coredump.model import Crash, Frame
 from coredump.record import dataclass
 from coredump.triage.sigframes import SigFrame, module_name, normalize_function, sig_frame
 from coredump.triage.siglist import load_siglist
 from coredump.triage.sigrules import RULES, Rule, SignatureState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional, Sequence, Tuple
 
 __all__ = ("SigFrame", "SignatureResult", "RULES", "Rule", "normalize_function", "generate_signature",
            "compute_fingerprint", "load_siglist", "module_name", "sig_frame")
@@ -49,7 +51,7 @@ def compute_fingerprint(head: str, frames: Sequence[SigFrame], mark: Optional[st
     the signature is for people. Unnamed frames enter with their module offset; a mark
     (``mutual recursion``) enters after them."""
     body = [head, [[f.module, f.text] for f in frames]] + ([mark] if mark else [])
-    payload = json.dumps(body, separators=(",", ":"))
+    payload = dumps_compact(body)
     return sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

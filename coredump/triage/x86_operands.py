@@ -13,7 +13,11 @@ its generic wording.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("MemoryOperand", "REGS", "memory_operand", "load_source")
 
@@ -32,7 +36,8 @@ _MODRM_0F = frozenset([0xB6, 0xB7, 0xBE, 0xBF, 0xAF, 0x10, 0x11, 0x28, 0x29, 0x6
 _PREFIXES = (0x66, 0x67, 0xF2, 0xF3, 0x2E, 0x3E, 0x26, 0x36, 0x64, 0x65)
 
 
-class MemoryOperand(NamedTuple):
+class MemoryOperand(namedtuple("MemoryOperand", "base disp has_index length reg opcode")):
+    __slots__ = ()
     base: Optional[str]  # None: RIP-relative or absolute
     disp: int
     has_index: bool

@@ -21,7 +21,10 @@ walk). ``coredump.elf.core`` bounds what the notes may ask for (``MAX_THREADS``,
 from __future__ import annotations
 
 import time
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Optional
 
 __all__ = ("UNWIND_TIME_BUDGET", "MAX_TOTAL_FRAMES", "MAX_WALKED_THREADS", "WalkBudget")
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Callable, Dict, List, Optional, Tuple
 
 from coredump.dwarf.expr import ExpressionError, read_sleb128, read_uleb128
 from coredump.elf.compressed import section_contents
 from coredump.record import dataclass
+from coredump.unwind.fde_cache import cached_ranges, store_ranges
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Dict, List, Optional, Tuple
 
 __all__ = (
     "CfiSection", "Cie", "Fde", "EhFrameHdr", "FdeIndex", "ModuleTables", "read_encoded", "CfiFormatError",
@@ -256,26 +260,10 @@ class FdeIndex:
     """Every FDE of an ``.eh_frame`` without a search table, or of a ``.debug_frame``,
     sorted by start address once (pyelftools' ``CallFrameInfo`` decodes all rows instead)."""
 
-    def __init__(self, section: CfiSection):
+    def __init__(self, section: CfiSection, entries: Optional[List[Tuple[int, int, int]]] = None):
         self.section = section
-        entries: List[Tuple[int, int, int]] = []
-        offset = 0
-        while offset + 4 <= len(section.data):
-            head = section.header(offset)
-            if head is None:
-                if section.is_eh:
-                    break  # .eh_frame ends at a zero-length entry
-                offset += 4
-                continue
-            if not section.is_cie_id(head[1]):
-                try:
-                    pc_begin, pc_range = _fde_range(section, offset, head)
-                    if pc_range:
-                        entries.append((pc_begin, pc_begin + pc_range, offset))
-                except CfiFormatError:
-                    pass
-            offset = head[3]
-        entries.sort()
+        if entries is None:
+            entries = _fde_ranges(section)
         self.starts = [e[0] for e in entries]
         self.entries = entries
 
@@ -284,6 +272,29 @@ class FdeIndex:
         if i >= 0 and pc < self.entries[i][1]:
             return self.section.get_fde(self.entries[i][2])
         return None
+
+
+def _fde_ranges(section: CfiSection) -> List[Tuple[int, int, int]]:
+    """(pc_begin, pc_end, offset) of every FDE of `section` that covers code, sorted."""
+    entries: List[Tuple[int, int, int]] = []
+    offset = 0
+    while offset + 4 <= len(section.data):
+        head = section.header(offset)
+        if head is None:
+            if section.is_eh:
+                break  # .eh_frame ends at a zero-length entry
+            offset += 4
+            continue
+        if not section.is_cie_id(head[1]):
+            try:
+                pc_begin, pc_range = _fde_range(section, offset, head)
+                if pc_range:
+                    entries.append((pc_begin, pc_begin + pc_range, offset))
+            except CfiFormatError:
+                pass
+        offset = head[3]
+    entries.sort()
+    return entries
 
 
 # gcc's and clang's FDE pointer encoding on every Linux target: pcrel | sdata4.
@@ -338,7 +349,7 @@ class ModuleTables:
                     table.eh_frame = _section_at(self.image, table.eh_frame_ptr)
                 sources.append(table)
             elif eh_frame is not None:
-                sources.append(FdeIndex(eh_frame))
+                sources.append(_eh_frame_index(self.image, eh_frame))
         except (CfiFormatError, struct.error):
             if eh_frame is not None:
                 sources.append(_lazy_index(eh_frame))
@@ -347,6 +358,15 @@ class ModuleTables:
             if debug_frame is not None:
                 sources.append(_lazy_index(debug_frame))
         return sources
+
+
+def _eh_frame_index(image, eh_frame: CfiSection) -> FdeIndex:
+    entries = cached_ranges(image, eh_frame)
+    if entries is not None:
+        return FdeIndex(eh_frame, entries)
+    index = FdeIndex(eh_frame)
+    store_ranges(image, eh_frame, index.entries)
+    return index
 
 
 class _lazy_index:

@@ -27,9 +27,12 @@ DWARF states, for the modules that are Go programs (they have ``.go.buildinfo`` 
 from __future__ import annotations
 
 import weakref
-from typing import Tuple
 
 from coredump.symbols.symtab import find_symbol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Tuple
 
 __all__ = ("called_sigpanic", "sigpanic_ranges", "heuristic_top_ranges", "in_ranges", "is_abi_wrapper_of",
            "is_go_image", "SIGPANIC", "TOP_OF_STACK", "HEURISTIC_TOPS", "ABI0_SUFFIX")

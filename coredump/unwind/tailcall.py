@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import struct
 import weakref
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from coredump.errors import MemoryFault
 from coredump.model import Frame, Trust
@@ -30,6 +29,10 @@ from coredump.symbols.symbolize import symbolize_frame
 from coredump.unwind.callchain import find_chain, function_entry
 from coredump.unwind.common import SIGNAL_HANDLER_CALLED
 from coredump.unwind.goruntime import is_abi_wrapper_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 __all__ = ("infer_tail_calls", "CLONE_RE", "find_call_target", "find_tail_jump", "resolve_plt")
 
@@ -45,7 +48,8 @@ _TRAMPOLINES = (SIGNAL_HANDLER_CALLED, "__restore_rt", "__kernel_rt_sigreturn")
 # GCC's clone suffixes on ELF symbol names at -O2 (ipa-cp, ipa-sra, partial inlining, hot/cold
 # splitting): store_value.constprop.0, parse.isra.0, f.part.0, main.cold. A frame in main.cold
 # is main's, for the call that named main; signatures strip them too (triage.sigframes).
-CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$")
+CLONE_RE = lazy_compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|clone)(?:\.\d+)?)+$",
+                        needs=(".constprop", ".isra", ".part", ".cold", ".lto_priv", ".localalias", ".clone"))
 _MASK = (1 << 64) - 1
 # Functions one chain of jumps may pass through when no DWARF call sites say the way, and
 # functions one search for it may read (a linear scan finds jmp opcodes inside other

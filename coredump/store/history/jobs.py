@@ -15,17 +15,19 @@ import hashlib
 import json
 import time
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from coredump.store.ci_metadata import FIELDS, clean_field
 from coredump.store.history.schema import TEXT_LIMIT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+    ReadCrash = Callable[[str], Optional[Dict[str, Any]]]
 
 __all__ = ("job_key", "job_row", "crash_rows", "parse_time", "MAX_CRASHES", "MAX_MODULES")
 
 MAX_CRASHES = 10_000  # crashes of one job recorded; the rest are said to be left out
 MAX_MODULES = 512  # build-ids kept per crash
-
-ReadCrash = Callable[[str], Optional[Dict[str, Any]]]
 
 
 def _text(value, limit: int = TEXT_LIMIT) -> Optional[str]:

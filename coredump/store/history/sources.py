@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from coredump.errors import CoreDumpError, StorageError
 from coredump.model import SUMMARY_SCHEMA
 from coredump.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Any, Callable, Dict, Iterator, List, Optional
 
 __all__ = ("JobInput", "iter_jobs", "read_summary_dir", "MAX_DOCUMENT")
 
