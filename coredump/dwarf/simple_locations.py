@@ -14,8 +14,6 @@ expression goes to ``evaluate_location``. 201 threads evaluate the same 48 expre
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
-
 from coredump.dwarf.expr import (
     _OPERATION_ERRORS,
     MASK,
@@ -27,6 +25,12 @@ from coredump.dwarf.expr import (
     read_sleb128,
     read_uleb128,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
+    from typing import Callable, Dict, List, Optional
+
+    Run = Callable[[LocationContext], List[Piece]]
 
 __all__ = ("evaluate_simple",)
 
@@ -40,7 +44,6 @@ _ENTRY_VALUES = (0xA3, 0xF3)  # DW_OP_entry_value, DW_OP_GNU_entry_value
 MAX_DECODED = 4096
 _DECODED: Dict[bytes, Callable[[LocationContext], List[Piece]]] = {}
 
-Run = Callable[[LocationContext], List[Piece]]
 
 
 def evaluate_simple(expr, ctx: LocationContext) -> List[Piece]:
