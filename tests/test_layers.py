@@ -16,12 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coredump"
 
 # Top to bottom: `cli` → `capture` → `store`/`report` → `analysis` → `triage` → `unwind` →
 # `target` → `dwarf` → `symbols` → `demangle` → `elf` → `arch`/`jsondoc` → `model`/`errors`, beside
-# which the helpers `record`, `patterns` and `digest` import nothing of ours.
+# which the helpers `record`, `patterns`, `digest` and `memo` import nothing of ours.
 # Layers of one rank (store and report) may not import each other either.
 RANKS = {
     "cli": 13, "capture": 12, "store": 11, "report": 11, "analysis": 10, "triage": 9, "unwind": 8,
     "target": 7, "dwarf": 6, "symbols": 5, "demangle": 4, "elf": 3, "arch": 2, "jsondoc": 2,
-    "model": 1, "errors": 0, "record": 0, "patterns": 0, "digest": 0,
+    "model": 1, "errors": 0, "record": 0, "patterns": 0, "digest": 0, "memo": 0,
 }
 
 

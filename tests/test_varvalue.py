@@ -165,5 +165,5 @@ def test_a_pointer_target_is_named_once_per_analysis_by_its_address(make_core):
     assert names == ["crunch", "crunch+4", "idle_worker", "idle_worker+4", None]
     for order in (addresses, addresses[::-1], addresses):
         assert {a: _symbol_at(target, a) for a in order} == dict(zip(addresses, names))
-    assert sorted(_POINTED[target]) == sorted(addresses)
+    assert sorted(_POINTED.table(target)) == sorted(addresses)
     core.close()

@@ -11,10 +11,9 @@ between a caller and its callee, as gdb's ``call_site_find_chain`` does.
 
 from __future__ import annotations
 
-import functools
-
 from coredump.dwarf.dies import subtree, unit_reader
 from coredump.dwarf.ranges import die_ranges, entry_pc
+from coredump.memo import by_value
 from coredump.record import dataclass
 
 TYPE_CHECKING = False
@@ -77,23 +76,18 @@ class FunctionCallSites:
 
     @classmethod
     def from_data(cls, data: tuple) -> FunctionCallSites:
-        try:
-            return _rebuilt(data)
-        except TypeError:  # unhashable (a list where a tuple was): built afresh
-            return _rebuild(data)
+        return _rebuilt(data)
 
 
 # A frame's arguments and the tail-call search ask for the call sites of the same few
 # functions again and again (one parse-cache entry per pc): each rebuilt once per value. The
 # key is the whole value, so equal data gives an equal (frozen) FunctionCallSites.
-@functools.lru_cache(maxsize=256)
-def _rebuilt(data: tuple) -> FunctionCallSites:
-    return _rebuild(data)
-
-
 def _rebuild(data: tuple) -> FunctionCallSites:
     entry, sites = data
     return FunctionCallSites(entry, tuple(CallSite(*s) for s in sites))
+
+
+_rebuilt = by_value(_rebuild)
 
 
 def read_call_sites(dwarfinfo, sub, visit: Callable[[int], None]) -> FunctionCallSites:

@@ -17,7 +17,6 @@ and one warning says so.
 from __future__ import annotations
 
 import time
-import weakref
 
 from coredump.dwarf.cache import code_tag, frames_memo
 from coredump.dwarf.entry_values import entry_value, find_call_site
@@ -34,6 +33,7 @@ from coredump.dwarf.variables import (
 )
 from coredump.dwarf.varvalue import read_planned
 from coredump.errors import MemoryFault
+from coredump.memo import OwnerMemo
 from coredump.model import Trust, Variable
 from coredump.record import replace
 
@@ -55,7 +55,7 @@ _X86_64_XMM = {17 + n: f"xmm{n}" for n in range(16)}
 MAX_ENTRY_DEPTH = 8
 # Pointer targets' names kept per analysis (a hostile core's pointers point anywhere).
 MAX_POINTED = 65_536
-_POINTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_POINTED = OwnerMemo(MAX_POINTED)
 # Entry values kept per frame (hostile DWARF may ask for any number of blocks).
 MAX_ENTRY_BLOCKS = 64
 # The modules whose rules shape a plan: the memo's entries name their code (dwarf.cache).
@@ -325,16 +325,7 @@ def _symbol_at(target, address: int) -> Optional[str]:
     """gdb's ``<symbol+offset>`` after a pointer into a function (``print symbol``)."""
     # The threads' pointers name a few places (2,004 addresses of 9,171 pointers on the
     # 200-thread python core): each is looked up once per analysis.
-    try:
-        memo = _POINTED.setdefault(target, {})
-    except TypeError:  # a target that takes no weak reference: not remembered
-        memo = {}
-    if address in memo:
-        return memo[address]
-    found = _find_symbol_at(target, address)
-    if len(memo) < MAX_POINTED:
-        memo[address] = found
-    return found
+    return _POINTED.get(target, address, lambda: _find_symbol_at(target, address))
 
 
 def _find_symbol_at(target, address: int) -> Optional[str]:

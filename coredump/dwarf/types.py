@@ -14,9 +14,8 @@ past that and a pointer's pointee's members are not read (gdb prints a pointer a
 
 from __future__ import annotations
 
-import functools
-
 from coredump.dwarf.supplementary import ALT_REFERENCE_FORMS, string_value
+from coredump.memo import by_value
 from coredump.record import dataclass, replace
 
 TYPE_CHECKING = False
@@ -78,10 +77,7 @@ class TypeInfo:
 
     @classmethod
     def from_data(cls, data: tuple) -> TypeInfo:
-        try:
-            return _rebuilt(data)
-        except TypeError:  # unhashable (a list where a tuple was): built afresh
-            return _rebuild(data)
+        return _rebuilt(data)
 
     @property
     def is_char(self) -> bool:
@@ -100,17 +96,15 @@ class TypeInfo:
 # Every value read rebuilds its plan's type (one parse-cache entry per pc; 17,000 values of
 # the same few types on a 200-thread core): once per value of the data. The key is the whole
 # value, so equal data gives an equal (frozen) TypeInfo.
-@functools.lru_cache(maxsize=256)  # each a type of at most MAX_TYPE_NODES nodes
-def _rebuilt(data: tuple) -> TypeInfo:
-    return _rebuild(data)
-
-
 def _rebuild(data: tuple) -> TypeInfo:
     kind, name, size, encoding, target, enumerators, members, count = data
     if members is not None:
         members = tuple((m[0], m[1], TypeInfo.from_data(m[2]), m[3], m[4], m[5]) for m in members)
     return TypeInfo(kind, name, size, encoding, TypeInfo.from_data(target) if target is not None else None,
                     tuple(tuple(e) for e in enumerators), members, count)
+
+
+_rebuilt = by_value(_rebuild)  # each a type of at most MAX_TYPE_NODES nodes
 
 
 _VOID = TypeInfo("void", "void")

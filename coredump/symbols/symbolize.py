@@ -7,15 +7,14 @@ Names, ``file:line`` and inline frames for the physical frames an unwinder found
 
 from __future__ import annotations
 
-import weakref
-
 from coredump.demangle import demangle
+from coredump.memo import OwnerMemo
 from coredump.model import SIGNAL_HANDLER_CALLED, Frame
 from coredump.record import replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
-    from typing import Iterable, List, Optional, Tuple
+    from typing import Iterable, List, Tuple
 
 __all__ = ("symbolize_frames", "symbolize_frame")
 
@@ -47,13 +46,7 @@ def symbolize_frame(target, frame: Frame) -> List[Frame]:
         return _named(target, frame)
     # What the frames get depends on pc and lookup_pc alone (the module, the symbol, the
     # DWARF at lookup_pc): 201 threads stand at a handful of them.
-    memo = _memo(target)
-    key = (frame.pc, frame.lookup_pc)
-    changes = memo.get(key) if memo is not None else None
-    if changes is None:
-        changes = _changes(target, frame)
-        if memo is not None:
-            memo[key] = changes
+    changes = _MEMOS.get(target, (frame.pc, frame.lookup_pc), lambda: _changes(target, frame))
     return [replace(frame, **c) for c in changes] if changes else [frame]
 
 
@@ -109,18 +102,8 @@ def _changes(target, frame: Frame) -> Tuple[dict, ...]:
     return tuple(out)
 
 
-_MEMOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _memo(target) -> Optional[dict]:
-    """The analysis's (pc, lookup_pc) -> _changes, kept while its target lives."""
-    try:
-        memo = _MEMOS.get(target)
-        if memo is None:
-            memo = _MEMOS[target] = {}
-    except TypeError:  # a target that cannot be referenced weakly: no memo
-        return None
-    return memo
+# The analysis's (pc, lookup_pc) -> _changes (a walk's frames are bounded by its own limits).
+_MEMOS = OwnerMemo(1 << 20)
 
 
 def _symbol(module, vaddr: int):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import bisect
 import struct
-import weakref
 
 from coredump.elf.image import ElfImage
+from coredump.memo import OwnerMemo
 from coredump.symbols import cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re: ~3 ms of start-up for annotations only
-    from typing import Dict, List, Optional, Tuple
+    from typing import List, Optional, Tuple
 
 __all__ = ("SymbolTable", "find_symbol", "find_symbol_entry", "find_global_symbol", "find_module_symbol")
 
@@ -131,8 +131,8 @@ def find_symbol(image: ElfImage, name: str) -> Optional[int]:
 # which do not change under it: open_image makes a new one for a changed file). Entry values
 # and the tail-call search look the same few names up again and again (a call site's
 # DW_AT_call_origin that is a declaration), each a linear scan of the tables.
-_ENTRIES: weakref.WeakKeyDictionary[ElfImage, Dict[str, Optional[Tuple[int, bool]]]] = weakref.WeakKeyDictionary()
 MAX_REMEMBERED_NAMES = 4096  # per image: hostile DWARF may name many symbols; past it, scan again
+_ENTRIES = OwnerMemo(MAX_REMEMBERED_NAMES)
 
 
 def find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
@@ -140,15 +140,7 @@ def find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
     the function's) of the defined symbol `name`, or None. ELF64 LE files: a struct scan of
     ``.dynsym`` then ``.symtab``; others through pyelftools: ``.dynsym``'s hash table, else
     ``.symtab``, else ``.dynsym``."""
-    known = _ENTRIES.get(image)
-    if known is None:
-        known = _ENTRIES[image] = {}
-    if name in known:
-        return known[name]
-    found = _find_symbol_entry(image, name)
-    if len(known) < MAX_REMEMBERED_NAMES:
-        known[name] = found
-    return found
+    return _ENTRIES.get(image, name, lambda: _find_symbol_entry(image, name))
 
 
 def _find_symbol_entry(image: ElfImage, name: str) -> Optional[Tuple[int, bool]]:
